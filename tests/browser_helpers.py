@@ -1,0 +1,418 @@
+"""Helpers for the browser walk-through (tests/test_browser.py).
+
+* launching Debian's Chromium through the `playwright` package (never `playwright install`),
+* numbered screenshots under ``test-artifacts/browser/`` at the repository root,
+* small DOM helpers for Gradio 6 components (poll-and-wait with readable failure messages),
+* builders of bad uploads (empty zip, zip-slip, one class, ...) written into a tmp folder,
+* a fallback in-process launcher of the app, used only when tests/conftest.py has no
+  ``launched_app`` fixture.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
+CHROMIUM = os.environ.get("TL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+VIEWPORT = {"width": 1366, "height": 900}
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium with the flags from DESIGN.md; a fresh profile per launch."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+
+
+def new_page(browser):
+    """A fresh context (own profile, cookies, downloads) and a page in it."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(30_000)
+    return context.new_page()
+
+
+def screenshot(page, number: int, step: str) -> Path:
+    """Save a full-page screenshot as test-artifacts/browser/NN-step.png and return its path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", step.lower()).strip("-")
+    path = ARTIFACTS / f"{number:02d}-{slug}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def clear_artifacts() -> None:
+    if ARTIFACTS.is_dir():
+        for png in ARTIFACTS.glob("*.png"):
+            png.unlink()
+
+
+# --------------------------------------------------------------------------- DOM helpers
+
+
+def text_of(page, selector: str) -> str:
+    loc = page.locator(selector)
+    if loc.count() == 0:
+        return ""
+    try:
+        return loc.first.inner_text(timeout=2_000)
+    except Exception:  # element re-rendered between count() and inner_text()
+        return ""
+
+
+def wait_until(
+    check: Callable[[], object],
+    timeout_s: float,
+    what: str,
+    page=None,
+    describe: Callable[[], str] | None = None,
+    interval_s: float = 0.25,
+):
+    """Poll `check` until it returns something truthy; fail with `what` and the current state."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            state = describe() if describe else ""
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}. {state}")
+        if page is not None:
+            page.wait_for_timeout(int(interval_s * 1000))
+        else:
+            time.sleep(interval_s)
+
+
+def wait_for_text(page, selector: str, words: Iterable[str] | str, timeout_s: float = 30,
+                  all_words: bool = False) -> str:
+    """Wait until the text of `selector` contains any (or all) of `words`, case-insensitively."""
+    words = [words] if isinstance(words, str) else list(words)
+
+    def check():
+        text = text_of(page, selector)
+        low = text.lower()
+        hits = [w.lower() in low for w in words]
+        return text if (all(hits) if all_words else any(hits)) else None
+
+    return wait_until(
+        check, timeout_s, f"{selector} to contain {'all' if all_words else 'any'} of {words!r}",
+        page=page, describe=lambda: f"{selector} shows: {text_of(page, selector)!r}",
+    )
+
+
+def wait_for_regex(page, selector: str, pattern: str, timeout_s: float = 30) -> re.Match:
+    rx = re.compile(pattern, re.I)
+    return wait_until(
+        lambda: rx.search(text_of(page, selector)), timeout_s,
+        f"{selector} to match /{pattern}/", page=page,
+        describe=lambda: f"{selector} shows: {text_of(page, selector)!r}",
+    )
+
+
+def open_accordions(page) -> None:
+    """Open every visible closed accordion (Gradio 6 does not render a closed accordion's children)."""
+    for _ in range(5):
+        closed = page.locator("button.label-wrap:not(.open):visible")
+        if closed.count() == 0:
+            return
+        closed.first.click()
+        page.wait_for_timeout(200)
+
+
+def render_all_tabs(page) -> None:
+    """Visit every tab once (so all elem_ids exist in the DOM), then return to the first."""
+    tabs = page.locator("[role=tab]")
+    n = tabs.count()
+    if n < 2:
+        return
+    for i in list(range(1, n)) + [0]:
+        if tabs.nth(i).is_visible():
+            tabs.nth(i).click()
+            page.wait_for_timeout(150)
+
+
+def ensure_visible(page, selector: str) -> None:
+    """Make `selector` visible: open accordions and click a tab that holds it if needed."""
+    loc = page.locator(selector)
+    if loc.count() and loc.first.is_visible():
+        return
+    open_accordions(page)
+    if loc.count() and loc.first.is_visible():
+        return
+    tabs = page.locator("[role=tab]")
+    for i in range(tabs.count()):
+        tabs.nth(i).click()
+        page.wait_for_timeout(200)
+        open_accordions(page)
+        if loc.count() and loc.first.is_visible():
+            return
+    loc.first.wait_for(state="visible", timeout=5_000)
+
+
+def choose(page, elem_id: str, value: str) -> None:
+    """Select `value` in a Radio (input value) or Dropdown (typed + Enter) with elem_id."""
+    ensure_visible(page, f"#{elem_id}")
+    radio = page.locator(f"#{elem_id} input[type=radio][value='{value}']")
+    if radio.count():
+        assert radio.first.is_enabled(), f"the choice {value!r} in #{elem_id} is disabled"
+        page.locator(f"#{elem_id} label:has(input[value='{value}'])").first.click()
+        wait_until(lambda: radio.first.is_checked(), 5, f"{value} checked in #{elem_id}", page=page)
+        return
+    # Dropdown: type the value and pick the matching option.
+    box = page.locator(f"#{elem_id} input").first
+    box.click()
+    option = page.locator(f"ul.options li[data-value='{value}'], ul.options li[aria-label='{value}']")
+    if option.count():
+        option.first.click()
+    else:
+        box.fill(value)
+        box.press("Enter")
+    page.wait_for_timeout(300)
+
+
+def set_number(page, elem_id: str, value: float | int) -> bool:
+    """Fill a gr.Number/gr.Slider with elem_id if present; returns False when the field is absent."""
+    try:
+        ensure_visible(page, f"#{elem_id}")
+    except Exception:
+        return False
+    loc = page.locator(f"#{elem_id} input[type=number], #{elem_id} input")
+    if loc.count() == 0:
+        return False
+    field = loc.first
+    field.scroll_into_view_if_needed()
+    field.fill(str(value))
+    field.press("Tab")  # Gradio commits a Number on blur
+    wait_until(lambda: field.input_value() == str(value), 5, f"#{elem_id} = {value}", page=page)
+    return True
+
+
+def upload(page, elem_id: str, path: Path | str) -> None:
+    """Put a file into the (hidden) file input inside #elem_id."""
+    ensure_visible(page, f"#{elem_id}")
+    page.locator(f"#{elem_id} input[type=file]").first.set_input_files(str(path))
+
+
+def button_enabled(page, selector: str) -> bool:
+    loc = page.locator(selector)
+    if loc.count() == 0:
+        return False
+    btn = loc.first if loc.first.evaluate("e => e.tagName") == "BUTTON" else loc.locator("button").first
+    return btn.is_visible() and btn.is_enabled()
+
+
+def plot_has_data(page, elem_id: str) -> bool:
+    """True once a Gradio 6 (vega) plot drew data marks (lines, points, bars, cells) or a canvas."""
+    return bool(page.evaluate(
+        """(id) => {
+            const root = document.getElementById(id);
+            if (!root) return false;
+            const embed = root.querySelector('.vega-embed');
+            if (!embed) return false;
+            if (embed.querySelector('canvas')) return true;
+            const marks = embed.querySelectorAll(
+              'g.role-mark:not(.hover_voronoi) path, g.role-mark:not(.hover_voronoi) text');
+            for (const m of marks) {
+              const d = m.getAttribute('d');
+              if ((d && d.length > 6) || m.getAttribute('aria-label')
+                  || (m.tagName === 'text' && m.textContent.trim())) return true;
+            }
+            return false;
+        }""",
+        elem_id,
+    ))
+
+
+def count_line_points(page, elem_id: str) -> int:
+    """How many vertices the lines of a LinePlot have (grows while training streams rows)."""
+    return int(page.evaluate(
+        """(id) => {
+            const root = document.getElementById(id);
+            if (!root) return 0;
+            let n = 0;
+            root.querySelectorAll('g.mark-line.role-mark path').forEach(p => {
+              const d = p.getAttribute('d') || '';
+              n += Math.max((d.match(/[ML]/g) || []).length, p.getAttribute('aria-label') ? 1 : 0);
+            });
+            return n;
+        }""",
+        elem_id,
+    ))
+
+
+def error_toasts(page) -> list[str]:
+    """Texts of visible Gradio error toasts (the generic red "Error" box)."""
+    toasts = page.locator("[data-testid=toast-body].error, .toast-body.error")
+    return [toasts.nth(i).inner_text() for i in range(toasts.count()) if toasts.nth(i).is_visible()]
+
+
+def component_errors(page) -> list[str]:
+    """Status trackers that show Gradio's generic per-component "Error" badge."""
+    trackers = page.locator("[data-testid=status-tracker]")
+    out = []
+    for i in range(trackers.count()):
+        t = trackers.nth(i)
+        try:
+            if t.is_visible() and "error" in t.inner_text(timeout=1_000).lower():
+                out.append(t.inner_text())
+        except Exception:
+            pass
+    return out
+
+
+def assert_no_crash_signs(page) -> None:
+    body = page.inner_text("body")
+    assert "Traceback" not in body, f"a Python traceback is shown in the page:\n{body[:3000]}"
+    assert not error_toasts(page), f"a generic Gradio error toast is shown: {error_toasts(page)}"
+    assert not component_errors(page), f"a component shows Gradio's 'Error' badge: {component_errors(page)}"
+
+
+# --------------------------------------------------------------------------- bad uploads
+
+
+def _png_bytes(shade: int = 0, size: int = 28) -> bytes:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (size, size), color=255 - shade)
+    ImageDraw.Draw(img).ellipse((6, 6, size - 6, size - 6), outline=shade, width=3)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def build_empty_zip(folder: Path) -> Path:
+    return _zip(folder / "empty.zip", {})
+
+
+def build_not_a_zip(folder: Path) -> Path:
+    path = folder / "holiday_photos.zip"
+    path.write_bytes(b"This is a plain text note that someone renamed to .zip\n" * 20)
+    return path
+
+
+def build_zip_slip(folder: Path, marker: str) -> Path:
+    """A zip with normal class folders plus entries that try to escape the extraction folder.
+
+    `marker` is a unique name: the test checks no file with it appears in /tmp afterwards."""
+    members = {f"digits/{c}/{i}.png": _png_bytes(60 * c) for c in (1, 2) for i in range(6)}
+    members[f"../../../../../../../../tmp/{marker}_rel.png"] = _png_bytes(10)
+    members[f"/tmp/{marker}_abs.png"] = _png_bytes(20)
+    return _zip(folder / "sneaky.zip", members)
+
+
+def build_single_class_zip(folder: Path) -> Path:
+    return _zip(folder / "only_cats.zip", {f"cats/{i}.png": _png_bytes(i * 20) for i in range(8)})
+
+
+def build_one_example_class_zip(folder: Path) -> Path:
+    members = {f"cats/{i}.png": _png_bytes(i * 20) for i in range(8)}
+    members["dogs/only_dog.png"] = _png_bytes(200)
+    return _zip(folder / "one_dog.zip", members)
+
+
+def build_corrupt_image_zip(folder: Path) -> Path:
+    members = {f"{c}/{i}.png": _png_bytes(60 * i) for c in ("cats", "dogs") for i in range(6)}
+    members["dogs/broken.png"] = _png_bytes(100)[:40]  # a truncated PNG (header only)
+    return _zip(folder / "broken_image.zip", members)
+
+
+def build_empty_csv(folder: Path) -> Path:
+    path = folder / "empty.csv"
+    path.write_bytes(b"")
+    return path
+
+
+def build_csv_without_label(folder: Path) -> Path:
+    path = folder / "reviews_no_label.csv"
+    rows = ["text"] + [f"\"review number {i}, quite long text about a film\"" for i in range(20)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def build_binary_csv(folder: Path) -> Path:
+    path = folder / "data.csv"
+    path.write_bytes(bytes(range(256)) * 8 + b"\x00\xff\xfe\x00" * 64)
+    return path
+
+
+# name -> (builder(folder) -> Path, accepted key words in #data-error (any of them, lower-case))
+BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
+    "empty-zip": (build_empty_zip, ("empty", "no images", "nothing")),
+    "not-a-zip": (build_not_a_zip, ("not a zip", "not a valid zip", "isn't a zip", "is not a zip")),
+    "single-class": (build_single_class_zip, ("only one class", "one class", "at least two")),
+    "one-example-class": (build_one_example_class_zip, ("only 1 ", "one example", "1 example", "at least 2")),
+    "corrupt-image": (build_corrupt_image_zip, ("broken.png",)),
+    "empty-csv": (build_empty_csv, ("empty",)),
+    "csv-without-label": (build_csv_without_label, ("label",)),
+    "binary-csv": (build_binary_csv, ("binary", "not a text", "not a csv", "not text")),
+}
+
+
+def sample_digit_png(folder: Path) -> Path:
+    """One PNG from assets/sample_digits.zip, written into `folder` (as a user would save one)."""
+    with zipfile.ZipFile(REPO_ROOT / "assets" / "sample_digits.zip") as zf:
+        names = sorted(n for n in zf.namelist() if n.lower().endswith(".png") and "__MACOSX" not in n)
+        name = names[0]
+        out = folder / f"digit_{Path(name).parent.name}.png"
+        out.write_bytes(zf.read(name))
+    return out
+
+
+# --------------------------------------------------------------------------- fallback launcher
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_app_in_process(runs_dir: Path):
+    """Launch app.build_app() in this process; returns (demo, base_url). Caller closes `demo`."""
+    import inspect
+    import sys
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from app import build_app  # noqa: WPS433 (import at use: app.py may be absent in partial checkouts)
+
+    params = inspect.signature(build_app).parameters
+    kwargs = {"runs_dir": runs_dir} if "runs_dir" in params else {}
+    demo = build_app(**kwargs)
+    port = free_port()
+    demo.queue()
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+        ssr_mode=False, quiet=True,
+    )
+    return demo, url.rstrip("/") + "/"

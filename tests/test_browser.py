@@ -1,0 +1,307 @@
+"""A new user's walk-through of Transfer Lab in a real browser (Debian Chromium via Playwright).
+
+Opens the page, loads the sample digits, picks EfficientNet-Lite0 + linear probe, trains, watches
+the curves, reads the results, tries a prediction, downloads the model, stops a second run mid-way
+and trains once more; then feeds bad uploads and checks each error reads as plain words in
+#data-error. Every step saves a screenshot under test-artifacts/browser/ (look at them).
+
+Run:  .venv/bin/python -m pytest tests/test_browser.py -q
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+
+try:
+    import browser_helpers as bh  # tests/ on sys.path (pytest's default rootdir-less import mode)
+except ImportError:  # tests/ is a package
+    from tests import browser_helpers as bh
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# CPU training on 2 cores: generous, but every wait polls and returns as soon as the page is ready.
+TRAIN_TIMEOUT_S = 240
+STOP_TIMEOUT_S = 60
+
+
+def _browser_available() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed (pip install -e '.[test]')"
+    if not (os.path.exists(bh.CHROMIUM) and os.access(bh.CHROMIUM, os.X_OK)):
+        return f"{bh.CHROMIUM} not found (apt-get install -y chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _browser_available()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = bh.launch_chromium(pw)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(request, tmp_path_factory):
+    """Base URL of the app: TL_BROWSER_APP_URL (an already running app), else the shared
+    `launched_app` fixture from conftest.py, else the app launched here in-process."""
+    if os.environ.get("TL_BROWSER_APP_URL"):
+        yield os.environ["TL_BROWSER_APP_URL"].rstrip("/") + "/"
+        return
+    try:
+        launched = request.getfixturevalue("launched_app")
+    except pytest.FixtureLookupError:
+        launched = None
+    if launched is not None:
+        url = launched if isinstance(launched, str) else (
+            getattr(launched, "url", None) or getattr(launched, "local_url", None)
+            or getattr(launched, "base_url", None)
+        )
+        assert isinstance(url, str) and url.startswith("http"), f"unexpected launched_app: {launched!r}"
+        yield url.rstrip("/") + "/"
+        return
+    demo, url = bh.launch_app_in_process(tmp_path_factory.mktemp("runs"))
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    pg = bh.new_page(browser)
+    pg.goto(app_url)
+    pg.wait_for_selector(".gradio-container", state="attached", timeout=60_000)
+    pg.wait_for_selector("#data-upload", state="attached", timeout=60_000)
+    bh.render_all_tabs(pg)  # Gradio 6 renders a tab's children on first visit only
+    yield pg
+    pg.context.close()
+
+
+def _status(page) -> str:
+    return bh.text_of(page, "#train-status")
+
+
+def _progress_seen(text: str) -> bool:
+    """The status shows a run under way: 'Epoch 1/20', 'step 3/40', a percentage, 'Training'."""
+    return bool(re.search(r"(epoch|step)\s*\d+\s*(/|of)\s*\d+|\d+\s*%|training|embedding|extracting", text, re.I))
+
+
+def _click(page, selector: str) -> None:
+    bh.ensure_visible(page, selector)
+    page.locator(selector).first.click()
+
+
+def _start_run(page, strategy: str, epochs: int) -> None:
+    bh.choose(page, "model-choice", "efficientnet_lite0")
+    bh.choose(page, "strategy-choice", strategy)
+    assert bh.set_number(page, "epochs", epochs), "no #epochs field to set"
+    _click(page, "#start-btn")
+
+
+def _wait_finished(page, timeout_s: float = TRAIN_TIMEOUT_S) -> str:
+    text = bh.wait_for_text(page, "#train-status", ["Finished", "Failed", "Stopped"], timeout_s=timeout_s)
+    assert "finished" in text.lower(), f"the run did not finish: #train-status shows {text!r}"
+    return text
+
+
+def _plot_rendered(page, elem_id: str) -> bool:
+    """A vega plot with marks, or an image/plotly/canvas plot (a heat map may be any of them)."""
+    if bh.plot_has_data(page, elem_id):
+        return True
+    return bool(page.evaluate(
+        """(id) => {
+            const r = document.getElementById(id);
+            if (!r) return false;
+            const img = r.querySelector('img');
+            if (img && img.getAttribute('src') && img.naturalWidth > 0) return true;
+            if (r.querySelector('.js-plotly-plot .main-svg, canvas')) return true;
+            return false;
+        }""",
+        elem_id,
+    ))
+
+
+def _download_target(page, selector: str):
+    """The clickable thing of a DownloadButton (a <button> with the id) or a gr.File (a link)."""
+    loc = page.locator(selector).first
+    if loc.evaluate("e => e.tagName") in ("BUTTON", "A"):
+        return loc
+    link = page.locator(f"{selector} a[download], {selector} a[href*='file=']")
+    if link.count():
+        return link.first
+    return page.locator(f"{selector} button").first
+
+
+# --------------------------------------------------------------------------- the walk-through
+
+
+def test_new_user_walkthrough(page, tmp_path):
+    bh.clear_artifacts()
+    shots = []
+
+    # 1. A new user opens the page.
+    page.wait_for_timeout(500)
+    bh.assert_no_crash_signs(page)
+    shots.append(bh.screenshot(page, 1, "open"))
+
+    # 2. Load the bundled digits sample; the summary shows examples and per-class counts.
+    _click(page, "#use-sample-image")
+    summary = bh.wait_for_regex(page, "#data-summary", r"\d+\s+(examples|images)", timeout_s=90)
+    summary_text = bh.text_of(page, "#data-summary")
+    assert re.search(r"\b10\b", summary_text), f"the digits sample should show 10 classes: {summary_text!r}"
+    assert not bh.text_of(page, "#data-error").strip(), f"#data-error after the sample: {bh.text_of(page, '#data-error')!r}"
+    bh.assert_no_crash_signs(page)
+    shots.append(bh.screenshot(page, 2, "sample-data-loaded"))
+    del summary
+
+    # 3. Model + strategy + small advanced options (fast on 2 CPU cores).
+    bh.choose(page, "model-choice", "efficientnet_lite0")
+    bh.choose(page, "strategy-choice", "linear_probe")
+    bh.wait_for_regex(page, "#strategy-info", r"\d", timeout_s=30)  # trainable share / time estimate
+    assert bh.set_number(page, "epochs", 3), "no #epochs field"
+    bh.set_number(page, "image-size", 64)  # optional: only when the app offers it
+    shots.append(bh.screenshot(page, 3, "model-strategy-chosen"))
+
+    # 4. Start; the curves fill in while the status advances; the run finishes.
+    _click(page, "#start-btn")
+    bh.wait_until(lambda: _progress_seen(_status(page)) or "finished" in _status(page).lower(),
+                  TRAIN_TIMEOUT_S, "#train-status to show progress", page=page,
+                  describe=lambda: f"#train-status shows {_status(page)!r}")
+    bh.wait_until(lambda: bh.plot_has_data(page, "loss-plot"), TRAIN_TIMEOUT_S,
+                  "#loss-plot to draw its first rows", page=page,
+                  describe=lambda: f"#train-status shows {_status(page)!r}")
+    first_points = bh.count_line_points(page, "loss-plot")
+    shots.append(bh.screenshot(page, 4, "training-curves"))
+    _wait_finished(page)
+    page.wait_for_timeout(1_000)  # the last plot rows arrive with the final event
+    last_points = bh.count_line_points(page, "loss-plot")
+    assert last_points >= max(2, first_points), (
+        f"the loss curve did not grow: {first_points} points while training, {last_points} at the end")
+    bh.assert_no_crash_signs(page)
+    shots.append(bh.screenshot(page, 5, "training-finished"))
+
+    # 5. Results: an accuracy value and a rendered confusion matrix.
+    bh.ensure_visible(page, "#metrics-table")
+    metrics = bh.wait_for_regex(page, "#metrics-table", r"accuracy", timeout_s=30)
+    metrics_text = bh.text_of(page, "#metrics-table")
+    assert re.search(r"accuracy[\s\S]*?(\d+(\.\d+)?\s*%|0\.\d+|1\.0+)", metrics_text, re.I), (
+        f"no accuracy value in #metrics-table: {metrics_text!r}")
+    del metrics
+    bh.ensure_visible(page, "#confusion-plot")
+    bh.wait_until(lambda: _plot_rendered(page, "confusion-plot"), 30, "#confusion-plot to render",
+                  page=page)
+    shots.append(bh.screenshot(page, 6, "results"))
+
+    # 6. Try it: upload one digit and read class probabilities.
+    digit = bh.sample_digit_png(tmp_path)
+    bh.upload(page, "try-image", digit)
+    page.wait_for_selector("#try-image img", timeout=15_000)
+    _click(page, "#try-btn")
+    output = bh.wait_for_regex(page, "#try-output", r"\d+(\.\d+)?\s*%|0\.\d+", timeout_s=60)
+    del output
+    assert re.search(r"\b[0-9]\b", bh.text_of(page, "#try-output")), (
+        f"#try-output has no class name: {bh.text_of(page, '#try-output')!r}")
+    bh.assert_no_crash_signs(page)
+    shots.append(bh.screenshot(page, 7, "try-prediction"))
+
+    # 7. Download the exported model as a zip.
+    bh.ensure_visible(page, "#download-model")
+    target = _download_target(page, "#download-model")
+    with page.expect_download(timeout=60_000) as info:
+        target.click()
+    saved = tmp_path / (info.value.suggested_filename or "model.zip")
+    info.value.save_as(str(saved))
+    assert zipfile.is_zipfile(saved), f"the model download is not a zip: {saved.name}"
+    with zipfile.ZipFile(saved) as zf:
+        names = {Path(n).name for n in zf.namelist()}
+    assert {"model.safetensors", "config.json"} <= names, f"model zip holds {sorted(names)}"
+    shots.append(bh.screenshot(page, 8, "model-downloaded"))
+
+    # 8. A longer second run (full fine-tuning), stopped mid-way; the app stays usable.
+    _start_run(page, "full_finetune" if page.locator(
+        "#strategy-choice input[value='full_finetune']").count() else "full", epochs=30)
+    bh.wait_until(lambda: _progress_seen(_status(page)) and "finished" not in _status(page).lower(),
+                  TRAIN_TIMEOUT_S, "the second run to be training", page=page,
+                  describe=lambda: f"#train-status shows {_status(page)!r}")
+    shots.append(bh.screenshot(page, 9, "second-run-training"))
+    _click(page, "#stop-btn")
+    text = bh.wait_for_text(page, "#train-status", ["Stopped", "Finished", "Failed"], timeout_s=STOP_TIMEOUT_S)
+    assert "stopped" in text.lower(), f"after Stop, #train-status shows {text!r}"
+    bh.wait_until(lambda: bh.button_enabled(page, "#start-btn"), 30, "#start-btn enabled after Stop", page=page)
+    bh.assert_no_crash_signs(page)
+    shots.append(bh.screenshot(page, 10, "second-run-stopped"))
+
+    # A third, tiny run in the same session finishes: Stop left nothing stuck.
+    _start_run(page, "linear_probe", epochs=1)
+    bh.wait_until(lambda: "stopped" not in _status(page).lower(), 60,
+                  "the third run to replace the 'Stopped' status", page=page,
+                  describe=lambda: f"#train-status shows {_status(page)!r}")
+    _wait_finished(page)
+    bh.assert_no_crash_signs(page)
+    shots.append(bh.screenshot(page, 11, "third-run-finished"))
+
+    assert all(p.exists() and p.stat().st_size > 0 for p in shots)
+
+
+# --------------------------------------------------------------------------- bad uploads
+
+
+@pytest.mark.parametrize("case", list(bh.BAD_INPUTS), ids=list(bh.BAD_INPUTS))
+def test_bad_upload_shows_plain_error(page, tmp_path, case):
+    builder, key_words = bh.BAD_INPUTS[case]
+    number = 20 + list(bh.BAD_INPUTS).index(case)
+    bad = builder(tmp_path)
+
+    bh.upload(page, "data-upload", bad)
+    text = bh.wait_for_text(page, "#data-error", key_words, timeout_s=60)
+    assert len(text.strip()) > 20, f"#data-error is too terse to help: {text!r}"
+    assert "Traceback" not in text and 'File "' not in text, f"#data-error shows Python internals: {text!r}"
+    bh.screenshot(page, number, f"bad-{case}")
+    bh.assert_no_crash_signs(page)
+
+
+def test_zip_slip_is_refused_and_writes_nothing_outside(page, tmp_path):
+    marker = f"tl_zipslip_{uuid.uuid4().hex[:10]}"
+    bad = bh.build_zip_slip(tmp_path, marker)
+
+    bh.upload(page, "data-upload", bad)
+    text = bh.wait_for_text(page, "#data-error", ["outside", "..", "unsafe", "absolute"], timeout_s=60)
+    assert "Traceback" not in text, f"#data-error shows Python internals: {text!r}"
+    bh.screenshot(page, 19, "bad-zip-slip")
+    bh.assert_no_crash_signs(page)
+    escaped = [p for p in (Path("/tmp") / f"{marker}_rel.png", Path("/tmp") / f"{marker}_abs.png") if p.exists()]
+    for p in escaped:
+        os.remove(p)
+    assert not escaped, f"the zip-slip upload wrote outside its working folder: {escaped}"
+
+
+def test_error_clears_after_a_good_upload(page, tmp_path):
+    """After a bad upload, loading good data empties #data-error (the user is not left confused)."""
+    bh.upload(page, "data-upload", bh.build_not_a_zip(tmp_path))
+    bh.wait_until(lambda: bh.text_of(page, "#data-error").strip(), 60, "an error for not-a-zip", page=page)
+    good = tmp_path / "sample_digits.zip"
+    shutil.copy(bh.REPO_ROOT / "assets" / "sample_digits.zip", good)
+    bh.upload(page, "data-upload", good)
+    bh.wait_for_regex(page, "#data-summary", r"\d+\s+(examples|images)", timeout_s=90)
+    bh.wait_until(lambda: not bh.text_of(page, "#data-error").strip(), 15,
+                  "#data-error to clear after good data", page=page,
+                  describe=lambda: f"#data-error shows {bh.text_of(page, '#data-error')!r}")
+    bh.screenshot(page, 30, "good-upload-after-error")
+    bh.assert_no_crash_signs(page)

@@ -1,0 +1,131 @@
+"""Headless command line: `python -m tl_ui {models,check-data,train,predict}`.
+
+Exit status: 0 success, 1 a run that failed or was stopped, 2 bad arguments or bad data.
+Messages for people go to stderr without tracebacks; JSON goes to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from tl_ui.config import STRATEGIES, STRATEGY_HELP, ConfigError, RunConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    parser = argparse.ArgumentParser(prog="python -m tl_ui", description="Transfer Lab, headless.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    models = commands.add_parser("models", help="list the model shelf")
+    models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument("--modality", choices=["image", "text"])
+    models.set_defaults(handler=_models)
+
+    from tl_ui.cli_data import add_check_data_parser
+    add_check_data_parser(commands)
+
+    train = commands.add_parser("train", help="train a model and write a run folder",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(f"{k}: {v}" for k, v in STRATEGY_HELP.items()))
+    train.add_argument("--config", help="a run.json to replay (other options override it)")
+    train.add_argument("--data", help="zip of class folders, folder, CSV/TSV/XLSX")
+    train.add_argument("--model", help="shelf id or Hugging Face Hub id (see `models`)")
+    train.add_argument("--strategy", choices=STRATEGIES)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--image-size", type=int)
+    train.add_argument("--max-examples", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--random-init", action="store_true", help="scratch baseline: random initial weights")
+    train.add_argument("--out", required=True, help="run folder to write")
+    train.add_argument("--quiet", action="store_true", help="print only the final JSON")
+    train.set_defaults(handler=_train)
+
+    predict = commands.add_parser("predict", help="predict with a trained run")
+    predict.add_argument("--run", required=True, help="run folder (or its model/ folder)")
+    predict.add_argument("inputs", nargs="+", help="image files, or texts")
+    predict.set_defaults(handler=_predict)
+
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+def _models(args) -> int:
+    from tl_ui.catalog import list_models
+
+    entries = list_models(args.modality)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        return 0
+    for e in entries:
+        badge = "offline" if e.offline else "needs network"
+        print(f"{e.id:20s} {e.modality:5s} {e.params_m:6.1f}M  {badge:13s} {e.display_name}")
+    return 0
+
+
+_TRAIN_OVERRIDES = {"data": "data_path", "model": "model_id", "strategy": "strategy", "epochs": "epochs",
+                    "learning_rate": "learning_rate", "batch_size": "batch_size", "image_size": "image_size",
+                    "max_examples": "max_examples", "seed": "seed"}
+
+
+def _train(args) -> int:
+    from tl_ui.engine import train_run
+
+    try:
+        config = RunConfig.load(args.config) if args.config else RunConfig()
+        for arg, field in _TRAIN_OVERRIDES.items():
+            if getattr(args, arg) is not None:
+                setattr(config, field, getattr(args, arg))
+        if args.random_init:
+            config.random_init = True
+        if not config.data_path:
+            raise ConfigError("Say which data to train on: --data PATH (or a --config that names it).")
+        if not Path(config.data_path).exists():
+            raise ConfigError(f"The data file '{config.data_path}' does not exist.")
+        config.validate()
+    except (ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def show(event):
+        if args.quiet:
+            return
+        if event.kind == "epoch":
+            print(f"epoch {event.epoch}/{event.epochs}  train loss {event.train_loss:.4f}  val loss "
+                  f"{event.val_loss:.4f}  val acc {event.val_accuracy:.3f}", file=sys.stderr)
+        elif event.kind in ("started", "failed", "stopped"):
+            print(f"{event.kind}: {getattr(event, 'message', '') or event.to_dict()}", file=sys.stderr)
+
+    result = train_run(config, args.out, on_event=show)
+    if result.status == "failed":
+        print(f"error: {result.message}", file=sys.stderr)
+        return 2 if "unexpectedly" not in result.message else 1
+    print(json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), "status": result.status,
+                      "metrics": {k: result.metrics[k] for k in ("accuracy", "macro_f1", "n_val", "best_epoch")}
+                      if result.metrics else None}, indent=2))
+    return 0 if result.status == "finished" else 1
+
+
+def _predict(args) -> int:
+    from tl_ui.engine import PredictError, Predictor
+    from tl_ui.engine.predict import predictions_json
+
+    try:
+        predictor = Predictor.load(args.run)
+        if predictor.modality == "image":
+            missing = [x for x in args.inputs if not Path(x).is_file()]
+            if missing:
+                raise PredictError(f"No such image file: {missing[0]}")
+        print(predictions_json(predictor, args.inputs))
+    except PredictError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""One description of a run: `RunConfig`.
+
+The UI form builds it, the CLI reads it from JSON (`train --config run.json`), and every run
+folder carries it as `run.json`, so any run can be replayed from the command line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+Strategy = Literal["linear_probe", "partial", "full", "lora"]
+STRATEGIES: tuple[str, ...] = ("linear_probe", "partial", "full", "lora")
+
+# Plain-words explanation of each strategy, shown in the UI and the CLI help.
+STRATEGY_HELP: dict[str, str] = {
+    "linear_probe": (
+        "Linear probe: keep the pretrained model exactly as it is and train only a new last layer "
+        "on top. Fastest (seconds), safest with very little data; cannot adapt the features themselves."
+    ),
+    "partial": (
+        "Partial unfreezing: retrain the last few blocks of the model plus the new last layer. "
+        "A good middle ground when you have a few hundred examples."
+    ),
+    "full": (
+        "Full fine-tuning: retrain every layer, earlier layers more gently than later ones. "
+        "Most flexible and slowest; needs more data to avoid memorising it."
+    ),
+    "lora": (
+        "LoRA: add small trainable 'adapter' matrices inside the model and train only those plus the "
+        "last layer. Close to full fine-tuning in quality at a fraction of the trainable weights."
+    ),
+}
+
+# Defaults a user who changes nothing should get a good model with (see docs/benchmarks.md).
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "linear_probe": {"epochs": 30, "learning_rate": 3e-3},
+    "partial": {"epochs": 5, "learning_rate": 5e-4},
+    "full": {"epochs": 5, "learning_rate": 2e-4},
+    "lora": {"epochs": 5, "learning_rate": 1e-3},
+}
+
+
+class ConfigError(ValueError):
+    """A RunConfig value a user must fix; the message says which and how."""
+
+
+@dataclass
+class RunConfig:
+    model_id: str = "efficientnet_lite0"
+    data_path: str = ""
+    strategy: str = "linear_probe"
+    epochs: Optional[int] = None            # None: the strategy's default
+    learning_rate: Optional[float] = None   # None: the strategy's default (the head's rate)
+    batch_size: int = 16
+    image_size: Optional[int] = None        # None: the model's own input size
+    max_length: int = 128                   # text: tokens per example
+    val_fraction: float = 0.2
+    seed: int = 0
+    random_init: bool = False               # scratch baseline: same recipe, random weights
+    unfreeze_groups: int = 2                # partial: how many top layer groups train
+    head_only_epochs: int = 1               # full: epochs training the head alone first
+    lr_decay: float = 0.5                   # full: each earlier group gets this times the rate
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    class_weighted: bool = False
+    augment: bool = True                    # images, non-probe strategies only
+    early_stopping_patience: int = 3        # epochs without val-loss improvement; 0 disables
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    max_examples: Optional[int] = None      # use at most this many examples (stratified subset)
+    text_column: Optional[str] = None
+    label_column: Optional[str] = None
+    path_column: Optional[str] = None
+    num_threads: Optional[int] = None       # torch CPU threads; None: engine default
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def resolved_epochs(self) -> int:
+        return int(self.epochs if self.epochs is not None else STRATEGY_DEFAULTS[self.strategy]["epochs"])
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return float(STRATEGY_DEFAULTS[self.strategy]["learning_rate"])
+
+    def validate(self) -> "RunConfig":
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"Unknown strategy '{self.strategy}'. Choose one of: {', '.join(STRATEGIES)}."
+            )
+        if self.epochs is not None and not 1 <= int(self.epochs) <= 1000:
+            raise ConfigError(f"Epochs must be between 1 and 1000 (got {self.epochs}).")
+        if self.learning_rate is not None and not 0 < float(self.learning_rate) < 1:
+            raise ConfigError(f"Learning rate must be between 0 and 1 (got {self.learning_rate}).")
+        if not 1 <= int(self.batch_size) <= 1024:
+            raise ConfigError(f"Batch size must be between 1 and 1024 (got {self.batch_size}).")
+        if not 0.05 <= float(self.val_fraction) <= 0.5:
+            raise ConfigError(
+                f"Validation share must be between 0.05 and 0.5 (got {self.val_fraction})."
+            )
+        if self.image_size is not None and not 32 <= int(self.image_size) <= 1024:
+            raise ConfigError(f"Image size must be between 32 and 1024 pixels (got {self.image_size}).")
+        if not 8 <= int(self.max_length) <= 512:
+            raise ConfigError(f"Text length must be between 8 and 512 tokens (got {self.max_length}).")
+        if int(self.unfreeze_groups) < 1:
+            raise ConfigError("Partial unfreezing needs at least 1 layer group to train.")
+        if int(self.lora_rank) < 1:
+            raise ConfigError("LoRA rank must be at least 1.")
+        return self
+
+    # -- JSON round trip --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) in run config: {', '.join(unknown)}.")
+        return cls(**data).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"The run config is not valid JSON: {exc}.") from None
+        if not isinstance(data, dict):
+            raise ConfigError("The run config must be a JSON object of settings.")
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")

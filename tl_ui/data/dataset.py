@@ -1,0 +1,57 @@
+"""The validated dataset every loader returns and the engine consumes."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Modality = Literal["image", "text"]
+
+
+class DataError(ValueError):
+    """Input a user must fix. The message names the file/row and says what to do; never a traceback."""
+
+
+@dataclass
+class LabelledDataset:
+    modality: Modality
+    items: list[str]            # image: absolute paths inside the upload's working folder; text: the texts
+    labels: list[str]           # one label name per item
+    source: str = ""            # what the user gave us (file name), for summaries and model cards
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        """Sorted class names; the index of a name is its class id everywhere (head, export, metrics)."""
+        return sorted(set(self.labels))
+
+    @property
+    def targets(self) -> np.ndarray:
+        index = {name: i for i, name in enumerate(self.classes)}
+        return np.array([index[label] for label in self.labels], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = Counter(self.labels)
+        return {name: counts[name] for name in self.classes}
+
+    def summary(self) -> dict:
+        return {
+            "modality": self.modality,
+            "source": self.source,
+            "n_examples": len(self),
+            "n_classes": len(self.classes),
+            "classes": self.class_counts(),
+            "warnings": list(self.warnings),
+        }
+
+    def subset(self, indices) -> "LabelledDataset":
+        indices = [int(i) for i in indices]
+        return LabelledDataset(
+            self.modality, [self.items[i] for i in indices], [self.labels[i] for i in indices],
+            self.source, list(self.warnings),
+        )

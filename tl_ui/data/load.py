@@ -1,0 +1,98 @@
+"""`load_dataset`: turn whatever the user gave us into a validated LabelledDataset."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from .dataset import DataError, LabelledDataset
+from .images import IMAGE_EXTENSIONS, descend_single_folder, load_image_folders, visible_children
+from .limits import Limits, human_size
+from .tables import (EXCEL_EXTENSIONS, TABLE_EXTENSIONS, is_image_table, load_image_table,
+                     load_text_table, read_table)
+from .validate import Origin
+from .zips import extract_zip
+
+
+def load_dataset(path: str | Path, workdir: str | Path, *, text_column: Optional[str] = None,
+                 label_column: Optional[str] = None, path_column: Optional[str] = None,
+                 limits: Optional[Limits] = None) -> LabelledDataset:
+    """Read and check an upload: a zip or folder of class folders, or a CSV/TSV/TXT/XLSX table.
+
+    Anything unpacked goes into `workdir` (created if missing) and nowhere else. Raises
+    DataError with a message for the user when the input cannot be used.
+    """
+    limits = limits or Limits()
+    path = Path(path)
+    name = path.name or str(path)
+    columns = dict(text_column=text_column, label_column=label_column, path_column=path_column)
+    if not path.exists():
+        raise DataError(f"Could not find '{name}'. Check that the file or folder exists and try again.")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.is_dir():
+            return _load_tree(path, Origin(name, "folder"), limits, columns)
+        size = path.stat().st_size
+        if size > limits.max_upload_bytes:
+            raise DataError(
+                f"The file '{name}' is {human_size(size)}; Transfer Lab accepts uploads up to "
+                f"{human_size(limits.max_upload_bytes)}. Upload fewer or smaller images, or fewer rows."
+            )
+        if size == 0:
+            raise DataError(f"The file '{name}' is empty (0 bytes). Check that it saved correctly "
+                            "and upload it again.")
+        suffix = path.suffix.lower()
+        if suffix == ".zip":
+            root = extract_zip(path, workdir, limits)
+            return _load_tree(root, Origin(name, "zip"), limits, columns)
+        if suffix in TABLE_EXTENSIONS:
+            return _load_table(path, limits, columns)
+        raise _unsupported(name, suffix)
+    except PermissionError:
+        raise DataError(f"Transfer Lab is not allowed to read '{name}'. Check the file's "
+                        "permissions, or copy it somewhere else and try again.") from None
+
+
+def _load_tree(root: Path, origin: Origin, limits: Limits, columns: dict) -> LabelledDataset:
+    """A folder (or unpacked zip): class folders, or one table that lists images or texts."""
+    top = descend_single_folder(root)
+    subdirs, files = visible_children(top)
+    tables = [f for f in files if f.suffix.lower() in TABLE_EXTENSIONS]
+    if len(tables) == 1:
+        table = read_table(tables[0], limits)
+        if is_image_table(table, columns["path_column"], columns["text_column"]):
+            return load_image_table(table, tables[0].parent, limits,
+                                    path_column=columns["path_column"],
+                                    label_column=columns["label_column"])
+        if not subdirs:
+            return load_text_table(table, limits, text_column=columns["text_column"],
+                                   label_column=columns["label_column"])
+    return load_image_folders(top, origin, limits, shown_from=root)
+
+
+def _load_table(path: Path, limits: Limits, columns: dict) -> LabelledDataset:
+    table = read_table(path, limits)
+    if is_image_table(table, columns["path_column"], columns["text_column"]):
+        return load_image_table(table, path.parent, limits, path_column=columns["path_column"],
+                                label_column=columns["label_column"])
+    return load_text_table(table, limits, text_column=columns["text_column"],
+                           label_column=columns["label_column"])
+
+
+def _unsupported(name: str, suffix: str) -> DataError:
+    if suffix == ".xls":
+        return DataError(
+            f"'{name}' is an old-style Excel file (.xls). Open it in your spreadsheet program, "
+            "save it as 'Excel Workbook (.xlsx)' or 'CSV', and upload that."
+        )
+    if suffix in IMAGE_EXTENSIONS:
+        return DataError(
+            f"'{name}' is a single image. Transfer Lab needs many labelled images: put them in "
+            "one folder per label, compress the folders into a zip and upload the zip."
+        )
+    kind = f"'{suffix}' files" if suffix else "files without an extension"
+    excel = "/".join(sorted(e.lstrip(".").upper() for e in EXCEL_EXTENSIONS))
+    return DataError(
+        f"Transfer Lab cannot read '{name}' ({kind}). Upload a .zip of image folders (one folder "
+        f"per label), or a table of texts and labels as CSV, TSV or Excel ({excel})."
+    )

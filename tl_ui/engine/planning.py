@@ -1,0 +1,57 @@
+"""What a run will cost before it starts: trainable share and a rough time estimate for the UI."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Optional
+
+from tl_ui.catalog import get_model
+from tl_ui.config import RunConfig
+
+# Measured on the lab's 2-core CPU machines (docs/benchmarks.md, ASSETS.md), examples per second
+# at the model's own input size / 128 tokens.
+_INFER_PER_S = {"image": 32.0, "text": 45.0}
+_TRAIN_PER_S = {"image": 10.0, "text": 14.0}
+# Backward work relative to full fine-tuning: partial stops back-propagation early, LoRA skips
+# weight gradients of the frozen layers.
+_BACKWARD_SHARE = {"partial": 0.6, "full": 1.0, "lora": 0.8}
+
+
+def describe_strategy(model_id: str, strategy: str, num_classes: int, config: Optional[RunConfig] = None) -> dict:
+    """{"trainable", "total", "share"} parameter counts for this strategy on this model."""
+    config = config or RunConfig(model_id=model_id, strategy=strategy)
+    return dict(_describe(model_id, strategy, int(num_classes), int(config.unfreeze_groups), int(config.lora_rank)))
+
+
+@lru_cache(maxsize=64)  # pure numbers per (model, strategy, settings); building the model takes seconds
+def _describe(model_id: str, strategy: str, num_classes: int, unfreeze_groups: int, lora_rank: int):
+    from tl_ui.engine.models import load_model
+    from tl_ui.engine.strategies import plan
+
+    config = RunConfig(model_id=model_id, strategy=strategy, unfreeze_groups=unfreeze_groups, lora_rank=lora_rank)
+    classes = [str(i) for i in range(max(num_classes, 2))]
+    loaded = load_model(get_model(model_id), classes, random_init=True)  # counts only: skip reading weights
+    p = plan(loaded, config)
+    return (("trainable", p.trainable_params), ("total", p.total_params),
+            ("share", p.trainable_params / max(p.total_params, 1)))
+
+
+def estimate_seconds(config: RunConfig, n_examples: int) -> float:
+    """A rough wall-time estimate on this kind of machine (within a factor of ~2)."""
+    entry = get_model(config.model_id)
+    modality = entry.modality
+    scale = 1.0
+    if modality == "image":
+        size = config.image_size or entry.input_size
+        scale = (size / 224) ** 2 * max(entry.params_m / 4.7, 1.0) ** 0.5
+    else:
+        scale = max(entry.params_m / 22.7, 1.0)
+    n_val = n_examples * config.val_fraction
+    n_train = n_examples - n_val
+    infer = _INFER_PER_S[modality] / scale
+    train = _TRAIN_PER_S[modality] / scale
+    epochs = config.resolved_epochs
+    load = 3.0
+    if config.strategy == "linear_probe":
+        return load + n_examples / infer + epochs * 0.05
+    per_epoch = n_train / (train / _BACKWARD_SHARE[config.strategy]) + n_val / infer
+    return load + epochs * per_epoch

@@ -1,0 +1,395 @@
+"""The training loop: one run from a RunConfig to a run folder with metrics and an exported model.
+
+Model-agnostic (minGPT style): the loop knows a forward function, loaders and a plan of which
+parameters train; it reports through typed events and honours `should_stop()` before every
+optimisation step. `accelerate` places everything on the device (CPU here, CUDA with mixed
+precision when present; the same code runs under `accelerate launch`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tl_ui.catalog import ModelUnavailable, get_model
+from tl_ui.config import ConfigError, RunConfig
+from tl_ui.data import DataError, LabelledDataset, load_dataset, stratified_split, stratified_subset
+from tl_ui.engine.evaluate import evaluate, quick_scores, write_predictions
+from tl_ui.engine.events import (EpochEnd, Event, Progress, RunFailed, RunFinished, RunStarted, RunStopped,
+                                 StepEnd)
+from tl_ui.engine.export import export_model
+from tl_ui.engine.features import Stopped, compute_head_inputs, probe_head
+from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
+from tl_ui.engine.models import LoadedModel, load_model
+from tl_ui.engine.strategies import TrainPlan, plan
+
+log = logging.getLogger(__name__)
+EventCallback = Callable[[Event], None]
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str                     # "finished" | "stopped" | "failed"
+    metrics: Optional[dict] = None
+    message: str = ""
+
+
+def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[EventCallback] = None,
+              should_stop: Optional[Callable[[], bool]] = None,
+              dataset: Optional[LabelledDataset] = None) -> RunResult:
+    """Train as `config` says, writing everything under `run_dir`. Never raises for a user's mistake:
+    a bad setting, bad data or an unavailable model ends the run with a `RunFailed` message."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recorder = EventRecorder(run_dir, on_event)
+    config.save(run_dir / "run.json")
+    recorder.status("running")
+    stop = should_stop or (lambda: False)
+    try:
+        config.validate()
+        with tempfile.TemporaryDirectory(prefix="tl-data-") as scratch:
+            if dataset is None:
+                dataset = load_dataset(config.data_path, scratch, text_column=config.text_column,
+                                       label_column=config.label_column, path_column=config.path_column)
+            return _Run(config, run_dir, dataset, recorder, stop).execute()
+    except (ConfigError, DataError, ModelUnavailable) as exc:
+        return _fail(recorder, run_dir, str(exc))
+    except torch.OutOfMemoryError:
+        return _fail(recorder, run_dir, "The computer ran out of memory. Lower the batch size or the image size "
+                                        "and start again.")
+    except Exception as exc:  # anything unexpected: keep the details on disk, tell the user plainly
+        (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        log.exception("run %s failed", run_dir.name)
+        return _fail(recorder, run_dir, f"Training failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
+                                        "The details are in error.log in the run folder.")
+
+
+def _fail(recorder: "EventRecorder", run_dir: Path, message: str) -> RunResult:
+    recorder.emit(RunFailed(run_id=run_dir.name, message=message))
+    recorder.status("failed", message)
+    return RunResult(run_dir.name, run_dir, "failed", None, message)
+
+
+class EventRecorder:
+    """Sends each event to the listener and appends it to events.jsonl; keeps status.json current."""
+
+    def __init__(self, run_dir: Path, on_event: Optional[EventCallback]):
+        self.run_dir = run_dir
+        self.on_event = on_event
+        self.started = time.time()
+        self._log = open(run_dir / "events.jsonl", "a", encoding="utf-8")
+
+    def emit(self, event: Event) -> None:
+        self._log.write(json.dumps(event.to_dict()) + "\n")
+        self._log.flush()
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a broken listener must not kill the run
+                log.exception("event listener failed")
+
+    def status(self, state: str, message: str = "") -> None:
+        data = {"state": state, "message": message, "started": self.started,
+                "ended": None if state == "running" else time.time()}
+        tmp = self.run_dir / ".status.json.tmp"
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.run_dir / "status.json")  # atomic: readers never see half a file
+        if state != "running":
+            self._log.close()
+
+
+class _Run:
+    """One run's state; `execute()` does the work."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, dataset: LabelledDataset, recorder: EventRecorder,
+                 should_stop: Callable[[], bool]):
+        self.config, self.run_dir, self.recorder, self.should_stop = config, run_dir, recorder, should_stop
+        if config.max_examples and config.max_examples < len(dataset):
+            dataset = stratified_subset(dataset, int(config.max_examples), config.seed)
+        self.dataset = dataset
+        self.classes = dataset.classes
+        if len(self.classes) < 2:
+            raise DataError("The dataset needs at least two classes to learn to tell apart.")
+        targets = dataset.targets
+        train_idx, val_idx = stratified_split(dataset, config.val_fraction, config.seed)
+        self.train_items = [dataset.items[i] for i in train_idx]
+        self.val_items = [dataset.items[i] for i in val_idx]
+        self.train_targets, self.val_targets = targets[train_idx], targets[val_idx]
+        self.step = 0
+        self.epoch = 0
+        self.total_steps = 0
+        self.fit_started = 0.0
+
+    # -- the run --------------------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        config = self.config
+        if config.num_threads:
+            torch.set_num_threads(int(config.num_threads))
+        set_seed(config.seed)
+        cuda = torch.cuda.is_available()
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
+        self.accelerator = Accelerator(cpu=not cuda, mixed_precision=precision)
+        entry = get_model(config.model_id, modality=self.dataset.modality)
+        if entry.modality != self.dataset.modality:
+            raise ConfigError(
+                f"The model '{entry.display_name}' works on {entry.modality}s but this dataset holds "
+                f"{self.dataset.modality}s. Pick a {self.dataset.modality} model.")
+        self.loaded = load_model(entry, self.classes, random_init=config.random_init, image_size=config.image_size)
+        self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
+        try:
+            if config.strategy == "linear_probe":
+                train_plan, best_epoch, val_probs = self._fit_probe()
+            else:
+                train_plan, best_epoch, val_probs = self._fit_finetune()
+        except Stopped:
+            message = f"Stopped by the user at epoch {self.epoch}, step {self.step}. No model was saved."
+            self.recorder.emit(RunStopped(run_id=self.run_dir.name, epoch=self.epoch, step=self.step,
+                                          message=message))
+            self.recorder.status("stopped", message)
+            return RunResult(self.run_dir.name, self.run_dir, "stopped", None, message)
+        return self._finish(train_plan, best_epoch, val_probs)
+
+    def _class_weights(self) -> Optional[torch.Tensor]:
+        if not self.config.class_weighted:
+            return None
+        from sklearn.utils.class_weight import compute_class_weight
+
+        weights = compute_class_weight("balanced", classes=np.arange(len(self.classes)), y=self.train_targets)
+        return torch.tensor(weights, dtype=torch.float32, device=self.accelerator.device)
+
+    def _started(self, train_plan: TrainPlan, epochs: int, steps_per_epoch: int) -> None:
+        self.total_steps = epochs * steps_per_epoch
+        self.recorder.emit(RunStarted(
+            run_id=self.run_dir.name, model_id=self.config.model_id, strategy=self.config.strategy,
+            modality=self.dataset.modality, classes=self.classes, n_train=len(self.train_items),
+            n_val=len(self.val_items), epochs=epochs, total_steps=self.total_steps,
+            trainable_params=train_plan.trainable_params, total_params=train_plan.total_params,
+            device=str(self.accelerator.device)))
+
+    # -- linear probe: embeddings once, then the head on the cache ---------------------------------
+    def _fit_probe(self):
+        config, loaded = self.config, self.loaded
+        train_plan = plan(loaded, config)
+        epochs = config.resolved_epochs
+        batch = int(config.batch_size)
+        self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch))
+        device = self.accelerator.device
+        n_all = len(self.train_items) + len(self.val_items)
+        features = []
+        for items, offset in ((self.train_items, 0), (self.val_items, len(self.train_items))):
+            data = make_dataset(loaded, items, None, augment=False, max_length=config.max_length)
+            loader = make_loader(loaded, data, max(batch, 32), shuffle=False)
+            features.append(compute_head_inputs(
+                loaded, loader, device=device, should_stop=self.should_stop,
+                on_batch=lambda done, offset=offset: self.recorder.emit(Progress(
+                    stage="embeddings", done=offset + done, total=n_all,
+                    message="Computing embeddings once (the model itself stays frozen)"))))
+        head = probe_head(loaded)
+        generator = torch.Generator().manual_seed(config.seed)
+        train_loader = DataLoader(TensorDataset(features[0], torch.as_tensor(self.train_targets)),
+                                  batch_size=batch, shuffle=True, generator=generator)
+        val_loader = DataLoader(TensorDataset(features[1], torch.as_tensor(self.val_targets)), batch_size=256)
+
+        def forward(model, batch):
+            return model(batch[0])
+
+        best_epoch, _ = self._fit([(train_plan, head, epochs)], forward, train_loader, val_loader,
+                                  snapshot_module=head)
+        val_probs = self._predict(head, forward, val_loader)
+        return train_plan, best_epoch, val_probs
+
+    # -- partial / full / lora: the ordinary loop ------------------------------------------------------
+    def _fit_finetune(self):
+        config, loaded = self.config, self.loaded
+        epochs = config.resolved_epochs
+        augment = config.augment and loaded.modality == "image"
+        train_data = make_dataset(loaded, self.train_items, self.train_targets, augment=augment,
+                                  max_length=config.max_length)
+        val_data = make_dataset(loaded, self.val_items, self.val_targets, augment=False,
+                                max_length=config.max_length)
+        train_loader = make_loader(loaded, train_data, int(config.batch_size), shuffle=True, seed=config.seed)
+        val_loader = make_loader(loaded, val_data, max(int(config.batch_size), 32), shuffle=False)
+
+        final_plan = plan(loaded, config)  # LoRA wraps the model in a PeftModel here
+        stages = [(final_plan, final_plan.model, epochs)]
+        head_epochs = int(config.head_only_epochs)
+        if config.strategy == "full" and 0 < head_epochs < epochs:
+            # probe-then-fine-tune: a settled head first keeps random gradients out of the backbone
+            head_plan = plan(loaded, config, head_only=True)
+            stages = [(head_plan, final_plan.model, head_epochs), (final_plan, final_plan.model, epochs - head_epochs)]
+        self._started(final_plan, epochs, len(train_loader))
+        model = final_plan.model
+        best_epoch, _ = self._fit(stages, forward_logits, train_loader, val_loader, snapshot_module=model)
+        val_probs = self._predict(model, forward_logits, val_loader)
+        return final_plan, best_epoch, val_probs
+
+    # -- the shared loop ---------------------------------------------------------------------------
+    def _fit(self, stages, forward, train_loader, val_loader, *, snapshot_module: nn.Module):
+        from transformers import get_cosine_schedule_with_warmup
+
+        config, acc = self.config, self.accelerator
+        patience = int(config.early_stopping_patience)
+        best = (math.inf, 0, None)  # (val loss, epoch, state)
+        self.fit_started = time.time()
+        stale = 0
+        model = acc.prepare(stages[0][1])
+        train_loader, val_loader = acc.prepare(train_loader, val_loader)
+        for train_plan, _, n_epochs in stages:
+            _activate(train_plan, model)
+            optimizer = torch.optim.AdamW(train_plan.param_groups, weight_decay=config.weight_decay)
+            steps = n_epochs * len(train_loader)
+            scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * steps), steps)
+            optimizer, scheduler = acc.prepare(optimizer, scheduler)
+            for _ in range(n_epochs):
+                self.epoch += 1
+                train_loss, train_acc = self._train_epoch(train_plan, model, forward, train_loader, optimizer,
+                                                          scheduler)
+                val_loss, val_acc, val_f1 = self._validate(model, forward, val_loader)
+                improved = val_loss < best[0] - 1e-6
+                if improved:
+                    best = (val_loss, self.epoch, _snapshot(snapshot_module))
+                    stale = 0
+                else:
+                    stale += 1
+                elapsed = time.time() - self.fit_started
+                self.recorder.emit(EpochEnd(
+                    epoch=self.epoch, epochs=self._total_epochs(stages), step=self.step, train_loss=train_loss,
+                    train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc, val_macro_f1=val_f1,
+                    elapsed_s=elapsed, eta_s=self._eta(), is_best=improved))
+                if patience and stale >= patience:
+                    break
+            else:
+                continue
+            break  # early stopping ends every stage
+        if best[2] is not None:
+            snapshot_module.load_state_dict(best[2])  # restore the best epoch's weights
+        return best[1], best[0]
+
+    def _total_epochs(self, stages) -> int:
+        return sum(n for _, _, n in stages)
+
+    def _eta(self) -> Optional[float]:
+        if self.step == 0:
+            return None
+        per_step = (time.time() - self.fit_started) / self.step
+        return max(0.0, per_step * (self.total_steps - self.step))
+
+    def _train_epoch(self, train_plan: TrainPlan, model, forward, loader, optimizer, scheduler):
+        acc = self.accelerator
+        train_plan.set_train_mode()
+        total_loss, correct, seen = 0.0, 0, 0
+        for batch in loader:
+            if self.should_stop():
+                raise Stopped()
+            labels = batch[1] if isinstance(batch, (list, tuple)) else batch["labels"]
+            logits = forward(model, batch)
+            loss = self.criterion(logits.float(), labels)
+            acc.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            n = len(labels)
+            total_loss += loss.item() * n
+            correct += (logits.argmax(-1) == labels).sum().item()
+            seen += n
+            self.recorder.emit(StepEnd(
+                epoch=self.epoch, step=self.step, total_steps=self.total_steps, train_loss=loss.item(),
+                learning_rate=scheduler.get_last_lr()[0], elapsed_s=time.time() - self.fit_started,
+                eta_s=self._eta()))
+        return total_loss / max(seen, 1), correct / max(seen, 1)
+
+    @torch.no_grad()
+    def _validate(self, model, forward, loader) -> tuple[float, float, float]:
+        probs = self._predict(model, forward, loader)
+        targets = torch.as_tensor(self.val_targets)
+        loss = nn.functional.nll_loss(torch.log(torch.as_tensor(probs).clamp_min(1e-12)), targets,
+                                      weight=None if self.criterion.weight is None else self.criterion.weight.cpu())
+        accuracy, macro_f1 = quick_scores(self.val_targets, probs.argmax(axis=1))
+        return float(loss), accuracy, macro_f1
+
+    @torch.no_grad()
+    def _predict(self, model, forward, loader) -> np.ndarray:
+        was_training = model.training
+        model.eval()
+        rows = []
+        for batch in loader:
+            if self.should_stop():
+                raise Stopped()
+            rows.append(forward(model, batch).float().softmax(-1).cpu())
+        model.train(was_training)
+        return torch.cat(rows).numpy()
+
+    # -- the end ---------------------------------------------------------------------------------
+    def _finish(self, train_plan: TrainPlan, best_epoch: int, val_probs: np.ndarray) -> RunResult:
+        config = self.config
+        metrics = evaluate(val_probs, self.val_targets, self.classes, self._shown_items(self.val_items))
+        metrics.update({
+            "n_train": len(self.train_items), "best_epoch": best_epoch, "epochs_run": self.epoch,
+            "strategy": config.strategy, "model_id": config.model_id, "random_init": config.random_init,
+            "trainable_params": train_plan.trainable_params, "total_params": train_plan.total_params,
+            "train_seconds": round(time.time() - self.fit_started, 2),
+        })
+        if self.dataset.modality == "image":
+            _keep_mistake_images(metrics["mistakes"], self.run_dir / "mistakes")
+        write_predictions(self.run_dir / "predictions.csv", val_probs, self.val_targets, self.classes,
+                          self._shown_items(self.val_items))
+        model = self.accelerator.unwrap_model(train_plan.model)
+        export_model(self.loaded, model, self.run_dir / "model", config=config,
+                     data_summary=self.dataset.summary(), metrics=metrics)
+        _write_json_atomic(self.run_dir / "metrics.json", metrics)
+        elapsed = time.time() - self.recorder.started
+        self.recorder.emit(RunFinished(
+            run_id=self.run_dir.name, best_epoch=best_epoch, accuracy=metrics["accuracy"],
+            macro_f1=metrics["macro_f1"], n_val=metrics["n_val"], elapsed_s=elapsed, run_dir=str(self.run_dir)))
+        self.recorder.status("finished")
+        return RunResult(self.run_dir.name, self.run_dir, "finished", metrics)
+
+    def _shown_items(self, items: list[str]) -> list[str]:
+        return [str(x) for x in items]
+
+
+def _keep_mistake_images(mistakes: list[dict], folder: Path) -> None:
+    """Copy the images of the shown mistakes into the run folder (uploads are cleaned up later)."""
+    folder.mkdir(exist_ok=True)
+    for i, mistake in enumerate(mistakes):
+        source = Path(mistake["item"])
+        if source.is_file():
+            target = folder / f"{i:02d}{source.suffix.lower()}"
+            shutil.copyfile(source, target)
+            mistake["file"] = str(target.relative_to(folder.parent))
+
+
+def _activate(train_plan: TrainPlan, model: nn.Module) -> None:
+    """Only this stage's parameters get gradients (the head-only stage freezes the backbone)."""
+    active = {id(p) for group in train_plan.param_groups for p in group["params"]}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in active)
+
+
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)

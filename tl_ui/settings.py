@@ -1,0 +1,227 @@
+"""Server settings: command-line flags over environment variables over defaults.
+
+Every setting has a flag and a `TL_*` environment variable (the Hugging Face Space and a systemd
+unit set variables; a person at a terminal types flags). Passwords never come from a flag (it
+would show in `ps`): only from `TL_AUTH` or a file named by `TL_AUTH_FILE` / `--auth-file`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+MB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A setting the person starting the server must fix; the message says which and how."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    root_path: str = ""                      # public sub-path behind a reverse proxy, e.g. "/lab"
+    runs_dir: Path = Path("runs")
+    max_upload_mb: float = 200.0             # one uploaded file (zip / CSV / TSV / Excel)
+    max_images: int = 20_000                 # images in one uploaded dataset
+    max_rows: int = 100_000                  # rows in one uploaded table
+    max_jobs: int = 1                        # training jobs running at once (1 per device)
+    max_queued_per_user: int = 3             # jobs one user/session may have waiting or running
+    auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)   # (user, password) pairs
+    offline: bool = False                    # only the offline model shelf; no hub look-ups
+    session_ttl_hours: float = 24.0          # anonymous session folders older than this are removed
+    cleanup_minutes: float = 30.0            # how often the clean-up runs
+
+    # -- derived ----------------------------------------------------------------------------
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MB)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth)
+
+    def limits(self):
+        """The data module's Limits for one upload (imported lazily: data pulls in numpy/PIL)."""
+        from tl_ui.data import Limits
+
+        return Limits(
+            max_upload_bytes=self.max_upload_bytes,
+            max_files=self.max_images,
+            max_rows=self.max_rows,
+        )
+
+    def validate(self) -> "Settings":
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"Port must be between 1 and 65535 (got {self.port}).")
+        if self.root_path and not (
+            self.root_path.startswith("/") or self.root_path.startswith(("http://", "https://"))
+        ):
+            raise SettingsError(
+                f"Root path must start with '/' (or be a full http(s) URL), got '{self.root_path}'."
+            )
+        if self.max_upload_mb <= 0:
+            raise SettingsError("Maximum upload size must be more than 0 MB.")
+        for name in ("max_images", "max_rows", "max_jobs", "max_queued_per_user"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.replace('_', ' ').capitalize()} must be at least 1.")
+        if self.session_ttl_hours <= 0 or self.cleanup_minutes <= 0:
+            raise SettingsError("Session lifetime and clean-up interval must be more than 0.")
+        return self
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes).validate()
+
+    def describe(self) -> str:
+        """One line per setting, for the server log (passwords never printed)."""
+        users = ", ".join(u for u, _ in self.auth) if self.auth else "off"
+        return "\n".join(
+            [
+                f"  host/port       {self.host}:{self.port}",
+                f"  root path       {self.root_path or '/'}",
+                f"  runs dir        {Path(self.runs_dir).resolve()}",
+                f"  max upload      {self.max_upload_mb:g} MB",
+                f"  max images/rows {self.max_images} / {self.max_rows}",
+                f"  max jobs        {self.max_jobs} at once, {self.max_queued_per_user} per user",
+                f"  auth            {users}",
+                f"  offline         {'yes' if self.offline else 'no'}",
+                f"  clean-up        every {self.cleanup_minutes:g} min, sessions kept {self.session_ttl_hours:g} h",
+            ]
+        )
+
+
+# -- parsing helpers ------------------------------------------------------------------------
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false (got '{text}').")
+
+
+def _parse_number(name: str, text: str, kind=int):
+    try:
+        return kind(text.strip())
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingsError(f"{name} must be {what} (got '{text}').") from None
+
+
+def parse_auth_pairs(text: str, source: str) -> tuple[tuple[str, str], ...]:
+    """'alice:pw1, bob:pw2' or one 'user:password' per line (# comments allowed)."""
+    pairs: list[tuple[str, str]] = []
+    chunks = [c for line in text.splitlines() for c in line.split(",")]
+    for number, chunk in enumerate(chunks, 1):
+        chunk = chunk.strip()
+        if not chunk or chunk.startswith("#"):
+            continue
+        user, sep, password = chunk.partition(":")
+        if not sep or not user.strip() or not password:
+            raise SettingsError(
+                f"{source}: entry {number} is not 'user:password' (a user name, a colon, a password)."
+            )
+        pairs.append((user.strip(), password))
+    users = [u for u, _ in pairs]
+    if len(set(users)) != len(users):
+        raise SettingsError(f"{source}: a user name appears twice.")
+    return tuple(pairs)
+
+
+def read_auth_file(path: str | Path) -> tuple[tuple[str, str], ...]:
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"Cannot read the auth file {p}: {exc.strerror or exc}.") from None
+    pairs = parse_auth_pairs(text, f"auth file {p}")
+    if not pairs:
+        raise SettingsError(f"The auth file {p} has no 'user:password' lines.")
+    return pairs
+
+
+# (setting name, env var, parser kind, flag, help)
+_ENV_SPEC: list[tuple[str, str, str, str]] = [
+    ("host", "TL_HOST", "str", "Address to listen on (0.0.0.0 for every interface). Default 127.0.0.1."),
+    ("port", "TL_PORT", "int", "Port to listen on. Default 7860."),
+    ("root_path", "TL_ROOT_PATH", "str", "Public sub-path when served behind a reverse proxy, e.g. /lab."),
+    ("runs_dir", "TL_RUNS_DIR", "path", "Folder for runs, uploads and per-user working folders. Default ./runs."),
+    ("max_upload_mb", "TL_MAX_UPLOAD_MB", "float", "Largest upload in MB (checked before unpacking). Default 200."),
+    ("max_images", "TL_MAX_IMAGES", "int", "Most images in one dataset. Default 20000."),
+    ("max_rows", "TL_MAX_ROWS", "int", "Most rows in one table (CSV/TSV/Excel). Default 100000."),
+    ("max_jobs", "TL_MAX_JOBS", "int", "Training jobs running at once; others wait in a queue. Default 1."),
+    ("max_queued_per_user", "TL_MAX_QUEUED_PER_USER", "int", "Jobs one user may have waiting or running. Default 3."),
+    ("offline", "TL_OFFLINE", "bool", "Offline mode: only the packaged model shelf, no hub downloads."),
+    ("session_ttl_hours", "TL_SESSION_TTL_HOURS", "float", "Anonymous session folders are removed after this many hours. Default 24."),
+    ("cleanup_minutes", "TL_CLEANUP_MINUTES", "float", "Minutes between clean-ups of old sessions and caches. Default 30."),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="Transfer Lab web app. Every flag also has a TL_* environment variable; flags win.",
+    )
+    for name, env, kind, help_text in _ENV_SPEC:
+        flag = "--" + name.replace("_", "-")
+        if kind == "bool":
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{help_text} [{env}]")
+        else:
+            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(),
+                                help=f"{help_text} [{env}]")
+    parser.add_argument(
+        "--auth-file", dest="auth_file", default=None, metavar="PATH",
+        help="File with one 'user:password' per line; turns on login. [TL_AUTH_FILE; or TL_AUTH='u:p,u2:p2']",
+    )
+    return parser
+
+
+def _convert(name: str, kind: str, raw, label: str):
+    if kind == "int":
+        return _parse_number(label, str(raw), int)
+    if kind == "float":
+        return _parse_number(label, str(raw), float)
+    if kind == "bool":
+        return raw if isinstance(raw, bool) else _parse_bool(label, str(raw))
+    if kind == "path":
+        return Path(str(raw)).expanduser()
+    return str(raw)
+
+
+def load_settings(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Settings from flags (`argv`), then `TL_*` variables (`environ`), then defaults.
+
+    `GRADIO_SERVER_NAME` / `GRADIO_SERVER_PORT` (set by Hugging Face Spaces) are honoured when the
+    TL_ variables are absent.
+    """
+    env = dict(os.environ if environ is None else environ)
+    args = build_parser().parse_args(list(argv) if argv is not None else [])
+    values: dict = {}
+    fallbacks = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
+    for name, env_name, kind, _ in _ENV_SPEC:
+        flag_value = getattr(args, name)
+        if flag_value is not None:
+            values[name] = _convert(name, kind, flag_value, "--" + name.replace("_", "-"))
+        elif env.get(env_name, "").strip() != "":
+            values[name] = _convert(name, kind, env[env_name], env_name)
+        elif name in fallbacks and env.get(fallbacks[name], "").strip():
+            values[name] = _convert(name, kind, env[fallbacks[name]], fallbacks[name])
+
+    auth: tuple[tuple[str, str], ...] = ()
+    auth_file = args.auth_file or env.get("TL_AUTH_FILE", "").strip() or None
+    if auth_file:
+        auth = read_auth_file(auth_file)
+    if env.get("TL_AUTH", "").strip():
+        extra = parse_auth_pairs(env["TL_AUTH"], "TL_AUTH")
+        known = {u for u, _ in auth}
+        auth = auth + tuple(p for p in extra if p[0] not in known)
+    values["auth"] = auth
+    return Settings(**values).validate()

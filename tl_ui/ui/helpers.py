@@ -1,0 +1,273 @@
+"""Small shared pieces: plain-words errors, formatting, and engine events -> what the page shows."""
+from __future__ import annotations
+
+import html
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pandas as pd
+
+log = logging.getLogger("tl_ui.ui")
+
+GENERIC_ERROR = ("Something went wrong on the server while doing that. Please try again; if it keeps "
+                 "happening, tell the person who runs this Transfer Lab (the details are in its log).")
+
+
+def user_message(exc: BaseException, what: str = "") -> str:
+    """The text to show for an exception: our own user-facing errors verbatim, anything else a
+    short friendly sentence (and the traceback goes to the server log, never to the page)."""
+    module = type(exc).__module__ or ""
+    if module.startswith("tl_ui") and isinstance(exc, (ValueError, RuntimeError)):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError) and module == "builtins" and what:
+        return f"{what}: a file is missing on the server ({Path(str(exc.filename or '')).name})."
+    log.error("unexpected error%s", f" while {what}" if what else "", exc_info=exc)
+    return GENERIC_ERROR
+
+
+def error_md(message: str) -> str:
+    return f"**Problem:** {message}" if message else ""
+
+
+def fmt_duration(seconds: Optional[float]) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s" if minutes < 10 else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def fmt_pct(x: Optional[float]) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def fmt_count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1e3:.0f}k"
+    return f"{n:,}"
+
+
+def progress_html(fraction: float, text: str) -> str:
+    pct = max(0.0, min(1.0, fraction)) * 100
+    return (
+        '<div class="tl-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
+        f'aria-valuenow="{pct:.0f}"><div class="tl-progress-bar" style="width:{pct:.1f}%"></div></div>'
+        f'<div class="tl-progress-text">{html.escape(text)}</div>'
+    )
+
+
+# -- engine events -> train view ---------------------------------------------------------------
+LOSS_COLUMNS = ["epoch", "loss", "series"]
+ACC_COLUMNS = ["epoch", "accuracy", "series"]
+
+
+@dataclass
+class TrainView:
+    """What the Train step shows, rebuilt from a job's full event list (cheap: hundreds of rows)."""
+    state: str = "idle"                 # idle|queued|running|finished|stopped|failed
+    status: str = ""
+    fraction: float = 0.0
+    progress_text: str = ""
+    loss_rows: list = field(default_factory=list)
+    acc_rows: list = field(default_factory=list)
+    log: list = field(default_factory=list)
+    run_id: str = ""
+    accuracy: Optional[float] = None
+    message: str = ""
+
+    def loss_df(self) -> pd.DataFrame:
+        rows = self.loss_rows
+        if len(rows) > 1500:  # keep the plot light: thin the per-step train loss
+            step_rows = [r for r in rows if r[2] == "train loss (per step)"]
+            keep = set(map(id, step_rows[:: math.ceil(len(step_rows) / 1000)]))
+            rows = [r for r in rows if r[2] != "train loss (per step)" or id(r) in keep]
+        return pd.DataFrame(rows, columns=LOSS_COLUMNS)
+
+    def acc_df(self) -> pd.DataFrame:
+        return pd.DataFrame(self.acc_rows, columns=ACC_COLUMNS)
+
+    def log_text(self, last: int = 40) -> str:
+        return "\n".join(self.log[-last:])
+
+
+def empty_loss_df() -> pd.DataFrame:
+    return pd.DataFrame({"epoch": pd.Series(dtype=float), "loss": pd.Series(dtype=float),
+                         "series": pd.Series(dtype=str)})
+
+
+def empty_acc_df() -> pd.DataFrame:
+    return pd.DataFrame({"epoch": pd.Series(dtype=float), "accuracy": pd.Series(dtype=float),
+                         "series": pd.Series(dtype=str)})
+
+
+def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_message: str = "") -> TrainView:
+    view = TrainView(state=job_state)
+    steps_per_epoch = None
+    epochs = None
+    last_eta = None
+    last_epoch = 0
+    stage_text = ""
+    seen_stages: set = set()
+    for e in events:
+        kind = e.get("kind")
+        if kind == "started":
+            view.run_id = e.get("run_id", "")
+            epochs = e.get("epochs") or None
+            total = e.get("total_steps") or 0
+            steps_per_epoch = (total / epochs) if epochs and total else None
+            share = (e.get("trainable_params", 0) / max(e.get("total_params", 1), 1))
+            view.log.append(
+                f"Started: {e.get('model_id')} · {e.get('strategy')} · {e.get('n_train')} training and "
+                f"{e.get('n_val')} validation examples · {len(e.get('classes', []))} classes · "
+                f"training {fmt_count(int(e.get('trainable_params', 0)))} of "
+                f"{fmt_count(int(e.get('total_params', 0)))} weights ({share:.1%})"
+            )
+        elif kind == "progress":
+            total = max(int(e.get("total") or 0), 1)
+            done = int(e.get("done") or 0)
+            stage = e.get("stage", "preparing")
+            stage_text = f"{e.get('message') or stage.capitalize()}: {done} of {total}"
+            if stage not in seen_stages:
+                seen_stages.add(stage)
+                view.log.append(e.get("message") or stage.capitalize())
+            if done >= total:
+                view.log.append(stage_text)
+            if not view.loss_rows:
+                view.fraction = 0.5 * done / total
+                view.progress_text = stage_text
+        elif kind == "step":
+            step, total = int(e.get("step", 0)), max(int(e.get("total_steps") or 1), 1)
+            spe = steps_per_epoch or (total / epochs if epochs else None)
+            x = step / spe if spe else float(e.get("epoch", 0))
+            view.loss_rows.append((round(x, 4), float(e.get("train_loss", float("nan"))), "train loss (per step)"))
+            prep = 0.5 if seen_stages else 0.0
+            view.fraction = max(view.fraction, prep + (1 - prep) * step / total)
+            last_eta = e.get("eta_s")
+            last_epoch = int(e.get("epoch", last_epoch))
+            view.progress_text = (f"Epoch {last_epoch} of {epochs or '?'} · step {step} of {total}"
+                                  f" · about {fmt_duration(last_eta)} left")
+        elif kind == "epoch":
+            ep = int(e.get("epoch", 0))
+            n_epochs = int(e.get("epochs") or epochs or 0)
+            epochs = n_epochs or epochs
+            view.loss_rows.append((float(ep), float(e.get("train_loss", float("nan"))), "train loss (epoch)"))
+            view.loss_rows.append((float(ep), float(e.get("val_loss", float("nan"))), "validation loss"))
+            view.acc_rows.append((float(ep), float(e.get("val_accuracy", float("nan"))), "validation accuracy"))
+            view.acc_rows.append((float(ep), float(e.get("train_accuracy", float("nan"))), "training accuracy"))
+            last_eta = e.get("eta_s")
+            last_epoch = ep
+            best = " (best so far)" if e.get("is_best") else ""
+            view.log.append(
+                f"Epoch {ep}/{n_epochs}: train loss {e.get('train_loss', 0):.3f}, validation loss "
+                f"{e.get('val_loss', 0):.3f}, validation accuracy {fmt_pct(e.get('val_accuracy'))}{best}"
+            )
+            if n_epochs:
+                prep = 0.5 if seen_stages else 0.0
+                view.fraction = max(view.fraction, prep + (1 - prep) * ep / n_epochs)
+            view.progress_text = f"Epoch {ep} of {n_epochs} done · about {fmt_duration(last_eta)} left"
+        elif kind == "finished":
+            view.accuracy = e.get("accuracy")
+            view.run_id = e.get("run_id", view.run_id)
+            view.log.append(f"Finished in {fmt_duration(e.get('elapsed_s'))}: validation accuracy "
+                            f"{fmt_pct(e.get('accuracy'))} (best epoch {e.get('best_epoch')}).")
+        elif kind == "stopped":
+            view.message = e.get("message", "")
+            view.log.append(f"Stopped: {view.message}")
+        elif kind == "failed":
+            view.message = e.get("message", "")
+            view.log.append(f"Failed: {view.message}")
+
+    if job_state == "queued":
+        view.status = f"⏳ **Waiting in queue: position {position}.** Another training run is using the " \
+                      "computer; yours starts by itself when it is your turn. You can leave this page open or come back later."
+        view.progress_text = f"Waiting in queue: position {position}"
+    elif job_state == "running":
+        if last_epoch:
+            view.status = (f"🏃 **Training:** epoch {last_epoch} of {epochs or '?'} · "
+                           f"about {fmt_duration(last_eta)} left")
+        else:
+            view.status = f"🏃 **Preparing:** {stage_text or 'loading the model and data'}…"
+            view.progress_text = view.progress_text or "Preparing…"
+    elif job_state == "finished":
+        view.fraction = 1.0
+        view.status = (f"✅ **Finished:** validation accuracy {fmt_pct(view.accuracy)}. "
+                       "See the results in step 5.")
+        view.progress_text = "Finished"
+    elif job_state == "stopped":
+        view.status = f"⏹️ **Stopped.** {view.message or job_message} You can change settings and start again."
+        view.progress_text = "Stopped"
+    elif job_state == "failed":
+        view.status = f"❌ **Failed:** {view.message or job_message}"
+        view.progress_text = "Failed"
+    else:
+        view.status = "Press **Start training** to begin."
+    return view
+
+
+# -- results helpers ---------------------------------------------------------------------------
+def confusion_html(matrix: list[list[int]], classes: list[str]) -> str:
+    """A confusion matrix heat map as an HTML table (rows: true class, columns: predicted)."""
+    if not matrix or not classes:
+        return ""
+    biggest = max((max(row) for row in matrix if row), default=1) or 1
+    head = "".join(f"<th scope='col'>{html.escape(c)}</th>" for c in classes)
+    rows = []
+    for i, (name, row) in enumerate(zip(classes, matrix)):
+        cells = []
+        total = sum(row) or 1
+        for j, count in enumerate(row):
+            level = count / biggest
+            if i == j:
+                bg = f"rgba(22, 128, 60, {0.12 + 0.78 * level:.2f})"
+            else:
+                bg = f"rgba(200, 40, 40, {0.08 + 0.82 * level:.2f})" if count else "transparent"
+            color = "#fff" if level > 0.55 else "inherit"
+            cells.append(f"<td style='background:{bg};color:{color}' title='true {html.escape(name)}, "
+                         f"predicted {html.escape(classes[j])}: {count} ({count / total:.0%} of this class)'>"
+                         f"{count}</td>")
+        rows.append(f"<tr><th scope='row'>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    return (
+        "<div class='tl-confusion'><table><caption>Rows: true class · columns: predicted class · "
+        "green diagonal = correct, red = mistakes</caption>"
+        f"<thead><tr><th>true ↓ / predicted →</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def thumbnail(src: str | Path, dst_folder: Path, name: str, size: int = 160) -> Optional[Path]:
+    """A small PNG copy of an image (user data never leaves the private folder at full size)."""
+    try:
+        from PIL import Image
+
+        with Image.open(src) as im:
+            im = im.convert("RGB")
+            im.thumbnail((size, size))
+            if min(im.size) < 64:  # tiny images (e.g. 28 px digits): enlarge so they can be seen
+                factor = math.ceil(64 / max(min(im.size), 1))
+                im = im.resize((im.width * factor, im.height * factor), Image.NEAREST)
+            out = dst_folder / f"{name}.png"
+            im.save(out)
+            return out
+    except Exception:  # a missing or unreadable file just is not shown
+        return None
+
+
+CSS = """
+.tl-progress { width: 100%; height: 14px; background: var(--neutral-200, #e5e7eb); border-radius: 7px; overflow: hidden; }
+.tl-progress-bar { height: 100%; background: var(--color-accent, #f97316); transition: width .4s ease; }
+.tl-progress-text { font-size: 0.9em; margin-top: 4px; }
+.tl-confusion table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.tl-confusion th, .tl-confusion td { border: 1px solid var(--border-color-primary, #ddd); padding: 4px 8px; text-align: center; min-width: 2.2em; }
+.tl-confusion caption { caption-side: bottom; font-size: 0.85em; padding-top: 4px; }
+#data-error { color: var(--error-text-color, #b91c1c); }
+.tl-step-intro { font-size: 1.02em; }
+"""
