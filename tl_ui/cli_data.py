@@ -26,7 +26,8 @@ def add_check_data_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--text-column", help="table column holding the texts (default: detected)")
     parser.add_argument("--label-column", help="table column holding the labels (default: detected)")
     parser.add_argument("--path-column", help="table column holding image file paths (default: detected)")
-    parser.set_defaults(func=check_data_command)
+    # tl_ui/__main__.py dispatches on `handler`; `func` is the common argparse idiom.
+    parser.set_defaults(handler=check_data_command, func=check_data_command)
     return parser
 
 

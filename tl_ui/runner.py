@@ -282,10 +282,10 @@ class Runner:
             log.exception("job %s crashed", job.id)
             job.message = ("Training stopped because of an internal error. The details are in the "
                            "server log; please try again or choose another model or strategy.")
+            _write_failed_status(job.run_dir, job.message, type(exc).__name__)
             job.add_event({"kind": "failed", "run_id": job.id, "message": job.message, "time": time.time()})
             job.ended = time.time()
             job.state = FAILED
-            _write_failed_status(job.run_dir, job.message, type(exc).__name__)
             return
         finally:
             job.dataset = None  # free the memory of the dataset once the run is done

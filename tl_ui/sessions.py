@@ -366,14 +366,11 @@ def zip_folder(folder: Path, zip_path: Path, arc_root: str) -> Path:
 
 
 def private_path_owner(path_text: str) -> Optional[str]:
-    """For a requested file path, the owner hash if it lies under `tl_private/`, '' if it points
-    into tl_private but no owner can be read, None if it is not a private path at all."""
+    """For a requested file path: the owner hash if it lies under a `tl_private/` folder, '' if it
+    does but names no owner, None if it is not a private path."""
     norm = os.path.normpath(path_text.replace("\\", "/"))
     parts = [p for p in norm.split("/") if p]
-    if PRIVATE_DIRNAME not in parts and PRIVATE_DIRNAME not in path_text:
+    if PRIVATE_DIRNAME not in parts:
         return None
-    try:
-        i = parts.index(PRIVATE_DIRNAME)
-        return parts[i + 1] if i + 1 < len(parts) else ""
-    except ValueError:
-        return ""
+    i = parts.index(PRIVATE_DIRNAME)
+    return parts[i + 1] if i + 1 < len(parts) else ""

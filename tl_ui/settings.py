@@ -115,10 +115,12 @@ def _parse_number(name: str, text: str, kind=int):
         raise SettingsError(f"{name} must be {what} (got '{text}').") from None
 
 
-def parse_auth_pairs(text: str, source: str) -> tuple[tuple[str, str], ...]:
-    """'alice:pw1, bob:pw2' or one 'user:password' per line (# comments allowed)."""
+def parse_auth_pairs(text: str, source: str, commas: bool = True) -> tuple[tuple[str, str], ...]:
+    """'alice:pw1, bob:pw2' (commas=True, for TL_AUTH) or one 'user:password' per line (files;
+    passwords may then contain commas). Blank lines and # comments are skipped."""
     pairs: list[tuple[str, str]] = []
-    chunks = [c for line in text.splitlines() for c in line.split(",")]
+    lines = text.splitlines()
+    chunks = [c for line in lines for c in (line.split(",") if commas else [line])]
     for number, chunk in enumerate(chunks, 1):
         chunk = chunk.strip()
         if not chunk or chunk.startswith("#"):
@@ -141,7 +143,7 @@ def read_auth_file(path: str | Path) -> tuple[tuple[str, str], ...]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise SettingsError(f"Cannot read the auth file {p}: {exc.strerror or exc}.") from None
-    pairs = parse_auth_pairs(text, f"auth file {p}")
+    pairs = parse_auth_pairs(text, f"auth file {p}", commas=False)
     if not pairs:
         raise SettingsError(f"The auth file {p} has no 'user:password' lines.")
     return pairs

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -52,13 +53,17 @@ def _check_image(path: Path, where: str, limits: Limits) -> tuple[int, int]:
         with Image.open(path) as img:
             width, height = img.size
             if width * height > limits.max_image_pixels:
-                raise _too_many_pixels(where, width, height, limits)
+                raise _too_many_pixels(where, (width, height), None, limits)
             img.verify()
         # verify() leaves the image unusable and misses truncated pixel data: decode it too.
         with Image.open(path) as img:
             img.load()
-    except Image.DecompressionBombError:
-        raise _too_many_pixels(where, None, None, limits) from None
+    except DataError:
+        raise
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses before we see the size; its message carries the pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_many_pixels(where, None, int(found.group(1)) if found else None, limits) from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError):
         raise DataError(
             f"The image {where} is damaged or not a real image file (it could not be read). "
@@ -220,8 +225,14 @@ def _no_class_folders(origin: Origin, loose: list[Path]) -> DataError:
     )
 
 
-def _too_many_pixels(where: str, width: int | None, height: int | None, limits: Limits) -> DataError:
-    size = f" ({width}x{height} pixels)" if width else ""
+def _too_many_pixels(where: str, size_wh: tuple[int, int] | None, pixels: int | None,
+                     limits: Limits) -> DataError:
+    if size_wh:
+        size = f" ({size_wh[0]}x{size_wh[1]} pixels)"
+    elif pixels:
+        size = f" ({pixels / 1e6:,.0f} megapixels)" if pixels >= 1_000_000 else f" ({pixels:,} pixels)"
+    else:
+        size = ""
     cap = limits.max_image_pixels
     cap_text = f"{cap / 1e6:g} megapixels" if cap >= 1_000_000 else f"{cap:,} pixels"
     return DataError(

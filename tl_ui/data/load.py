@@ -7,8 +7,8 @@ from typing import Optional
 from .dataset import DataError, LabelledDataset
 from .images import IMAGE_EXTENSIONS, descend_single_folder, load_image_folders, visible_children
 from .limits import Limits, human_size
-from .tables import (EXCEL_EXTENSIONS, TABLE_EXTENSIONS, is_image_table, load_image_table,
-                     load_text_table, read_table)
+from .tables import (TABLE_EXTENSIONS, is_image_table, load_image_table, load_text_table,
+                     read_table)
 from .validate import Origin
 from .zips import extract_zip
 
@@ -59,7 +59,13 @@ def _load_tree(root: Path, origin: Origin, limits: Limits, columns: dict) -> Lab
     subdirs, files = visible_children(top)
     tables = [f for f in files if f.suffix.lower() in TABLE_EXTENSIONS]
     if len(tables) == 1:
-        table = read_table(tables[0], limits)
+        try:
+            table = read_table(tables[0], limits)
+        except DataError:
+            if not subdirs:
+                raise
+            # A stray notes file beside class folders: the folders are the data.
+            return load_image_folders(top, origin, limits, shown_from=root)
         if is_image_table(table, columns["path_column"], columns["text_column"]):
             return load_image_table(table, tables[0].parent, limits,
                                     path_column=columns["path_column"],
@@ -91,8 +97,7 @@ def _unsupported(name: str, suffix: str) -> DataError:
             "one folder per label, compress the folders into a zip and upload the zip."
         )
     kind = f"'{suffix}' files" if suffix else "files without an extension"
-    excel = "/".join(sorted(e.lstrip(".").upper() for e in EXCEL_EXTENSIONS))
     return DataError(
         f"Transfer Lab cannot read '{name}' ({kind}). Upload a .zip of image folders (one folder "
-        f"per label), or a table of texts and labels as CSV, TSV or Excel ({excel})."
+        "per label), or a table of texts and labels as CSV, TSV or Excel (.xlsx)."
     )

@@ -66,7 +66,7 @@ def stratified_subset(dataset: LabelledDataset, n: int, seed: int) -> LabelledDa
 def _split_per_class(targets: np.ndarray, val_fraction: float, seed: int):
     rng = np.random.default_rng(seed)
     train, val = [], []
-    for c, idx in sorted(_indices_by_class(targets).items()):
+    for _, idx in sorted(_indices_by_class(targets).items()):
         idx = rng.permutation(idx)
         if len(idx) < 2:
             train.extend(idx)

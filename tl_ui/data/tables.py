@@ -44,10 +44,6 @@ class Table:
     name: str                                 # base name of the file
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def rows(self) -> list[int]:
-        return [int(i) + 2 for i in self.frame.index]   # header is spreadsheet row 1
-
 
 def read_table(path: Path, limits: Limits) -> Table:
     """Read a CSV/TSV/TXT or Excel file into a Table of strings, or raise DataError."""
@@ -112,7 +108,7 @@ def load_text_table(table: Table, limits: Limits, *, text_column: Optional[str] 
             "the label. If that is wrong, pick the columns by name."
         )
     warnings += class_warnings(labels)
-    warnings += duplicate_warning([t.strip().lower() for t in texts], labels, shown, "text")
+    warnings += duplicate_warning([" ".join(t.split()) for t in texts], labels, shown, "text")
     warnings += long_text_warning(texts, shown)
     return LabelledDataset("text", texts, labels, table.name, warnings)
 
@@ -130,6 +126,11 @@ def load_image_table(table: Table, base: Path, limits: Limits, *, path_column: O
             f"'path' or pick it by name. Columns found: {quoted_list(frame.columns, 8)}."
         )
     label_col, _ = _pick_label_column(table, label_column, exclude=(path_col,))
+    if label_col == path_col:
+        raise DataError(
+            f"The image paths and the labels of '{table.name}' cannot both come from column "
+            f"'{path_col}'. Choose two different columns."
+        )
     frame = _drop_blank_rows(frame, [path_col, label_col])
     _no_empty_cells(table, frame, path_col, "image path")
     _no_empty_cells(table, frame, label_col, "label")
@@ -149,8 +150,7 @@ def load_image_table(table: Table, base: Path, limits: Limits, *, path_column: O
     if outside:
         raise DataError(
             f"{_rows_word(outside)} of '{table.name}' {_verb(outside, 'points', 'point')} outside "
-            "the table's folder "
-            f"(e.g. '{short(outside[0][1])}'). Keep the images in the same folder as the table "
+            f"the table's folder ({_example(outside)}). Keep the images in the same folder as the table "
             "or a folder below it, and write their paths relative to the table (like "
             "'images/scan1.png')."
         )
@@ -158,7 +158,7 @@ def load_image_table(table: Table, base: Path, limits: Limits, *, path_column: O
         raise DataError(
             f"{_rows_word(missing)} of '{table.name}' "
             f"{_verb(missing, 'names an image file that does', 'name image files that do')} not exist "
-            f"(e.g. '{short(missing[0][1])}'). Paths are read relative to the folder that holds "
+            f"({_example(missing)}). Paths are read relative to the folder that holds "
             "the table: check the spelling, or upload one zip holding the table and the images."
         )
 
@@ -208,6 +208,8 @@ def _read_excel(path: Path, limits: Limits) -> Table:
     # An .xlsx is a zip of XML files: bound what the reader would unpack before it runs.
     try:
         unpacked = zip_uncompressed_size(path, limits)
+    except DataError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError):
         raise not_excel from None
     if unpacked > limits.max_uncompressed_bytes:
@@ -276,8 +278,8 @@ def _refuse_binary(raw: bytes, name: str) -> None:
         return
     looks = f"it looks like {hint}" if hint else "it contains binary data"
     raise DataError(
-        f"The file '{name}' is not a text table: {looks}, renamed to "
-        f"'{Path(name).suffix or 'a table'}'. Open it in your spreadsheet program and use "
+        f"The file '{name}' is not a text table, although its name ends in "
+        f"'{Path(name).suffix}': {looks}. Open it in your spreadsheet program and use "
         "'Save As' > 'CSV', or upload an Excel file with its own .xlsx name."
     )
 
@@ -325,7 +327,7 @@ def _need_two_columns(table: Table) -> None:
     if len(columns) >= 2:
         return
     header = columns[0] if columns else ""
-    hint = ""
+    hint = " Check that the header row names both columns, for example 'text,label'."
     for sep in _OTHER_SEPARATORS + _DELIMITERS:
         if sep in header:
             hint = (f" It looks like it uses '{sep}' between columns; save it as CSV with "
@@ -371,8 +373,8 @@ def _pick_label_column(table: Table, wanted: Optional[str], exclude) -> tuple[st
     if scored:
         return min(scored)[2], True
     remaining = [c for c in candidates if not _by_name([c], TEXT_NAMES)]
-    if len(frame.columns) == 2 and len(remaining) == 1:
-        return remaining[0], True   # the only other column: the class checks say what is wrong
+    if len(frame.columns) == 2 and len(remaining) == 1 and frame[remaining[0]].nunique() < 2:
+        return remaining[0], True   # one value throughout: the class check explains that better
     raise DataError(
         f"The file '{table.name}' has no column that looks like a label (a column with a few "
         "repeated values, such as 'positive'/'negative'). Name that column 'label' or pick it "
@@ -472,6 +474,10 @@ def _no_empty_cells(table: Table, frame: pd.DataFrame, column: str, role: str) -
 
 def _verb(rows: list, one: str, many: str) -> str:
     return one if len(rows) == 1 else many
+
+
+def _example(rows: list[tuple[int, str]]) -> str:
+    return ("" if len(rows) == 1 else "e.g. ") + f"'{short(rows[0][1])}'"
 
 
 def _rows_word(rows: list[tuple[int, str]]) -> str:

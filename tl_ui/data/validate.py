@@ -22,14 +22,13 @@ class Origin:
     label_column: str = ""                     # tables only
     rows: Sequence[int] | None = None          # tables only: spreadsheet row of each example
 
-    @property
-    def noun(self) -> str:
-        return "image" if self.kind in ("zip", "folder") else "row"
-
 
 def check_classes(labels: Sequence[str], origin: Origin, limits: Limits) -> None:
     """At least two classes, each with at least `limits.min_per_class` examples."""
     counts = Counter(labels)
+    if not counts:
+        what = "rows of data" if origin.kind == "table" else "images"
+        raise DataError(f"'{origin.name}' contains no {what}. Add examples, then upload it again.")
     if len(counts) == 1:
         (only,) = counts
         if origin.kind == "table":

@@ -51,10 +51,7 @@ def extract_zip(path: Path, workdir: Path, limits: Limits) -> Path:
     with archive:
         contents = inspect_zip(archive, name, limits)
         if not contents.files:
-            raise DataError(
-                f"The zip '{name}' is empty: it contains no files. Put your images in it, "
-                "one folder per label, and upload it again."
-            )
+            raise _empty_zip(name)
         dest = Path(tempfile.mkdtemp(prefix="unzipped-", dir=workdir))
         try:
             _extract(archive, contents, dest, name, limits)
@@ -68,10 +65,7 @@ def inspect_zip(archive: zipfile.ZipFile, name: str, limits: Limits) -> ZipConte
     """Check every member name and the declared sizes; nothing is extracted."""
     infos = archive.infolist()
     if not infos:
-        raise DataError(
-            f"The zip '{name}' is empty: it contains no files. Put your images in it, "
-            "one folder per label, and upload it again."
-        )
+        raise _empty_zip(name)
     if len(infos) > limits.max_files:
         raise _too_many_files(name, len(infos), limits)
     files = []
@@ -212,6 +206,13 @@ def _not_a_zip(path: Path) -> DataError:
         f"The file '{path.name}' is not a zip archive, although its name ends in .zip. "
         "Put your images in one folder per label, compress the folders into a zip "
         "(for example with 'Compress' or 'Send to > Compressed folder') and upload that."
+    )
+
+
+def _empty_zip(name: str) -> DataError:
+    return DataError(
+        f"The zip '{name}' is empty: it contains no files. Put your images in it, "
+        "one folder per label, and upload it again."
     )
 
 

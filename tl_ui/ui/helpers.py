@@ -69,6 +69,16 @@ def progress_html(fraction: float, text: str) -> str:
 # -- engine events -> train view ---------------------------------------------------------------
 LOSS_COLUMNS = ["epoch", "loss", "series"]
 ACC_COLUMNS = ["epoch", "accuracy", "series"]
+LOSS_SERIES = ("training loss (each step)", "validation loss")
+ACC_SERIES = ("validation accuracy", "training accuracy")
+
+
+def _padded(rows: list, columns: list[str], series: tuple[str, ...]) -> pd.DataFrame:
+    """Every series appears at least once (a NaN row if it has no points yet): Gradio's plot fixes
+    its colour legend from the first data it gets, so a series that appears later is never drawn."""
+    present = {r[2] for r in rows}
+    pad = [(float("nan"), float("nan"), name) for name in series if name not in present]
+    return pd.DataFrame(list(rows) + pad, columns=columns)
 
 
 @dataclass
@@ -88,26 +98,24 @@ class TrainView:
     def loss_df(self) -> pd.DataFrame:
         rows = self.loss_rows
         if len(rows) > 1500:  # keep the plot light: thin the per-step train loss
-            step_rows = [r for r in rows if r[2] == "train loss (per step)"]
+            step_rows = [r for r in rows if r[2] == LOSS_SERIES[0]]
             keep = set(map(id, step_rows[:: math.ceil(len(step_rows) / 1000)]))
-            rows = [r for r in rows if r[2] != "train loss (per step)" or id(r) in keep]
-        return pd.DataFrame(rows, columns=LOSS_COLUMNS)
+            rows = [r for r in rows if r[2] != LOSS_SERIES[0] or id(r) in keep]
+        return _padded(rows, LOSS_COLUMNS, LOSS_SERIES)
 
     def acc_df(self) -> pd.DataFrame:
-        return pd.DataFrame(self.acc_rows, columns=ACC_COLUMNS)
+        return _padded(self.acc_rows, ACC_COLUMNS, ACC_SERIES)
 
     def log_text(self, last: int = 40) -> str:
         return "\n".join(self.log[-last:])
 
 
 def empty_loss_df() -> pd.DataFrame:
-    return pd.DataFrame({"epoch": pd.Series(dtype=float), "loss": pd.Series(dtype=float),
-                         "series": pd.Series(dtype=str)})
+    return _padded([], LOSS_COLUMNS, LOSS_SERIES)
 
 
 def empty_acc_df() -> pd.DataFrame:
-    return pd.DataFrame({"epoch": pd.Series(dtype=float), "accuracy": pd.Series(dtype=float),
-                         "series": pd.Series(dtype=str)})
+    return _padded([], ACC_COLUMNS, ACC_SERIES)
 
 
 def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_message: str = "") -> TrainView:
@@ -149,7 +157,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             step, total = int(e.get("step", 0)), max(int(e.get("total_steps") or 1), 1)
             spe = steps_per_epoch or (total / epochs if epochs else None)
             x = step / spe if spe else float(e.get("epoch", 0))
-            view.loss_rows.append((round(x, 4), float(e.get("train_loss", float("nan"))), "train loss (per step)"))
+            view.loss_rows.append((round(x, 4), float(e.get("train_loss", float("nan"))), LOSS_SERIES[0]))
             prep = 0.5 if seen_stages else 0.0
             view.fraction = max(view.fraction, prep + (1 - prep) * step / total)
             last_eta = e.get("eta_s")
@@ -160,10 +168,9 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             ep = int(e.get("epoch", 0))
             n_epochs = int(e.get("epochs") or epochs or 0)
             epochs = n_epochs or epochs
-            view.loss_rows.append((float(ep), float(e.get("train_loss", float("nan"))), "train loss (epoch)"))
-            view.loss_rows.append((float(ep), float(e.get("val_loss", float("nan"))), "validation loss"))
-            view.acc_rows.append((float(ep), float(e.get("val_accuracy", float("nan"))), "validation accuracy"))
-            view.acc_rows.append((float(ep), float(e.get("train_accuracy", float("nan"))), "training accuracy"))
+            view.loss_rows.append((float(ep), float(e.get("val_loss", float("nan"))), LOSS_SERIES[1]))
+            view.acc_rows.append((float(ep), float(e.get("val_accuracy", float("nan"))), ACC_SERIES[0]))
+            view.acc_rows.append((float(ep), float(e.get("train_accuracy", float("nan"))), ACC_SERIES[1]))
             last_eta = e.get("eta_s")
             last_epoch = ep
             best = " (best so far)" if e.get("is_best") else ""
@@ -188,26 +195,26 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.log.append(f"Failed: {view.message}")
 
     if job_state == "queued":
-        view.status = f"⏳ **Waiting in queue: position {position}.** Another training run is using the " \
-                      "computer; yours starts by itself when it is your turn. You can leave this page open or come back later."
+        view.status = (f"**Waiting in queue: position {position}.** Your run starts by itself as soon as "
+                       "the computer is free. You can leave this page open or come back later.")
         view.progress_text = f"Waiting in queue: position {position}"
     elif job_state == "running":
         if last_epoch:
-            view.status = (f"🏃 **Training:** epoch {last_epoch} of {epochs or '?'} · "
+            view.status = (f"**Training:** epoch {last_epoch} of {epochs or '?'} · "
                            f"about {fmt_duration(last_eta)} left")
         else:
-            view.status = f"🏃 **Preparing:** {stage_text or 'loading the model and data'}…"
+            view.status = f"**Preparing:** {stage_text or 'loading the model and data'}…"
             view.progress_text = view.progress_text or "Preparing…"
     elif job_state == "finished":
         view.fraction = 1.0
-        view.status = (f"✅ **Finished:** validation accuracy {fmt_pct(view.accuracy)}. "
+        view.status = (f"**Finished:** validation accuracy {fmt_pct(view.accuracy)}. "
                        "See the results in step 5.")
         view.progress_text = "Finished"
     elif job_state == "stopped":
-        view.status = f"⏹️ **Stopped.** {view.message or job_message} You can change settings and start again."
+        view.status = f"**Stopped.** {view.message or job_message} You can change settings and start again."
         view.progress_text = "Stopped"
     elif job_state == "failed":
-        view.status = f"❌ **Failed:** {view.message or job_message}"
+        view.status = f"**Failed:** {view.message or job_message}"
         view.progress_text = "Failed"
     else:
         view.status = "Press **Start training** to begin."

@@ -23,7 +23,7 @@ def shelf_table(modality: Optional[str], offline_mode: bool) -> pd.DataFrame:
             e.display_name,
             "images" if e.modality == "image" else "texts",
             f"{e.params_m:g}M weights" if e.params_m else "?",
-            "✅ yes" if e.offline else "needs internet (first time)",
+            "yes" if e.offline else "needs internet (first time)",
             e.description,
             e.licence,
             e.id,
@@ -33,8 +33,7 @@ def shelf_table(modality: Optional[str], offline_mode: bool) -> pd.DataFrame:
 
 def shelf_choices(modality: Optional[str], offline_mode: bool) -> list[tuple[str, str]]:
     return [
-        (f"{e.display_name} — {'images' if e.modality == 'image' else 'texts'}"
-         f"{'' if e.offline else ' (needs internet)'}", e.id)
+        (f"{e.display_name}{'' if e.offline else ' · needs internet'}", e.id)
         for e in shelf_entries(modality, offline_mode)
     ]
 
@@ -48,7 +47,7 @@ def build(offline_mode: bool) -> dict:
         elem_classes="tl-step-intro",
     )
     shelf = gr.Dataframe(value=shelf_table(None, offline_mode), interactive=False, wrap=True,
-                         label="Model shelf", elem_id="model-shelf", max_height=320)
+                         label="Model shelf", elem_id="model-shelf", max_height=250)
     choice = gr.Radio(choices=shelf_choices(None, offline_mode), value=DEFAULT_MODEL_ID,
                       label="Model", elem_id="model-choice")
     hub = gr.Textbox(

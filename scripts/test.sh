@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Set up (first time only) and run the whole test suite, browser tests included.
+# Extra arguments go to pytest (e.g. `-m "not slow and not browser"` for a quick pass).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+if [ ! -x /usr/bin/chromium ]; then
+  # Debian's Chromium drives the browser tests (never `playwright install`: it downloads a browser).
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+export GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+# pytest exits 5 when it collected no tests: for CI that is a failure too.
+[ "$status" -eq 5 ] && echo "no tests were collected" >&2
+exit "$status"

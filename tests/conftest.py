@@ -1,0 +1,74 @@
+"""Shared fixtures: quiet, offline environment and an in-process launched app.
+
+`launched_app` (session scope) yields the base URL of a running Transfer Lab (free port, its own
+runs folder, max 1 training job, 8 MB upload limit); `launched_server` yields the same server's
+`RunningServer` (for `.demo.tl_context`: runner, workspace, private files).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+# Before gradio / huggingface_hub are imported anywhere.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="tl-test-gradio-"))
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # app.py lives at the repository root
+    sys.path.insert(0, str(REPO))
+
+import pytest  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*Pandas4Warning.*")
+
+TEST_UPLOAD_MB = 8.0
+
+
+@pytest.fixture(scope="session")
+def app_settings(tmp_path_factory):
+    """Settings for the shared test app: its own runs folder, 1 job at a time, small limits."""
+    from tl_ui.settings import Settings
+
+    return Settings(runs_dir=tmp_path_factory.mktemp("runs"), max_jobs=1, max_upload_mb=TEST_UPLOAD_MB,
+                    max_queued_per_user=3, offline=True)
+
+
+@pytest.fixture(scope="session")
+def launched_server(app_settings):
+    import app as app_module
+    from tl_ui.server import start_in_thread
+
+    demo = app_module.build_app(app_settings)
+    server = start_in_thread(demo, settings=app_settings)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def launched_app(launched_server):
+    """Base URL of the running app, e.g. 'http://127.0.0.1:54321/'."""
+    return launched_server.url
+
+
+@pytest.fixture
+def client_factory(launched_app):
+    """New gradio_client sessions against the shared app (each has its own session cookie)."""
+    from gradio_client import Client
+
+    def make(**kwargs):
+        kwargs.setdefault("verbose", False)
+        kwargs.setdefault("analytics_enabled", False)
+        return Client(launched_app, **kwargs)
+
+    return make
+
+
+# Tiny runs: a few dozen examples, tiny images, few epochs (each a few seconds on 2 cores).
+TINY_IMAGE_OPTIONS = '{"max_examples": 40, "image_size": 64, "seed": 1}'
+TINY_TEXT_OPTIONS = '{"max_examples": 40, "seed": 1}'

@@ -1,0 +1,184 @@
+"""Step 2 · Data: upload or the sample dataset; preview, per-class counts, warnings, plain errors."""
+from __future__ import annotations
+
+import html
+import logging
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import gradio as gr
+import pandas as pd
+
+from tl_ui.ui.helpers import error_md, thumbnail, user_message
+from tl_ui.ui.state import SessionState
+
+log = logging.getLogger(__name__)
+
+UPLOAD_TYPES = [".zip", ".csv", ".tsv", ".txt", ".xlsx", ".xls"]
+
+
+def build(max_upload_mb: float) -> dict:
+    gr.Markdown(
+        "### Step 2 · Your data\n"
+        "Upload **a zip file with one folder per class** (each folder holds that class's pictures), or "
+        "**a table** (CSV, TSV or Excel) with one column of text and one column of labels. "
+        f"Files up to {max_upload_mb:g} MB. Not sure? Try a sample dataset first.",
+        elem_classes="tl-step-intro",
+    )
+    with gr.Row():
+        upload = gr.File(label="Upload a zip / CSV / TSV / Excel file", file_types=UPLOAD_TYPES,
+                         type="filepath", elem_id="data-upload", scale=3)
+        with gr.Column(scale=2):
+            sample_image = gr.Button("Use the sample image dataset (handwritten digits)",
+                                     elem_id="use-sample-image")
+            sample_text = gr.Button("Use the sample text dataset (movie reviews)", elem_id="use-sample-text")
+    with gr.Accordion("Table columns (only for CSV / TSV / Excel files)", open=False):
+        gr.Markdown("Transfer Lab guesses which column holds the text and which the label. If it "
+                    "guesses wrong, type the column names here and press *Reload*.")
+        with gr.Row():
+            text_col = gr.Textbox(label="Text column", placeholder="e.g. note", elem_id="text-column")
+            label_col = gr.Textbox(label="Label column", placeholder="e.g. diagnosis", elem_id="label-column")
+            reload_btn = gr.Button("Reload with these columns", elem_id="data-reload")
+    error = gr.Markdown("", elem_id="data-error")
+    summary = gr.Markdown("No data loaded yet.", elem_id="data-summary")
+    with gr.Row():
+        counts = gr.BarPlot(value=None, x="class", y="examples", title="Examples per class",
+                            elem_id="class-counts", height=260, sort=None, scale=2, y_lim=[0, None],
+                            y_title="examples", x_title="class", x_label_angle=0)
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Some of your images", columns=6, height=260, visible=False,
+                                 elem_id="data-gallery", allow_preview=True)
+            table = gr.Dataframe(label="Some of your texts", visible=False, interactive=False, wrap=True,
+                                 elem_id="data-table", max_height=300)
+    next_btn = gr.Button("Next: choose how to train →", variant="primary", elem_id="data-next")
+    return {"data_upload": upload, "use_sample_image": sample_image, "use_sample_text": sample_text,
+            "text_column": text_col, "label_column": label_col, "data_reload": reload_btn,
+            "data_error": error, "data_summary": summary, "class_counts": counts,
+            "data_gallery": gallery, "data_table": table, "data_next": next_btn}
+
+
+def empty_counts() -> pd.DataFrame:
+    return pd.DataFrame({"class": pd.Series(dtype=str), "examples": pd.Series(dtype=int)})
+
+
+def counts_df(dataset) -> pd.DataFrame:
+    counts = dataset.class_counts()
+    return pd.DataFrame({"class": list(counts), "examples": list(counts.values())})
+
+
+def summary_md(dataset, name: str, notes: list[str]) -> str:
+    s = dataset.summary()
+    kind = "images" if dataset.modality == "image" else "texts"
+    counts = dataset.class_counts()
+    smallest = min(counts.values()) if counts else 0
+    lines = [
+        f"**{s['n_examples']:,} {kind}** in **{s['n_classes']} classes** from *{html.escape(name)}*. "
+        f"Smallest class: {smallest} examples.",
+        "",
+        "Classes: " + ", ".join(f"`{html.escape(c)}` ({n})" for c, n in counts.items()),
+    ]
+    warnings = list(s.get("warnings") or [])
+    if warnings:
+        lines += ["", "**Please check:**"] + [f"- {html.escape(w)}" for w in warnings[:10]]
+        if len(warnings) > 10:
+            lines.append(f"- …and {len(warnings) - 10} more.")
+    if notes:
+        lines += [""] + [f"ℹ️ {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def pick_examples(dataset, n: int = 12) -> list[int]:
+    """Up to n example indices, spread over the classes (round robin)."""
+    by_class: dict[str, list[int]] = {}
+    for i, label in enumerate(dataset.labels):
+        by_class.setdefault(label, []).append(i)
+    picked: list[int] = []
+    round_ = 0
+    while len(picked) < n and any(round_ < len(v) for v in by_class.values()):
+        for label in sorted(by_class):
+            if round_ < len(by_class[label]) and len(picked) < n:
+                picked.append(by_class[label][round_])
+        round_ += 1
+    return picked
+
+
+def preview_updates(ctx, owner, dataset):
+    """(gallery update, table update) showing a few examples of the data."""
+    idx = pick_examples(dataset)
+    if dataset.modality == "image":
+        folder = ctx.private.new_folder(owner, "preview")
+        items = []
+        for k, i in enumerate(idx):
+            thumb = thumbnail(dataset.items[i], folder, f"example-{k}")
+            if thumb is not None:
+                items.append((str(thumb), dataset.labels[i]))
+        return gr.update(value=items, visible=True), gr.update(value=None, visible=False)
+    rows = [[_short(dataset.items[i]), dataset.labels[i]] for i in idx]
+    return gr.update(value=None, visible=False), gr.update(
+        value=pd.DataFrame(rows, columns=["text", "label"]), visible=True)
+
+
+def _short(text: str, n: int = 240) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class LoadOutcome:
+    """What a load attempt produced: a dataset or a user-facing error."""
+
+    def __init__(self, dataset=None, error: str = "", name: str = "", data_path: str = ""):
+        self.dataset, self.error, self.name, self.data_path = dataset, error, name, data_path
+
+
+def load_into_workspace(ctx, owner, src: Path, name: str, text_column: Optional[str] = None,
+                        label_column: Optional[str] = None, copy: bool = True) -> LoadOutcome:
+    """Size-check, copy the upload into the owner's folder, and read it. Never raises."""
+    settings = ctx.settings
+    try:
+        from tl_ui.data import load_dataset
+        from tl_ui.data.limits import human_size
+
+        src = Path(src)
+        size = src.stat().st_size if src.is_file() else 0
+        if size > settings.max_upload_bytes:  # before anything is copied or unpacked
+            return LoadOutcome(error=(
+                f"The file '{name}' is {human_size(size)}; this Transfer Lab accepts uploads up to "
+                f"{human_size(settings.max_upload_bytes)}. Upload fewer or smaller images, or fewer rows."))
+        workdir = ctx.workspace.uploads_dir(owner)
+        data_path = src
+        if copy and src.is_file():
+            data_path = workdir / _safe_name(name or src.name)
+            shutil.copyfile(src, data_path)
+        dataset = load_dataset(data_path, workdir / "unpacked", text_column=text_column or None,
+                               label_column=label_column or None, limits=settings.limits())
+        return LoadOutcome(dataset=dataset, name=name, data_path=str(data_path))
+    except Exception as exc:  # DataError (user-facing) or anything unexpected (logged)
+        return LoadOutcome(error=user_message(exc, "reading the data"), name=name)
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in Path(name).name).strip()
+    return keep or "upload"
+
+
+def apply_outcome(ctx, owner, state: SessionState, outcome: LoadOutcome, model_choice: Optional[str]):
+    """Outputs of every data-loading handler, in `OUTPUT_KEYS` order."""
+    from tl_ui.ui import model as model_step
+
+    if outcome.error:
+        # keep whatever was loaded before; show the problem in plain words
+        return (state, error_md(outcome.error), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                gr.skip(), gr.skip(), gr.skip())
+    ds = outcome.dataset
+    state.dataset, state.data_path, state.data_name = ds, outcome.data_path, outcome.name
+    shelf, choice_update, note = model_step.filtered_updates(ds.modality, model_choice, ctx.settings.offline)
+    notes = [note] if note else []
+    gallery, table = preview_updates(ctx, owner, ds)
+    return (state, "", summary_md(ds, outcome.name, notes), counts_df(ds), gallery, table, shelf,
+            choice_update, gr.update())
+
+
+# the order apply_outcome returns its values in
+OUTPUT_KEYS = ["session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
+               "model_shelf", "model_choice", "model_info"]

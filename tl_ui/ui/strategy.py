@@ -1,0 +1,134 @@
+"""Step 3 · Strategy: four ways to adapt the model, what each trains, how long it may take."""
+from __future__ import annotations
+
+from typing import Optional
+
+import gradio as gr
+
+from tl_ui.config import STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig
+from tl_ui.ui.helpers import fmt_count, fmt_duration, user_message
+
+STRATEGY_LABELS = {
+    "linear_probe": "Linear probe (fastest)",
+    "partial": "Partial unfreezing",
+    "full": "Full fine-tuning (slowest)",
+    "lora": "LoRA adapters",
+}
+DEFAULT_STRATEGY = "linear_probe"
+
+# Advanced inputs, in the order the handlers receive them.
+ADVANCED_KEYS = ["epochs", "learning_rate", "batch_size", "image_size", "val_fraction", "seed",
+                 "random_init", "unfreeze_groups", "lora_rank", "max_examples"]
+
+
+def build() -> dict:
+    gr.Markdown(
+        "### Step 3 · How to train\n"
+        "Choose how much of the pretrained model may change. If unsure, keep the **linear probe**: it "
+        "is quick and works well with little data. The box below tells you how many of the model's "
+        "weights will be trained and roughly how long it will take on this computer.",
+        elem_classes="tl-step-intro",
+    )
+    choice = gr.Radio(choices=[(STRATEGY_LABELS[s], s) for s in STRATEGIES], value=DEFAULT_STRATEGY,
+                      label="Strategy", elem_id="strategy-choice")
+    help_md = "\n".join(f"- **{STRATEGY_LABELS[s]}** — {STRATEGY_HELP[s]}" for s in STRATEGIES)
+    with gr.Accordion("What do these mean?", open=False):
+        gr.Markdown(help_md)
+    info = gr.Markdown(STRATEGY_HELP[DEFAULT_STRATEGY], elem_id="strategy-info")
+    defaults = STRATEGY_DEFAULTS[DEFAULT_STRATEGY]
+    base = RunConfig()
+    with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
+        with gr.Row():
+            epochs = gr.Number(value=defaults["epochs"], precision=0, minimum=1, maximum=1000,
+                               label="Epochs (passes over the training data)", elem_id="epochs")
+            lr = gr.Number(value=defaults["learning_rate"], minimum=0, maximum=1,
+                           label="Learning rate (step size)", elem_id="learning-rate")
+            batch = gr.Number(value=base.batch_size, precision=0, minimum=1, maximum=1024,
+                              label="Batch size", elem_id="batch-size")
+        with gr.Row():
+            image_size = gr.Number(value=0, precision=0, minimum=0, maximum=1024,
+                                   label="Image size in pixels (0 = the model's own)", elem_id="image-size")
+            val = gr.Slider(0.05, 0.5, value=base.val_fraction, step=0.05,
+                            label="Share of examples kept aside to check the model", elem_id="val-fraction")
+            seed = gr.Number(value=base.seed, precision=0, label="Random seed (same seed = same result)",
+                             elem_id="seed")
+        with gr.Row():
+            unfreeze = gr.Number(value=base.unfreeze_groups, precision=0, minimum=1, maximum=20,
+                                 label="Partial: layer groups to retrain", elem_id="unfreeze-groups")
+            rank = gr.Number(value=base.lora_rank, precision=0, minimum=1, maximum=256,
+                             label="LoRA: adapter rank", elem_id="lora-rank")
+            max_examples = gr.Number(value=0, precision=0, minimum=0,
+                                     label="Use at most this many examples (0 = all)", elem_id="max-examples")
+        random_init = gr.Checkbox(value=False, label="Scratch baseline: same recipe but random starting "
+                                  "weights (shows what pretraining is worth)", elem_id="random-init")
+    next_btn = gr.Button("Next: train →", variant="primary", elem_id="strategy-next")
+    return {"strategy_choice": choice, "strategy_info": info, "epochs": epochs, "learning_rate": lr,
+            "batch_size": batch, "image_size": image_size, "val_fraction": val, "seed": seed,
+            "random_init": random_init, "unfreeze_groups": unfreeze, "lora_rank": rank,
+            "max_examples": max_examples, "strategy_next": next_btn}
+
+
+def _num(value, kind=float, default=None):
+    if value is None or value == "":
+        return default
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def make_config(model_id: str, data_path: str, strategy: str, advanced: dict, columns: Optional[dict] = None,
+                offline: bool = False) -> RunConfig:
+    """The RunConfig for the form's values (raises ConfigError with a user message)."""
+    size = _num(advanced.get("image_size"), int, 0)
+    max_ex = _num(advanced.get("max_examples"), int, 0)
+    config = RunConfig(
+        model_id=model_id,
+        data_path=data_path,
+        strategy=strategy or DEFAULT_STRATEGY,
+        epochs=_num(advanced.get("epochs"), int),
+        learning_rate=_num(advanced.get("learning_rate"), float),
+        batch_size=_num(advanced.get("batch_size"), int, 16),
+        image_size=size if size else None,
+        val_fraction=_num(advanced.get("val_fraction"), float, 0.2),
+        seed=_num(advanced.get("seed"), int, 0),
+        random_init=bool(advanced.get("random_init")),
+        unfreeze_groups=_num(advanced.get("unfreeze_groups"), int, 2),
+        lora_rank=_num(advanced.get("lora_rank"), int, 8),
+        max_examples=max_ex if max_ex else None,
+        text_column=(columns or {}).get("text_column") or None,
+        label_column=(columns or {}).get("label_column") or None,
+    )
+    return config.validate()
+
+
+def strategy_info_md(ctx, model_id: str, strategy: str, state, advanced: dict) -> str:
+    """One sentence on the strategy, the trainable share and a time estimate (never raises)."""
+    lines = [STRATEGY_HELP.get(strategy, "")]
+    try:
+        config = make_config(model_id, state.data_path, strategy, advanced)
+        n_classes = state.num_classes or 10
+        numbers = ctx.strategy_numbers(model_id, strategy, n_classes, config)
+        lines.append(
+            f"**Trains {fmt_count(numbers['trainable'])} of {fmt_count(numbers['total'])} weights "
+            f"({numbers['share']:.2%}).**"
+        )
+        if state.dataset is not None:
+            n = len(state.dataset)
+            if config.max_examples:
+                n = min(n, config.max_examples)
+            from tl_ui.engine import estimate_seconds
+
+            seconds = estimate_seconds(config, n)
+            lines.append(f"**Rough time on this computer:** about {fmt_duration(seconds)} for {n:,} "
+                         f"examples and {config.resolved_epochs} epochs.")
+        else:
+            lines.append("Load data in step 2 to see a time estimate.")
+    except Exception as exc:
+        lines.append(f"_{user_message(exc, 'estimating the run')}_")
+    return "\n\n".join(line for line in lines if line)
+
+
+def defaults_for(strategy: str):
+    d = STRATEGY_DEFAULTS.get(strategy, STRATEGY_DEFAULTS[DEFAULT_STRATEGY])
+    return d["epochs"], d["learning_rate"]
