@@ -71,8 +71,9 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> gr.Blocks:
                 c.update(model_step.build(settings.offline))
             with gr.Tab("2 · Data", id="data", elem_id="tab-data"):
                 c.update(data_step.build(settings.max_upload_mb))
-            with gr.Tab("3 · Strategy", id="strategy", elem_id="tab-strategy"):
+            with gr.Tab("3 · Strategy", id="strategy", elem_id="tab-strategy") as strategy_tab:
                 c.update(strategy_step.build())
+                c["strategy_tab"] = strategy_tab
             with gr.Tab("4 · Train", id="train", elem_id="tab-train"):
                 c.update(train_step.build())
                 c["to_results"] = gr.Button("See the results →", elem_id="to-results", visible=False)
@@ -110,11 +111,12 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
         trigger(h.on_model_change, [c["model_choice"], c["hub_id"], state], c["model_info"], **private)
 
     # step 2 (reading data is CPU-heavy: at most two at once across all users)
-    data_kw = {"concurrency_limit": 2, "concurrency_id": "data", **private}
+    data_kw = {"concurrency_limit": 2, "concurrency_id": "data", "show_progress_on": c["data_summary"],
+               **private}
     c["data_upload"].upload(h.on_upload, [c["data_upload"], c["text_column"], c["label_column"],
                                           c["model_choice"], state], data_outs, **data_kw)
-    c["data_reload"].click(h.on_reload, [c["data_upload"], c["text_column"], c["label_column"],
-                                         c["model_choice"], state], data_outs, **data_kw)
+    c["data_reload"].click(h.on_reload, [c["text_column"], c["label_column"], c["model_choice"], state],
+                           data_outs, **data_kw)
     c["use_sample_image"].click(h.sample_loader("image"), [c["model_choice"], state], data_outs, **data_kw)
     c["use_sample_text"].click(h.sample_loader("text"), [c["model_choice"], state], data_outs, **data_kw)
 
@@ -122,11 +124,12 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     c["strategy_choice"].change(h.on_strategy_change, c["strategy_choice"],
                                 [c["epochs"], c["learning_rate"]], **private)
     form = {c[k] for k in ["model_choice", "hub_id", "strategy_choice", *strategy_step.ADVANCED_KEYS]} | {state}
-    info_kw = {"concurrency_limit": 2, "concurrency_id": "info", "show_progress": "minimal", **private}
+    info_kw = {"concurrency_limit": 2, "concurrency_id": "info", "show_progress": "minimal",
+               "show_progress_on": c["strategy_info"], **private}
     for key in ("strategy_choice", "model_choice", "epochs", "max_examples", "image_size",
                 "unfreeze_groups", "lora_rank", "data_summary"):
         c[key].change(h.strategy_info, form, c["strategy_info"], **info_kw)
-    c["strategy_next"].click(h.strategy_info, form, c["strategy_info"], **info_kw)
+    c["strategy_tab"].select(h.strategy_info, form, c["strategy_info"], **info_kw)
 
     # step 4: submit to the runner, then poll it
     c["start_btn"].click(h.start, form, [state, *train_outs], concurrency_limit=None, **private)

@@ -61,22 +61,32 @@ def screenshot(page, number: int, step: str) -> Path:
     return path
 
 
-def clear_artifacts() -> None:
-    if ARTIFACTS.is_dir():
-        for png in ARTIFACTS.glob("*.png"):
-            png.unlink()
-
-
 # --------------------------------------------------------------------------- DOM helpers
 
 
+_TEXT_JS = """(el) => {
+    // The visible text of a component without Gradio's loading overlay ("processing | 0.5s"),
+    // which sits inside every component while one of its events is pending.
+    const txt = (node) => {
+        if (node.nodeType === 3) return node.textContent;
+        if (node.nodeType !== 1) return '';
+        if (node.matches('[data-testid=status-tracker]')) return '';
+        if (!node.querySelector('[data-testid=status-tracker]'))
+            return (node.innerText !== undefined ? node.innerText : node.textContent) || '';
+        return Array.from(node.childNodes).map(txt).join(' ');
+    };
+    return txt(el).trim();
+}"""
+
+
 def text_of(page, selector: str) -> str:
+    """Text a user reads in `selector` ('' when absent), without the loading overlay's text."""
     loc = page.locator(selector)
     if loc.count() == 0:
         return ""
     try:
-        return loc.first.inner_text(timeout=2_000)
-    except Exception:  # element re-rendered between count() and inner_text()
+        return loc.first.evaluate(_TEXT_JS, timeout=2_000)
+    except Exception:  # element re-rendered between count() and evaluate()
         return ""
 
 
@@ -190,8 +200,13 @@ def choose(page, elem_id: str, value: str) -> None:
     page.wait_for_timeout(300)
 
 
-def set_number(page, elem_id: str, value: float | int) -> bool:
-    """Fill a gr.Number/gr.Slider with elem_id if present; returns False when the field is absent."""
+def set_number(page, elem_id: str, value: float | int, settle_ms: int = 600) -> bool:
+    """Fill a gr.Number/gr.Slider with elem_id; False when the app has no such field.
+
+    Re-checks after `settle_ms`: another event (e.g. a strategy change resetting its default
+    epochs) may overwrite the field just after we typed; then we type again."""
+    if page.locator(f"#{elem_id}").count() == 0:
+        return False
     try:
         ensure_visible(page, f"#{elem_id}")
     except Exception:
@@ -200,17 +215,45 @@ def set_number(page, elem_id: str, value: float | int) -> bool:
     if loc.count() == 0:
         return False
     field = loc.first
-    field.scroll_into_view_if_needed()
-    field.fill(str(value))
-    field.press("Tab")  # Gradio commits a Number on blur
-    wait_until(lambda: field.input_value() == str(value), 5, f"#{elem_id} = {value}", page=page)
-    return True
+    want = str(value)
+    for _ in range(4):
+        field.scroll_into_view_if_needed()
+        field.fill(want)
+        field.press("Tab")  # Gradio commits a Number on blur
+        page.wait_for_timeout(settle_ms)
+        if field.input_value() == want:
+            return True
+    raise AssertionError(f"#{elem_id} does not keep the value {want}: it shows {field.input_value()!r}")
+
+
+def busy(page, elem_id: str) -> bool:
+    """True while Gradio shows its loading overlay (a pending/queued event) on #elem_id."""
+    return bool(page.evaluate(
+        """(id) => {
+            const root = document.getElementById(id);
+            if (!root) return false;
+            return Array.from(root.querySelectorAll('[data-testid=status-tracker]'))
+                .some(t => !t.classList.contains('hide') && t.offsetParent !== null
+                           && getComputedStyle(t).visibility !== 'hidden');
+        }""",
+        elem_id,
+    ))
+
+
+def wait_idle(page, elem_id: str, timeout_s: float = 60) -> None:
+    wait_until(lambda: not busy(page, elem_id), timeout_s, f"#{elem_id} to finish loading", page=page)
 
 
 def upload(page, elem_id: str, path: Path | str) -> None:
     """Put a file into the (hidden) file input inside #elem_id."""
     ensure_visible(page, f"#{elem_id}")
-    page.locator(f"#{elem_id} input[type=file]").first.set_input_files(str(path))
+    file_input = page.locator(f"#{elem_id} input[type=file]")
+    if file_input.count() == 0:
+        # a file is already shown: a user presses the box's "Clear" (x) before dropping another
+        wait_idle(page, elem_id)
+        page.locator(f"#{elem_id} button[aria-label='Clear']").first.click()
+        file_input.first.wait_for(state="attached", timeout=10_000)
+    file_input.first.set_input_files(str(path))
 
 
 def button_enabled(page, selector: str) -> bool:
@@ -331,7 +374,7 @@ def build_zip_slip(folder: Path, marker: str) -> Path:
 
     `marker` is a unique name: the test checks no file with it appears in /tmp afterwards."""
     members = {f"digits/{c}/{i}.png": _png_bytes(60 * c) for c in (1, 2) for i in range(6)}
-    members[f"../../../../../../../../tmp/{marker}_rel.png"] = _png_bytes(10)
+    members["../" * 24 + f"tmp/{marker}_rel.png"] = _png_bytes(10)  # climbs to / from any workdir
     members[f"/tmp/{marker}_abs.png"] = _png_bytes(20)
     return _zip(folder / "sneaky.zip", members)
 
@@ -359,8 +402,12 @@ def build_empty_csv(folder: Path) -> Path:
 
 
 def build_csv_without_label(folder: Path) -> Path:
+    """Texts plus a unique id per row: nothing that could serve as a label column."""
     path = folder / "reviews_no_label.csv"
-    rows = ["text"] + [f"\"review number {i}, quite long text about a film\"" for i in range(20)]
+    rows = ["review_id,text"] + [
+        f"R-{1000 + i},\"review number {i}: a rather long opinion about a film, its actors and its plot\""
+        for i in range(20)
+    ]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
 
@@ -371,16 +418,17 @@ def build_binary_csv(folder: Path) -> Path:
     return path
 
 
-# name -> (builder(folder) -> Path, accepted key words in #data-error (any of them, lower-case))
+# name -> (builder(folder) -> Path, fragments that must ALL appear in #data-error, case-insensitive).
+# The fragments are the stable key words of tl_ui/data's messages plus the file's own name.
 BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...]]] = {
-    "empty-zip": (build_empty_zip, ("empty", "no images", "nothing")),
-    "not-a-zip": (build_not_a_zip, ("not a zip", "not a valid zip", "isn't a zip", "is not a zip")),
-    "single-class": (build_single_class_zip, ("only one class", "one class", "at least two")),
-    "one-example-class": (build_one_example_class_zip, ("only 1 ", "one example", "1 example", "at least 2")),
-    "corrupt-image": (build_corrupt_image_zip, ("broken.png",)),
-    "empty-csv": (build_empty_csv, ("empty",)),
-    "csv-without-label": (build_csv_without_label, ("label",)),
-    "binary-csv": (build_binary_csv, ("binary", "not a text", "not a csv", "not text")),
+    "empty-zip": (build_empty_zip, ("empty.zip", "is empty")),
+    "not-a-zip": (build_not_a_zip, ("holiday_photos.zip", "not a zip")),
+    "single-class": (build_single_class_zip, ("only_cats.zip", "only one class")),
+    "one-example-class": (build_one_example_class_zip, ("dogs", "only 1 image")),
+    "corrupt-image": (build_corrupt_image_zip, ("broken.png", "damaged")),
+    "empty-csv": (build_empty_csv, ("empty.csv", "empty")),
+    "csv-without-label": (build_csv_without_label, ("reviews_no_label.csv", "looks like a label")),
+    "binary-csv": (build_binary_csv, ("data.csv", "not a text table")),
 }
 
 
@@ -416,8 +464,12 @@ def launch_app_in_process(runs_dir: Path):
     from app import build_app  # noqa: WPS433 (import at use: app.py may be absent in partial checkouts)
 
     params = inspect.signature(build_app).parameters
-    kwargs = {"runs_dir": runs_dir} if "runs_dir" in params else {}
-    demo = build_app(**kwargs)
+    if "settings" in params:
+        from tl_ui.settings import Settings
+
+        demo = build_app(Settings(runs_dir=runs_dir, max_jobs=1, offline=True))
+    else:
+        demo = build_app()
     port = free_port()
     demo.queue()
     _, url, _ = demo.launch(

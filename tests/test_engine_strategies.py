@@ -79,7 +79,10 @@ def test_lora_trains_adapters_and_the_head(image_loaded_factory, text_loaded_fac
     names = trainable_parameter_names(text.model)
     assert all("lora_" in n or "modules_to_save" in n for n in names)
     assert sum("lora_A" in n for n in names) == 12  # query + value in each of the 6 layers
-    assert text.trainable_params == 6 * 2 * (384 * 8 * 2) + (384 * 3 + 3)
+    # adapters + BERT's pooler (trained fully: the head reads only its output) + the new head
+    assert text.trainable_params == 6 * 2 * (384 * 8 * 2) + (384 * 384 + 384) + (384 * 3 + 3)
+    assert {n.split(".modules_to_save")[0] for n in names if "modules_to_save" in n} == \
+        {"base_model.model.bert.pooler", "base_model.model.classifier"}
 
     image = plan(image_loaded_factory(), RunConfig(strategy="lora", lora_rank=4))
     names = trainable_parameter_names(image.model)

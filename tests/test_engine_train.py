@@ -64,7 +64,7 @@ def test_pretrained_text_model_beats_random_init(tmp_path, reviews):
     accuracy = {}
     for random_init in (False, True):
         config = RunConfig(data_path=REVIEWS, model_id="minilm_l6", strategy="lora", max_length=64, epochs=3,
-                           val_fraction=0.3, random_init=random_init)
+                           val_fraction=0.3, random_init=random_init)  # LoRA's default rate, 3e-3
         result = train_run(config, tmp_path / f"random-{random_init}", dataset=reviews)
         assert result.status == "finished", result.message
         accuracy[random_init] = result.metrics["accuracy"]

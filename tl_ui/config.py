@@ -39,7 +39,7 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "linear_probe": {"epochs": 30, "learning_rate": 3e-3},
     "partial": {"epochs": 5, "learning_rate": 5e-4},
     "full": {"epochs": 5, "learning_rate": 2e-4},
-    "lora": {"epochs": 5, "learning_rate": 1e-3},
+    "lora": {"epochs": 5, "learning_rate": 3e-3},
 }
 
 
@@ -54,7 +54,7 @@ class RunConfig:
     strategy: str = "linear_probe"
     epochs: Optional[int] = None            # None: the strategy's default
     learning_rate: Optional[float] = None   # None: the strategy's default (the head's rate)
-    batch_size: int = 16
+    batch_size: int = 8
     image_size: Optional[int] = None        # None: the model's own input size
     max_length: int = 128                   # text: tokens per example
     val_fraction: float = 0.2

@@ -30,6 +30,9 @@ class LoadedModel:
     tokenizer: Any = None                   # text only
     image_size: int = 224                   # image only
     data_config: dict = field(default_factory=dict)  # image only: timm data config for transforms/export
+    # Small pretrained modules between the encoder and the head (BERT's pooler) that LoRA trains fully:
+    # the pooler was trained for another objective and the new head reads only its output.
+    lora_fully_trained: list[str] = field(default_factory=list)
 
     @property
     def modality(self) -> str:
@@ -171,8 +174,9 @@ def _load_text_model(entry: ModelEntry, classes: list[str], random_init: bool) -
         hf_logging.set_verbosity(verbosity)
     names = {n for n, _ in model.named_modules()}
     head_names = [n for n in ("pre_classifier", "classifier", "score") if n in names]
+    poolers = [n for n in names if n.endswith(".pooler") and n.count(".") == 1]
     return LoadedModel(entry, model, list(classes), head_names, _transformer_layer_groups(model, head_names),
-                       tokenizer=tokenizer)
+                       tokenizer=tokenizer, lora_fully_trained=poolers)
 
 
 _LAYER_INDEX = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from tl_ui.config import RunConfig
-from tl_ui.engine.models import LoadedModel, _under, count_parameters
+from tl_ui.engine.models import LoadedModel, count_parameters
 
 
 @dataclass
@@ -98,7 +98,7 @@ def _plan_lora(loaded: LoadedModel, config: RunConfig, lr: float) -> TrainPlan:
     lora = LoraConfig(
         r=int(config.lora_rank), lora_alpha=int(config.lora_alpha), lora_dropout=float(config.lora_dropout),
         target_modules=targets if isinstance(targets, str) else list(targets),
-        modules_to_save=list(loaded.head_names),
+        modules_to_save=list(loaded.head_names) + list(loaded.lora_fully_trained),
     )
     model = get_peft_model(loaded.model, lora)
     # Every BatchNorm in a LoRA'd conv net is frozen (its weights do not train): keep its statistics.
@@ -111,5 +111,3 @@ def _plan_lora(loaded: LoadedModel, config: RunConfig, lr: float) -> TrainPlan:
 def trainable_parameter_names(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
-
-__all__ = ["TrainPlan", "plan", "trainable_parameter_names", "_under"]

@@ -150,10 +150,13 @@ def load_into_workspace(ctx, owner, src: Path, name: str, text_column: Optional[
         if copy and src.is_file():
             data_path = workdir / _safe_name(name or src.name)
             shutil.copyfile(src, data_path)
-        dataset = load_dataset(data_path, workdir / "unpacked", text_column=text_column or None,
-                               label_column=label_column or None, limits=settings.limits())
+        try:
+            dataset = load_dataset(data_path, workdir / "unpacked", text_column=text_column or None,
+                                   label_column=label_column or None, limits=settings.limits())
+        except Exception as exc:  # DataError (user-facing) or anything unexpected (logged)
+            return LoadOutcome(error=user_message(exc, "reading the data"), name=name, data_path=str(data_path))
         return LoadOutcome(dataset=dataset, name=name, data_path=str(data_path))
-    except Exception as exc:  # DataError (user-facing) or anything unexpected (logged)
+    except Exception as exc:
         return LoadOutcome(error=user_message(exc, "reading the data"), name=name)
 
 
@@ -163,22 +166,26 @@ def _safe_name(name: str) -> str:
 
 
 def apply_outcome(ctx, owner, state: SessionState, outcome: LoadOutcome, model_choice: Optional[str]):
-    """Outputs of every data-loading handler, in `OUTPUT_KEYS` order."""
+    """Outputs of every data-loading handler, in `OUTPUT_KEYS` order. The upload box is emptied
+    each time, so the next file can be dropped straight away (the summary names what is loaded)."""
     from tl_ui.ui import model as model_step
 
+    clear_upload = gr.update(value=None)
     if outcome.error:
-        # keep whatever was loaded before; show the problem in plain words
+        # keep whatever was loaded before; remember the file for "Reload with these columns"
+        state.pending_path, state.pending_name = outcome.data_path, outcome.name
         return (state, error_md(outcome.error), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                gr.skip(), gr.skip(), gr.skip())
+                gr.skip(), gr.skip(), clear_upload)
     ds = outcome.dataset
     state.dataset, state.data_path, state.data_name = ds, outcome.data_path, outcome.name
+    state.pending_path, state.pending_name = "", ""
     shelf, choice_update, note = model_step.filtered_updates(ds.modality, model_choice, ctx.settings.offline)
     notes = [note] if note else []
     gallery, table = preview_updates(ctx, owner, ds)
     return (state, "", summary_md(ds, outcome.name, notes), counts_df(ds), gallery, table, shelf,
-            choice_update, gr.update())
+            choice_update, clear_upload)
 
 
 # the order apply_outcome returns its values in
 OUTPUT_KEYS = ["session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
-               "model_shelf", "model_choice", "model_info"]
+               "model_shelf", "model_choice", "data_upload"]

@@ -54,23 +54,24 @@ class Handlers:
             return (state, *[gr.skip()] * (len(data_step.OUTPUT_KEYS) - 1))
         owner = self.ctx.owner(request)
         name = Path(str(file_path)).name
-        state.columns = {"text_column": (text_col or "").strip(), "label_column": (label_col or "").strip()}
+        state.columns = _columns(text_col, label_col)
         outcome = data_step.load_into_workspace(self.ctx, owner, Path(file_path), name,
                                                 state.columns["text_column"], state.columns["label_column"])
-        if outcome.error:
-            state.columns["pending"] = str(file_path)
         return data_step.apply_outcome(self.ctx, owner, state, outcome, model_choice)
 
-    def on_reload(self, file_path, text_col, label_col, model_choice, state: SessionState, request: gr.Request):
-        if not file_path and not state.data_path:
+    def on_reload(self, text_col, label_col, model_choice, state: SessionState, request: gr.Request):
+        """Read the last upload again with the column names the user typed."""
+        path, name = (state.pending_path, state.pending_name) if state.pending_path else \
+            (state.data_path, state.data_name)
+        if not path or not Path(path).exists():
             return (state, error_md("Upload a file first."), *[gr.skip()] * (len(data_step.OUTPUT_KEYS) - 2))
-        if file_path:
-            return self.on_upload(file_path, text_col, label_col, model_choice, state, request)
         owner = self.ctx.owner(request)
-        state.columns = {"text_column": (text_col or "").strip(), "label_column": (label_col or "").strip()}
-        outcome = data_step.load_into_workspace(self.ctx, owner, Path(state.data_path), state.data_name,
+        state.columns = _columns(text_col, label_col)
+        outcome = data_step.load_into_workspace(self.ctx, owner, Path(path), name,
                                                 state.columns["text_column"], state.columns["label_column"],
                                                 copy=False)
+        if outcome.error and not outcome.data_path:
+            outcome.data_path = path
         return data_step.apply_outcome(self.ctx, owner, state, outcome, model_choice)
 
     def sample_loader(self, modality: str):
@@ -215,6 +216,10 @@ class Handlers:
         if not text or not str(text).strip():
             raise _UserError("Type some text to classify.")
         return predictor.predict([str(text)])[0]
+
+
+def _columns(text_col, label_col) -> dict:
+    return {"text_column": (text_col or "").strip(), "label_column": (label_col or "").strip()}
 
 
 class _UserError(ValueError):

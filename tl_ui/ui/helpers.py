@@ -49,6 +49,15 @@ def fmt_pct(x: Optional[float]) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+def fmt_share(share: float) -> str:
+    """0.38% / 0.0034% / 100%: enough digits that a tiny trainable share is not shown as 0%."""
+    if share <= 0:
+        return "0%"
+    if share >= 0.01:
+        return f"{share:.1%}" if share < 1 else "100%"
+    return f"{share * 100:.2g}%"
+
+
 def fmt_count(n: int) -> str:
     if n >= 1_000_000:
         return f"{n / 1e6:.1f}M"
@@ -138,7 +147,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
                 f"Started: {e.get('model_id')} · {e.get('strategy')} · {e.get('n_train')} training and "
                 f"{e.get('n_val')} validation examples · {len(e.get('classes', []))} classes · "
                 f"training {fmt_count(int(e.get('trainable_params', 0)))} of "
-                f"{fmt_count(int(e.get('total_params', 0)))} weights ({share:.1%})"
+                f"{fmt_count(int(e.get('total_params', 0)))} weights ({fmt_share(share)})"
             )
         elif kind == "progress":
             total = max(int(e.get("total") or 0), 1)
@@ -270,7 +279,7 @@ def thumbnail(src: str | Path, dst_folder: Path, name: str, size: int = 160) -> 
 
 CSS = """
 .tl-progress { width: 100%; height: 14px; background: var(--neutral-200, #e5e7eb); border-radius: 7px; overflow: hidden; }
-.tl-progress-bar { height: 100%; background: var(--color-accent, #f97316); transition: width .4s ease; }
+.tl-progress-bar { height: 100%; background: var(--color-accent, #f97316); }
 .tl-progress-text { font-size: 0.9em; margin-top: 4px; }
 .tl-confusion table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .tl-confusion th, .tl-confusion td { border: 1px solid var(--border-color-primary, #ddd); padding: 4px 8px; text-align: center; min-width: 2.2em; }

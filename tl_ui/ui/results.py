@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from tl_ui.sessions import read_json
-from tl_ui.ui.helpers import confusion_html, fmt_duration, fmt_pct, thumbnail
+from tl_ui.ui.helpers import confusion_html, fmt_duration, fmt_pct, fmt_share, thumbnail
 
 
 def build() -> dict:
@@ -35,7 +35,7 @@ def build() -> dict:
     mistakes_gallery = gr.Gallery(label="Most confident mistakes", columns=6, height=260, visible=False,
                                   elem_id="mistakes-gallery")
     mistakes_table = gr.Dataframe(label="Most confident mistakes", interactive=False, visible=False,
-                                  wrap=True, elem_id="mistakes-table")
+                                  wrap=True, elem_id="mistakes-table", column_widths=["14%", "14%", "8%", "64%"])
     with gr.Group():
         gr.Markdown("**Try it** — give the model a new example.")
         with gr.Row():
@@ -106,7 +106,8 @@ def metrics_df(metrics: dict, config: dict) -> pd.DataFrame:
     ]
     if metrics.get("trainable_params"):
         share = metrics["trainable_params"] / max(metrics.get("total_params") or 1, 1)
-        rows.append(("Weights trained", f"{metrics['trainable_params']:,} ({share:.2%})"))
+        rows.append(("Weights trained", f"{metrics['trainable_params']:,} of {metrics.get('total_params', 0):,} "
+                                        f"({fmt_share(share)})"))
     if metrics.get("train_seconds") is not None:
         rows.append(("Training time", fmt_duration(metrics.get("train_seconds"))))
     if config.get("random_init"):
@@ -166,10 +167,11 @@ def results_outputs(ctx, owner, run_dir: Path):
         gallery = gr.update(value=items, visible=True)
         table = gr.update(value=None, visible=False)
     else:
-        rows = [[_short(m.get("item", "")), m.get("true"), m.get("predicted"), f"{m.get('confidence', 0):.0%}"]
+        rows = [[m.get("true"), m.get("predicted"), f"{m.get('confidence', 0):.0%}", _short(m.get("item", ""))]
                 for m in mistakes[:12]]
         gallery = gr.update(value=None, visible=False)
-        table = gr.update(value=pd.DataFrame(rows, columns=["text", "true", "predicted", "sure"]), visible=True)
+        table = gr.update(value=pd.DataFrame(rows, columns=["true class", "predicted", "sure", "text"]),
+                          visible=True)
 
     files = ctx.private.run_downloads(owner, run_dir)
 

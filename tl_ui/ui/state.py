@@ -11,6 +11,8 @@ class SessionState:
     data_path: str = ""                 # the file it came from (goes into RunConfig.data_path)
     data_name: str = ""                 # what the user calls it (upload name / "sample ...")
     columns: dict = field(default_factory=dict)   # text/label column choices for tables
+    pending_path: str = ""              # last upload that could not be read (for "Reload")
+    pending_name: str = ""
     job_id: str = ""                    # the run being trained / last started
     shown_run: str = ""                 # the run shown in Results
     notes: list[str] = field(default_factory=list)

@@ -6,7 +6,7 @@ from typing import Optional
 import gradio as gr
 
 from tl_ui.config import STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig
-from tl_ui.ui.helpers import fmt_count, fmt_duration, user_message
+from tl_ui.ui.helpers import fmt_count, fmt_duration, fmt_share, user_message
 
 STRATEGY_LABELS = {
     "linear_probe": "Linear probe (fastest)",
@@ -111,7 +111,7 @@ def strategy_info_md(ctx, model_id: str, strategy: str, state, advanced: dict) -
         numbers = ctx.strategy_numbers(model_id, strategy, n_classes, config)
         lines.append(
             f"**Trains {fmt_count(numbers['trainable'])} of {fmt_count(numbers['total'])} weights "
-            f"({numbers['share']:.2%}).**"
+            f"({fmt_share(numbers['share'])}).**"
         )
         if state.dataset is not None:
             n = len(state.dataset)

@@ -1,0 +1,275 @@
+"""Drive whole runs through the named API endpoints with gradio_client (app launched in-process)."""
+import json
+import zipfile
+
+import pytest
+from gradio_client import Client, handle_file
+
+from conftest import TINY_IMAGE_OPTIONS, TINY_TEXT_OPTIONS
+
+
+def new_client(url, **kwargs):
+    return Client(url, verbose=False, analytics_enabled=False, **kwargs)
+
+
+def train(client, model_id, dataset, strategy, epochs, options):
+    job = client.submit(model_id, dataset, strategy, epochs, options, api_name="/train")
+    statuses = [out[0] for out in job]
+    status, metrics, run_id = job.result()
+    return statuses, status, metrics, run_id
+
+
+@pytest.fixture(scope="module")
+def image_run(launched_app):
+    client = new_client(launched_app)
+    statuses, status, metrics, run_id = train(client, "efficientnet_lite0", None, "linear_probe", 3,
+                                              TINY_IMAGE_OPTIONS)
+    return client, statuses, status, metrics, run_id
+
+
+@pytest.fixture(scope="module")
+def text_run(launched_app):
+    client = new_client(launched_app)
+    statuses, status, metrics, run_id = train(client, "minilm_l6", None, "linear_probe", 3, TINY_TEXT_OPTIONS)
+    return client, statuses, status, metrics, run_id
+
+
+@pytest.fixture(scope="module")
+def digit_image(tmp_path_factory):
+    from tl_ui.data import sample_dataset_path
+
+    out = tmp_path_factory.mktemp("digit")
+    with zipfile.ZipFile(sample_dataset_path("image")) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".png") and "/7/" in n)
+        path = out / "seven.png"
+        path.write_bytes(zf.read(name))
+    return path
+
+
+def test_api_page_lists_the_named_endpoints(launched_app):
+    info = new_client(launched_app).view_api(print_info=False, return_format="dict")
+    names = set(info["named_endpoints"])
+    assert {"/train", "/predict", "/runs", "/stop", "/download"} <= names
+    train_params = [p["label"] for p in info["named_endpoints"]["/train"]["parameters"]]
+    assert train_params == ["model_id", "dataset", "strategy", "epochs", "options_json"]
+
+
+def test_image_run_end_to_end(image_run, digit_image):
+    client, statuses, status, metrics, run_id = image_run
+    assert metrics["state"] == "finished", metrics
+    assert status.startswith("Finished")
+    assert metrics["classes"] == [str(d) for d in range(10)]
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n_val"] > 0
+    assert metrics["run_id"] == run_id
+    assert any(s.startswith(("Waiting in queue", "Preparing", "Epoch", "Computing")) for s in statuses)
+
+    probs = client.predict(run_id, handle_file(str(digit_image)), "", api_name="/predict")
+    assert set(probs) == set(metrics["classes"])
+    assert abs(sum(probs.values()) - 1.0) < 1e-4
+    assert list(probs.values()) == sorted(probs.values(), reverse=True)  # most likely first
+
+    runs = client.predict(api_name="/runs")
+    assert [r["run_id"] for r in runs] == [run_id]
+    assert runs[0]["state"] == "finished" and runs[0]["has_model"]
+
+
+def test_text_run_end_to_end(text_run):
+    client, statuses, status, metrics, run_id = text_run
+    assert metrics["state"] == "finished", metrics
+    assert metrics["classes"] == ["fresh", "rotten"]
+    probs = client.predict(run_id, None, "A warm, funny and beautifully acted film.", api_name="/predict")
+    assert set(probs) == {"fresh", "rotten"}
+    assert abs(sum(probs.values()) - 1.0) < 1e-4
+
+
+def test_downloads_are_a_usable_model(image_run, tmp_path):
+    client, *_, run_id = image_run
+    zip_path = client.predict(run_id, "model", api_name="/download")
+    with zipfile.ZipFile(zip_path) as zf:
+        names = {n.split("/", 1)[1] for n in zf.namelist()}
+    assert {"config.json", "model.safetensors", "README.md"} <= names
+    run_json = client.predict(run_id, "run.json", api_name="/download")
+    config = json.loads(open(run_json, encoding="utf-8").read())
+    assert config["model_id"] == "efficientnet_lite0" and config["max_examples"] == 40
+    card = client.predict(run_id, "card", api_name="/download")
+    assert "efficientnet" in open(card, encoding="utf-8").read().lower()
+
+
+def test_errors_come_back_in_plain_words(launched_app, tmp_path):
+    client = new_client(launched_app)
+    with pytest.raises(Exception, match="neither a model on the shelf"):
+        client.predict("not a model!", None, "linear_probe", 1, "", api_name="/train")
+    bad = tmp_path / "one_class.csv"
+    bad.write_text("text,label\n" + "".join(f"note {i},flu\n" for i in range(10)), encoding="utf-8")
+    with pytest.raises(Exception) as info:
+        client.predict("minilm_l6", handle_file(str(bad)), "linear_probe", 1, "", api_name="/train")
+    assert "Traceback" not in str(info.value)
+    assert "class" in str(info.value).lower()
+    with pytest.raises(Exception, match="Unknown option"):
+        client.predict("minilm_l6", None, "linear_probe", 1, '{"colour": "red"}', api_name="/train")
+    with pytest.raises(Exception, match="There is no run"):
+        client.predict("20990101-000000-abcdef", None, "hello", api_name="/predict")
+
+
+def test_another_session_cannot_use_my_run(image_run, launched_app, digit_image):
+    _, *_, run_id = image_run
+    stranger = new_client(launched_app)
+    with pytest.raises(Exception, match="There is no run"):
+        stranger.predict(run_id, handle_file(str(digit_image)), "", api_name="/predict")
+    with pytest.raises(Exception, match="There is no run"):
+        stranger.predict(run_id, "model", api_name="/download")
+    assert stranger.predict(api_name="/runs") == []
+    assert stranger.predict(run_id, api_name="/stop")["stopped"] is False
+
+
+def test_stop_through_the_api(launched_app):
+    client = new_client(launched_app)
+    job = client.submit("efficientnet_lite0", None, "partial", 50,
+                        '{"max_examples": 60, "image_size": 64}', api_name="/train")
+    run_id = None
+    for status, metrics, rid in job:
+        run_id = rid
+        if status.startswith("Epoch") or "step" in status:
+            break
+    assert client.predict(run_id, api_name="/stop")["stopped"] is True
+    status, metrics, _ = job.result()
+    assert metrics["state"] == "stopped", metrics
+    assert status.startswith("Stopped")
+
+
+# -- what the page shows for engine events (no server needed) ----------------------------------
+def test_train_view_turns_events_into_status_plots_and_log():
+    from tl_ui.ui.helpers import train_view
+
+    events = [
+        {"kind": "started", "run_id": "r", "model_id": "m", "strategy": "partial", "n_train": 8, "n_val": 2,
+         "classes": ["a", "b"], "epochs": 2, "total_steps": 4, "trainable_params": 10, "total_params": 100},
+        {"kind": "step", "epoch": 1, "step": 1, "total_steps": 4, "train_loss": 0.9, "eta_s": 30},
+        {"kind": "step", "epoch": 1, "step": 2, "total_steps": 4, "train_loss": 0.7, "eta_s": 20},
+        {"kind": "epoch", "epoch": 1, "epochs": 2, "train_loss": 0.8, "train_accuracy": 0.5, "val_loss": 0.75,
+         "val_accuracy": 0.5, "eta_s": 20, "is_best": True},
+    ]
+    view = train_view(events, "running")
+    assert "epoch 1 of 2" in view.status and "20 s left" in view.status
+    assert 0.45 < view.fraction < 0.55
+    loss = view.loss_df()
+    assert set(loss["series"]) == {"training loss (each step)", "validation loss"}
+    assert list(loss[loss.series == "training loss (each step)"]["epoch"]) == [0.5, 1.0]
+    acc = view.acc_df()
+    assert set(acc["series"]) == {"validation accuracy", "training accuracy"}
+    assert "Epoch 1/2" in view.log_text()
+
+    assert "Waiting in queue: position 3" in train_view([], "queued", position=3).status
+    finished = train_view(events + [{"kind": "finished", "run_id": "r", "accuracy": 0.9, "elapsed_s": 5,
+                                     "best_epoch": 2}], "finished")
+    assert finished.status.startswith("**Finished") and finished.fraction == 1.0
+    stopped = train_view(events + [{"kind": "stopped", "message": "Stopped by you."}], "stopped")
+    assert "Stopped" in stopped.status
+    failed = train_view([{"kind": "failed", "message": "Your data has one class."}], "failed")
+    assert "Failed" in failed.status and "one class" in failed.status
+    # before any point exists every series is still present (a NaN row), so the legend is complete
+    assert set(train_view([], "running").loss_df()["series"]) == {"training loss (each step)", "validation loss"}
+
+
+def test_unexpected_errors_are_not_shown_raw(caplog):
+    from tl_ui.data import DataError
+    from tl_ui.ui.helpers import GENERIC_ERROR, user_message
+
+    assert user_message(DataError("The zip has no class folders.")) == "The zip has no class folders."
+    assert user_message(KeyError("internal detail")) == GENERIC_ERROR
+    assert "internal detail" in caplog.text  # ...but it is in the server log
+
+
+def test_confusion_heat_map_html():
+    from tl_ui.ui.helpers import confusion_html
+
+    html = confusion_html([[5, 1], [0, 4]], ["cat", "<dog>"])
+    assert "&lt;dog&gt;" in html and "<table>" in html and html.count("<td") == 4
+
+
+# -- page handlers without a server (a fake train function, real data loading) ---------------
+class FakeRequest:
+    def __init__(self, sid, username=None):
+        self.cookies = {"tl_sid": sid}
+        self.username = username
+        self.session_hash = "hash-" + sid
+
+
+def _slow_fake_train(config, run_dir, on_event, should_stop, dataset=None):
+    import time as _time
+    from types import SimpleNamespace
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    on_event({"kind": "started", "run_id": run_dir.name, "epochs": 1, "total_steps": 100, "model_id": "m",
+              "strategy": "s", "n_train": 1, "n_val": 1, "classes": dataset.classes})
+    for step in range(1, 101):
+        if should_stop():
+            on_event({"kind": "stopped", "run_id": run_dir.name, "message": "Stopped by you."})
+            return SimpleNamespace(status="stopped", message="Stopped by you.")
+        _time.sleep(0.02)
+        on_event({"kind": "step", "epoch": 1, "step": step, "total_steps": 100, "train_loss": 1.0, "eta_s": 1})
+    return SimpleNamespace(status="finished", message="")
+
+
+@pytest.fixture
+def page_handlers(tmp_path):
+    from tl_ui.settings import Settings
+    from tl_ui.ui.context import AppContext
+    from tl_ui.ui.handlers import Handlers
+
+    ctx = AppContext(Settings(runs_dir=tmp_path / "runs"), train_fn=_slow_fake_train)
+    yield Handlers(ctx)
+    ctx.close()
+
+
+def _form(h, state, **overrides):
+    from tl_ui.ui.strategy import ADVANCED_KEYS
+
+    values = {"model_choice": "efficientnet_lite0", "hub_id": "", "strategy_choice": "linear_probe",
+              "epochs": 2, "learning_rate": 0.003, "batch_size": 16, "image_size": 0, "val_fraction": 0.2,
+              "seed": 0, "random_init": False, "unfreeze_groups": 2, "lora_rank": 8, "max_examples": 0}
+    values.update(overrides)
+    h.c = {k: k for k in ["model_choice", "hub_id", "strategy_choice", "session", *ADVANCED_KEYS]}
+    return {**{k: values[k] for k in values}, "session": state}
+
+
+def test_start_without_data_uses_the_sample_and_a_reopened_page_finds_the_run(page_handlers):
+    from tl_ui.ui.state import SessionState
+
+    h = page_handlers
+    req = FakeRequest("browser-one-aaaaaaaaaaaa")
+    state = SessionState()
+    out = h.start(_form(h, state), req)
+    state = out[0]
+    assert state.dataset is not None and state.dataset.modality == "image"  # the sample digits
+    assert state.job_id
+    # the tab is closed; the same browser opens the page again: a fresh state finds the job
+    fresh = SessionState()
+    reopened = h.on_load(fresh, req)
+    assert reopened[0].job_id == state.job_id
+    # another browser does not
+    other = h.on_load(SessionState(), FakeRequest("browser-two-bbbbbbbbbbbb"))
+    assert other[0].job_id == ""
+    assert "no run" in h.stop(other[0], FakeRequest("browser-two-bbbbbbbbbbbb")).lower()
+    # stop from the reopened page, then the session can start again
+    assert "Stopping" in h.stop(reopened[0], req)
+    job = h.ctx.runner.wait(state.job_id, timeout=10)
+    assert job.state == "stopped"
+    status = h.tick(reopened[0], req)[0]
+    assert "Stopped" in status
+    again = h.start(_form(h, reopened[0]), req)
+    assert again[0].job_id != state.job_id
+
+
+def test_start_refuses_a_model_for_the_wrong_kind_of_data(page_handlers):
+    from tl_ui.ui.state import SessionState
+
+    h = page_handlers
+    req = FakeRequest("browser-three-cccccccccccc")
+    state = SessionState()
+    loaded = h.sample_loader("text")("efficientnet_lite0", state, req)
+    state = loaded[0]
+    assert state.modality == "text"
+    assert loaded[7]["value"] == "minilm_l6"  # the model choice follows the data
+    out = h.start(_form(h, state, model_choice="efficientnet_lite0"), req)
+    assert "Cannot start" in out[1] and "reads images" in out[1] and "texts" in out[1]
