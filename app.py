@@ -113,21 +113,27 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     # step 2 (reading data is CPU-heavy: at most two at once across all users)
     data_kw = {"concurrency_limit": 2, "concurrency_id": "data", "show_progress_on": c["data_summary"],
                **private}
-    c["data_upload"].upload(h.on_upload, [c["data_upload"], c["text_column"], c["label_column"],
-                                          c["model_choice"], state], data_outs, **data_kw)
-    c["data_reload"].click(h.on_reload, [c["text_column"], c["label_column"], c["model_choice"], state],
-                           data_outs, **data_kw)
-    c["use_sample_image"].click(h.sample_loader("image"), [c["model_choice"], state], data_outs, **data_kw)
-    c["use_sample_text"].click(h.sample_loader("text"), [c["model_choice"], state], data_outs, **data_kw)
+    # step 3 inputs; the strategy box is refreshed after data loads (a chained step, so it reads
+    # the model choice after the data step has updated it)
+    form = {c[k] for k in ["model_choice", "hub_id", "strategy_choice", *strategy_step.ADVANCED_KEYS]} | {state}
+    info_kw = {"concurrency_limit": 2, "concurrency_id": "info", "show_progress": "minimal",
+               "show_progress_on": c["strategy_info"], **private}
+    data_events = [
+        c["data_upload"].upload(h.on_upload, [c["data_upload"], c["text_column"], c["label_column"],
+                                              c["model_choice"], state], data_outs, **data_kw),
+        c["data_reload"].click(h.on_reload, [c["text_column"], c["label_column"], c["model_choice"], state],
+                               data_outs, **data_kw),
+        c["use_sample_image"].click(h.sample_loader("image"), [c["model_choice"], state], data_outs, **data_kw),
+        c["use_sample_text"].click(h.sample_loader("text"), [c["model_choice"], state], data_outs, **data_kw),
+    ]
+    for event in data_events:
+        event.success(h.strategy_info, form, c["strategy_info"], **info_kw)
 
     # step 3: defaults follow the strategy; the info box follows everything that changes it
     c["strategy_choice"].change(h.on_strategy_change, c["strategy_choice"],
                                 [c["epochs"], c["learning_rate"]], **private)
-    form = {c[k] for k in ["model_choice", "hub_id", "strategy_choice", *strategy_step.ADVANCED_KEYS]} | {state}
-    info_kw = {"concurrency_limit": 2, "concurrency_id": "info", "show_progress": "minimal",
-               "show_progress_on": c["strategy_info"], **private}
     for key in ("strategy_choice", "model_choice", "epochs", "max_examples", "image_size",
-                "unfreeze_groups", "lora_rank", "data_summary"):
+                "unfreeze_groups", "lora_rank"):
         c[key].change(h.strategy_info, form, c["strategy_info"], **info_kw)
     c["strategy_tab"].select(h.strategy_info, form, c["strategy_info"], **info_kw)
 

@@ -162,20 +162,30 @@ def render_all_tabs(page) -> None:
 
 
 def ensure_visible(page, selector: str) -> None:
-    """Make `selector` visible: open accordions and click a tab that holds it if needed."""
+    """Make `selector` visible as a user would: go to the tab that holds it, and open the
+    accordion it sits in only when needed (a first pass over the tabs opens no accordion)."""
     loc = page.locator(selector)
-    if loc.count() and loc.first.is_visible():
-        return
-    open_accordions(page)
-    if loc.count() and loc.first.is_visible():
+
+    def shown() -> bool:
+        return bool(loc.count()) and loc.first.is_visible()
+
+    if shown():
         return
     tabs = page.locator("[role=tab]")
-    for i in range(tabs.count()):
-        tabs.nth(i).click()
-        page.wait_for_timeout(200)
-        open_accordions(page)
-        if loc.count() and loc.first.is_visible():
-            return
+    for open_closed in (False, True):
+        if open_closed:
+            open_accordions(page)
+            if shown():
+                return
+        for i in range(tabs.count()):
+            tabs.nth(i).click()
+            page.wait_for_timeout(200)
+            if shown():
+                return
+            if open_closed or loc.count():  # here, inside a closed accordion
+                open_accordions(page)
+                if shown():
+                    return
     loc.first.wait_for(state="visible", timeout=5_000)
 
 
@@ -205,8 +215,6 @@ def set_number(page, elem_id: str, value: float | int, settle_ms: int = 600) -> 
 
     Re-checks after `settle_ms`: another event (e.g. a strategy change resetting its default
     epochs) may overwrite the field just after we typed; then we type again."""
-    if page.locator(f"#{elem_id}").count() == 0:
-        return False
     try:
         ensure_visible(page, f"#{elem_id}")
     except Exception:
@@ -224,6 +232,16 @@ def set_number(page, elem_id: str, value: float | int, settle_ms: int = 600) -> 
         if field.input_value() == want:
             return True
     raise AssertionError(f"#{elem_id} does not keep the value {want}: it shows {field.input_value()!r}")
+
+
+def wait_images_loaded(page, selector: str, timeout_s: float = 20) -> None:
+    """Wait until every <img> inside `selector` has loaded (so screenshots show thumbnails)."""
+    wait_until(
+        lambda: page.evaluate(
+            "(sel) => Array.from(document.querySelectorAll(sel + ' img'))"
+            ".every(i => i.complete && i.naturalWidth > 0)", selector),
+        timeout_s, f"images in {selector} to load", page=page,
+    )
 
 
 def busy(page, elem_id: str) -> bool:

@@ -273,3 +273,19 @@ def test_start_refuses_a_model_for_the_wrong_kind_of_data(page_handlers):
     assert loaded[7]["value"] == "minilm_l6"  # the model choice follows the data
     out = h.start(_form(h, state, model_choice="efficientnet_lite0"), req)
     assert "Cannot start" in out[1] and "reads images" in out[1] and "texts" in out[1]
+
+
+def test_a_run_survives_its_caller_going_away(launched_app, launched_server):
+    import time
+
+    client = new_client(launched_app)
+    job = client.submit("minilm_l6", None, "linear_probe", 2, TINY_TEXT_OPTIONS, api_name="/train")
+    deadline = time.time() + 60
+    while not job.outputs() and time.time() < deadline:
+        time.sleep(0.05)
+    run_id = job.outputs()[0][2]
+    job.cancel()  # the caller closes the connection (like closing the browser tab)
+    finished = launched_server.demo.tl_context.runner.wait(run_id, timeout=120)
+    assert finished.state == "finished"
+    runs = {r["run_id"]: r for r in client.predict(api_name="/runs")}
+    assert runs[run_id]["state"] == "finished" and runs[run_id]["has_model"]

@@ -189,6 +189,8 @@ def test_new_user_walkthrough(page, tmp_path):
     assert re.search(r"\b10 classes", summary_text), f"the digits sample should show 10 classes: {summary_text!r}"
     assert not bh.text_of(page, "#data-error").strip(), f"#data-error after the sample: {bh.text_of(page, '#data-error')!r}"
     bh.assert_no_crash_signs(page)
+    if page.locator("#data-gallery").count():
+        bh.wait_images_loaded(page, "#data-gallery")
     shots.append(bh.screenshot(page, 2, "sample-data-loaded"))
 
     # 3. Model + strategy + small advanced options (fast on 2 CPU cores).
@@ -229,6 +231,8 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.ensure_visible(page, "#confusion-plot")
     bh.wait_until(lambda: _plot_rendered(page, "confusion-plot"), 30, "#confusion-plot to render",
                   page=page)
+    if page.locator("#mistakes-gallery").count():
+        bh.wait_images_loaded(page, "#mistakes-gallery")
     shots.append(bh.screenshot(page, 6, "results"))
 
     # 6. Try it: upload one digit and read class probabilities.

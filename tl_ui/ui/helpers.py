@@ -86,7 +86,9 @@ def _padded(rows: list, columns: list[str], series: tuple[str, ...]) -> pd.DataF
     """Every series appears at least once (a NaN row if it has no points yet): Gradio's plot fixes
     its colour legend from the first data it gets, so a series that appears later is never drawn."""
     present = {r[2] for r in rows}
-    pad = [(float("nan"), float("nan"), name) for name in series if name not in present]
+    pad = [(0.0, float("nan"), name) for name in series if name not in present]
+    if rows and not pad:  # the x axis starts at epoch 0 (a single point still gets a readable axis)
+        pad = [(0.0, float("nan"), series[-1])]
     return pd.DataFrame(list(rows) + pad, columns=columns)
 
 
@@ -103,6 +105,7 @@ class TrainView:
     run_id: str = ""
     accuracy: Optional[float] = None
     message: str = ""
+    epochs: Optional[int] = None        # planned epochs (the plots' x range)
 
     def loss_df(self) -> pd.DataFrame:
         rows = self.loss_rows
@@ -203,6 +206,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.message = e.get("message", "")
             view.log.append(f"Failed: {view.message}")
 
+    view.epochs = int(epochs) if epochs else None
     if job_state == "queued":
         view.status = (f"**Waiting in queue: position {position}.** Your run starts by itself as soon as "
                        "the computer is free. You can leave this page open or come back later.")
