@@ -36,8 +36,9 @@ TITLE = "Transfer Lab"
 INTRO = (
     "# Transfer Lab\n"
     "Teach a pretrained model to sort **your** images or texts into **your** classes — no coding. "
-    "Go through the five steps below. Want to see it work first? Keep every default, open "
-    "**4 · Train** and press **Start training**: the sample digits dataset trains in about a minute."
+    "Go through the five steps below. Want to see it work first? In **2 · Data** press **Use the sample "
+    "images**, then in **4 · Train** press **Start training** (keep every other default): the sample "
+    "digits train in about a minute."
 )
 
 
@@ -76,7 +77,6 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> gr.Blocks:
                 c["strategy_tab"] = strategy_tab
             with gr.Tab("4 · Train", id="train", elem_id="tab-train"):
                 c.update(train_step.build())
-                c["to_results"] = gr.Button("See the results →", elem_id="to-results", visible=False)
             with gr.Tab("5 · Results", id="results", elem_id="tab-results"):
                 c.update(results_step.build())
         c["tabs"] = tabs
@@ -143,8 +143,7 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     c["timer"].tick(h.tick, state, train_outs, concurrency_limit=None, show_progress="hidden", **private)
 
     # step 5
-    c["finished_run"].change(h.show_run, [c["finished_run"], state], results_outs, **private) \
-        .then(lambda: gr.update(visible=True), None, c["to_results"], **private)
+    c["finished_run"].change(h.show_run, [c["finished_run"], state], results_outs, **private)
     c["previous_runs"].input(h.show_run, [c["previous_runs"], state], results_outs, **private)
     c["refresh_runs"].click(h.refresh_runs, None, c["previous_runs"], **private)
     try_kw = {"concurrency_limit": 2, "concurrency_id": "predict", **private}

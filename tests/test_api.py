@@ -147,28 +147,40 @@ def test_train_view_turns_events_into_status_plots_and_log():
         {"kind": "step", "epoch": 1, "step": 1, "total_steps": 4, "train_loss": 0.9, "eta_s": 30},
         {"kind": "step", "epoch": 1, "step": 2, "total_steps": 4, "train_loss": 0.7, "eta_s": 20},
         {"kind": "epoch", "epoch": 1, "epochs": 2, "train_loss": 0.8, "train_accuracy": 0.5, "val_loss": 0.75,
-         "val_accuracy": 0.5, "eta_s": 20, "is_best": True},
+         "val_accuracy": 0.5, "eta_s": 20, "is_best": True, "elapsed_s": 2},
     ]
     view = train_view(events, "running")
     assert "epoch 1 of 2" in view.status and "20 s left" in view.status
     assert 0.45 < view.fraction < 0.55
     loss = view.loss_df()
-    assert set(loss["series"]) == {"training loss (each step)", "validation loss"}
-    assert list(loss[loss.series == "training loss (each step)"]["epoch"]) == [0.5, 1.0]
+    # the same series names (and so the same colours) in both plots
+    assert set(loss["series"]) == {"training", "validation"}
+    assert list(loss[(loss.series == "training") & loss.loss.notna()]["epoch"]) == [0.5, 1.0]
     acc = view.acc_df()
-    assert set(acc["series"]) == {"validation accuracy", "training accuracy"}
+    assert set(acc["series"]) == {"training", "validation"}
+    assert list(acc[acc.series == "validation"]["accuracy"].dropna()) == [0.5]
     assert "Epoch 1/2" in view.log_text()
+    # is_best means the lowest validation loss so far (the weights the run keeps), not "best"
+    assert "lowest validation loss so far" in view.log_text() and "best so far" not in view.log_text()
 
     assert "Waiting in queue: position 3" in train_view([], "queued", position=3).status
     finished = train_view(events + [{"kind": "finished", "run_id": "r", "accuracy": 0.9, "elapsed_s": 5,
                                      "best_epoch": 2}], "finished")
     assert finished.status.startswith("**Finished") and finished.fraction == 1.0
-    stopped = train_view(events + [{"kind": "stopped", "message": "Stopped by you."}], "stopped")
-    assert "Stopped" in stopped.status
+    # the training loop (EpochEnd.elapsed_s) and the whole run (RunFinished.elapsed_s) are named apart
+    assert "Training loop 2 s; whole run 5 s" in finished.log_text()
+    stopped = train_view(events + [{"kind": "stopped", "message": "Stopped by the user at epoch 1, step 2. "
+                                                               "No model was saved."}], "stopped")
+    assert "Stopped" in stopped.status and stopped.status.count("Stopped") == 1
     failed = train_view([{"kind": "failed", "message": "Your data has one class."}], "failed")
     assert "Failed" in failed.status and "one class" in failed.status
     # before any point exists every series is still present (a NaN row), so the legend is complete
-    assert set(train_view([], "running").loss_df()["series"]) == {"training loss (each step)", "validation loss"}
+    assert set(train_view([], "running").loss_df()["series"]) == {"training", "validation"}
+    # the probe's embedding cache shows its progress while the run prepares
+    preparing = train_view([events[0], {"kind": "progress", "stage": "embeddings", "done": 120, "total": 300,
+                                        "message": "Computing embeddings once"}], "running")
+    assert "Computing embeddings 120/300" in preparing.status
+    assert "120/300" in preparing.progress_text
 
 
 def test_unexpected_errors_are_not_shown_raw(caplog):
@@ -233,12 +245,15 @@ def _form(h, state, **overrides):
     return {**{k: values[k] for k in values}, "session": state}
 
 
-def test_start_without_data_uses_the_sample_and_a_reopened_page_finds_the_run(page_handlers):
+def test_start_needs_data_and_a_reopened_page_finds_the_run(page_handlers):
     from tl_ui.ui.state import SessionState
 
     h = page_handlers
     req = FakeRequest("browser-one-aaaaaaaaaaaa")
     state = SessionState()
+    out = h.start(_form(h, state), req)  # no data loaded: no silent training on a sample
+    assert "Load a dataset first" in out[1] and not out[0].job_id and out[0].dataset is None
+    state = h.sample_loader("image")("efficientnet_lite0", out[0], req)[0]  # one click on the sample
     out = h.start(_form(h, state), req)
     state = out[0]
     assert state.dataset is not None and state.dataset.modality == "image"  # the sample digits
@@ -257,7 +272,11 @@ def test_start_without_data_uses_the_sample_and_a_reopened_page_finds_the_run(pa
     assert job.state == "stopped"
     status = h.tick(reopened[0], req)[0]
     assert "Stopped" in status
-    again = h.start(_form(h, reopened[0]), req)
+    # the reopened page holds no data (the data lives in the page's session): it asks for some
+    refused = h.start(_form(h, reopened[0]), req)
+    assert "Load a dataset first" in refused[1]
+    loaded = h.sample_loader("image")("efficientnet_lite0", reopened[0], req)[0]
+    again = h.start(_form(h, loaded), req)
     assert again[0].job_id != state.job_id
 
 
@@ -271,6 +290,7 @@ def test_start_refuses_a_model_for_the_wrong_kind_of_data(page_handlers):
     state = loaded[0]
     assert state.modality == "text"
     assert loaded[7]["value"] == "minilm_l6"  # the model choice follows the data
+    assert loaded[9]["value"] == "lora"  # ...and so does the strategy (texts: LoRA)
     out = h.start(_form(h, state, model_choice="efficientnet_lite0"), req)
     assert "Cannot start" in out[1] and "reads images" in out[1] and "texts" in out[1]
 
@@ -289,3 +309,32 @@ def test_a_run_survives_its_caller_going_away(launched_app, launched_server):
     assert finished.state == "finished"
     runs = {r["run_id"]: r for r in client.predict(api_name="/runs")}
     assert runs[run_id]["state"] == "finished" and runs[run_id]["has_model"]
+
+
+def test_a_failed_upload_keeps_and_names_the_loaded_data(page_handlers, tmp_path):
+    from tl_ui.ui.state import SessionState
+
+    h = page_handlers
+    req = FakeRequest("browser-four-dddddddddddd")
+    bad = tmp_path / "holiday_photos.zip"
+    bad.write_bytes(b"not a zip at all\n" * 10)
+    first = h.on_upload(str(bad), "", "", "efficientnet_lite0", SessionState(), req)
+    assert "No data is loaded yet" in first[1] and first[0].dataset is None
+    state = h.sample_loader("image")("efficientnet_lite0", first[0], req)[0]
+    assert state.dataset is not None
+    out = h.on_upload(str(bad), "", "", "efficientnet_lite0", state, req)
+    assert out[0].dataset is state.dataset  # the old data stays active...
+    assert "still using the sample images" in out[1]  # ...and the page says so
+
+
+def test_strategy_info_explains_the_text_default_and_estimates_time(page_handlers):
+    from tl_ui.ui import strategy as strategy_step
+    from tl_ui.ui.state import SessionState
+
+    h = page_handlers
+    req = FakeRequest("browser-five-eeeeeeeeeeee")
+    state = h.sample_loader("text")("minilm_l6", SessionState(), req)[0]
+    advanced = {k: None for k in strategy_step.ADVANCED_KEYS}
+    md = strategy_step.strategy_info_md(h.ctx, "minilm_l6", "lora", state, advanced)
+    assert "LoRA is preselected for texts" in md and "Rough time on this computer" in md
+    assert md.count(strategy_step.STRATEGY_HELP["lora"]) == 1

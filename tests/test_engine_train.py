@@ -61,15 +61,16 @@ def test_pretrained_image_model_beats_random_init(tmp_path, digits):
 
 @pytest.mark.slow
 def test_pretrained_text_model_beats_random_init(tmp_path, reviews):
+    """LoRA (the text default) on 280 reviews: measured 0.68 pretrained vs 0.50 from random weights."""
     accuracy = {}
     for random_init in (False, True):
-        config = RunConfig(data_path=REVIEWS, model_id="minilm_l6", strategy="lora", max_length=64, epochs=3,
-                           val_fraction=0.3, random_init=random_init)  # LoRA's default rate, 3e-3
+        config = RunConfig(data_path=REVIEWS, model_id="minilm_l6", strategy="lora", max_length=64, epochs=4,
+                           val_fraction=0.3, random_init=random_init)
         result = train_run(config, tmp_path / f"random-{random_init}", dataset=reviews)
         assert result.status == "finished", result.message
         accuracy[random_init] = result.metrics["accuracy"]
-    assert accuracy[False] > accuracy[True] + 0.05, accuracy
-    assert accuracy[False] >= 0.6, accuracy
+    assert accuracy[False] >= 0.62, accuracy
+    assert accuracy[False] > accuracy[True] + 0.1, accuracy
 
 
 def test_linear_probe_runs_the_backbone_once_per_example(tmp_path, digits, monkeypatch):

@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 
 COOKIE_MAX_AGE = 30 * 24 * 3600
 
+# System fonts only: nothing is fetched (offline / Space) and no bundled display font stands in
+# for the user's normal UI font.
+SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+
+
+def THEME():  # noqa: N802 (a theme factory)
+    return gr.themes.Soft(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
+
 
 def _cookies(scope) -> dict[str, str]:
     jar = SimpleCookie()
@@ -155,7 +164,7 @@ def create_server_app(demo: gr.Blocks, settings: Optional[Settings] = None):
         footer_links=["api", "settings"],
         run_history=False,
         css=CSS,
-        theme=gr.themes.Soft(),
+        theme=THEME(),
     )
 
     def gradio_app():

@@ -92,9 +92,12 @@ class EventRecorder:
         self.run_dir = run_dir
         self.on_event = on_event
         self.started = time.time()
+        self.muted = False  # under `accelerate launch`, only the main process writes
         self._log = open(run_dir / "events.jsonl", "a", encoding="utf-8")
 
     def emit(self, event: Event) -> None:
+        if self.muted:
+            return
         self._log.write(json.dumps(event.to_dict()) + "\n")
         self._log.flush()
         if self.on_event is not None:
@@ -104,6 +107,8 @@ class EventRecorder:
                 log.exception("event listener failed")
 
     def status(self, state: str, message: str = "") -> None:
+        if self.muted:
+            return
         data = {"state": state, "message": message, "started": self.started,
                 "ended": None if state == "running" else time.time()}
         tmp = self.run_dir / ".status.json.tmp"
@@ -147,6 +152,7 @@ class _Run:
         cuda = torch.cuda.is_available()
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
         self.accelerator = Accelerator(cpu=not cuda, mixed_precision=precision)
+        self.recorder.muted = not self.accelerator.is_main_process
         entry = get_model(config.model_id, modality=self.dataset.modality)
         if entry.modality != self.dataset.modality:
             raise ConfigError(
@@ -334,37 +340,37 @@ class _Run:
         for batch in loader:
             if self.should_stop():
                 raise Stopped()
-            rows.append(forward(model, batch).float().softmax(-1).cpu())
+            probs = forward(model, batch).float().softmax(-1)
+            rows.append(self.accelerator.gather_for_metrics(probs).cpu())  # all shards, in order
         model.train(was_training)
         return torch.cat(rows).numpy()
 
     # -- the end ---------------------------------------------------------------------------------
     def _finish(self, train_plan: TrainPlan, best_epoch: int, val_probs: np.ndarray) -> RunResult:
         config = self.config
-        metrics = evaluate(val_probs, self.val_targets, self.classes, self._shown_items(self.val_items))
+        val_items = [str(x) for x in self.val_items]
+        metrics = evaluate(val_probs, self.val_targets, self.classes, val_items)
         metrics.update({
             "n_train": len(self.train_items), "best_epoch": best_epoch, "epochs_run": self.epoch,
             "strategy": config.strategy, "model_id": config.model_id, "random_init": config.random_init,
             "trainable_params": train_plan.trainable_params, "total_params": train_plan.total_params,
             "train_seconds": round(time.time() - self.fit_started, 2),
         })
-        if self.dataset.modality == "image":
-            _keep_mistake_images(metrics["mistakes"], self.run_dir / "mistakes")
-        write_predictions(self.run_dir / "predictions.csv", val_probs, self.val_targets, self.classes,
-                          self._shown_items(self.val_items))
         model = self.accelerator.unwrap_model(train_plan.model)
-        export_model(self.loaded, model, self.run_dir / "model", config=config,
-                     data_summary=self.dataset.summary(), metrics=metrics)
-        _write_json_atomic(self.run_dir / "metrics.json", metrics)
+        if self.accelerator.is_main_process:
+            if self.dataset.modality == "image":
+                _keep_mistake_images(metrics["mistakes"], self.run_dir / "mistakes")
+            write_predictions(self.run_dir / "predictions.csv", val_probs, self.val_targets, self.classes, val_items)
+            export_model(self.loaded, model, self.run_dir / "model", config=config,
+                         data_summary=self.dataset.summary(), metrics=metrics)
+            _write_json_atomic(self.run_dir / "metrics.json", metrics)
+        self.accelerator.wait_for_everyone()
         elapsed = time.time() - self.recorder.started
         self.recorder.emit(RunFinished(
             run_id=self.run_dir.name, best_epoch=best_epoch, accuracy=metrics["accuracy"],
             macro_f1=metrics["macro_f1"], n_val=metrics["n_val"], elapsed_s=elapsed, run_dir=str(self.run_dir)))
         self.recorder.status("finished")
         return RunResult(self.run_dir.name, self.run_dir, "finished", metrics)
-
-    def _shown_items(self, items: list[str]) -> list[str]:
-        return [str(x) for x in items]
 
 
 def _keep_mistake_images(mistakes: list[dict], folder: Path) -> None:

@@ -23,16 +23,18 @@ def build(max_upload_mb: float) -> dict:
         "### Step 2 · Your data\n"
         "Upload **a zip file with one folder per class** (each folder holds that class's pictures), or "
         "**a table** (CSV, TSV or Excel) with one column of text and one column of labels. "
-        f"Files up to {max_upload_mb:g} MB. Not sure? Try a sample dataset first.",
+        f"Files up to {max_upload_mb:g} MB. Not sure? Press one of the sample buttons to try Transfer Lab "
+        "on a small dataset that comes with it.",
         elem_classes="tl-step-intro",
     )
     with gr.Row():
         upload = gr.File(label="Upload a zip / CSV / TSV / Excel file", file_types=UPLOAD_TYPES,
                          type="filepath", elem_id="data-upload", scale=3)
         with gr.Column(scale=2):
-            sample_image = gr.Button("Use the sample image dataset (handwritten digits)",
+            sample_image = gr.Button("Use the sample images (300 handwritten digits, 10 classes)",
                                      elem_id="use-sample-image")
-            sample_text = gr.Button("Use the sample text dataset (movie reviews)", elem_id="use-sample-text")
+            sample_text = gr.Button("Use the sample texts (movie reviews: fresh or rotten)",
+                                    elem_id="use-sample-text")
     with gr.Accordion("Table columns (only for CSV / TSV / Excel files)", open=False):
         gr.Markdown("Transfer Lab guesses which column holds the text and which the label. If it "
                     "guesses wrong, type the column names here and press *Reload*.")
@@ -41,13 +43,14 @@ def build(max_upload_mb: float) -> dict:
             label_col = gr.Textbox(label="Label column", placeholder="e.g. diagnosis", elem_id="label-column")
             reload_btn = gr.Button("Reload with these columns", elem_id="data-reload")
     error = gr.Markdown("", elem_id="data-error")
-    summary = gr.Markdown("No data loaded yet.", elem_id="data-summary")
+    summary = gr.Markdown(NO_DATA_YET, elem_id="data-summary")
     with gr.Row():
+        # hidden until data is loaded (an empty plot is only a big white box)
         counts = gr.BarPlot(value=None, x="class", y="examples", title="Examples per class",
                             elem_id="class-counts", height=260, sort=None, scale=2, y_lim=[0, None],
-                            y_title="examples", x_title="class", x_label_angle=0)
+                            y_title="examples", x_title="class", x_label_angle=0, visible=False)
         with gr.Column(scale=3):
-            gallery = gr.Gallery(label="Some of your images", columns=6, height=260, visible=False,
+            gallery = gr.Gallery(label="Some of your images", columns=6, height="auto", visible=False,
                                  elem_id="data-gallery", allow_preview=True)
             table = gr.Dataframe(label="Some of your texts", visible=False, interactive=False, wrap=True,
                                  elem_id="data-table", max_height=300)
@@ -56,6 +59,10 @@ def build(max_upload_mb: float) -> dict:
             "text_column": text_col, "label_column": label_col, "data_reload": reload_btn,
             "data_error": error, "data_summary": summary, "class_counts": counts,
             "data_gallery": gallery, "data_table": table, "data_next": next_btn}
+
+
+NO_DATA_YET = ("No data loaded yet. Upload a file above, or press **Use the sample images** "
+               "(or **Use the sample texts**) to try Transfer Lab straight away.")
 
 
 def empty_counts() -> pd.DataFrame:
@@ -170,22 +177,34 @@ def apply_outcome(ctx, owner, state: SessionState, outcome: LoadOutcome, model_c
     each time, so the next file can be dropped straight away (the summary names what is loaded)."""
     from tl_ui.ui import model as model_step
 
+    from tl_ui.ui import strategy as strategy_step
+
     clear_upload = gr.update(value=None)
     if outcome.error:
-        # keep whatever was loaded before; remember the file for "Reload with these columns"
+        # keep whatever was loaded before (and say so); remember the file for "Reload with these columns"
         state.pending_path, state.pending_name = outcome.data_path, outcome.name
-        return (state, error_md(outcome.error), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                gr.skip(), gr.skip(), clear_upload)
+        message = outcome.error
+        if state.dataset is not None:
+            message += (f" Nothing changed: Transfer Lab is still using {state.data_name} "
+                        f"({state.n_examples:,} {'images' if state.modality == 'image' else 'texts'}).")
+        else:
+            message += " No data is loaded yet."
+        return (state, error_md(message), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                gr.skip(), gr.skip(), clear_upload, gr.skip())
     ds = outcome.dataset
+    previous_modality = state.modality
     state.dataset, state.data_path, state.data_name = ds, outcome.data_path, outcome.name
     state.pending_path, state.pending_name = "", ""
     shelf, choice_update, note = model_step.filtered_updates(ds.modality, model_choice, ctx.settings.offline)
     notes = [note] if note else []
+    # the strategy follows the kind of data when it changes (texts: LoRA, images: linear probe)
+    strategy = (gr.update(value=strategy_step.default_strategy(ds.modality))
+                if ds.modality != previous_modality else gr.skip())
     gallery, table = preview_updates(ctx, owner, ds)
-    return (state, "", summary_md(ds, outcome.name, notes), counts_df(ds), gallery, table, shelf,
-            choice_update, clear_upload)
+    return (state, "", summary_md(ds, outcome.name, notes), gr.update(value=counts_df(ds), visible=True),
+            gallery, table, shelf, choice_update, clear_upload, strategy)
 
 
 # the order apply_outcome returns its values in
 OUTPUT_KEYS = ["session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
-               "model_shelf", "model_choice", "data_upload"]
+               "model_shelf", "model_choice", "data_upload", "strategy_choice"]

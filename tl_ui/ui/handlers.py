@@ -17,10 +17,14 @@ from tl_ui.ui import model as model_step
 from tl_ui.ui import results as results_step
 from tl_ui.ui import strategy as strategy_step
 from tl_ui.ui import train as train_step
-from tl_ui.ui.helpers import error_md, progress_html, user_message
+from tl_ui.ui.helpers import error_md, user_message
 from tl_ui.ui.state import SessionState
 
 log = logging.getLogger(__name__)
+
+NO_DATA_MESSAGE = ("Load a dataset first: upload one on step 2 · Data, or use a sample there "
+                   "(“Use the sample images” or “Use the sample texts”).")
+SAMPLE_NAMES = {"image": "the sample images (handwritten digits)", "text": "the sample texts (movie reviews)"}
 
 
 class Handlers:
@@ -90,7 +94,7 @@ class Handlers:
             path = sample_dataset_path(modality)
         except Exception as exc:
             return data_step.LoadOutcome(error=user_message(exc, "finding the sample dataset"))
-        name = f"sample {'images (handwritten digits)' if modality == 'image' else 'texts (movie reviews)'}"
+        name = SAMPLE_NAMES[modality]
         return data_step.load_into_workspace(self.ctx, owner, path, name, copy=False)
 
     # -- step 3 -----------------------------------------------------------------------------------
@@ -117,13 +121,12 @@ class Handlers:
         current = runner.get(state.job_id, owner.id) if state.job_id else None
         if current is not None and not current.done:
             return (state, *train_step.view_outputs(current, runner))
+        if state.dataset is None:  # never silently train on a sample the user did not choose
+            return (state, *train_step.cannot_start(NO_DATA_MESSAGE))
         try:
             job = self.submit(owner, state, model_id, strategy, advanced)
         except Exception as exc:
-            message = user_message(exc, "starting the run")
-            return (state, f"**Cannot start:** {message}", progress_html(0, ""), gr.skip(), gr.skip(),
-                    gr.skip(), gr.update(interactive=True), gr.update(interactive=False),
-                    gr.Timer(active=False), gr.skip())
+            return (state, *train_step.cannot_start(user_message(exc, "starting the run")))
         state.job_id = job.id
         return (state, *train_step.view_outputs(job, runner))
 
@@ -133,12 +136,8 @@ class Handlers:
         from tl_ui.catalog import get_model
 
         if dataset is None:
-            if state.dataset is None:  # nothing loaded: the sample that fits the model
-                entry = get_model(model_id)
-                outcome = self._load_sample(owner, entry.modality)
-                if outcome.error:
-                    raise _UserError(outcome.error)
-                state.dataset, state.data_path, state.data_name = outcome.dataset, outcome.data_path, outcome.name
+            if state.dataset is None:
+                raise _UserError(NO_DATA_MESSAGE)
             dataset, data_path = state.dataset, state.data_path
         entry = get_model(model_id, dataset.modality)
         if entry.modality != dataset.modality:
@@ -183,7 +182,7 @@ class Handlers:
         try:
             outputs = results_step.results_outputs(self.ctx, owner, run_dir)
         except Exception as exc:
-            outputs = results_step.empty_outputs(f"**Problem:** {user_message(exc, 'showing the results')}")
+            outputs = results_step.empty_outputs(error_md(user_message(exc, "showing the results")))
         state.shown_run = run_id
         return (state, gr.update(choices=choices, value=run_id), *outputs)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -28,8 +29,25 @@ def user_message(exc: BaseException, what: str = "") -> str:
     return GENERIC_ERROR
 
 
-def error_md(message: str) -> str:
-    return f"**Problem:** {message}" if message else ""
+def error_md(message: str, title: str = "Problem") -> str:
+    """A plain-words problem as a visible warning box (HTML inside a gr.Markdown; see CSS .tl-warn)."""
+    return warn_box(message, title)
+
+
+def warn_box(message: str, title: str = "Problem", markdown_ok: bool = False) -> str:
+    """`<div class="tl-warn">⚠️ <strong>title:</strong> message</div>`; '' for no message.
+
+    The message is escaped unless `markdown_ok` (then simple **bold** is turned into <strong>)."""
+    if not message:
+        return ""
+    body = html.escape(str(message))
+    if markdown_ok:
+        body = _BOLD.sub(r"<strong>\1</strong>", body)
+    head = f"<strong>{html.escape(title)}:</strong> " if title else ""
+    return f'<div class="tl-warn" role="alert">⚠️ {head}{body}</div>'
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
 def fmt_duration(seconds: Optional[float]) -> str:
@@ -78,8 +96,12 @@ def progress_html(fraction: float, text: str) -> str:
 # -- engine events -> train view ---------------------------------------------------------------
 LOSS_COLUMNS = ["epoch", "loss", "series"]
 ACC_COLUMNS = ["epoch", "accuracy", "series"]
-LOSS_SERIES = ("training loss (each step)", "validation loss")
-ACC_SERIES = ("validation accuracy", "training accuracy")
+# The same two series names, in the same colours, in both plots (training loss is drawn every
+# step, validation loss once per epoch; accuracies once per epoch).
+TRAIN_SERIES, VAL_SERIES = "training", "validation"
+LOSS_SERIES = (TRAIN_SERIES, VAL_SERIES)
+ACC_SERIES = (TRAIN_SERIES, VAL_SERIES)
+SERIES_COLORS = {TRAIN_SERIES: "#2563eb", VAL_SERIES: "#ea580c"}   # blue / orange
 
 
 def _padded(rows: list, columns: list[str], series: tuple[str, ...]) -> pd.DataFrame:
@@ -106,13 +128,15 @@ class TrainView:
     accuracy: Optional[float] = None
     message: str = ""
     epochs: Optional[int] = None        # planned epochs (the plots' x range)
+    loop_seconds: Optional[float] = None   # the training loop alone (EpochEnd.elapsed_s)
+    run_seconds: Optional[float] = None    # the whole run: model load, embeddings, training, export
 
     def loss_df(self) -> pd.DataFrame:
         rows = self.loss_rows
         if len(rows) > 1500:  # keep the plot light: thin the per-step train loss
-            step_rows = [r for r in rows if r[2] == LOSS_SERIES[0]]
+            step_rows = [r for r in rows if r[2] == TRAIN_SERIES]
             keep = set(map(id, step_rows[:: math.ceil(len(step_rows) / 1000)]))
-            rows = [r for r in rows if r[2] != LOSS_SERIES[0] or id(r) in keep]
+            rows = [r for r in rows if r[2] != TRAIN_SERIES or id(r) in keep]
         return _padded(rows, LOSS_COLUMNS, LOSS_SERIES)
 
     def acc_df(self) -> pd.DataFrame:
@@ -156,12 +180,12 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             total = max(int(e.get("total") or 0), 1)
             done = int(e.get("done") or 0)
             stage = e.get("stage", "preparing")
-            stage_text = f"{e.get('message') or stage.capitalize()}: {done} of {total}"
+            stage_text = f"{_stage_name(stage)} {done}/{total}"
             if stage not in seen_stages:
                 seen_stages.add(stage)
-                view.log.append(e.get("message") or stage.capitalize())
+                view.log.append(e.get("message") or _stage_name(stage))
             if done >= total:
-                view.log.append(stage_text)
+                view.log.append(f"{_stage_name(stage)}: {done} of {total} done")
             if not view.loss_rows:
                 view.fraction = 0.5 * done / total
                 view.progress_text = stage_text
@@ -169,7 +193,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             step, total = int(e.get("step", 0)), max(int(e.get("total_steps") or 1), 1)
             spe = steps_per_epoch or (total / epochs if epochs else None)
             x = step / spe if spe else float(e.get("epoch", 0))
-            view.loss_rows.append((round(x, 4), float(e.get("train_loss", float("nan"))), LOSS_SERIES[0]))
+            view.loss_rows.append((round(x, 4), float(e.get("train_loss", float("nan"))), TRAIN_SERIES))
             prep = 0.5 if seen_stages else 0.0
             view.fraction = max(view.fraction, prep + (1 - prep) * step / total)
             last_eta = e.get("eta_s")
@@ -180,12 +204,15 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             ep = int(e.get("epoch", 0))
             n_epochs = int(e.get("epochs") or epochs or 0)
             epochs = n_epochs or epochs
-            view.loss_rows.append((float(ep), float(e.get("val_loss", float("nan"))), LOSS_SERIES[1]))
-            view.acc_rows.append((float(ep), float(e.get("val_accuracy", float("nan"))), ACC_SERIES[0]))
-            view.acc_rows.append((float(ep), float(e.get("train_accuracy", float("nan"))), ACC_SERIES[1]))
+            view.loss_rows.append((float(ep), float(e.get("val_loss", float("nan"))), VAL_SERIES))
+            view.acc_rows.append((float(ep), float(e.get("train_accuracy", float("nan"))), TRAIN_SERIES))
+            view.acc_rows.append((float(ep), float(e.get("val_accuracy", float("nan"))), VAL_SERIES))
             last_eta = e.get("eta_s")
             last_epoch = ep
-            best = " (best so far)" if e.get("is_best") else ""
+            view.loop_seconds = e.get("elapsed_s", view.loop_seconds)
+            # EpochEnd.is_best: lowest validation loss so far (the weights the run keeps)
+            best = (" — lowest validation loss so far: this epoch's weights are kept"
+                    if e.get("is_best") else "")
             view.log.append(
                 f"Epoch {ep}/{n_epochs}: train loss {e.get('train_loss', 0):.3f}, validation loss "
                 f"{e.get('val_loss', 0):.3f}, validation accuracy {fmt_pct(e.get('val_accuracy'))}{best}"
@@ -197,11 +224,13 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
         elif kind == "finished":
             view.accuracy = e.get("accuracy")
             view.run_id = e.get("run_id", view.run_id)
-            view.log.append(f"Finished in {fmt_duration(e.get('elapsed_s'))}: validation accuracy "
-                            f"{fmt_pct(e.get('accuracy'))} (best epoch {e.get('best_epoch')}).")
+            view.run_seconds = e.get("elapsed_s")
+            view.log.append(f"Finished: validation accuracy {fmt_pct(e.get('accuracy'))} with the weights "
+                            f"of epoch {e.get('best_epoch')}. {timing_text(view.loop_seconds, view.run_seconds)}.")
         elif kind == "stopped":
             view.message = e.get("message", "")
-            view.log.append(f"Stopped: {view.message}")
+            view.log.append(view.message if view.message.lower().startswith("stopped")
+                            else f"Stopped: {view.message}")
         elif kind == "failed":
             view.message = e.get("message", "")
             view.log.append(f"Failed: {view.message}")
@@ -212,11 +241,13 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
                        "the computer is free. You can leave this page open or come back later.")
         view.progress_text = f"Waiting in queue: position {position}"
     elif job_state == "running":
-        if last_epoch:
-            view.status = (f"**Training:** epoch {last_epoch} of {epochs or '?'} · "
+        if view.loss_rows:
+            view.status = (f"**Training:** epoch {max(last_epoch, 1)} of {epochs or '?'} · "
                            f"about {fmt_duration(last_eta)} left")
+        elif stage_text:
+            view.status = f"**Preparing:** {stage_text} (the pretrained model stays frozen)…"
         else:
-            view.status = f"**Preparing:** {stage_text or 'loading the model and data'}…"
+            view.status = "**Preparing:** loading the model and your data…"
             view.progress_text = view.progress_text or "Preparing…"
     elif job_state == "finished":
         view.fraction = 1.0
@@ -224,14 +255,35 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
                        "See the results in step 5.")
         view.progress_text = "Finished"
     elif job_state == "stopped":
-        view.status = f"**Stopped.** {view.message or job_message} You can change settings and start again."
+        message = (view.message or job_message).strip()
+        first, _, rest = message.partition(". ")
+        if first.lower().startswith("stopped"):  # "Stopped by the user at epoch 2, step 32. No model…"
+            view.status = f"**{first.rstrip('.')}.** {rest}"
+        else:
+            view.status = f"**Stopped.** {message}"
+        view.status = view.status.rstrip() + " You can change the settings and start again."
         view.progress_text = "Stopped"
     elif job_state == "failed":
-        view.status = f"**Failed:** {view.message or job_message}"
+        view.status = warn_box(view.message or job_message or "the run ended with an error.", "Failed")
         view.progress_text = "Failed"
     else:
         view.status = "Press **Start training** to begin."
     return view
+
+
+def _stage_name(stage: str) -> str:
+    return {"embeddings": "Computing embeddings"}.get(stage, (stage or "preparing").replace("_", " ").capitalize())
+
+
+def timing_text(loop_seconds: Optional[float], run_seconds: Optional[float]) -> str:
+    """'Training loop 1 s; whole run 6 s' (the run adds loading the model, embeddings and saving)."""
+    parts = []
+    if loop_seconds is not None:
+        parts.append(f"training loop {fmt_duration(loop_seconds)}")
+    if run_seconds is not None:
+        parts.append(f"whole run {fmt_duration(run_seconds)} (with loading and saving the model)")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:]
 
 
 # -- results helpers ---------------------------------------------------------------------------
@@ -288,6 +340,18 @@ CSS = """
 .tl-confusion table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .tl-confusion th, .tl-confusion td { border: 1px solid var(--border-color-primary, #ddd); padding: 4px 8px; text-align: center; min-width: 2.2em; }
 .tl-confusion caption { caption-side: bottom; font-size: 0.85em; padding-top: 4px; }
-#data-error { color: var(--error-text-color, #b91c1c); }
 .tl-step-intro { font-size: 1.02em; }
+.tl-note { font-size: 0.88em; opacity: 0.85; }
+/* errors: a visible warning box, not plain black text */
+.tl-warn { background: #fff7ed; color: #7c2d12; border: 1px solid #fdba74; border-left: 6px solid #ea580c;
+           border-radius: 8px; padding: 10px 14px; margin: 2px 0; line-height: 1.45; }
+.dark .tl-warn { background: #431407; color: #ffedd5; border-color: #c2410c; }
+/* Per-epoch values get a point marker, so a curve with a single point (after epoch 1, or a 1-epoch
+   run) is still visible. gr.LinePlot has no point option: its hidden hover layer already holds one
+   symbol per row; show those of the per-epoch series (all of the accuracy plot, the validation
+   series of the loss plot: colour SERIES_COLORS["validation"]) as small circles. */
+#acc-plot g.mark-symbol path, #loss-plot g.mark-symbol path[stroke="#ea580c"] {
+  d: path("M-4,0a4,4 0 1,0 8,0a4,4 0 1,0 -8,0"); opacity: 1 !important; stroke-width: 2px; }
+/* gallery captions: the whole caption on one line, over the image */
+#mistakes-gallery .caption-label, #data-gallery .caption-label { max-width: 96%; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-size: 0.8em; }
 """

@@ -9,7 +9,8 @@ import pandas as pd
 from tl_ui.catalog import DEFAULT_MODEL, ModelUnavailable, get_model, list_models
 
 DEFAULT_MODEL_ID = DEFAULT_MODEL["image"]
-SHELF_COLUMNS = ["Model", "Kind", "Size", "Works offline", "Good for", "Licence", "id"]
+SHELF_COLUMNS = ["Model", "Reads", "Weights", "Offline", "Good for", "Licence"]
+SHELF_WIDTHS = ["21%", "8%", "9%", "10%", "40%", "12%"]
 
 
 def shelf_entries(modality: Optional[str], offline_mode: bool):
@@ -22,11 +23,10 @@ def shelf_table(modality: Optional[str], offline_mode: bool) -> pd.DataFrame:
         rows.append([
             e.display_name,
             "images" if e.modality == "image" else "texts",
-            f"{e.params_m:g}M weights" if e.params_m else "?",
-            "yes" if e.offline else "needs internet (first time)",
+            f"{e.params_m:g}M" if e.params_m else "?",
+            "yes" if e.offline else "no (downloads)",
             e.description,
             e.licence,
-            e.id,
         ])
     return pd.DataFrame(rows, columns=SHELF_COLUMNS)
 
@@ -47,7 +47,11 @@ def build(offline_mode: bool) -> dict:
         elem_classes="tl-step-intro",
     )
     shelf = gr.Dataframe(value=shelf_table(None, offline_mode), interactive=False, wrap=True,
-                         label="Model shelf", elem_id="model-shelf", max_height=250)
+                         label="Model shelf", elem_id="model-shelf", max_height=320,
+                         column_widths=SHELF_WIDTHS)
+    gr.Markdown("*Weights*: the size of the pretrained model in millions of weights (parameters); for "
+                "ImageNet models this counts their original 1000-class last layer, which Transfer Lab "
+                "replaces with a small one for your classes.", elem_classes="tl-note")
     choice = gr.Radio(choices=shelf_choices(None, offline_mode), value=DEFAULT_MODEL_ID,
                       label="Model", elem_id="model-choice")
     hub = gr.Textbox(
@@ -72,9 +76,16 @@ def model_info_md(choice: Optional[str], hub_id: Optional[str], modality: Option
     try:
         entry = get_model(model_id, modality)
     except ModelUnavailable as exc:
-        return f"**Problem:** {exc}"
+        from tl_ui.ui.helpers import error_md
+
+        return error_md(str(exc))
     kind = "images" if entry.modality == "image" else "texts"
-    size = f" · {entry.params_m:g}M weights" if entry.params_m else ""
+    size = ""
+    if entry.params_m:
+        size = f" · {entry.params_m:g}M weights"
+        if entry.modality == "image" and "ImageNet" in entry.display_name:
+            size += (" (counted with its original 1000-class ImageNet last layer; Transfer Lab replaces "
+                     "that layer with a small one for your classes, so step 3 counts fewer)")
     where = "installed on this computer" if entry.offline else "downloaded from the Hugging Face Hub on first use"
     return f"**Selected:** {entry.display_name} — reads {kind}{size} · {where}."
 

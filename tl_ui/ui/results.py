@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from tl_ui.sessions import read_json
-from tl_ui.ui.helpers import confusion_html, fmt_duration, fmt_pct, fmt_share, thumbnail
+from tl_ui.ui.helpers import confusion_html, fmt_count, fmt_duration, fmt_pct, fmt_share, thumbnail
 
 
 def build() -> dict:
@@ -27,13 +27,15 @@ def build() -> dict:
     headline = gr.Markdown("No results yet: train a model in step 4, or pick a previous run.",
                            elem_id="results-summary")
     with gr.Row():
-        metrics = gr.Dataframe(label="Overall", interactive=False, elem_id="metrics-table", scale=2)
-        per_class = gr.Dataframe(label="Per class", interactive=False, elem_id="per-class-table", scale=3)
+        metrics = gr.Dataframe(label="Overall", interactive=False, elem_id="metrics-table", scale=5,
+                               wrap=True, column_widths=["52%", "48%"], max_height=560)
+        per_class = gr.Dataframe(label="Per class", interactive=False, elem_id="per-class-table", scale=4,
+                                 wrap=True, max_height=560)
     gr.Markdown("**Confusion matrix** — how often each true class (row) was predicted as each class (column).")
     confusion = gr.HTML("", elem_id="confusion-plot")
     gr.Markdown("**Most confident mistakes** — the validation examples the model got wrong while being most sure.")
-    mistakes_gallery = gr.Gallery(label="Most confident mistakes", columns=6, height=260, visible=False,
-                                  elem_id="mistakes-gallery")
+    mistakes_gallery = gr.Gallery(label="Most confident mistakes", columns=6, height="auto", visible=False,
+                                  elem_id="mistakes-gallery", elem_classes="tl-mistakes")
     mistakes_table = gr.Dataframe(label="Most confident mistakes", interactive=False, visible=False,
                                   wrap=True, elem_id="mistakes-table", column_widths=["14%", "14%", "8%", "64%"])
     with gr.Group():
@@ -90,7 +92,7 @@ def _read_lines(path: Path, n: int) -> list[str]:
         return []
 
 
-def metrics_df(metrics: dict, config: dict) -> pd.DataFrame:
+def metrics_df(metrics: dict, config: dict, run_seconds: Optional[float] = None) -> pd.DataFrame:
     rows = [
         ("Validation accuracy", fmt_pct(metrics.get("accuracy"))),
         ("Macro F1 (classes weighted equally)", fmt_pct(metrics.get("macro_f1"))),
@@ -106,10 +108,12 @@ def metrics_df(metrics: dict, config: dict) -> pd.DataFrame:
     ]
     if metrics.get("trainable_params"):
         share = metrics["trainable_params"] / max(metrics.get("total_params") or 1, 1)
-        rows.append(("Weights trained", f"{metrics['trainable_params']:,} of {metrics.get('total_params', 0):,} "
-                                        f"({fmt_share(share)})"))
+        rows.append(("Weights trained", f"{fmt_count(int(metrics['trainable_params']))} of "
+                                        f"{fmt_count(int(metrics.get('total_params') or 0))} ({fmt_share(share)})"))
     if metrics.get("train_seconds") is not None:
-        rows.append(("Training time", fmt_duration(metrics.get("train_seconds"))))
+        rows.append(("Time: training loop", fmt_duration(metrics.get("train_seconds"))))
+    if run_seconds is not None:
+        rows.append(("Time: whole run (with loading and saving)", fmt_duration(run_seconds)))
     if config.get("random_init"):
         rows.append(("Scratch baseline", "yes (random starting weights)"))
     return pd.DataFrame(rows, columns=["metric", "value"])
@@ -162,8 +166,7 @@ def results_outputs(ctx, owner, run_dir: Path):
         for k, m in enumerate(mistakes[:12]):
             thumb = thumbnail(m.get("item", ""), folder, f"mistake-{k}")
             if thumb is not None:
-                items.append((str(thumb), f"true {m['true']} → predicted {m['predicted']} "
-                                          f"({m['confidence']:.0%} sure)"))
+                items.append((str(thumb), mistake_caption(m)))
         gallery = gr.update(value=items, visible=True)
         table = gr.update(value=None, visible=False)
     else:
@@ -184,7 +187,7 @@ def results_outputs(ctx, owner, run_dir: Path):
     )
     return (
         headline,
-        metrics_df(metrics, config),
+        metrics_df(metrics, config, _run_seconds(status)),
         per_class_df(metrics),
         confusion_html(metrics.get("confusion_matrix") or [], classes),
         gallery,
@@ -197,6 +200,18 @@ def results_outputs(ctx, owner, run_dir: Path):
         dl(files["card"]),
         replay,
     )
+
+
+def mistake_caption(m: dict) -> str:
+    """'is 1, model said 7 (93%)': short enough that a gallery tile shows all of it."""
+    return f"is {m.get('true')}, model said {m.get('predicted')} ({float(m.get('confidence') or 0):.0%})"
+
+
+def _run_seconds(status: dict) -> Optional[float]:
+    try:
+        return float(status["ended"]) - float(status["started"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _short(text: str, n: int = 300) -> str:

@@ -8,13 +8,26 @@ import gradio as gr
 from tl_ui.config import STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig
 from tl_ui.ui.helpers import fmt_count, fmt_duration, fmt_share, user_message
 
+# One short label per strategy; the plain-words sentence (STRATEGY_HELP) is shown once, in #strategy-info.
 STRATEGY_LABELS = {
-    "linear_probe": "Linear probe (fastest)",
-    "partial": "Partial unfreezing",
-    "full": "Full fine-tuning (slowest)",
-    "lora": "LoRA adapters",
+    "linear_probe": "Linear probe — fastest",
+    "partial": "Partial unfreezing — middle ground",
+    "full": "Full fine-tuning — slowest",
+    "lora": "LoRA adapters — small add-ons",
 }
+# When to use each, in one line (the selected one is explained in full in #strategy-info).
+WHEN_TO_USE = ("Little data or a first try: linear probe · a few hundred examples: partial · "
+               "lots of data and time: full · near full quality with few trained weights: LoRA")
 DEFAULT_STRATEGY = "linear_probe"
+DEFAULT_STRATEGY_FOR = {"image": "linear_probe", "text": "lora"}
+# Why texts default to LoRA (measured on the sample reviews: LoRA ~0.68, linear probe ~0.55).
+TEXT_LORA_REASON = (
+    "LoRA is preselected for texts: a linear probe can only read the model's sentence summary "
+    "(BERT's [CLS] “pooler”), which MiniLM was never trained to produce, while LoRA also retrains "
+    "it — on the sample reviews about 68% accuracy instead of about 55%."
+)
+TEXT_PROBE_HINT = ("For texts, **LoRA** is usually clearly better than a linear probe (about 68% "
+                   "instead of 55% on the sample reviews), at a few minutes instead of seconds.")
 
 # Advanced inputs, in the order the handlers receive them.
 ADVANCED_KEYS = ["epochs", "learning_rate", "batch_size", "image_size", "val_fraction", "seed",
@@ -24,17 +37,14 @@ ADVANCED_KEYS = ["epochs", "learning_rate", "batch_size", "image_size", "val_fra
 def build() -> dict:
     gr.Markdown(
         "### Step 3 · How to train\n"
-        "Choose how much of the pretrained model may change. If unsure, keep the **linear probe**: it "
-        "is quick and works well with little data. The box below tells you how many of the model's "
-        "weights will be trained and roughly how long it will take on this computer.",
+        "Choose how much of the pretrained model may change. If unsure, keep the preselected one "
+        "(**linear probe** for images, **LoRA** for texts). The box below says what the choice does, how "
+        "many of the model's weights it trains and roughly how long it takes on this computer.",
         elem_classes="tl-step-intro",
     )
     choice = gr.Radio(choices=[(STRATEGY_LABELS[s], s) for s in STRATEGIES], value=DEFAULT_STRATEGY,
-                      label="Strategy", elem_id="strategy-choice")
-    help_md = "\n".join(f"- **{STRATEGY_LABELS[s]}** — {STRATEGY_HELP[s]}" for s in STRATEGIES)
-    with gr.Accordion("What do these mean?", open=False):
-        gr.Markdown(help_md)
-    info = gr.Markdown(STRATEGY_HELP[DEFAULT_STRATEGY], elem_id="strategy-info")
+                      label="Strategy", elem_id="strategy-choice", info=WHEN_TO_USE)
+    info = gr.Markdown(STRATEGY_HELP[DEFAULT_STRATEGY], elem_id="strategy-info", elem_classes="tl-info")
     defaults = STRATEGY_DEFAULTS[DEFAULT_STRATEGY]
     base = RunConfig()
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
@@ -102,9 +112,17 @@ def make_config(model_id: str, data_path: str, strategy: str, advanced: dict, co
     return config.validate()
 
 
+def default_strategy(modality) -> str:
+    return DEFAULT_STRATEGY_FOR.get(modality or "image", DEFAULT_STRATEGY)
+
+
 def strategy_info_md(ctx, model_id: str, strategy: str, state, advanced: dict) -> str:
     """One sentence on the strategy, the trainable share and a time estimate (never raises)."""
     lines = [STRATEGY_HELP.get(strategy, "")]
+    if state.modality == "text" and strategy == "lora":
+        lines.append(TEXT_LORA_REASON)
+    elif state.modality == "text" and strategy == "linear_probe":
+        lines.append(TEXT_PROBE_HINT)
     try:
         config = make_config(model_id, state.data_path, strategy, advanced)
         n_classes = state.num_classes or 10
