@@ -330,6 +330,38 @@ def count_line_points(page, elem_id: str) -> int:
     return int(m["lines"] or m["points"])
 
 
+def point_markers(page, elem_id: str) -> int:
+    """Visible point markers of a LinePlot (per-epoch values are marked, so that a curve with a
+    single point, after epoch 1, still shows)."""
+    return int(page.evaluate(
+        """(id) => Array.from(document.querySelectorAll('#' + id + ' g.mark-symbol.role-mark path'))
+            .filter(p => parseFloat(getComputedStyle(p).opacity) > 0 && p.getBoundingClientRect().width >= 4)
+            .length""",
+        elem_id,
+    ))
+
+
+def series_colours(page, elem_id: str) -> dict[str, str]:
+    """{legend label: colour of its symbol} of a vega plot's colour legend."""
+    return page.evaluate(
+        """(id) => {
+            const out = {};
+            document.querySelectorAll('#' + id + ' g.role-legend-entry g.role-scope > g').forEach(g => {
+                const sym = g.querySelector('g.role-legend-symbol path');
+                const label = g.querySelector('g.role-legend-label text');
+                if (sym && label) out[label.textContent] = sym.getAttribute('stroke') || sym.getAttribute('fill');
+            });
+            return out;
+        }""",
+        elem_id,
+    )
+
+
+def is_shown(page, selector: str) -> bool:
+    loc = page.locator(selector)
+    return bool(loc.count()) and loc.first.is_visible()
+
+
 def error_toasts(page) -> list[str]:
     """Texts of visible Gradio error toasts (the generic red "Error" box)."""
     toasts = page.locator("[data-testid=toast-body].error, .toast-body.error")

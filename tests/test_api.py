@@ -319,7 +319,7 @@ def test_a_failed_upload_keeps_and_names_the_loaded_data(page_handlers, tmp_path
     bad = tmp_path / "holiday_photos.zip"
     bad.write_bytes(b"not a zip at all\n" * 10)
     first = h.on_upload(str(bad), "", "", "efficientnet_lite0", SessionState(), req)
-    assert "No data is loaded yet" in first[1] and first[0].dataset is None
+    assert "not a zip" in first[1] and "still using" not in first[1] and first[0].dataset is None
     state = h.sample_loader("image")("efficientnet_lite0", first[0], req)[0]
     assert state.dataset is not None
     out = h.on_upload(str(bad), "", "", "efficientnet_lite0", state, req)

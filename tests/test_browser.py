@@ -182,9 +182,17 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 1, "open"))
 
+    # Start before any data is loaded: refused in plain words (no silent run on a sample).
+    _click(page, "#start-btn")
+    bh.wait_for_text(page, "#train-status", "Load a dataset first", timeout_s=30)
+    assert not bh.is_shown(page, "#to-results"), "'See the results' is offered before any run"
+    assert "No data loaded yet" in bh.text_of(page, "#data-summary")
+    bh.assert_no_crash_signs(page)
+
     # 2. Load the bundled digits sample; the summary shows examples and per-class counts.
     _click(page, "#use-sample-image")
     bh.wait_for_regex(page, "#data-summary", r"\d+\s+(examples|images)", timeout_s=90)
+    bh.wait_until(lambda: bh.plot_has_data(page, "class-counts"), 30, "#class-counts to draw", page=page)
     summary_text = bh.text_of(page, "#data-summary")
     assert re.search(r"\b10 classes", summary_text), f"the digits sample should show 10 classes: {summary_text!r}"
     assert not bh.text_of(page, "#data-error").strip(), f"#data-error after the sample: {bh.text_of(page, '#data-error')!r}"
@@ -216,6 +224,14 @@ def test_new_user_walkthrough(page, tmp_path):
         f"the loss curve did not grow: {first_points} points while training, {last_points} at the end")
     assert bh.plot_has_data(page, "acc-plot"), (
         f"#acc-plot shows no visible curve after 3 epochs: {bh.plot_marks(page, 'acc-plot')}")
+    # one colour per series name, the same in both plots
+    loss_colours, acc_colours = bh.series_colours(page, "loss-plot"), bh.series_colours(page, "acc-plot")
+    assert set(loss_colours) == {"training", "validation"}, loss_colours
+    assert loss_colours == acc_colours, f"the plots colour their series differently: {loss_colours} vs {acc_colours}"
+    log_text = page.locator("#train-log textarea").first.input_value()
+    assert "best so far" not in log_text and "lowest validation loss so far" in log_text, log_text
+    assert re.search(r"training loop [\d.]+ s; whole run", log_text, re.I), log_text
+    assert bh.is_shown(page, "#to-results"), "no 'See the results' after the run finished"
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 5, "training-finished"))
 
@@ -234,6 +250,9 @@ def test_new_user_walkthrough(page, tmp_path):
     if page.locator("#mistakes-gallery").count():
         bh.wait_images_loaded(page, "#mistakes-gallery")
     shots.append(bh.screenshot(page, 6, "results"))
+    if os.environ.get("TL_UPDATE_SCREENSHOTS") == "1":  # the README's picture of the Results step
+        (bh.REPO_ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)
+        shutil.copy(shots[-1], bh.REPO_ROOT / "docs" / "screenshots" / "results.png")
 
     # 6. Try it: upload one digit and read class probabilities.
     digit = bh.sample_digit_png(tmp_path)
@@ -265,11 +284,13 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.wait_until(lambda: _progress_seen(_status(page)) and "finished" not in _status(page).lower(),
                   TRAIN_TIMEOUT_S, "the second run to be training", page=page,
                   describe=lambda: f"#train-status shows {_status(page)!r}")
+    assert not bh.is_shown(page, "#to-results"), "'See the results' (of the first run) shown during the second"
     shots.append(bh.screenshot(page, 9, "second-run-training"))
     _click(page, "#stop-btn")
     text = bh.wait_for_text(page, "#train-status", ["Stopped", "Finished", "Failed"], timeout_s=STOP_TIMEOUT_S)
     assert "stopped" in text.lower(), f"after Stop, #train-status shows {text!r}"
     bh.wait_until(lambda: bh.button_enabled(page, "#start-btn"), 30, "#start-btn enabled after Stop", page=page)
+    assert not bh.is_shown(page, "#to-results"), "'See the results' shown after a stopped run"
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 10, "second-run-stopped"))
 
@@ -279,6 +300,13 @@ def test_new_user_walkthrough(page, tmp_path):
                   "the third run to replace the 'Stopped' status", page=page,
                   describe=lambda: f"#train-status shows {_status(page)!r}")
     _wait_finished(page)
+    page.wait_for_timeout(1_000)
+    # one epoch = one point per accuracy series: drawn as visible point markers
+    assert bh.point_markers(page, "acc-plot") >= 2, (
+        f"#acc-plot shows no visible point after a 1-epoch run: {bh.plot_marks(page, 'acc-plot')}")
+    assert bh.point_markers(page, "loss-plot") >= 1, "the 1-epoch validation loss is not visible"
+    bh.wait_until(lambda: bh.is_shown(page, "#to-results"), 15, "'See the results' after the third run",
+                  page=page)
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 11, "third-run-finished"))
     assert len(shots) == 11
@@ -316,6 +344,34 @@ def test_zip_slip_is_refused_and_writes_nothing_outside(page, tmp_path):
     assert not escaped, f"the zip-slip upload wrote outside its working folder: {escaped}"
 
 
+def test_failed_upload_after_the_sample_says_what_stays_loaded(page, tmp_path):
+    """A bad file after good data: the error says the previous data is still the one in use."""
+    _click(page, "#use-sample-image")
+    bh.wait_for_regex(page, "#data-summary", r"\d+\s+images", timeout_s=90)
+    bh.upload(page, "data-upload", bh.build_empty_zip(tmp_path))
+    text = bh.wait_for_text(page, "#data-error", ["empty.zip", "still using", "sample images"], all_words=True,
+                            timeout_s=60)
+    assert "300 images" in text, text
+    assert re.search(r"300 images", bh.text_of(page, "#data-summary")), "the summary no longer names the sample"
+    # the error is a visible warning box, not plain text
+    assert page.locator("#data-error .tl-warn").count() == 1
+    bh.screenshot(page, 31, "bad-upload-after-sample")
+    bh.assert_no_crash_signs(page)
+
+
+def test_text_sample_preselects_lora_and_says_why(page):
+    _click(page, "#use-sample-text")
+    bh.wait_for_regex(page, "#data-summary", r"\d+\s+texts", timeout_s=90)
+    bh.ensure_visible(page, "#strategy-choice")
+    bh.wait_until(lambda: page.locator("#strategy-choice input[value='lora']").is_checked(), 15,
+                  "LoRA to be preselected for texts", page=page)
+    info = bh.wait_for_text(page, "#strategy-info", ["preselected for texts", "Rough time"], all_words=True,
+                            timeout_s=60)
+    assert info.count("LoRA: add small trainable") == 1, info
+    bh.screenshot(page, 32, "text-sample-strategy")
+    bh.assert_no_crash_signs(page)
+
+
 def test_error_clears_after_a_good_upload(page, tmp_path):
     """After a bad upload, loading good data empties #data-error (the user is not left confused)."""
     bh.upload(page, "data-upload", bh.build_not_a_zip(tmp_path))
@@ -331,5 +387,7 @@ def test_error_clears_after_a_good_upload(page, tmp_path):
     bh.wait_until(lambda: not bh.text_of(page, "#data-error").strip(), 15,
                   "#data-error to clear after good data", page=page,
                   describe=lambda: f"#data-error shows {bh.text_of(page, '#data-error')!r}")
+    bh.wait_until(lambda: bh.plot_has_data(page, "class-counts"), 30, "#class-counts to draw", page=page)
+    bh.wait_images_loaded(page, "#data-gallery")
     bh.screenshot(page, 30, "good-upload-after-error")
     bh.assert_no_crash_signs(page)

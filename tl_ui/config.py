@@ -18,7 +18,8 @@ STRATEGIES: tuple[str, ...] = ("linear_probe", "partial", "full", "lora")
 STRATEGY_HELP: dict[str, str] = {
     "linear_probe": (
         "Linear probe: keep the pretrained model exactly as it is and train only a new last layer "
-        "on top. Fastest (seconds), safest with very little data; cannot adapt the features themselves."
+        "on top. Fastest (seconds), safest with very little data; cannot adapt the features themselves. "
+        "Image augmentation is off here: each picture is read by the model once."
     ),
     "partial": (
         "Partial unfreezing: retrain the last few blocks of the model plus the new last layer. "

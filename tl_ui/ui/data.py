@@ -187,8 +187,6 @@ def apply_outcome(ctx, owner, state: SessionState, outcome: LoadOutcome, model_c
         if state.dataset is not None:
             message += (f" Nothing changed: Transfer Lab is still using {state.data_name} "
                         f"({state.n_examples:,} {'images' if state.modality == 'image' else 'texts'}).")
-        else:
-            message += " No data is loaded yet."
         return (state, error_md(message), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
                 gr.skip(), gr.skip(), clear_upload, gr.skip())
     ds = outcome.dataset

@@ -45,7 +45,8 @@ class Handlers:
         job = job or self.ctx.runner.active_job(owner.id)
         if job is not None:
             state.job_id = job.id
-            return (state, runs, *train_step.view_outputs(job, self.ctx.runner))
+            state.plot_x_lim = None  # a new page: its plots have no x range yet
+            return (state, runs, *train_step.view_outputs(job, self.ctx.runner, state))
         return (state, runs, *[gr.skip()] * len(train_step.OUTPUT_KEYS))
 
     # -- step 1 -----------------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class Handlers:
         runner = self.ctx.runner
         current = runner.get(state.job_id, owner.id) if state.job_id else None
         if current is not None and not current.done:
-            return (state, *train_step.view_outputs(current, runner))
+            return (state, *train_step.view_outputs(current, runner, state))
         if state.dataset is None:  # never silently train on a sample the user did not choose
             return (state, *train_step.cannot_start(NO_DATA_MESSAGE))
         try:
@@ -128,7 +129,7 @@ class Handlers:
         except Exception as exc:
             return (state, *train_step.cannot_start(user_message(exc, "starting the run")))
         state.job_id = job.id
-        return (state, *train_step.view_outputs(job, runner))
+        return (state, *train_step.view_outputs(job, runner, state))
 
     def submit(self, owner, state: SessionState, model_id: str, strategy: str, advanced: dict,
                dataset=None, data_path: Optional[str] = None):
@@ -147,7 +148,7 @@ class Handlers:
                 f"but your data are {kind}. Pick a model for {kind} in step 1.")
         if self.offline and not entry.offline:
             raise _UserError(f"Offline mode is on and '{entry.display_name}' is not installed here. "
-                             "Pick a model marked 'works offline'.")
+                             "Pick a model with 'Offline: yes' in step 1.")
         config = strategy_step.make_config(model_id, data_path or "", strategy, advanced, state.columns)
         run_id = new_run_id()
         run_dir = self.ctx.workspace.new_run_dir(owner, run_id)
@@ -166,7 +167,7 @@ class Handlers:
     def tick(self, state: SessionState, request: gr.Request):
         owner = self.ctx.owner(request)
         job = self.ctx.runner.get(state.job_id, owner.id) if state.job_id else None
-        return train_step.view_outputs(job, self.ctx.runner)
+        return train_step.view_outputs(job, self.ctx.runner, state)
 
     # -- step 5 -----------------------------------------------------------------------------------
     def show_run(self, run_id, state: SessionState, request: gr.Request):

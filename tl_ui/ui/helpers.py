@@ -63,6 +63,13 @@ def fmt_duration(seconds: Optional[float]) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def fmt_seconds(seconds: Optional[float]) -> str:
+    """A measured duration: '0.4 s' below a second (never '0 s'), else like fmt_duration."""
+    if seconds is not None and math.isfinite(seconds) and 0 <= seconds < 1:
+        return "under 0.1 s" if seconds < 0.05 else f"{seconds:.1f} s"
+    return fmt_duration(seconds)
+
+
 def fmt_pct(x: Optional[float]) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
@@ -141,6 +148,11 @@ class TrainView:
 
     def acc_df(self) -> pd.DataFrame:
         return _padded(self.acc_rows, ACC_COLUMNS, ACC_SERIES)
+
+    def x_max(self) -> Optional[float]:
+        """The largest epoch value with a point in either plot (None before the first point)."""
+        xs = [r[0] for r in self.loss_rows + self.acc_rows if r[1] == r[1]]  # skip NaN values
+        return max(xs) if xs else None
 
     def log_text(self, last: int = 40) -> str:
         return "\n".join(self.log[-last:])
@@ -279,9 +291,9 @@ def timing_text(loop_seconds: Optional[float], run_seconds: Optional[float]) -> 
     """'Training loop 1 s; whole run 6 s' (the run adds loading the model, embeddings and saving)."""
     parts = []
     if loop_seconds is not None:
-        parts.append(f"training loop {fmt_duration(loop_seconds)}")
+        parts.append(f"training loop {fmt_seconds(loop_seconds)}")
     if run_seconds is not None:
-        parts.append(f"whole run {fmt_duration(run_seconds)} (with loading and saving the model)")
+        parts.append(f"whole run {fmt_seconds(run_seconds)} (with loading and saving the model)")
     text = "; ".join(parts)
     return text[:1].upper() + text[1:]
 
@@ -352,6 +364,10 @@ CSS = """
    series of the loss plot: colour SERIES_COLORS["validation"]) as small circles. */
 #acc-plot g.mark-symbol path, #loss-plot g.mark-symbol path[stroke="#ea580c"] {
   d: path("M-4,0a4,4 0 1,0 8,0a4,4 0 1,0 -8,0"); opacity: 1 !important; stroke-width: 2px; }
+/* galleries as tall as their rows (Gradio's fixed-height grid keeps a 450 px minimum otherwise) */
+#data-gallery .grid-wrap, #mistakes-gallery .grid-wrap { min-height: 0 !important; }
+/* tables in the page's normal font (Gradio draws them in the monospace font) */
+#model-shelf, #metrics-table, #per-class-table, #mistakes-table, #data-table { --font-mono: var(--font); }
 /* gallery captions: the whole caption on one line, over the image */
 #mistakes-gallery .caption-label, #data-gallery .caption-label { max-width: 96%; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-size: 0.8em; }
 """

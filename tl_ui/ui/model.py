@@ -42,7 +42,7 @@ def build(offline_mode: bool) -> dict:
     gr.Markdown(
         "### Step 1 · Choose a pretrained model\n"
         "A pretrained model already knows a lot about pictures or language. Transfer Lab adapts it to "
-        "**your** classes. The models marked *works offline* are installed on this computer. "
+        "**your** classes. The models with *Offline: yes* are installed on this computer. "
         "Once you load data in step 2, this list shows only the models that can read that kind of data.",
         elem_classes="tl-step-intro",
     )

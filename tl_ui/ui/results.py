@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from tl_ui.sessions import read_json
-from tl_ui.ui.helpers import confusion_html, fmt_count, fmt_duration, fmt_pct, fmt_share, thumbnail
+from tl_ui.ui.helpers import confusion_html, fmt_count, fmt_pct, fmt_seconds, fmt_share, thumbnail
 
 
 def build() -> dict:
@@ -111,9 +111,9 @@ def metrics_df(metrics: dict, config: dict, run_seconds: Optional[float] = None)
         rows.append(("Weights trained", f"{fmt_count(int(metrics['trainable_params']))} of "
                                         f"{fmt_count(int(metrics.get('total_params') or 0))} ({fmt_share(share)})"))
     if metrics.get("train_seconds") is not None:
-        rows.append(("Time: training loop", fmt_duration(metrics.get("train_seconds"))))
+        rows.append(("Time: training loop", fmt_seconds(metrics.get("train_seconds"))))
     if run_seconds is not None:
-        rows.append(("Time: whole run (with loading and saving)", fmt_duration(run_seconds)))
+        rows.append(("Time: whole run (with loading and saving)", fmt_seconds(run_seconds)))
     if config.get("random_init"):
         rows.append(("Scratch baseline", "yes (random starting weights)"))
     return pd.DataFrame(rows, columns=["metric", "value"])

@@ -15,6 +15,7 @@ class SessionState:
     pending_name: str = ""
     job_id: str = ""                    # the run being trained / last started
     shown_run: str = ""                 # the run shown in Results
+    plot_x_lim: Any = None              # the x range the page's training plots were last given
     notes: list[str] = field(default_factory=list)
 
     @property

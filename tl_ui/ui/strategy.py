@@ -26,6 +26,8 @@ TEXT_LORA_REASON = (
     "(BERT's [CLS] “pooler”), which MiniLM was never trained to produce, while LoRA also retrains "
     "it — on the sample reviews about 68% accuracy instead of about 55%."
 )
+TEXT_LORA_REASON_OTHER = ("LoRA is preselected for texts: it also adapts the model's sentence summary, "
+                          "which a linear probe can only read as it is.")
 TEXT_PROBE_HINT = ("For texts, **LoRA** is usually clearly better than a linear probe (about 68% "
                    "instead of 55% on the sample reviews), at a few minutes instead of seconds.")
 
@@ -120,7 +122,7 @@ def strategy_info_md(ctx, model_id: str, strategy: str, state, advanced: dict) -
     """One sentence on the strategy, the trainable share and a time estimate (never raises)."""
     lines = [STRATEGY_HELP.get(strategy, "")]
     if state.modality == "text" and strategy == "lora":
-        lines.append(TEXT_LORA_REASON)
+        lines.append(TEXT_LORA_REASON if model_id == "minilm_l6" else TEXT_LORA_REASON_OTHER)
     elif state.modality == "text" and strategy == "linear_probe":
         lines.append(TEXT_PROBE_HINT)
     try:

@@ -45,30 +45,44 @@ def build() -> dict:
             "finished_run": finished_run, "to_results": to_results}
 
 
-def view_outputs(job, runner):
-    """Values for OUTPUT_KEYS: status, progress, plots, log, buttons, timer, finished run."""
+def view_outputs(job, runner, state=None):
+    """Values for OUTPUT_KEYS: status, progress, plots, log, buttons, timer, finished run.
+
+    `state` (the page's SessionState) remembers the plots' x range: see `_plot_updates`."""
     if job is None:
         return ("Press **Start training** to begin.", progress_html(0, ""), gr.skip(), gr.skip(), gr.skip(),
                 gr.update(interactive=True), gr.update(interactive=False), gr.Timer(active=False), gr.skip(),
                 gr.update(visible=False))
     events, _ = job.events_since(0)
     view = train_view(events, job.state, runner.position(job), job.message)
+    loss, acc, axis_only = _plot_updates(view, state)
     active = not job.done
-    # while a run goes on the x axis spans all planned epochs (the curves fill it from the left);
-    # afterwards it fits what was drawn (a stopped run does not leave a mostly empty plot)
-    x_lim = [0, view.epochs] if active and view.epochs else None
     return (
         view.status,
         progress_html(view.fraction, view.progress_text),
-        gr.LinePlot(value=view.loss_df(), x_lim=x_lim),
-        gr.LinePlot(value=view.acc_df(), x_lim=x_lim),
+        loss,
+        acc,
         view.log_text(),
         gr.update(interactive=not active),
         gr.update(interactive=active),
-        gr.Timer(active=active),
+        gr.Timer(active=active or axis_only),   # after an axis-only update, one more poll brings the rows
         job.id if job.state == "finished" else gr.skip(),
         gr.update(visible=job.state == "finished"),
     )
+
+
+def _plot_updates(view, state):
+    """(loss update, accuracy update, axis_only) for the two LinePlots.
+
+    The x axis spans all planned epochs (the curves fill it from the left; a run stopped early
+    shows how far it got), with a little room on the right for the last epoch's point markers.
+    Gradio 6.31's plot drops the rows of an update that also changes `x_lim`, so a new x range
+    goes out alone (the page keeps its rows) and the rows follow on the next poll."""
+    x_lim = [0, round(view.epochs * 1.03, 3)] if view.epochs else None
+    if state is not None and x_lim != state.plot_x_lim:
+        state.plot_x_lim = x_lim
+        return gr.update(x_lim=x_lim), gr.update(x_lim=x_lim), True
+    return gr.update(value=view.loss_df(), x_lim=x_lim), gr.update(value=view.acc_df(), x_lim=x_lim), False
 
 
 def cannot_start(message: str):
