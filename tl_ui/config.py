@@ -39,7 +39,7 @@ STRATEGY_HELP: dict[str, str] = {
 STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "linear_probe": {"epochs": 30, "learning_rate": 3e-3},
     "partial": {"epochs": 5, "learning_rate": 5e-4},
-    "full": {"epochs": 5, "learning_rate": 2e-4},
+    "full": {"epochs": 5, "learning_rate": 1e-3},
     "lora": {"epochs": 5, "learning_rate": 3e-3},
 }
 
