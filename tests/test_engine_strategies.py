@@ -72,6 +72,9 @@ def test_full_trains_everything_with_smaller_rates_for_earlier_groups(image_load
     assert any(p is loaded.model.conv_stem.weight for p in train_plan.param_groups[-1]["params"])
     in_groups = sum(p.numel() for g in train_plan.param_groups for p in g["params"])
     assert in_groups == train_plan.total_params
+    # BatchNorm weights train, but their running statistics stay as pretrained
+    norms = [m for m in loaded.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(any(m is f for f in train_plan.frozen_norm_modules) for m in norms)
 
 
 def test_lora_trains_adapters_and_the_head(image_loaded_factory, text_loaded_factory):

@@ -173,6 +173,12 @@ class _Run:
             return RunResult(self.run_dir.name, self.run_dir, "stopped", None, message)
         return self._finish(train_plan, best_epoch, val_probs)
 
+    def _inference_batch(self) -> int:
+        # On CPU, large batches are slower per image (EfficientNet-Lite0 at 224 px: 142 img/s at
+        # batch 8, 54 img/s at batch 32; docs/benchmarks.md); a GPU wants them large.
+        batch = int(self.config.batch_size)
+        return max(batch, 64) if self.accelerator.device.type == "cuda" else batch
+
     def _class_weights(self) -> Optional[torch.Tensor]:
         if not self.config.class_weighted:
             return None
@@ -202,7 +208,7 @@ class _Run:
         features = []
         for items, offset in ((self.train_items, 0), (self.val_items, len(self.train_items))):
             data = make_dataset(loaded, items, None, augment=False, max_length=config.max_length)
-            loader = make_loader(loaded, data, max(batch, 32), shuffle=False)
+            loader = make_loader(loaded, data, self._inference_batch(), shuffle=False)
             features.append(compute_head_inputs(
                 loaded, loader, device=device, should_stop=self.should_stop,
                 on_batch=lambda done, offset=offset: self.recorder.emit(Progress(
@@ -232,7 +238,7 @@ class _Run:
         val_data = make_dataset(loaded, self.val_items, self.val_targets, augment=False,
                                 max_length=config.max_length)
         train_loader = make_loader(loaded, train_data, int(config.batch_size), shuffle=True, seed=config.seed)
-        val_loader = make_loader(loaded, val_data, max(int(config.batch_size), 32), shuffle=False)
+        val_loader = make_loader(loaded, val_data, self._inference_batch(), shuffle=False)
 
         final_plan = plan(loaded, config)  # LoRA wraps the model in a PeftModel here
         stages = [(final_plan, final_plan.model, epochs)]
