@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Render bench/results.json (or another results file) as the Markdown tables of docs/benchmarks.md.
 
-    python bench/report.py [bench/results.json]
+    python bench/report.py [bench/results-full.json]
 """
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def render(results: dict) -> str:
                f"transformers {m.get('transformers')}, peft {m.get('peft')}, gradio {m.get('gradio')}; load average "
                f"at start {m.get('load_avg_at_start')}, at the end {m.get('load_avg_now')} (shared machine).\n")
 
+    if m.get("git_commit"):
+        out.append(f"Code measured: {m['git_commit']}" + (f"; uncommitted then: {', '.join(m['git_uncommitted'])}"
+                                                          if m.get("git_uncommitted") else "") + ".\n")
+    for rr in results.get("reruns", []):
+        out.append(f"Re-run since: `{rr['command']}` at {rr['started']} (code {rr.get('git_commit', '?')})"
+                   + (f" — {rr['why']}" if rr.get("why") else "") + ".\n")
     out.append("### Targets\n")
     out.append("| measure | value (wall) | value (CPU) | target | met |")
     out.append("|---|---|---|---|---|")
@@ -144,7 +150,7 @@ def render(results: dict) -> str:
                 for n in sizes:
                     v = by_n.get(str(n))
                     cells.append("–" if v is None else f"{v['heldout_accuracy']['mean']:.3f} ± "
-                                 f"{v['heldout_accuracy']['std']:.3f} ({v["seconds"]["mean"]:.1f} s)")
+                                 f"{v['heldout_accuracy']['std']:.3f} ({v['seconds']['mean']:.1f} s)")
                 out.append(f"| {NAMES.get(strat, strat)} | " + " | ".join(cells) + " |")
             out.append("")
 
@@ -167,7 +173,7 @@ def render(results: dict) -> str:
 
 
 def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("results.json")
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("results-full.json")
     print(render(json.loads(path.read_text())))
     return 0
 

@@ -3,9 +3,12 @@
 
     python bench/run.py            # the full run (long: see docs/benchmarks.md for how long)
     python bench/run.py --quick    # a few minutes: smaller data, fewer repeats, probe-only accuracy
-    python bench/run.py --only probe,overhead   # some sections only (merged into bench/results.json)
+    python bench/run.py --only probe,overhead   # some sections only (merged into the last run of that mode)
+    python bench/run.py --strategies full,scratch_full   # re-run some rows of the accuracy table
+    python bench/report.py [bench/results-full.json]    # the Markdown tables of docs/benchmarks.md
 
-Prints one table and writes `bench/results.json` (machine, settings, raw timings, ratios, targets).
+Prints one table and writes `bench/results.json` (machine, code version, settings, raw timings, ratios,
+targets); a full run is also kept as `bench/results-full.json`.
 Everything runs offline on the model shelf (EfficientNet-Lite0 for images, MiniLM-L6 for text).
 
 Timings on a shared machine are noisy, so every comparison runs *in the same process, interleaved*
@@ -53,6 +56,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "bench" / "results.json"
+RESULTS_FULL = ROOT / "bench" / "results-full.json"
 SECTIONS = ("probe", "overhead", "app", "cold", "memory", "accuracy", "threads")
 IMAGE_MODEL, TEXT_MODEL = "efficientnet_lite0", "minilm_l6"
 
@@ -135,20 +139,41 @@ def machine_info() -> dict:
     for name in ("timm", "transformers", "peft", "accelerate", "gradio", "gradio_client"):
         with contextlib.suppress(Exception):
             info[name] = __import__(name).__version__
+    info.update(git_state())
+    with contextlib.suppress(Exception):
+        from tl_ui.config import STRATEGY_DEFAULTS, RunConfig
+
+        info["engine_defaults"] = {"batch_size": RunConfig().batch_size, "strategies": STRATEGY_DEFAULTS,
+                                   "early_stopping_patience": RunConfig().early_stopping_patience}
     return info
 
 
-def load_results() -> dict:
-    if RESULTS.exists():
+def git_state() -> dict:
+    """The code measured: HEAD and the files changed on top of it (others edit this tree while benchmarks run)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+
+    with contextlib.suppress(Exception):
+        return {"git_commit": git("rev-parse", "--short", "HEAD"),
+                "git_uncommitted": [l[3:] for l in git("status", "--short", "--", "tl_ui", "app.py").splitlines()]}
+    return {}
+
+
+def load_results(path: Path) -> dict:
+    if path.exists():
         with contextlib.suppress(ValueError):
-            return json.loads(RESULTS.read_text())
+            return json.loads(path.read_text())
     return {}
 
 
 def save_results(results: dict) -> None:
-    tmp = RESULTS.with_name("results.json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    os.replace(tmp, RESULTS)
+    """bench/results.json holds the latest run; a full run is also kept as bench/results-full.json (the source of
+    the tables in docs/benchmarks.md), so a later --quick run does not replace it."""
+    paths = [RESULTS] + ([RESULTS_FULL] if results.get("mode") == "full" else [])
+    for path in paths:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
 
 
 def cpu_s() -> float:
@@ -647,10 +672,11 @@ def bench_app(cfg: dict) -> dict:
             with Clock() as c:
                 job = client.submit(IMAGE_MODEL, None, "linear_probe", cfg["epochs"], json.dumps(options),
                                     api_name="/train")
-                updates = 0
-                for _ in job:
-                    updates += 1
+                # Block on the result rather than iterating the job: gradio_client's Job.__next__ polls with
+                # time.sleep(0.001), a thousand wake-ups a second that would compete with the engine for the
+                # GIL and the CPU here, where the client shares the server's process (a real client does not).
                 status, metrics, run_id = job.result()
+            updates = len(job.outputs())  # the streamed updates still all arrived
             assert metrics.get("state") == "finished", (status, metrics)
             run_dir = next((work / "runs").rglob(f"{run_id}/run.json")).parent
             events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
@@ -682,9 +708,10 @@ def bench_app(cfg: dict) -> dict:
                 log(f"app section {side}: {(app_runs if side == 'app' else direct_runs)[-1]['wall_s']:.2f} s")
         a = [r["wall_s"] for r in app_runs]
         d = [r["wall_s"] for r in direct_runs]
-        # Robust estimate: the engine's own time (median of the direct runs) plus each side's time around
-        # it (app: request, data loading, queue, polling; direct: data loading), each a median. The raw
-        # ratio of wall times swings with other users' load; these parts do not.
+        # Where the difference goes: the engine's own time (RunStarted -> RunFinished) inside the app vs in the
+        # direct call, and each side's time around it (app: request, data loading, queue, polling; direct:
+        # data loading). "ratio_if_engine_equal" is what the ratio would be if the engine ran as fast inside
+        # the app as outside it (only the app's own overhead counted).
         eng = statistics.median(r["engine_started_to_finished_s"] for r in direct_runs)
         app_out = statistics.median(r["wall_s"] - r["engine_inside_app_s"] for r in app_runs)
         dir_out = statistics.median(r["wall_s"] - r["engine_started_to_finished_s"] for r in direct_runs)
@@ -696,8 +723,8 @@ def bench_app(cfg: dict) -> dict:
                          "config": json.loads(run_json.read_text())},
             "app_runs": app_runs, "direct_runs": direct_runs, "warmup_run": first,
             "app_wall_s": summary(a), "direct_wall_s": summary(d), "app_cpu_s": summary(ac), "direct_cpu_s": summary(dc),
-            "ratio": rnd((eng + app_out) / (eng + dir_out), 3),
-            "ratio_raw_min": rnd(min(a) / min(d), 3),
+            "ratio": rnd(min(a) / min(d), 3),
+            "ratio_if_engine_equal": rnd((eng + app_out) / (eng + dir_out), 3),
             "ratio_median": rnd(statistics.median(a) / statistics.median(d), 3),
             "engine_in_app_over_direct_min": rnd(min(r["engine_inside_app_s"] for r in app_runs)
                                                  / min(r["engine_started_to_finished_s"] for r in direct_runs), 3),
@@ -1162,9 +1189,10 @@ def targets_table(results: dict) -> list[dict]:
     if a:
         if "ratio" in a:
             add("app (gradio_client) / engine direct", a["ratio"], "<= 1.15", a["ratio"] <= 1.15, a.get("ratio_cpu"),
-                f"engine time + each side's own overhead (app {a['app_outside_engine_s']['median']} s, direct "
-                f"{a['direct_outside_engine_s']['median']} s); raw wall ratio: min {a['ratio_raw_min']}, median "
-                f"{a['ratio_median']}; engine inside the app vs direct (min) {a['engine_in_app_over_direct_min']}")
+                f"min over rounds; median {a['ratio_median']}; the engine itself (RunStarted->RunFinished) inside the "
+                f"app vs direct: {a['engine_in_app_over_direct_min']}; time around the engine: app "
+                f"{a['app_outside_engine_s']['median']} s, direct {a['direct_outside_engine_s']['median']} s "
+                f"(ratio if the engine ran as fast in the app: {a['ratio_if_engine_equal']})")
         else:
             add("app (gradio_client) / engine direct", None, "<= 1.15", None, None, a.get("skipped") or a.get("error", ""))
     c = s.get("cold")
@@ -1244,6 +1272,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes (smaller data, fewer repeats)")
     parser.add_argument("--only", default="", help=f"comma-separated sections: {','.join(SECTIONS)}")
+    parser.add_argument("--strategies", default="", help="accuracy: only these rows (e.g. full,scratch_full); "
+                        "merged into the rows already in bench/results.json")
     parser.add_argument("--_memory-child", nargs=4, metavar=("MODALITY", "STRATEGY", "N", "STOP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._memory_child:
@@ -1262,13 +1292,19 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
 
-    previous = load_results()
-    merge = bool(args.only) and previous.get("mode") == mode
+    previous = load_results(RESULTS if args.quick else RESULTS_FULL)
+    merge = bool(args.only or args.strategies) and previous.get("mode") == mode
+    if args.strategies and not args.only:
+        only = ["accuracy"]
     results = previous if merge else {}
-    results.update({"mode": mode, "command": "python bench/run.py" + (" --quick" if args.quick else "")
-                    + (f" --only {args.only}" if args.only else ""),
-                    "machine": machine_info(), "profile": {k: profile[k] for k in SECTIONS},
-                    "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    command = ("python bench/run.py" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
+               + (f" --strategies {args.strategies}" if args.strategies else ""))
+    if merge:  # keep the whole run's command and machine; note this partial re-run beside them
+        results.setdefault("reruns", []).append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                 "sections": only, **machine_info()})
+    else:
+        results.update({"mode": mode, "command": command, "machine": machine_info(),
+                        "profile": {k: profile[k] for k in SECTIONS}, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
     results.setdefault("sections", {})
     results.setdefault("section_seconds", {})
     t_all = time.perf_counter()
@@ -1286,7 +1322,18 @@ def main(argv=None) -> int:
             save_results(results)
 
         try:
-            if name == "accuracy":
+            if name == "accuracy" and args.strategies:
+                before = results["sections"].get(name) or {}
+                cfg = {**profile[name], "strategies": [x.strip() for x in args.strategies.split(",") if x.strip()]}
+                new = fns[name](cfg, checkpoint)
+                merged = {**before, "settings": before.get("settings", new["settings"])} if before else new
+                for mod in ("image", "text"):
+                    merged.setdefault(mod, {}).update(new.get(mod, {}))
+                merged.setdefault("reruns", []).append({"strategies": cfg["strategies"], "at": time.strftime(
+                    "%Y-%m-%d %H:%M:%S"), **git_state()})
+                merged.pop("partial", None)
+                results["sections"][name] = merged
+            elif name == "accuracy":
                 results["sections"][name] = fns[name](profile[name], checkpoint)
             else:
                 results["sections"][name] = fns[name](profile[name])
@@ -1296,10 +1343,14 @@ def main(argv=None) -> int:
         results["section_seconds"][name] = round(time.perf_counter() - t0, 1)
         log(f"== {name} done in {results['section_seconds'][name]} s ==")
         with contextlib.suppress(OSError):
-            results["machine"]["load_avg_now"] = [round(x, 2) for x in os.getloadavg()]
+            (results["reruns"][-1] if merge else results["machine"])["load_avg_now"] = [
+                round(x, 2) for x in os.getloadavg()]
         results["targets"] = targets_table(results)
         save_results(results)
-    results["total_seconds"] = round(time.perf_counter() - t_all, 1)
+    if merge:
+        results["reruns"][-1]["seconds"] = round(time.perf_counter() - t_all, 1)
+    else:
+        results["total_seconds"] = round(time.perf_counter() - t_all, 1)
     results["targets"] = targets_table(results)
     save_results(results)
     print_report(results)
