@@ -96,6 +96,10 @@ def render(results: dict) -> str:
             out.append(f"| time around the engine, median s | {a['app_outside_engine_s']['median']} | "
                        f"{a['direct_outside_engine_s']['median']} |")
             out.append(f"| CPU s (min) | {a['app_cpu_s']['min']} | {a['direct_cpu_s']['min']} |")
+            if a.get("main_thread_wall_s"):
+                out.append(f"\n\"direct\" is `train_run` on a fresh worker thread, as the app's Runner runs it; on the "
+                           f"main thread the same run took {a['main_thread_wall_s']['min']} s (min; app/main "
+                           f"{a['ratio_vs_main_thread']}).")
             out.append(f"\nSettings: {json.dumps(a['settings']['options'])}, {a['settings']['strategy']}, "
                        f"{a['settings']['epochs']} epochs; server: {a['settings']['server']}.\n")
         else:
