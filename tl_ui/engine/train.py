@@ -223,8 +223,7 @@ class _Run:
         def forward(model, batch):
             return model(batch[0])
 
-        best_epoch, _ = self._fit([(train_plan, head, epochs)], forward, train_loader, val_loader,
-                                  snapshot_module=head)
+        best_epoch = self._fit(head, [(train_plan, epochs)], forward, train_loader, val_loader)
         val_probs = self._predict(head, forward, val_loader)
         return train_plan, best_epoch, val_probs
 
@@ -241,20 +240,21 @@ class _Run:
         val_loader = make_loader(loaded, val_data, self._inference_batch(), shuffle=False)
 
         final_plan = plan(loaded, config)  # LoRA wraps the model in a PeftModel here
-        stages = [(final_plan, final_plan.model, epochs)]
+        stages = [(final_plan, epochs)]
         head_epochs = int(config.head_only_epochs)
         if config.strategy == "full" and 0 < head_epochs < epochs:
             # probe-then-fine-tune: a settled head first keeps random gradients out of the backbone
             head_plan = plan(loaded, config, head_only=True)
-            stages = [(head_plan, final_plan.model, head_epochs), (final_plan, final_plan.model, epochs - head_epochs)]
+            stages = [(head_plan, head_epochs), (final_plan, epochs - head_epochs)]
         self._started(final_plan, epochs, len(train_loader))
         model = final_plan.model
-        best_epoch, _ = self._fit(stages, forward_logits, train_loader, val_loader, snapshot_module=model)
+        best_epoch = self._fit(model, stages, forward_logits, train_loader, val_loader)
         val_probs = self._predict(model, forward_logits, val_loader)
         return final_plan, best_epoch, val_probs
 
     # -- the shared loop ---------------------------------------------------------------------------
-    def _fit(self, stages, forward, train_loader, val_loader, *, snapshot_module: nn.Module):
+    def _fit(self, module: nn.Module, stages: list[tuple[TrainPlan, int]], forward, train_loader, val_loader) -> int:
+        """Train `module` through the stages (plan, epochs); returns the best epoch, whose weights it restores."""
         from transformers import get_cosine_schedule_with_warmup
 
         config, acc = self.config, self.accelerator
@@ -262,9 +262,9 @@ class _Run:
         best = (math.inf, 0, None)  # (val loss, epoch, state)
         self.fit_started = time.time()
         stale = 0
-        model = acc.prepare(stages[0][1])
+        model = acc.prepare(module)
         train_loader, val_loader = acc.prepare(train_loader, val_loader)
-        for train_plan, _, n_epochs in stages:
+        for train_plan, n_epochs in stages:
             _activate(train_plan, model)
             optimizer = torch.optim.AdamW(train_plan.param_groups, weight_decay=config.weight_decay)
             steps = n_epochs * len(train_loader)
@@ -277,13 +277,13 @@ class _Run:
                 val_loss, val_acc, val_f1 = self._validate(model, forward, val_loader)
                 improved = val_loss < best[0] - 1e-6
                 if improved:
-                    best = (val_loss, self.epoch, _snapshot(snapshot_module))
+                    best = (val_loss, self.epoch, _snapshot(module))
                     stale = 0
                 else:
                     stale += 1
                 elapsed = time.time() - self.fit_started
                 self.recorder.emit(EpochEnd(
-                    epoch=self.epoch, epochs=self._total_epochs(stages), step=self.step, train_loss=train_loss,
+                    epoch=self.epoch, epochs=sum(n for _, n in stages), step=self.step, train_loss=train_loss,
                     train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc, val_macro_f1=val_f1,
                     elapsed_s=elapsed, eta_s=self._eta(), is_best=improved))
                 if patience and stale >= patience:
@@ -292,11 +292,8 @@ class _Run:
                 continue
             break  # early stopping ends every stage
         if best[2] is not None:
-            snapshot_module.load_state_dict(best[2])  # restore the best epoch's weights
-        return best[1], best[0]
-
-    def _total_epochs(self, stages) -> int:
-        return sum(n for _, _, n in stages)
+            module.load_state_dict(best[2])  # restore the best epoch's weights
+        return best[1]
 
     def _eta(self) -> Optional[float]:
         if self.step == 0:
