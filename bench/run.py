@@ -66,7 +66,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "probe": {"n": 80, "epochs": 5, "naive_rounds": 2, "ours_rounds": 3},
         "overhead": {"cases": [("image", "full", 32), ("text", "lora", 48)], "epochs": 2},
-        "app": {"n": 300, "epochs": 10, "rounds": 2},
+        "app": {"n": 300, "epochs": 10, "rounds": 2, "process_rounds": 1},
         "cold": {"repeats": 1},
         "memory": {"n": 20, "stop_after_steps": 1},
         "accuracy": {"sizes": [50, 100], "seeds": [0, 1, 2], "image_heldout_per_class": 10,
@@ -77,7 +77,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "probe": {"n": 300, "epochs": 10, "naive_rounds": 2, "ours_rounds": 3},
         "overhead": {"cases": [("image", "full", 96), ("text", "lora", 128), ("image", "lora", 96),
                                ("text", "full", 128)], "epochs": 3},
-        "app": {"n": 300, "epochs": 10, "rounds": 3},
+        "app": {"n": 300, "epochs": 10, "rounds": 3, "process_rounds": 2},
         "cold": {"repeats": 3},
         "memory": {"n": 40, "stop_after_steps": 0},
         "accuracy": {"sizes": [50, 100, 300], "seeds": [0, 1, 2], "image_heldout_per_class": 50,
@@ -168,9 +168,10 @@ def load_results(path: Path) -> dict:
 
 
 def save_results(results: dict) -> None:
-    """bench/results.json holds the latest run; a full run is also kept as bench/results-full.json (the source of
-    the tables in docs/benchmarks.md), so a later --quick run does not replace it."""
-    paths = [RESULTS] + ([RESULTS_FULL] if results.get("mode") == "full" else [])
+    """bench/results.json holds the latest whole run; a full run is also kept as bench/results-full.json (the
+    source of the tables in docs/benchmarks.md), which partial re-runs (--only / --strategies) update."""
+    merged = bool(results.get("reruns")) and results.get("mode") == "full"  # a partial re-run of the full run
+    paths = ([] if merged else [RESULTS]) + ([RESULTS_FULL] if results.get("mode") == "full" else [])
     for path in paths:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -560,10 +561,16 @@ def _overhead_case(modality: str, strategy: str, n_train: int, epochs: int) -> d
                             weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
-    if strategy == "lora":  # frozen BatchNorm keeps its statistics, as in the engine
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+    # BatchNorm layers whose statistics the engine keeps frozen run in eval mode here too (same computation):
+    # every one under LoRA; under full fine-tuning, whatever the engine's plan says (all of them since cdeb1fa)
+    if strategy == "lora":
+        frozen_norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    else:
+        from tl_ui.engine.strategies import plan as engine_plan
+
+        frozen_norms = engine_plan(loaded, config).frozen_norm_modules
+    for m in frozen_norms:
+        m.eval()
 
     def hand_steps():
         while True:  # as many epochs as the engine runs
@@ -620,7 +627,8 @@ def _overhead_case(modality: str, strategy: str, n_train: int, epochs: int) -> d
                      "counted_steps": len(counted), "augment": False, "validation": "excluded on both sides",
                      "threads": torch.get_num_threads(),
                      "max_length_tokens": max_length if modality == "text" else None,
-                     "interleaving": "step by step (hand step run inside the engine's StepEnd listener)"},
+                     "interleaving": "step by step (hand step run inside the engine's StepEnd listener)",
+                     "frozen_batchnorm_layers": len(frozen_norms)},
         "per_epoch": per_epoch,
         "pairs": [{k: (rnd(v, 4) if isinstance(v, float) else v) for k, v in p.items()} for p in pairs],
         "engine_s": rnd(e_w), "hand_s": rnd(h_w), "engine_cpu_s": rnd(e_c), "hand_cpu_s": rnd(h_c),
@@ -730,6 +738,10 @@ def bench_app(cfg: dict) -> dict:
         a = [r["wall_s"] for r in app_runs]
         d = [r["wall_s"] for r in direct_runs]
         dm = [r["wall_s"] for r in main_runs]
+        try:
+            separate = _app_separate_processes(cfg)
+        except Exception as exc:  # keep the in-process result
+            separate = {"error": f"{type(exc).__name__}: {exc}"}
         # Where the difference goes: the engine's own time (RunStarted -> RunFinished) inside the app vs in the
         # direct call, and each side's time around it (app: request, data loading, queue, polling; direct:
         # data loading). "ratio_if_engine_equal" is what the ratio would be if the engine ran as fast inside
@@ -760,6 +772,7 @@ def bench_app(cfg: dict) -> dict:
             "engine_inside_app_s": summary([r["engine_inside_app_s"] for r in app_runs]),
             "engine_direct_s": summary([r["engine_started_to_finished_s"] for r in direct_runs]),
             "note": "CPU seconds of the whole process: the server, the runner thread and gradio_client itself.",
+            "separate_processes": separate,
         }
     finally:
         with contextlib.suppress(Exception):
@@ -772,6 +785,81 @@ def bench_app(cfg: dict) -> dict:
         else:
             with contextlib.suppress(Exception):
                 demo.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _app_separate_processes(cfg: dict) -> dict:
+    """The deployment configuration: `python app.py` as its own process, driven by gradio_client from here, vs
+    `python -m tl_ui train --config run.json` as its own process, interleaved. Engine time is RunStarted ->
+    RunFinished from each run's events.jsonl (model loading excluded); the app's wall time (request to result,
+    warm server) includes everything: data loading, model loading, queue, polling."""
+    import urllib.request
+
+    from gradio_client import Client
+
+    work = Path(tempfile.mkdtemp(prefix="tlbench-appproc-"))
+    port = free_port()
+    env = _app_env()
+    env.update({"TL_PORT": str(port), "TL_RUNS_DIR": str(work / "runs"), "TL_OFFLINE": "1"})
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    options = {"max_examples": cfg["n"], "seed": 0}
+
+    def engine_seconds(run_dir: Path) -> float:
+        ev = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+        return ev[-1]["time"] - ev[0]["time"]
+
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    return {"skipped": "python app.py did not answer"}
+                time.sleep(0.1)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+
+        def app() -> dict:
+            with Clock() as c:
+                job = client.submit(IMAGE_MODEL, None, "linear_probe", cfg["epochs"], json.dumps(options),
+                                    api_name="/train")
+                _, metrics, run_id = job.result()
+            run_dir = next((work / "runs").rglob(f"{run_id}/run.json")).parent
+            return {"wall_s": c.wall, "engine_s": engine_seconds(run_dir), "run_dir": str(run_dir)}
+
+        def cli(run_json: Path) -> dict:
+            out = Path(tempfile.mkdtemp(prefix="tlbench-cli-", dir=work)) / "run"
+            with Clock() as c:
+                subprocess.run([sys.executable, "-m", "tl_ui", "train", "--config", str(run_json), "--out", str(out),
+                                "--quiet"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
+            run_dir = out if (out / "events.jsonl").exists() else next(out.rglob("events.jsonl")).parent
+            return {"wall_s": c.wall, "engine_s": engine_seconds(run_dir)}
+
+        first = app()
+        run_json = Path(first["run_dir"]) / "run.json"
+        cli(run_json)  # warm the file cache for the CLI too
+        apps, clis = [], []
+        for r in range(cfg.get("process_rounds", 2)):
+            for side in (("app", "cli") if r % 2 == 0 else ("cli", "app")):
+                (apps if side == "app" else clis).append(app() if side == "app" else cli(run_json))
+                log(f"app (own process) {side}: wall {(apps if side == 'app' else clis)[-1]['wall_s']:.2f} s, engine "
+                    f"{(apps if side == 'app' else clis)[-1]['engine_s']:.2f} s")
+        cli_engine = min(x["engine_s"] for x in clis)
+        return {
+            "app_runs": [{k: rnd(v) for k, v in x.items() if k != "run_dir"} for x in apps],
+            "cli_runs": [{k: rnd(v) for k, v in x.items()} for x in clis],
+            # conservative: the app's whole request (data + model loading included) vs the CLI engine alone
+            "ratio": rnd(min(x["wall_s"] for x in apps) / cli_engine, 3),
+            "ratio_engine": rnd(min(x["engine_s"] for x in apps) / cli_engine, 3),
+        }
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -1213,12 +1301,17 @@ def targets_table(results: dict) -> list[dict]:
     a = s.get("app")
     if a:
         if "ratio" in a:
-            add("app (gradio_client) / engine direct", a["ratio"], "<= 1.15", a["ratio"] <= 1.15, a.get("ratio_cpu"),
+            add("app / engine, in one process (gradio_client)", a["ratio"], "<= 1.15", a["ratio"] <= 1.15, a.get("ratio_cpu"),
                 f"vs train_run on a worker thread like the app's Runner, min over rounds; vs train_run on the "
                 f"main thread {a.get('ratio_vs_main_thread')}; median {a['ratio_median']}; the engine itself (RunStarted->RunFinished) inside the "
                 f"app vs direct: {a['engine_in_app_over_direct_min']}; time around the engine: app "
                 f"{a['app_outside_engine_s']['median']} s, direct {a['direct_outside_engine_s']['median']} s "
                 f"(ratio if the engine ran as fast in the app: {a['ratio_if_engine_equal']})")
+            sp = a.get("separate_processes") or {}
+            if "ratio" in sp:
+                add("app / engine, each its own process (deployment)", sp["ratio"], "<= 1.15", sp["ratio"] <= 1.15, None,
+                    f"python app.py + gradio_client (whole request) vs the engine's own time in `python -m tl_ui train"
+                    f" --config run.json`; engine time alone app/CLI {sp['ratio_engine']}")
         else:
             add("app (gradio_client) / engine direct", None, "<= 1.15", None, None, a.get("skipped") or a.get("error", ""))
     c = s.get("cold")
@@ -1366,8 +1459,9 @@ def main(argv=None) -> int:
         except Exception as exc:
             traceback.print_exc()
             results["sections"][name] = {"error": f"{type(exc).__name__}: {exc}"}
-        results["section_seconds"][name] = round(time.perf_counter() - t0, 1)
-        log(f"== {name} done in {results['section_seconds'][name]} s ==")
+        seconds_to = results["reruns"][-1].setdefault("section_seconds", {}) if merge else results["section_seconds"]
+        seconds_to[name] = round(time.perf_counter() - t0, 1)
+        log(f"== {name} done in {seconds_to[name]} s ==")
         with contextlib.suppress(OSError):
             (results["reruns"][-1] if merge else results["machine"])["load_avg_now"] = [
                 round(x, 2) for x in os.getloadavg()]
