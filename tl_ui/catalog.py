@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -229,6 +229,3 @@ def _in_hub_cache(repo_id: str) -> bool:
             return True
     return False
 
-
-def with_overrides(entry: ModelEntry, **changes) -> ModelEntry:
-    return replace(entry, **changes)

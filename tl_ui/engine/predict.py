@@ -49,7 +49,8 @@ class Predictor:
         return cls(model, classes, "text", tokenizer=tokenizer, max_length=manifest.get("max_length") or 128)
 
     @torch.no_grad()
-    def predict_proba(self, inputs: Sequence[Any], batch_size: int = 32) -> torch.Tensor:
+    def predict_proba(self, inputs: Sequence[Any], batch_size: int = 8) -> torch.Tensor:
+        # batch 8: on CPU larger batches are slower per example (docs/benchmarks.md, section 7)
         rows = []
         for start in range(0, len(inputs), batch_size):
             chunk = list(inputs[start:start + batch_size])

@@ -3,8 +3,9 @@
     from gradio_client import Client, handle_file
     c = Client("http://127.0.0.1:7860/")
     job = c.submit("efficientnet_lite0", handle_file("digits.zip"), "linear_probe", 5, "{}", api_name="/train")
-    for status, metrics, run_id in job: print(status)         # streamed progress
-    status, metrics, run_id = job.result()                   # final metrics (dict) and run id
+    status, metrics, run_id = job.result()                   # waits; final metrics (dict) and run id
+    # job.status() / job.outputs() show progress meanwhile; avoid `for update in job` in the same
+    # process as the server: it polls every millisecond and slows the run ~18% (docs/benchmarks.md).
     c.predict(run_id, handle_file("seven.png"), "", api_name="/predict")  # {class: probability}
 
 Every endpoint acts for the caller only: runs belong to the authenticated user, or without login
