@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 
@@ -21,6 +21,8 @@ class LabelledDataset:
     labels: list[str]           # one label name per item
     source: str = ""            # what the user gave us (file name), for summaries and model cards
     warnings: list[str] = field(default_factory=list)
+    groups: Optional[list[str]] = None   # one group name per item (site, scanner, ...) when chosen
+    group_column: Optional[str] = None
 
     @property
     def classes(self) -> list[str]:
@@ -54,4 +56,6 @@ class LabelledDataset:
         return LabelledDataset(
             self.modality, [self.items[i] for i in indices], [self.labels[i] for i in indices],
             self.source, list(self.warnings),
+            groups=None if self.groups is None else [self.groups[i] for i in indices],
+            group_column=self.group_column,
         )
