@@ -1,184 +1,131 @@
 #!/usr/bin/env python
-"""Render bench/results.json (or another results file) as the Markdown tables of docs/benchmarks.md.
+"""Write docs/benchmarks.md and tl_ui/measured_figures.json from the results files.
 
-    python bench/report.py [bench/results-full.json]
+    python bench/report.py             # both files
+    python bench/report.py --print     # the generated Markdown on stdout, nothing written
+
+The page's hand-written text is everything above the MARKER line in docs/benchmarks.md (edit it
+there); below it this script writes the figures the app quotes, the tables of the full run
+(bench/results-full.json, with its partial re-runs) and of the latest quick run (bench/results.json).
+tl_ui/measured_figures.json holds what the app's pages quote (`tl_ui.measured`), from the full-mode
+claims section (`python bench/run.py --only claims`).
 """
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 from pathlib import Path
 
-NAMES = {
-    "linear_probe": "linear probe", "partial": "partial unfreezing", "full": "full fine-tuning", "lora": "LoRA",
-    "scratch_probe": "scratch baseline: linear probe (random weights)",
-    "scratch_full": "scratch baseline: full training (random weights)",
-    "linear_probe_no_early_stop": "(diagnostic) linear probe, early stopping off",
-    "scratch_probe_no_early_stop": "(diagnostic) scratch linear probe, early stopping off",
-}
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import report_tables as tables  # noqa: E402
+from bench.harness import RESULTS, RESULTS_FULL, load_results, write_json  # noqa: E402
+from bench.targets import targets_table  # noqa: E402
+
+PAGE = ROOT / "docs" / "benchmarks.md"
+FIGURES = ROOT / "tl_ui" / "measured_figures.json"
+MARKER = "<!-- Everything below is written by bench/report.py from bench/results*.json: edit the text above. -->"
+CLAIMS_COMMAND = "python bench/run.py --only claims"
 
 
-def fmt(x, n=2) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{n}f}"
-    return str(x)
+def _machine_line(m: dict) -> str:
+    return (f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('mem_total_gb')} GiB, Python {m.get('python')}, "
+            f"torch {m.get('torch')} ({m.get('torch_default_threads')} threads by default), timm {m.get('timm')}, "
+            f"transformers {m.get('transformers')}, peft {m.get('peft')}, gradio {m.get('gradio')}; load average at "
+            f"start {m.get('load_avg_at_start')}, at the end {m.get('load_avg_now')} (shared machine).\n")
 
 
-def render(results: dict) -> str:
-    out = []
+def _run_header(results: dict) -> list[str]:
+    secs = ", ".join(f"{k} {v:.0f} s" for k, v in (results.get("section_seconds") or {}).items())
     m = results.get("machine", {})
-    s = results.get("sections", {})
-    out.append(f"Command: `{results.get('command')}` — started {results.get('started')}, took "
-               f"{fmt(results.get('total_seconds'), 0)} s ({', '.join(f'{k} {v:.0f} s' for k, v in (results.get('section_seconds') or {}).items())}).\n")
-    out.append(f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('mem_total_gb')} GiB, Python {m.get('python')}, "
-               f"torch {m.get('torch')} ({m.get('torch_default_threads')} threads by default), timm {m.get('timm')}, "
-               f"transformers {m.get('transformers')}, peft {m.get('peft')}, gradio {m.get('gradio')}; load average "
-               f"at start {m.get('load_avg_at_start')}, at the end {m.get('load_avg_now')} (shared machine).\n")
-
+    out = [f"Command: `{results.get('command')}` — started {results.get('started')}, took "
+           f"{tables.fmt(results.get('total_seconds'), 0)} s ({secs}).\n", _machine_line(m)]
     if m.get("git_commit"):
         out.append(f"Code measured: {m['git_commit']}" + (f"; uncommitted then: {', '.join(m['git_uncommitted'])}"
                                                           if m.get("git_uncommitted") else "") + ".\n")
     for rr in results.get("reruns", []):
-        out.append(f"Re-run since: `{rr['command']}` at {rr['started']} (code {rr.get('git_commit', '?')})"
+        took = f", {rr['seconds']:.0f} s" if rr.get("seconds") else ""
+        out.append(f"Re-run since: `{rr['command']}` at {rr['started']} (code {rr.get('git_commit', '?')}{took})"
                    + (f" — {rr['why']}" if rr.get("why") else "") + ".\n")
-    out.append("### Targets\n")
-    out.append("| measure | value (wall) | value (CPU) | target | met |")
-    out.append("|---|---|---|---|---|")
-    for r in results.get("targets", []):
-        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
-        out.append(f"| {r['measure']} | {fmt(r['value'])} | {fmt(r.get('cpu_value'))} | {r['target']} | {met} |")
-    out.append("")
-    for r in results.get("targets", []):
-        if r.get("note"):
-            out.append(f"* {r['measure']}: {r['note']}")
-    out.append("")
-
-    p = s.get("probe")
-    if p and "ours_fit_s" in p:
-        st = p["settings"]
-        out.append(f"### 1. Linear probe ({st['n_images']} sample digits, {st['n_train']} for training, "
-                   f"{st['epochs']} epochs, batch {st['batch_size']}, embedding batch {st['embedding_batch']})\n")
-        out.append("| | wall s | CPU s |")
-        out.append("|---|---|---|")
-        for label, key in (("ours: embeddings once + head on the cache", "ours_fit"),
-                           ("  of which embeddings", "ours_embed"), ("  of which head epochs", "ours_head"),
-                           ("ours: whole train_run (load, export, metrics too)", "ours_train_run"),
-                           ("naive loop (backbone forward every epoch, validation every epoch)", "naive"),
-                           ("naive loop, validating only once at the end", "naive_without_per_epoch_val"),
-                           ("one plain forward pass, ready-made tensors (floor)", "forward")):
-            out.append(f"| {label} | {fmt(p[key + '_s'])} | {fmt(p[key + '_cpu_s'])} |")
-        out.append(f"\nDecoding + transforming the images alone: {fmt(p.get('data_pipeline_s'))} s.\n")
-
-    o = s.get("overhead")
-    if o:
-        out.append("### 2. Engine overhead per training step (interleaved step by step with a hand-written loop)\n")
-        out.append("| case | n_train | steps counted | engine/hand (median of pairs) wall | CPU | ratio of sums wall | CPU | engine s | hand s |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
-        for key, v in o.items():
-            if isinstance(v, dict) and "ratio" in v:
-                out.append(f"| {key} | {v['settings']['n_train']} | {v['settings']['counted_steps']} | {fmt(v['ratio'], 3)} | "
-                           f"{fmt(v['ratio_cpu'], 3)} | {fmt(v.get('ratio_sum'), 3)} | {fmt(v.get('ratio_sum_cpu'), 3)} | "
-                           f"{fmt(v['engine_s'])} | {fmt(v['hand_s'])} |")
-        out.append("")
-
-    a = s.get("app")
-    if a:
-        out.append("### 3. Through the app (gradio_client → /train) vs train_run with the same run.json\n")
-        if "ratio" in a:
-            out.append("| | app | direct |")
-            out.append("|---|---|---|")
-            out.append(f"| wall s (min / median) | {a['app_wall_s']['min']} / {a['app_wall_s']['median']} | "
-                       f"{a['direct_wall_s']['min']} / {a['direct_wall_s']['median']} |")
-            out.append(f"| engine inside (RunStarted → RunFinished), median s | {a['engine_inside_app_s']['median']} | "
-                       f"{a['engine_direct_s']['median']} |")
-            out.append(f"| time around the engine, median s | {a['app_outside_engine_s']['median']} | "
-                       f"{a['direct_outside_engine_s']['median']} |")
-            out.append(f"| CPU s (min) | {a['app_cpu_s']['min']} | {a['direct_cpu_s']['min']} |")
-            if a.get("main_thread_wall_s"):
-                out.append(f"\n\"direct\" is `train_run` on a fresh worker thread, as the app's Runner runs it; on the "
-                           f"main thread the same run took {a['main_thread_wall_s']['min']} s (min; app/main "
-                           f"{a['ratio_vs_main_thread']}).")
-            out.append(f"\nSettings: {json.dumps(a['settings']['options'])}, {a['settings']['strategy']}, "
-                       f"{a['settings']['epochs']} epochs; server: {a['settings']['server']}.\n")
-        else:
-            out.append(f"{a.get('skipped') or a.get('error')}\n")
-
-    c = s.get("cold")
-    if c and c.get("seconds"):
-        out.append("### 4. Cold start\n")
-        out.append(f"`python app.py` → HTTP 200 on `/`: {c['seconds']['all']} s (min {c['seconds']['min']}). "
-                   f"Imported by the time the page answered: "
-                   + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in c["heavy_imported_before_page"].items()) + ".\n")
-        imp = c["import_app"]
-        out.append(f"`python -X importtime -c 'import app'`: {imp['total_s']} s in all; largest packages (cumulative, "
-                   "nested ones counted inside their parents too):\n")
-        out.append("| package | s |")
-        out.append("|---|---|")
-        for name, t in imp["top_level"][:10]:
-            out.append(f"| {name} | {t} |")
-        out.append("")
-
-    mem = s.get("memory")
-    if mem:
-        out.append("### 5. Peak memory (VmHWM of a fresh process per run, default batch size)\n")
-        out.append("| strategy | image (EfficientNet-Lite0) MB | text (MiniLM-L6) MB |")
-        out.append("|---|---|---|")
-        for strat in ("linear_probe", "partial", "full", "lora"):
-            cells = []
-            for mod in ("image", "text"):
-                v = mem.get(f"{strat}_{mod}", {})
-                cells.append(fmt(v.get("peak_rss_mb", "error")))
-            out.append(f"| {strat} | " + " | ".join(cells) + " |")
-        any_v = next(iter(mem.values()))
-        out.append(f"\nBatch size {any_v.get('batch_size')}, {any_v.get('n_examples')} examples; RSS after imports "
-                   f"alone: {any_v.get('rss_after_imports_mb')} MB.\n")
-
-    acc = s.get("accuracy")
-    if acc and "image" in acc:
-        st = acc["settings"]
-        out.append("### 6. Accuracy at small data (held-out accuracy, mean ± std over seeds "
-                   f"{st['seeds']}; seconds per run, wall)\n")
-        out.append(f"Held-out sets: images {st['heldout']['image']['n']} MNIST digits, texts "
-                   f"{st['heldout']['text']['n']} reviews. {st['note']}\n")
-        for mod in ("image", "text"):
-            sizes = st["sizes"]
-            out.append(f"**{mod}** ({'EfficientNet-Lite0' if mod == 'image' else 'MiniLM-L6'})\n")
-            out.append("| strategy | " + " | ".join(f"N={n}" for n in sizes) + " |")
-            out.append("|---|" + "---|" * len(sizes))
-            for strat, by_n in acc.get(mod, {}).items():
-                if strat == "heldout_checks":
-                    continue
-                cells = []
-                for n in sizes:
-                    v = by_n.get(str(n))
-                    cells.append("–" if v is None else f"{v['heldout_accuracy']['mean']:.3f} ± "
-                                 f"{v['heldout_accuracy']['std']:.3f} ({v['seconds']['mean']:.1f} s)")
-                out.append(f"| {NAMES.get(strat, strat)} | " + " | ".join(cells) + " |")
-            out.append("")
-
-    t = s.get("threads")
-    if t:
-        out.append(f"### 7. Threads (torch default here: {t.get('torch_default')})\n")
-        out.append("| model | work | 1 thread /s | 2 threads /s | 2 vs 1 | CPU per item, 2 vs 1 |")
-        out.append("|---|---|---|---|---|---|")
-        for mod in ("image", "text"):
-            for what, v in (t.get(mod) or {}).items():
-                if what == "embedding_batch_size":
-                    continue
-                out.append(f"| {mod} | {what} | {v['per_s_1_thread']} | {v['per_s_2_threads']} | "
-                           f"x{v['speedup_2_over_1']} | x{v['cpu_cost_2_over_1']} |")
-        eb = (t.get("image") or {}).get("embedding_batch_size")
-        if eb:
-            out.append("\nImage forward pass (eval mode, default threads) by batch size: "
-                       + ", ".join(f"batch {b}: {eb[f'batch_{b}']['images_per_s']} img/s" for b in (4, 8, 32)) + ".\n")
-    return "\n".join(out)
+    return out
 
 
-def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("results-full.json")
-    print(render(json.loads(path.read_text())))
+def render_run(results: dict, title: str) -> list[str]:
+    results = {**results, "targets": targets_table(results)}  # always with the current targets code
+    return [f"## {title}\n"] + _run_header(results) + ["### Targets\n"] + tables.targets(results) + tables.sections(results)
+
+
+def claims_source(full: dict) -> tuple[dict, dict] | None:
+    """(the claims section, the run that measured it: command, time, machine) from the full results."""
+    c = (full.get("sections") or {}).get("claims")
+    if not c or "text_sample" not in c:
+        return None
+    run = next((r for r in reversed(full.get("reruns", [])) if "claims" in r.get("sections", [])),
+               {**full.get("machine", {}), "command": full.get("command"), "started": full.get("started")})
+    return c, run
+
+
+def figures(c: dict, run: dict) -> dict:
+    """The small JSON the app reads (tl_ui.measured): only measured numbers, with their spread."""
+    text = {k: {"mean": v["mean"], "sd": v["sd"], "seeds": v["n"]} for k, v in c["text_sample"].items()
+            if v.get("mean") is not None}
+    return {
+        "measured_on": f"{run.get('started')}, {run.get('cpu')} ({run.get('cores')} cores), code {run.get('git_commit')}",
+        "command": CLAIMS_COMMAND,
+        "source": "docs/benchmarks.md, section 8",
+        "text_sample": {**text, "heldout": c["settings"]["text_data"],
+                        "lora_minus_probe": {k: c["text_lora_minus_probe"].get(k) for k in ("mean", "sd", "n")}},
+        "time_estimate": {k: {"estimate_s": t["estimate_s"], "measured_s": t["measured_s"], "ratio": t["ratio"],
+                              "within_2x": t["within_2x"], "n_examples": t["n_examples"]}
+                          for k, t in c["time_estimate"].items()},
+    }
+
+
+def render_generated(full: dict, quick: dict) -> str:
+    out = [MARKER, ""]
+    src = claims_source(full)
+    if src:
+        c, run = src
+        out += ["## The figures the app quotes\n",
+                f"Measured by `{CLAIMS_COMMAND}` at {run.get('started')} (code {run.get('git_commit')}); "
+                "`bench/report.py` copies them to `tl_ui/measured_figures.json`, which the app reads through "
+                "`tl_ui.measured`. Details in section 8 below.\n"]
+        for k, v in c["text_sample"].items():
+            out.append(f"* sample reviews, {tables.NAMES.get(k, k)}: {v['mean']:.1%} ± {v['sd']:.1%} held-out accuracy "
+                       f"({v['n']} seeds)")
+        out += [f"* time estimate {k}: measured/estimate {t['ratio']}" + ("" if t["within_2x"] else " — **not within 2x**")
+                for k, t in c["time_estimate"].items()] + [""]
+    if full:
+        out += render_run(full, "Latest full run")
+    if quick and quick.get("mode") == "quick":
+        out += ["", "## Latest quick run\n"] + _run_header(quick) + ["### Targets\n"] + tables.targets(
+            {**quick, "targets": targets_table(quick)})
+        out += ["<details><summary>All tables of the quick run</summary>\n"] + tables.sections(quick) + ["</details>", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--print", action="store_true", help="print the generated part only; write nothing")
+    args = parser.parse_args(argv)
+    full, quick = load_results(RESULTS_FULL), load_results(RESULTS)
+    generated = render_generated(full, quick)
+    if args.print:
+        print(generated)
+        return 0
+    text = PAGE.read_text(encoding="utf-8") if PAGE.exists() else "# Benchmarks\n\n"
+    head = text.split(MARKER)[0] if MARKER in text else text.split("\n## Latest full run")[0]
+    PAGE.write_text(head.rstrip() + "\n\n" + generated, encoding="utf-8")
+    print(f"wrote {PAGE.relative_to(ROOT)}")
+    src = claims_source(full)
+    if src:
+        write_json(FIGURES, figures(*src))
+        print(f"wrote {FIGURES.relative_to(ROOT)}")
+    else:
+        print(f"no claims section in {RESULTS_FULL.name}: run `{CLAIMS_COMMAND}` first; {FIGURES.name} left as it is")
     return 0
 
 

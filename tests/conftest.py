@@ -2,12 +2,11 @@
 
 `launched_app` (session scope) yields the base URL of a running Transfer Lab (free port, its own
 runs folder, max 1 training job, 8 MB upload limit); `launched_server` yields the same server's
-`RunningServer` (for `.demo.tl_context`: runner, workspace, private files).
+`RunningServer` (for `.lab`: the service with its runner, workspace and private files).
 """
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,8 +19,6 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="tl-test-gradio-"))
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # app.py lives at the repository root
-    sys.path.insert(0, str(REPO))
 
 import pytest  # noqa: E402
 
@@ -41,11 +38,10 @@ def app_settings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def launched_server(app_settings):
-    import app as app_module
     from tl_ui.server import start_in_thread
+    from tl_ui.webapp import build_app
 
-    demo = app_module.build_app(app_settings)
-    server = start_in_thread(demo, settings=app_settings)
+    server = start_in_thread(build_app(app_settings), settings=app_settings)
     yield server
     server.stop()
 

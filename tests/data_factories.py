@@ -158,3 +158,73 @@ def load_expecting_error(tmp_path: Path, path: Path, *, limits: Limits | None = 
     assert str(tmp_path) not in message, "messages must name files by base name only"
     assert "Traceback" not in message and "Error(" not in message and "Errno" not in message
     return message, workdir
+
+
+# -- DICOM (real files shipped with pydicom) --------------------------------------------------
+
+def dicom_test_file(name: str) -> Path:
+    """A file from pydicom's own test data (shipped in its wheel; never downloaded)."""
+    from pydicom.data import get_testdata_file
+    return Path(get_testdata_file(name))
+
+
+def dicom_identifiers(*names: str) -> set[str]:
+    """PatientName / PatientID / OtherPatientIDs values of pydicom test files (to look for leaks)."""
+    import pydicom
+    found = set()
+    for name in names:
+        ds = pydicom.dcmread(dicom_test_file(name), stop_before_pixels=True, force=True)
+        values = [ds.get("PatientName"), ds.get("PatientID")]
+        values += [item.get("PatientID") for item in ds.get("OtherPatientIDsSequence", [])]
+        found |= {str(v) for v in values if v is not None and str(v).strip()}
+    return found
+
+
+def dicom_bytes(name: str, *, variant: int = 0, **changes) -> bytes:
+    """The bytes of a pydicom test file, its pixels nudged by `variant` (so copies differ) and
+    header elements set from `changes` (e.g. PhotometricInterpretation="MONOCHROME1")."""
+    import pydicom
+    ds = pydicom.dcmread(dicom_test_file(name))
+    if variant:
+        pixels = ds.pixel_array.copy()
+        pixels[: 1 + variant % 8, : 4] = pixels.max() - variant
+        ds.PixelData = pixels.tobytes()
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
+def dicom_class_entries(n_per_class: int = 3, *, top: str = "",
+                        classes: dict[str, str] | None = None) -> dict[str, bytes]:
+    """{'ct/slice_000.dcm': ..., 'ct/slice_001': ...}: CT and MR slices in two class folders;
+    every second file has no extension (as PACS exports often do), every file has distinct pixels."""
+    classes = classes or {"ct": "CT_small.dcm", "mr": "MR_small.dcm"}
+    prefix = f"{top}/" if top else ""
+    entries = {}
+    for label, source in classes.items():
+        for i in range(n_per_class):
+            name = f"{prefix}{label}/slice_{i:03d}" + (".dcm" if i % 2 == 0 else "")
+            entries[name] = dicom_bytes(source, variant=i + 1)
+    return entries
+
+
+def dicom_zip(path: Path, n_per_class: int = 3, *, top: str = "",
+              extra: dict[str, bytes] | None = None) -> Path:
+    entries = dicom_class_entries(n_per_class, top=top)
+    entries.update(extra or {})
+    return zip_of(path, entries)
+
+
+def png16_bytes(size: tuple[int, int] = (64, 48), peak: int = 4000, fmt: str = "PNG") -> bytes:
+    """A 16-bit greyscale ramp from 0 to `peak` (PNG via Pillow, TIFF via tifffile)."""
+    width, height = size
+    ramp = np.linspace(0, peak, width * height).reshape(height, width).astype(np.uint16)
+    out = io.BytesIO()
+    if fmt == "TIFF":
+        import tifffile
+        tifffile.imwrite(out, ramp)
+    else:
+        Image.fromarray(ramp).save(out, format="PNG")
+    return out.getvalue()

@@ -63,10 +63,20 @@ def test_image_run_end_to_end(image_run, digit_image):
     assert metrics["run_id"] == run_id
     assert any(s.startswith(("Waiting in queue", "Preparing", "Epoch", "Computing")) for s in statuses)
 
-    probs = client.predict(run_id, handle_file(str(digit_image)), "", api_name="/predict")
+    # every headline number comes with its interval and the record of which examples it is from
+    low, high = metrics["accuracy_ci"]
+    assert low <= metrics["accuracy"] <= high and metrics["ci_level"] == 0.95
+    assert metrics["evaluation"]["reported_on"] == "test" and metrics["evaluation"]["n_reported"] == metrics["n_val"]
+    assert {"temperature", "ece_before", "ece_after"} <= set(metrics["calibration"])
+
+    answer = client.predict(run_id, handle_file(str(digit_image)), "", api_name="/predict")
+    probs = answer["probabilities"]
     assert set(probs) == set(metrics["classes"])
     assert abs(sum(probs.values()) - 1.0) < 1e-4
     assert list(probs.values()) == sorted(probs.values(), reverse=True)  # most likely first
+    assert answer["set_level"] == 0.9
+    assert answer["prediction_set"] is None or set(answer["prediction_set"]) <= set(probs)
+    assert answer["set_sentence"]
 
     runs = client.predict(api_name="/runs")
     assert [r["run_id"] for r in runs] == [run_id]
@@ -78,8 +88,8 @@ def test_text_run_end_to_end(text_run):
     assert metrics["state"] == "finished", metrics
     assert metrics["classes"] == ["fresh", "rotten"]
     probs = client.predict(run_id, None, "A warm, funny and beautifully acted film.", api_name="/predict")
-    assert set(probs) == {"fresh", "rotten"}
-    assert abs(sum(probs.values()) - 1.0) < 1e-4
+    assert set(probs["probabilities"]) == {"fresh", "rotten"}
+    assert abs(sum(probs["probabilities"].values()) - 1.0) < 1e-4
 
 
 def test_downloads_are_a_usable_model(image_run, tmp_path):
@@ -105,7 +115,7 @@ def test_errors_come_back_in_plain_words(launched_app, tmp_path):
         client.predict("minilm_l6", handle_file(str(bad)), "linear_probe", 1, "", api_name="/train")
     assert "Traceback" not in str(info.value)
     assert "class" in str(info.value).lower()
-    with pytest.raises(Exception, match="Unknown option"):
+    with pytest.raises(Exception, match="Unknown setting"):
         client.predict("minilm_l6", None, "linear_probe", 1, '{"colour": "red"}', api_name="/train")
     with pytest.raises(Exception, match="There is no run"):
         client.predict("20990101-000000-abcdef", None, "hello", api_name="/predict")
@@ -225,13 +235,13 @@ def _slow_fake_train(config, run_dir, on_event, should_stop, dataset=None):
 
 @pytest.fixture
 def page_handlers(tmp_path):
+    from tl_ui.service.lab import Lab
     from tl_ui.settings import Settings
-    from tl_ui.ui.context import AppContext
     from tl_ui.ui.handlers import Handlers
 
-    ctx = AppContext(Settings(runs_dir=tmp_path / "runs"), train_fn=_slow_fake_train)
-    yield Handlers(ctx)
-    ctx.close()
+    lab = Lab(Settings(runs_dir=tmp_path / "runs"), train_fn=_slow_fake_train)
+    yield Handlers(lab)
+    lab.close()
 
 
 def _form(h, state, **overrides):
@@ -268,7 +278,7 @@ def test_start_needs_data_and_a_reopened_page_finds_the_run(page_handlers):
     assert "no run" in h.stop(other[0], FakeRequest("browser-two-bbbbbbbbbbbb")).lower()
     # stop from the reopened page, then the session can start again
     assert "Stopping" in h.stop(reopened[0], req)
-    job = h.ctx.runner.wait(state.job_id, timeout=10)
+    job = h.lab.runner.wait(state.job_id, timeout=10)
     assert job.state == "stopped"
     status = h.tick(reopened[0], req)[0]
     assert "Stopped" in status
@@ -305,7 +315,7 @@ def test_a_run_survives_its_caller_going_away(launched_app, launched_server):
         time.sleep(0.05)
     run_id = job.outputs()[0][2]
     job.cancel()  # the caller closes the connection (like closing the browser tab)
-    finished = launched_server.demo.tl_context.runner.wait(run_id, timeout=120)
+    finished = launched_server.lab.runner.wait(run_id, timeout=120)
     assert finished.state == "finished"
     runs = {r["run_id"]: r for r in client.predict(api_name="/runs")}
     assert runs[run_id]["state"] == "finished" and runs[run_id]["has_model"]
@@ -334,7 +344,7 @@ def test_strategy_info_explains_the_text_default_and_estimates_time(page_handler
     h = page_handlers
     req = FakeRequest("browser-five-eeeeeeeeeeee")
     state = h.sample_loader("text")("minilm_l6", SessionState(), req)[0]
-    advanced = {k: None for k in strategy_step.ADVANCED_KEYS}
-    md = strategy_step.strategy_info_md(h.ctx, "minilm_l6", "lora", state, advanced)
+    options = {**{k: None for k in strategy_step.ADVANCED_KEYS}, "strategy": "lora"}
+    md = strategy_step.strategy_info_md(h.lab, "minilm_l6", options, state)
     assert "LoRA is preselected for texts" in md and "Rough time on this computer" in md
     assert md.count(strategy_step.STRATEGY_HELP["lora"]) == 1

@@ -38,11 +38,14 @@ def test_train_predict_and_replay(tmp_path):
         png = next(n for n in archive.namelist() if n.endswith(".png"))
         image = tmp_path / "digit.png"
         image.write_bytes(archive.read(png))
-    predicted = cli("predict", "--run", str(tmp_path / "first"), str(image))
+    predicted = cli("predict", "--run", str(tmp_path / "first"), str(image), "--json")
     assert predicted.returncode == 0, predicted.stderr
-    [row] = json.loads(predicted.stdout)
+    row = json.loads(predicted.stdout)
+    assert set(row) == {"probabilities", "prediction_set", "set_level"} and row["set_level"] == 0.9
     assert set(row["probabilities"]) == {str(d) for d in range(10)}
     assert abs(sum(row["probabilities"].values()) - 1) < 1e-4
+    plain = cli("predict", "--run", str(tmp_path / "first"), str(image))
+    assert plain.returncode == 0 and "digit.png:" in plain.stdout
 
 
 def test_bad_arguments_exit_non_zero_with_a_message(tmp_path):

@@ -32,7 +32,7 @@ CLIENT_PLANS = [
 
 @pytest.fixture(scope="module")
 def four_runs(launched_app, launched_server):
-    assert launched_server.demo.tl_context.settings.max_jobs == 1
+    assert launched_server.lab.settings.max_jobs == 1
     clients = [new_client(launched_app) for _ in CLIENT_PLANS]
     jobs, statuses = [], [[] for _ in CLIENT_PLANS]
     for i, (client, (model_id, options, _)) in enumerate(zip(clients, CLIENT_PLANS)):
@@ -107,7 +107,7 @@ def test_another_session_cannot_fetch_my_model_by_url(four_runs, launched_app, l
     assert httpx.get(encoded, cookies=other.cookies, timeout=30).status_code == 404
 
     # the runs folder itself is never served, not even to its owner
-    ctx = launched_server.demo.tl_context
+    ctx = launched_server.lab
     weights = next(Path(ctx.settings.runs_dir).rglob(f"{run_id}/model/model.safetensors"))
     r = httpx.get(f"{launched_app}gradio_api/file={weights}", cookies=owner_client.cookies, timeout=30)
     assert r.status_code in (403, 404)
@@ -127,14 +127,13 @@ def test_oversize_upload_is_refused_with_a_clear_message(launched_app, tmp_path)
 
 
 def test_size_is_checked_before_unpacking(launched_server, tmp_path):
-    from tl_ui.sessions import Owner
-    from tl_ui.ui.data import load_into_workspace
+    from tl_ui.service.owners import Owner
 
-    ctx = launched_server.demo.tl_context
+    ctx = launched_server.lab
     owner = Owner("session", "sid-size-check-test")
     big = tmp_path / "photos.zip"
     big.write_bytes(b"\0" * (ctx.settings.max_upload_bytes + 1))
-    outcome = load_into_workspace(ctx, owner, big, "photos.zip")
+    outcome = ctx.load_data(owner, big, "photos.zip")
     assert outcome.dataset is None
     assert "accepts uploads up to 8.0 MB" in outcome.error
     assert not (Path(ctx.workspace.root) / owner.key / "uploads").exists() or \
@@ -203,8 +202,8 @@ def test_killed_run_leaves_no_half_written_export(killed_server_runs):
 
 
 def test_restart_marks_interrupted_and_users_keep_their_runs(killed_server_runs):
-    import app as app_module
     from tl_ui.server import start_in_thread
+    from tl_ui.webapp import build_app
     from tl_ui.settings import Settings
 
     runs_dir, done_id, long_id = killed_server_runs
@@ -214,7 +213,7 @@ def test_restart_marks_interrupted_and_users_keep_their_runs(killed_server_runs)
     (partial / "model.safetensors").write_bytes(b"half")
 
     settings = Settings(runs_dir=runs_dir, auth=(("alice", "wonderland"), ("bob", "builder")), offline=True)
-    server = start_in_thread(app_module.build_app(settings), settings=settings)
+    server = start_in_thread(build_app(settings), settings=settings)
     try:
         status = json.loads((long_dir / "status.json").read_text())
         assert status["state"] == "interrupted" and "server stopped" in status["message"]
@@ -226,8 +225,8 @@ def test_restart_marks_interrupted_and_users_keep_their_runs(killed_server_runs)
         assert runs[long_id]["state"] == "interrupted"
         zip_path = alice.predict(done_id, "model", api_name="/download")
         assert Path(zip_path).stat().st_size > 1000
-        probs = alice.predict(done_id, None, "Dull and far too long.", api_name="/predict")
-        assert set(probs) == {"fresh", "rotten"}
+        answer = alice.predict(done_id, None, "Dull and far too long.", api_name="/predict")
+        assert set(answer["probabilities"]) == {"fresh", "rotten"}
 
         bob = new_client(server.url, auth=("bob", "builder"))
         assert bob.predict(api_name="/runs") == []
@@ -245,7 +244,9 @@ def test_restart_marks_interrupted_and_users_keep_their_runs(killed_server_runs)
 
 # -- working folders: owners, clean-up, private paths ------------------------------------------
 def test_owner_folders_and_scheduled_cleanup(tmp_path):
-    from tl_ui.sessions import Owner, PrivateFiles, Workspace
+    from tl_ui.service.owners import Owner
+    from tl_ui.service.private_files import PrivateFiles
+    from tl_ui.service.workspace import Workspace
 
     ws = Workspace(tmp_path / "runs")
     alice, anon, busy = Owner("user", "alice"), Owner("session", "sid-abc"), Owner("session", "sid-busy")
@@ -274,7 +275,7 @@ def test_owner_folders_and_scheduled_cleanup(tmp_path):
 
 
 def test_private_path_owner():
-    from tl_ui.sessions import private_path_owner
+    from tl_ui.service.private_files import private_path_owner
 
     assert private_path_owner("/tmp/gradio/abc/model.zip") is None
     assert private_path_owner("/tmp/gradio/tl_private/0123abcd/run-x/model.zip") == "0123abcd"
@@ -284,7 +285,8 @@ def test_private_path_owner():
 
 
 def test_recovery_marks_interrupted_and_removes_partial_exports(tmp_path):
-    from tl_ui.sessions import Owner, Workspace
+    from tl_ui.service.owners import Owner
+    from tl_ui.service.workspace import Workspace
 
     ws = Workspace(tmp_path)
     run = ws.runs_dir(Owner("user", "carol")) / "20260101-000000-aaaaaa"

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from tl_ui.config import STRATEGIES, STRATEGY_HELP, ConfigError, RunConfig
+from tl_ui.config import SET_LEVELS, STRATEGIES, STRATEGY_HELP
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,14 +33,24 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--config", help="a run.json to replay (other options override it)")
     train.add_argument("--data", help="zip of class folders, folder, CSV/TSV/XLSX")
     train.add_argument("--model", help="shelf id or Hugging Face Hub id (see `models`)")
-    train.add_argument("--strategy", choices=STRATEGIES)
+    train.add_argument("--strategy", choices=STRATEGIES, help="default: linear_probe for images, lora for texts")
     train.add_argument("--epochs", type=int)
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--batch-size", type=int)
     train.add_argument("--image-size", type=int)
     train.add_argument("--max-examples", type=int)
     train.add_argument("--seed", type=int)
-    train.add_argument("--random-init", action="store_true", help="scratch baseline: random initial weights")
+    train.add_argument("--random-init", action="store_true", default=None,
+                       help="scratch baseline: random initial weights")
+    train.add_argument("--compare-scratch", action="store_true", default=None,
+                       help="also train the same recipe from random weights (into OUT-scratch) and report the "
+                            "difference pretraining makes")
+    train.add_argument("--text-column", help="table column holding the texts (default: detected)")
+    train.add_argument("--label-column", help="table column holding the labels (default: detected)")
+    train.add_argument("--group-column", help="table column naming each example's group (site, scanner, ...): "
+                                              "per-group metrics")
+    train.add_argument("--set-level", type=float, choices=SET_LEVELS,
+                       help="prediction sets hold the right class this often (default 0.9)")
     train.add_argument("--out", required=True, help="run folder to write")
     train.add_argument("--quiet", action="store_true", help="print only the final JSON")
     train.set_defaults(handler=_train)
@@ -48,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     predict = commands.add_parser("predict", help="predict with a trained run")
     predict.add_argument("--run", required=True, help="run folder (or its model/ folder)")
     predict.add_argument("inputs", nargs="+", help="image files, or texts")
+    predict.add_argument("--json", action="store_true",
+                         help="print JSON: {probabilities, prediction_set, set_level} (a list for several inputs)")
+    predict.add_argument("--level", type=float, choices=SET_LEVELS, help="prediction-set level (default: the run's)")
     predict.set_defaults(handler=_predict)
 
     args = parser.parse_args(argv)
@@ -67,29 +80,18 @@ def _models(args) -> int:
     return 0
 
 
-_TRAIN_OVERRIDES = {"data": "data_path", "model": "model_id", "strategy": "strategy", "epochs": "epochs",
-                    "learning_rate": "learning_rate", "batch_size": "batch_size", "image_size": "image_size",
-                    "max_examples": "max_examples", "seed": "seed"}
+_TRAIN_OPTIONS = {"data": "data_path", "model": "model_id", "strategy": "strategy", "epochs": "epochs",
+                  "learning_rate": "learning_rate", "batch_size": "batch_size", "image_size": "image_size",
+                  "max_examples": "max_examples", "seed": "seed", "random_init": "random_init",
+                  "compare_scratch": "compare_scratch", "text_column": "text_column",
+                  "label_column": "label_column", "group_column": "group_column", "set_level": "set_level"}
 
 
 def _train(args) -> int:
-    from tl_ui.engine import train_run
+    from tl_ui.service.headless import train_headless
+    from tl_ui.service.lab import UserError
 
-    try:
-        config = RunConfig.load(args.config) if args.config else RunConfig()
-        for arg, field in _TRAIN_OVERRIDES.items():
-            if getattr(args, arg) is not None:
-                setattr(config, field, getattr(args, arg))
-        if args.random_init:
-            config.random_init = True
-        if not config.data_path:
-            raise ConfigError("Say which data to train on: --data PATH (or a --config that names it).")
-        if not Path(config.data_path).exists():
-            raise ConfigError(f"The data file '{config.data_path}' does not exist.")
-        config.validate()
-    except (ConfigError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    options = {field: getattr(args, arg) for arg, field in _TRAIN_OPTIONS.items() if getattr(args, arg) is not None}
 
     def show(event):
         if args.quiet:
@@ -100,19 +102,24 @@ def _train(args) -> int:
         elif event.kind in ("started", "failed", "stopped"):
             print(f"{event.kind}: {getattr(event, 'message', '') or event.to_dict()}", file=sys.stderr)
 
-    result = train_run(config, args.out, on_event=show)
+    try:
+        result = train_headless(options, args.out, replay_of=args.config, on_event=show)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if result.status == "failed":
         print(f"error: {result.message}", file=sys.stderr)
         return 2 if "unexpectedly" not in result.message else 1
+    keys = ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "n_val", "best_epoch", "cross_validation",
+            "calibration", "conformal", "evaluation", "scratch_run", "pretraining_gain", "groups")
     print(json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), "status": result.status,
-                      "metrics": {k: result.metrics[k] for k in ("accuracy", "macro_f1", "n_val", "best_epoch")}
+                      "metrics": {k: result.metrics.get(k) for k in keys if k in result.metrics}
                       if result.metrics else None}, indent=2))
     return 0 if result.status == "finished" else 1
 
 
 def _predict(args) -> int:
     from tl_ui.engine import PredictError, Predictor
-    from tl_ui.engine.predict import predictions_json
 
     try:
         predictor = Predictor.load(args.run)
@@ -120,10 +127,18 @@ def _predict(args) -> int:
             missing = [x for x in args.inputs if not Path(x).is_file()]
             if missing:
                 raise PredictError(f"No such image file: {missing[0]}")
-        print(predictions_json(predictor, args.inputs))
+        answers = predictor.predict_with_set(args.inputs, args.level)
     except PredictError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.json:
+        keep = ("probabilities", "prediction_set", "set_level")
+        shown = [{k: a[k] for k in keep} for a in answers]
+        print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
+        return 0
+    for item, answer in zip(args.inputs, answers):
+        top, p = next(iter(answer["probabilities"].items()))
+        print(f"{item}: {top} ({p:.0%})" + (f" · {answer['set_sentence']}" if answer.get("set_sentence") else ""))
     return 0
 
 

@@ -9,7 +9,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Mapping, Optional
 
 Strategy = Literal["linear_probe", "partial", "full", "lora"]
 STRATEGIES: tuple[str, ...] = ("linear_probe", "partial", "full", "lora")
@@ -44,6 +44,17 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# The strategy a user who picks none gets, by kind of data (texts: a probe reads BERT's [CLS]
+# pooler, which MiniLM was not trained to produce; LoRA also retrains it).
+DEFAULT_STRATEGY_FOR: dict[str, str] = {"image": "linear_probe", "text": "lora"}
+SET_LEVELS = (0.8, 0.9, 0.95)
+DICOM_WINDOWS = ("header", "soft_tissue", "lung", "bone", "brain")   # tl_ui.data.dicom.WINDOW_PRESETS
+
+
+def default_strategy(modality: Optional[str]) -> str:
+    return DEFAULT_STRATEGY_FOR.get(modality or "image", "linear_probe")
+
+
 class ConfigError(ValueError):
     """A RunConfig value a user must fix; the message says which and how."""
 
@@ -76,7 +87,14 @@ class RunConfig:
     text_column: Optional[str] = None
     label_column: Optional[str] = None
     path_column: Optional[str] = None
+    group_column: Optional[str] = None      # site / scanner / source: per-group metrics in Results
+    compare_scratch: bool = False           # also queue the same recipe from random weights
+    set_level: float = 0.9                  # prediction sets: the right class is in the set this often
+    evaluation: str = "three_way"           # held-out roles (engine/roles.py); "same_set" only for benchmarks
+    dicom_window: Optional[str] = None      # DICOM display window preset; None: each file's own window
     num_threads: Optional[int] = None       # torch CPU threads; None: engine default
+    data_sha256: Optional[str] = None       # the data this run trained on (a replay checks it)
+    limits: dict[str, Any] = field(default_factory=dict)   # data limits in force (a replay uses them)
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- derived values -------------------------------------------------------------------
@@ -113,7 +131,38 @@ class RunConfig:
             raise ConfigError("Partial unfreezing needs at least 1 layer group to train.")
         if int(self.lora_rank) < 1:
             raise ConfigError("LoRA rank must be at least 1.")
+        if self.dicom_window is not None and self.dicom_window not in DICOM_WINDOWS:
+            raise ConfigError(f"Unknown DICOM window '{self.dicom_window}'. Choose one of: {', '.join(DICOM_WINDOWS)}.")
+        if self.evaluation not in ("three_way", "same_set"):
+            raise ConfigError(f"Unknown evaluation design '{self.evaluation}'.")
+        if float(self.set_level) not in SET_LEVELS:
+            raise ConfigError(f"The prediction-set level must be one of {', '.join(f'{x:g}' for x in SET_LEVELS)} "
+                              f"(got {self.set_level}).")
         return self
+
+    # -- the one translator -------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, modality: Optional[str] = None) -> "RunConfig":
+        """The RunConfig for a mapping of settings, whoever sends it: the page's form, the API's
+        options JSON, the CLI's flags. Empty values (None, "", and 0 where 0 means "automatic")
+        take the one set of defaults; the strategy's epochs and learning rate are filled in, so
+        run.json always holds the numbers the run used. Raises ConfigError naming the setting."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}. Known: {', '.join(sorted(OPTION_NAMES))}.")
+        values: dict[str, Any] = {}
+        for name, raw in options.items():
+            if _is_empty(raw) or (name in ZERO_MEANS_AUTO and _is_zero(raw)):
+                continue
+            values[name] = _coerce(name, known[name].type, raw)
+        values.setdefault("strategy", default_strategy(modality))
+        if values["strategy"] not in STRATEGIES:
+            raise ConfigError(f"Unknown strategy '{values['strategy']}'. Choose one of: {', '.join(STRATEGIES)}.")
+        defaults = STRATEGY_DEFAULTS[values["strategy"]]
+        values.setdefault("epochs", defaults["epochs"])
+        values.setdefault("learning_rate", defaults["learning_rate"])
+        return cls(**values).validate()
 
     # -- JSON round trip --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -142,7 +191,59 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        """A saved run.json; a relative data path is taken relative to the file's folder."""
+        path = Path(path)
+        config = cls.from_json(path.read_text(encoding="utf-8"))
+        if config.data_path and not Path(config.data_path).is_absolute():
+            config.data_path = str((path.parent / config.data_path).resolve())
+        return config
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+
+# Settings that are run bookkeeping, not options a person sets (the translator still accepts them
+# from a saved run.json).
+_INTERNAL = {"extra", "limits", "data_sha256", "data_path", "num_threads", "evaluation"}
+OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(RunConfig)) - _INTERNAL
+ZERO_MEANS_AUTO = frozenset({"epochs", "image_size", "max_examples", "learning_rate"})
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return float(value) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _coerce(name: str, type_text: Any, raw: Any) -> Any:
+    """Turn a form / JSON / flag value into the field's type, with a message naming the setting."""
+    kind = str(type_text)
+    label = name.replace("_", " ")
+    try:
+        if kind.startswith("bool"):
+            if isinstance(raw, str):
+                if raw.strip().lower() in ("1", "true", "yes", "on"):
+                    return True
+                if raw.strip().lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(raw)
+            return bool(raw)
+        if "int" in kind and "float" not in kind:
+            number = float(raw)
+            if number != int(number):
+                raise ValueError(raw)
+            return int(number)
+        if "float" in kind:
+            return float(raw)
+        if "dict" in kind:
+            if not isinstance(raw, dict):
+                raise ValueError(raw)
+            return dict(raw)
+        return str(raw).strip()
+    except (TypeError, ValueError):
+        raise ConfigError(f"The setting '{label}' has a value that does not fit: {raw!r}.") from None

@@ -15,15 +15,14 @@ import itertools
 import logging
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from tl_ui.runfolder import ACTIVE_STATES, FAILED, FINISHED, QUEUED, RUNNING, STOPPED, RunFolder
+
 log = logging.getLogger(__name__)
 
-QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
-ACTIVE_STATES = frozenset({QUEUED, RUNNING})
 DONE_STATES = frozenset({FINISHED, STOPPED, FAILED})
 
 TrainFn = Callable[..., Any]
@@ -31,10 +30,6 @@ TrainFn = Callable[..., Any]
 
 class QueueFull(RuntimeError):
     """The owner already has as many jobs waiting or running as allowed; message is user-facing."""
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 def _default_train_fn(*args, **kwargs):
@@ -51,6 +46,7 @@ class Job:
     run_dir: Path
     dataset: Any = None               # an already-loaded LabelledDataset, or None
     label: str = ""                   # short human description for logs
+    log_name: str = ""                # the owner as logs may show it (never a raw cookie)
     seq: int = 0                      # submission order
     state: str = QUEUED
     submitted: float = field(default_factory=time.time)
@@ -108,6 +104,7 @@ class Runner:
         train_fn: Optional[TrainFn] = None,
         max_per_owner: Optional[int] = None,
         keep_done: int = 500,
+        on_done: Optional[Callable[[Job], None]] = None,
     ):
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -115,6 +112,7 @@ class Runner:
         self.max_per_owner = max_per_owner
         self.keep_done = keep_done
         self._train_fn = train_fn or _default_train_fn
+        self._on_done = on_done
         self._lock = threading.Condition()
         self._pending: list[Job] = []          # FIFO, in submission order
         self._jobs: dict[str, Job] = {}        # every known job by id (bounded: old done ones dropped)
@@ -125,7 +123,7 @@ class Runner:
 
     # -- submitting and querying --------------------------------------------------------------
     def submit(self, config, run_dir: str | Path, owner: str = "", dataset=None,
-               run_id: Optional[str] = None, label: str = "") -> Job:
+               run_id: Optional[str] = None, label: str = "", log_name: str = "") -> Job:
         run_dir = Path(run_dir)
         with self._lock:
             if self._closed:
@@ -138,7 +136,7 @@ class Runner:
                         f"(the limit is {self.max_per_owner}). Wait for one to finish or stop one."
                     )
             job = Job(id=run_id or run_dir.name, owner=owner, config=config, run_dir=run_dir,
-                      dataset=dataset, label=label, seq=next(self._seq))
+                      dataset=dataset, label=label, log_name=log_name or "-", seq=next(self._seq))
             if job.id in self._jobs and not self._jobs[job.id].done:
                 raise ValueError(f"A job with id {job.id} is already active.")
             self._jobs[job.id] = job
@@ -146,7 +144,7 @@ class Runner:
             self._ensure_workers()
             self._lock.notify_all()
             self._forget_old()
-        log.info("queued job %s (%s) for %s", job.id, label, owner or "-")
+        log.info("queued job %s (%s) for %s", job.id, label, job.log_name)
         return job
 
     def get(self, job_id: str, owner: Optional[str] = None) -> Optional[Job]:
@@ -190,6 +188,8 @@ class Runner:
                 job.ended = time.time()
                 job.add_event({"kind": "stopped", "run_id": job.id, "epoch": 0, "step": 0,
                                "message": job.message, "time": job.ended})
+                if job.run_dir.is_dir():
+                    RunFolder(job.run_dir).set_status(STOPPED, job.message)
                 self._lock.notify_all()
         job._touch()
         return True
@@ -265,6 +265,10 @@ class Runner:
                 return
             try:
                 self._run(job)
+                if self._on_done is not None:
+                    self._on_done(job)
+            except Exception:  # a failing hook must not kill the worker
+                log.exception("after job %s", job.id)
             finally:
                 with self._lock:
                     self._running.discard(job.id)
@@ -272,7 +276,7 @@ class Runner:
                 job._touch()
 
     def _run(self, job: Job) -> None:
-        log.info("starting job %s for %s", job.id, job.owner or "-")
+        log.info("starting job %s for %s", job.id, job.log_name)
         try:
             result = self._train_fn(
                 job.config, job.run_dir, on_event=job.add_event,
@@ -282,7 +286,7 @@ class Runner:
             log.exception("job %s crashed", job.id)
             job.message = ("Training stopped because of an internal error. The details are in the "
                            "server log; please try again or choose another model or strategy.")
-            _write_failed_status(job.run_dir, job.message, type(exc).__name__)
+            RunFolder(job.run_dir).set_status(FAILED, job.message, error=type(exc).__name__)
             job.add_event({"kind": "failed", "run_id": job.id, "message": job.message, "time": time.time()})
             job.ended = time.time()
             job.state = FAILED
@@ -306,23 +310,3 @@ class Runner:
         if len(done) > self.keep_done:
             for job in sorted(done, key=lambda j: j.seq)[: len(done) - self.keep_done]:
                 self._jobs.pop(job.id, None)
-
-
-def _write_failed_status(run_dir: Path, message: str, error: str) -> None:
-    import json
-
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        status_path = run_dir / "status.json"
-        old = {}
-        if status_path.exists():
-            try:
-                old = json.loads(status_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                old = {}
-        data = {**old, "state": "failed", "message": message, "error": error, "ended": time.time()}
-        tmp = status_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        tmp.replace(status_path)
-    except OSError:
-        log.exception("could not write status for %s", run_dir)

@@ -23,7 +23,8 @@ from typing import Optional
 
 import gradio as gr
 
-from tl_ui.sessions import PRIVATE_DIRNAME, SID_COOKIE, Owner, private_path_owner
+from tl_ui.service.owners import SID_COOKIE, Owner
+from tl_ui.service.private_files import PRIVATE_DIRNAME, private_path_owner
 from tl_ui.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,22 +136,21 @@ async def _plain_response(send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def create_server_app(demo: gr.Blocks, settings: Optional[Settings] = None):
-    """The FastAPI app: middleware + Gradio mounted at '/'."""
+def create_server_app(webapp, settings: Optional[Settings] = None):
+    """The FastAPI app: middleware + Gradio mounted at '/'. `webapp`: a `tl_ui.webapp.WebApp`."""
     from fastapi import FastAPI
     from gradio.routes import App as GradioApp
     from starlette.routing import Mount
 
     from tl_ui.ui.helpers import CSS
 
-    ctx = getattr(demo, "tl_context", None)
-    settings = settings or (ctx.settings if ctx else Settings())
+    lab, demo = webapp.lab, webapp.demo
+    settings = settings or webapp.settings
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
     def healthz():
-        runner = ctx.runner if ctx else None
-        return {"ok": True, "running": runner.busy if runner else 0, "waiting": runner.waiting if runner else 0}
+        return {"ok": True, "running": lab.runner.busy, "waiting": lab.runner.waiting}
 
     app = gr.mount_gradio_app(
         app, demo, path="/",
@@ -173,7 +173,7 @@ def create_server_app(demo: gr.Blocks, settings: Optional[Settings] = None):
                 return route.app
         return None
 
-    private_root = (ctx.private.root if ctx else Path(PRIVATE_DIRNAME))
+    private_root = lab.private.root
     app.add_middleware(SessionAndFileGuard, get_gradio_app=gradio_app, private_root_fn=lambda: private_root)
     return app
 
@@ -183,12 +183,14 @@ class RunningServer:
     url: str
     server: object
     thread: threading.Thread
-    demo: gr.Blocks
+    webapp: object            # tl_ui.webapp.WebApp
+
+    @property
+    def lab(self):
+        return self.webapp.lab
 
     def stop(self, timeout: float = 20.0) -> None:
-        ctx = getattr(self.demo, "tl_context", None)
-        if ctx is not None:
-            ctx.close()
+        self.webapp.lab.close()
         self.server.should_exit = True
         self.thread.join(timeout)
 
@@ -201,7 +203,7 @@ def _uvicorn_server(app, host: str, port: int):
     return uvicorn.Server(config)
 
 
-def start_in_thread(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 0,
+def start_in_thread(webapp, host: str = "127.0.0.1", port: int = 0,
                     settings: Optional[Settings] = None, timeout: float = 60.0) -> RunningServer:
     """Start the server without blocking (the `prevent_thread_lock=True` of this app); port 0 picks
     a free port. Returns the base URL."""
@@ -211,7 +213,7 @@ def start_in_thread(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 0,
         with socket.socket() as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-    app = create_server_app(demo, settings)
+    app = create_server_app(webapp, settings)
     server = _uvicorn_server(app, host, port)
     thread = threading.Thread(target=server.run, name="tl-server", daemon=True)
     thread.start()
@@ -220,23 +222,19 @@ def start_in_thread(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 0,
         if not thread.is_alive() or time.time() > deadline:
             raise RuntimeError(f"The server did not start on {host}:{port}.")
         time.sleep(0.05)
-    ctx = getattr(demo, "tl_context", None)
-    if ctx is not None:
-        ctx.start_background()
-    return RunningServer(f"http://{host}:{port}/", server, thread, demo)
+    webapp.lab.start_background()
+    return RunningServer(f"http://{host}:{port}/", server, thread, webapp)
 
 
-def serve(demo: gr.Blocks, settings: Settings) -> None:
+def serve(webapp) -> None:
     """Run until interrupted (Ctrl+C / SIGTERM); running jobs are asked to stop on the way out."""
-    app = create_server_app(demo, settings)
-    ctx = getattr(demo, "tl_context", None)
-    if ctx is not None:
-        ctx.start_background()
+    settings = webapp.settings
+    app = create_server_app(webapp, settings)
+    webapp.lab.start_background()
     server = _uvicorn_server(app, settings.host, settings.port)
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host
     print(f"Transfer Lab is running at http://{shown_host}:{settings.port}{settings.root_path or '/'}", flush=True)
     try:
         server.run()
     finally:
-        if ctx is not None:
-            ctx.close()
+        webapp.lab.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
@@ -72,8 +72,11 @@ class Settings:
             raise SettingsError("Session lifetime and clean-up interval must be more than 0.")
         return self
 
-    def with_(self, **changes) -> "Settings":
-        return replace(self, **changes).validate()
+    def limits_record(self) -> dict:
+        """The data limits in force, as run.json records them (a replay reads data with these)."""
+        import dataclasses
+
+        return dataclasses.asdict(self.limits())
 
     def describe(self) -> str:
         """One line per setting, for the server log (passwords never printed)."""

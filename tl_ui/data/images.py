@@ -1,4 +1,5 @@
-"""Image datasets: folders of class folders, and checks on every image file."""
+"""Image datasets: folders of class folders, checks on every image file, and reading any
+supported image (ordinary, 16-bit PNG/TIFF, DICOM) as 8-bit pixels."""
 from __future__ import annotations
 
 import contextlib
@@ -7,19 +8,27 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
+import numpy as np
 from PIL import Image
 
 from .dataset import DataError, LabelledDataset
+from .dicom import (DICOM_EXTENSIONS, auto_range, dicom_reading_note, is_dicom_path, read_dicom,
+                    scale_to_uint8)
 from .limits import Limits
 from .validate import Origin, check_classes, class_warnings, duplicate_warning
 from .wording import plural, quoted_list
 from .zips import is_junk
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+PICTURE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+IMAGE_EXTENSIONS = PICTURE_EXTENSIONS | DICOM_EXTENSIONS   # + extension-less files marked 'DICM'
 # Files that mean "this is a text dataset", as opposed to stray documents we can skip.
 TEXT_FILE_EXTENSIONS = frozenset({".txt", ".csv", ".tsv", ".json", ".jsonl", ".md", ".xlsx"})
+_NOT_SNIFFED = PICTURE_EXTENSIONS | TEXT_FILE_EXTENSIONS
+TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
+# Pillow modes with more than 8 bits per value: scaled from their value range, never clipped.
+HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 TINY_SIDE = 32   # images smaller than this on a side: warn
 SPLIT_FOLDER_NAMES = frozenset({"train", "training", "test", "testing", "val", "valid",
                                 "validation", "dev"})
@@ -41,11 +50,31 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = previous
 
 
+def is_image_file(path: Path) -> bool:
+    """An image by its extension, or a DICOM file by its 'DICM' marker (names without one)."""
+    ext = path.suffix.lower()
+    return ext in IMAGE_EXTENSIONS or is_dicom_path(path, _NOT_SNIFFED)
+
+
 def check_image(path: Path, shown: str, source: str, limits: Limits) -> tuple[int, int]:
     """Open, verify and fully decode one image; return (width, height) or raise DataError."""
+    return _inspect_one(path, shown, source, limits)[:2]
+
+
+def _inspect_one(path: Path, shown: str, source: str, limits: Limits) -> tuple[int, int, int, str]:
+    """(width, height, frames, duplicate key) of one image, fully decoded, or DataError."""
     where = f"'{shown}' in '{source}'" if shown != source else f"'{shown}'"
     with pixel_limit(limits.max_image_pixels):
-        return _check_image(path, where, limits)
+        if is_dicom_path(path, _NOT_SNIFFED):
+            # Duplicates by pixels: a re-exported copy differs in its header, not its image.
+            image = read_dicom(path, name=shown, source=source, max_pixels=limits.max_image_pixels)
+            key = hashlib.sha1(repr(image.pixels.shape).encode() + image.pixels.tobytes()).hexdigest()
+            return image.pixels.shape[1], image.pixels.shape[0], image.n_frames, key
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            if (pixels := _deep_tiff(path, where, limits)) is not None:
+                return pixels.shape[1], pixels.shape[0], 1, _file_hash(path)
+        width, height = _check_image(path, where, limits)
+        return width, height, 1, _file_hash(path)
 
 
 def _check_image(path: Path, where: str, limits: Limits) -> tuple[int, int]:
@@ -74,14 +103,23 @@ def _check_image(path: Path, where: str, limits: Limits) -> tuple[int, int]:
 
 def inspect_images(paths: Sequence[Path], shown: Sequence[str], labels: Sequence[str],
                    source: str, limits: Limits) -> list[str]:
-    """Check every image (errors raise) and return warnings about tiny and duplicate images."""
-    tiny, hashes = [], []
+    """Check every image (errors raise) and return warnings about tiny, duplicate and multi-frame
+    images."""
+    tiny, hashes, multi = [], [], []
     for path, name in zip(paths, shown):
-        width, height = check_image(path, name, source, limits)
+        width, height, frames, key = _inspect_one(path, name, source, limits)
         if min(width, height) < TINY_SIDE:
             tiny.append((name, width, height))
-        hashes.append(_file_hash(path))
+        if frames > 1:
+            multi.append(name)
+        hashes.append(key)
     warnings = []
+    if multi:
+        warnings.append(
+            f"{plural(len(multi), 'DICOM file holds', 'DICOM files hold')} several frames "
+            f"({quoted_list(multi, 3)}); Transfer Lab uses the middle frame of each. If other "
+            "frames matter, export them as separate images."
+        )
     if tiny:
         name, width, height = tiny[0]
         count = "All" if len(tiny) == len(paths) else str(len(tiny))
@@ -126,7 +164,7 @@ def load_image_folders(root: Path, origin: Origin, limits: Limits,
                 )
             rel = path.relative_to(shown_from).as_posix()
             ext = path.suffix.lower()
-            if ext in IMAGE_EXTENSIONS:
+            if is_image_file(path):
                 images.append((path, rel, class_dir.name.strip()))
                 found += 1
             elif ext in TEXT_FILE_EXTENSIONS:
@@ -197,7 +235,7 @@ def descend_single_folder(root: Path) -> Path:
     subdirs, files = visible_children(root)
     if len(subdirs) == 1 and not files:
         inner_dirs, inner_files = visible_children(subdirs[0])
-        if inner_dirs or not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in inner_files):
+        if inner_dirs or not any(is_image_file(f) for f in inner_files):
             return subdirs[0]
     return root
 
@@ -211,7 +249,7 @@ def _walk_files(folder: Path) -> Iterator[Path]:
 
 
 def _no_class_folders(origin: Origin, loose: list[Path]) -> DataError:
-    has_images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in loose)
+    has_images = any(is_image_file(p) for p in loose)
     if has_images:
         return DataError(
             f"The {origin.kind} '{origin.name}' has images but no class folders. Put the images "
@@ -243,7 +281,8 @@ def _too_many_pixels(where: str, size_wh: tuple[int, int] | None, pixels: int | 
 
 
 def _extension_list() -> str:
-    return "/".join(sorted({e.lstrip('.').upper() for e in IMAGE_EXTENSIONS} - {"JPEG", "TIF"}))
+    return "/".join(sorted({e.lstrip('.').upper() for e in PICTURE_EXTENSIONS} - {"JPEG", "TIF"})
+                    + ["DICOM"])
 
 
 def _file_hash(path: Path) -> str:
@@ -252,3 +291,103 @@ def _file_hash(path: Path) -> str:
         while chunk := fp.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# -- reading any supported image as 8-bit pixels ----------------------------------------------
+
+def read_image(path: str | Path, *, window: Optional[str] = None,
+               name: Optional[str] = None) -> Image.Image:
+    """An 8-bit image ("L" or "RGB") for the model, previews and thumbnails.
+
+    DICOM goes through the modality LUT and a window (`window`: a preset name of
+    dicom.WINDOW_PRESETS, or None for the file's own); 16-bit PNG/TIFF are scaled from their
+    value range (0.5-99.5 percentiles) instead of being clipped at 255. No metadata is kept.
+    """
+    path = Path(path)
+    if is_dicom_path(path, _NOT_SNIFFED):
+        return Image.fromarray(read_dicom(path, window=window, name=name).pixels)
+    if path.suffix.lower() in TIFF_EXTENSIONS:
+        if (pixels := _deep_tiff(path, f"'{name or path.name}'", None)) is not None:
+            return Image.fromarray(pixels)
+    with Image.open(path) as img:
+        return to_8bit(img)
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """A Pillow image as "L" or "RGB"; high-bit-depth modes scaled from their value range."""
+    if img.mode in HIGH_BIT_MODES:
+        values = np.asarray(img)
+        return Image.fromarray(scale_to_uint8(values, *auto_range(values)))
+    if img.mode in ("L", "RGB"):
+        img.load()
+        return img.copy()
+    return img.convert("RGB")
+
+
+def save_preview_png(src_path: str | Path, dst_path: str | Path, max_side: int = 256, *,
+                     window: Optional[str] = None) -> Path:
+    """Write a windowed 8-bit PNG of any supported image, at most `max_side` pixels a side.
+
+    The PNG is built from the pixels alone: no text chunks, EXIF, ICC profile or DICOM header
+    travels with it, so it is safe to show or keep where the original must not go.
+    """
+    image = read_image(src_path, window=window)
+    image.thumbnail((max_side, max_side))
+    clean = Image.fromarray(np.asarray(image))   # a fresh image: empty .info
+    dst = Path(dst_path)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    clean.save(dst, format="PNG")
+    return dst
+
+
+def image_reading_note(dataset_items: Iterable[object], window: Optional[str] = None) -> Optional[dict]:
+    """How the images became 8-bit pixels, for the model card; None when nothing special.
+
+    dicom.dicom_reading_note's dict (or {"dicom": False}) plus "n_high_bit_depth": 16-bit
+    PNG/TIFF images, scaled from their 0.5-99.5 percentile range."""
+    items = [item for item in dataset_items if isinstance(item, (str, Path))]
+    note = dicom_reading_note(items, window, known_extensions=_NOT_SNIFFED) or {"dicom": False}
+    deep = sum(_is_high_bit(Path(item)) for item in items
+               if Path(item).suffix.lower() in PICTURE_EXTENSIONS)
+    if not note["dicom"] and not deep:
+        return None
+    note["n_high_bit_depth"] = deep
+    return note
+
+
+def _is_high_bit(path: Path) -> bool:
+    try:
+        if path.suffix.lower() in TIFF_EXTENSIONS:
+            import tifffile
+            with tifffile.TiffFile(path) as tif:
+                return np.dtype(tif.pages.first.dtype).itemsize > 1
+        with Image.open(path) as img:
+            return img.mode in HIGH_BIT_MODES
+    except Exception:   # noqa: BLE001 - an unreadable file is reported elsewhere
+        return False
+
+
+def _deep_tiff(path: Path, where: str, limits: Optional[Limits]) -> Optional[np.ndarray]:
+    """8-bit pixels of a TIFF with more than 8 bits a sample (read by tifffile, first page);
+    None for 8-bit TIFFs and for compressions tifffile cannot decode here: Pillow reads those."""
+    import tifffile
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            if page.dtype is None or np.dtype(page.dtype).itemsize == 1:
+                return None
+            size = (int(page.imagewidth), int(page.imagelength))
+            if limits is not None and size[0] * size[1] > limits.max_image_pixels:
+                raise _too_many_pixels(where, size, None, limits)
+            arr, axes = page.asarray(), page.axes
+    except DataError:
+        raise
+    except Exception:   # noqa: BLE001 - not a TIFF tifffile can decode: let Pillow try
+        return None
+    if arr.ndim == 3 and axes.startswith("S"):
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.ndim == 3:
+        arr = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., 0]
+    if arr.ndim not in (2, 3) or min(arr.shape[:2]) < 1:
+        return None
+    return scale_to_uint8(arr, *auto_range(arr))

@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import Optional
 
 from .dataset import DataError, LabelledDataset
-from .images import IMAGE_EXTENSIONS, descend_single_folder, load_image_folders, visible_children
+from .images import (IMAGE_EXTENSIONS, descend_single_folder, is_image_file, load_image_folders,
+                     visible_children)
 from .limits import Limits, human_size
 from .tables import (TABLE_EXTENSIONS, is_image_table, load_image_table, load_text_table,
                      read_table)
@@ -15,7 +16,7 @@ from .zips import extract_zip
 
 def load_dataset(path: str | Path, workdir: str | Path, *, text_column: Optional[str] = None,
                  label_column: Optional[str] = None, path_column: Optional[str] = None,
-                 limits: Optional[Limits] = None) -> LabelledDataset:
+                 group_column: Optional[str] = None, limits: Optional[Limits] = None) -> LabelledDataset:
     """Read and check an upload: a zip or folder of class folders, or a CSV/TSV/TXT/XLSX table.
 
     Anything unpacked goes into `workdir` (created if missing) and nowhere else. Raises
@@ -24,7 +25,8 @@ def load_dataset(path: str | Path, workdir: str | Path, *, text_column: Optional
     limits = limits or Limits()
     path = Path(path)
     name = path.name or str(path)
-    columns = dict(text_column=text_column, label_column=label_column, path_column=path_column)
+    columns = dict(text_column=text_column, label_column=label_column, path_column=path_column,
+                   group_column=group_column)
     if not path.exists():
         raise DataError(f"Could not find '{name}'. Check that the file or folder exists and try again.")
     workdir = Path(workdir)
@@ -47,7 +49,7 @@ def load_dataset(path: str | Path, workdir: str | Path, *, text_column: Optional
             return _load_tree(root, Origin(name, "zip"), limits, columns)
         if suffix in TABLE_EXTENSIONS:
             return _load_table(path, limits, columns)
-        raise _unsupported(name, suffix)
+        raise _unsupported(name, suffix, is_image_file(path))
     except PermissionError:
         raise DataError(f"Transfer Lab is not allowed to read '{name}'. Check the file's "
                         "permissions, or copy it somewhere else and try again.") from None
@@ -69,10 +71,11 @@ def _load_tree(root: Path, origin: Origin, limits: Limits, columns: dict) -> Lab
         if is_image_table(table, columns["path_column"], columns["text_column"]):
             return load_image_table(table, tables[0].parent, limits,
                                     path_column=columns["path_column"],
-                                    label_column=columns["label_column"])
+                                    label_column=columns["label_column"], group_column=columns["group_column"])
         if not subdirs:
             return load_text_table(table, limits, text_column=columns["text_column"],
-                                   label_column=columns["label_column"])
+                                   label_column=columns["label_column"], group_column=columns["group_column"])
+    _no_groups_for_folders(columns)
     return load_image_folders(top, origin, limits, shown_from=root)
 
 
@@ -80,18 +83,26 @@ def _load_table(path: Path, limits: Limits, columns: dict) -> LabelledDataset:
     table = read_table(path, limits)
     if is_image_table(table, columns["path_column"], columns["text_column"]):
         return load_image_table(table, path.parent, limits, path_column=columns["path_column"],
-                                label_column=columns["label_column"])
+                                label_column=columns["label_column"], group_column=columns["group_column"])
     return load_text_table(table, limits, text_column=columns["text_column"],
-                           label_column=columns["label_column"])
+                           label_column=columns["label_column"], group_column=columns["group_column"])
 
 
-def _unsupported(name: str, suffix: str) -> DataError:
+def _no_groups_for_folders(columns: dict) -> None:
+    if columns.get("group_column"):
+        raise DataError(
+            f"A group column ('{columns['group_column']}') needs a table: class folders have no columns. "
+            "Upload a CSV with one row per image (its path, its label and its group), or leave the "
+            "group column empty.")
+
+
+def _unsupported(name: str, suffix: str, is_image: bool = False) -> DataError:
     if suffix == ".xls":
         return DataError(
             f"'{name}' is an old-style Excel file (.xls). Open it in your spreadsheet program, "
             "save it as 'Excel Workbook (.xlsx)' or 'CSV', and upload that."
         )
-    if suffix in IMAGE_EXTENSIONS:
+    if is_image or suffix in IMAGE_EXTENSIONS:
         return DataError(
             f"'{name}' is a single image. Transfer Lab needs many labelled images: put them in "
             "one folder per label, compress the folders into a zip and upload the zip."

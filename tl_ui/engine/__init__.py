@@ -1,13 +1,28 @@
-"""The transfer engine: UI-free (never imports gradio). See docs/contracts.md."""
+"""The transfer engine: UI-free (never imports gradio). See docs/contracts.md.
+
+Importing `tl_ui.engine` (or `tl_ui.engine.events`) does not import torch: the heavy names below
+are loaded on first use, so the web process and the runner can use the typed events freely.
+"""
 import os as _os
 import warnings as _warnings
+from importlib import import_module as _import_module
 
 # The engine reports its own progress through events; library progress bars only clutter logs.
 _os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 _os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 _warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # raised inside peft, not ours
-from tl_ui.engine.planning import describe_strategy, estimate_seconds
-from tl_ui.engine.predict import Predictor, PredictError
-from tl_ui.engine.train import RunResult, train_run
 
-__all__ = ["train_run", "RunResult", "Predictor", "PredictError", "describe_strategy", "estimate_seconds"]
+_LAZY = {
+    "train_run": "tl_ui.engine.train", "RunResult": "tl_ui.engine.train",
+    "Predictor": "tl_ui.engine.predict", "PredictError": "tl_ui.engine.predict",
+    "describe_strategy": "tl_ui.engine.planning", "estimate_seconds": "tl_ui.engine.planning",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(_import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tl_ui.engine' has no attribute {name!r}")

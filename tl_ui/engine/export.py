@@ -7,24 +7,31 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Optional
 
+import torch
 from torch import nn
 
-from tl_ui.config import STRATEGY_HELP, RunConfig
+from tl_ui.config import RunConfig
+from tl_ui.engine.card import model_card
 from tl_ui.engine.models import LoadedModel
+from tl_ui.runfolder import RunFolder
 
 MANIFEST = "transfer_lab.json"   # our own small manifest: modality, classes, base model
 
 
-def export_model(loaded: LoadedModel, model: nn.Module, out_dir: Path, *, config: RunConfig,
-                 data_summary: dict, metrics: dict) -> Path:
-    out_dir = Path(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, config: RunConfig,
+                 data_summary: dict, metrics: dict, calibration: Optional[dict] = None) -> Path:
+    """`calibration` ({"temperature", "thresholds", "n_calibration"}, fitted on the validation
+    examples): the temperature is folded into the classifier layer, so the files give calibrated
+    probabilities in plain timm / transformers; the prediction-set thresholds go into the manifest."""
+    out_dir = run.model_dir
+    tmp = run.partial_model_dir()
     tmp.mkdir(parents=True)
+    calibration = calibration or {"temperature": 1.0, "thresholds": {}, "n_calibration": 0}
     try:
+        fold_temperature(model, loaded.head_names, float(calibration["temperature"]))
         if config.strategy == "lora":
             model.save_pretrained(str(tmp / "adapter"))     # the adapter alone (peft format)
             model = model.merge_and_unload()                  # ...and a merged, ordinary model
@@ -40,7 +47,14 @@ def export_model(loaded: LoadedModel, model: nn.Module, out_dir: Path, *, config
             "base_model": loaded.entry.id,
             "strategy": config.strategy,
             "image_size": loaded.image_size if loaded.modality == "image" else None,
+            # how images were read (DICOM window preset; None: each file's own window), so that
+            # Predictor / `predict` read new images the same way
+            "image_window": None if config.dicom_window in (None, "header") else config.dicom_window,
+            "image_reading": data_summary.get("image_reading"),
             "max_length": config.max_length if loaded.modality == "text" else None,
+            "temperature": float(calibration["temperature"]),      # already folded into the weights
+            "conformal": {"method": "LAC", "thresholds": calibration["thresholds"],
+                          "n_calibration": calibration["n_calibration"], "default_level": config.set_level},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         (tmp / "README.md").write_text(model_card(loaded, config, data_summary, metrics), encoding="utf-8")
@@ -64,76 +78,18 @@ def _save_timm(loaded: LoadedModel, model: nn.Module, folder: Path) -> None:
     )
 
 
-def model_card(loaded: LoadedModel, config: RunConfig, data_summary: dict, metrics: dict) -> str:
-    classes = data_summary.get("classes", {})
-    class_lines = "\n".join(f"| {name} | {count} |" for name, count in classes.items())
-    per_class = metrics.get("per_class", {})
-    per_class_lines = "\n".join(
-        f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
-        for name, m in per_class.items()
-    )
-    if loaded.modality == "image":
-        how_to = (
-            "```python\nimport timm, torch\nfrom PIL import Image\n"
-            "model = timm.create_model('local-dir:PATH/TO/model', pretrained=True).eval()\n"
-            "cfg = timm.data.resolve_data_config({}, model=model)\n"
-            "transform = timm.data.create_transform(**cfg)\n"
-            "probs = model(transform(Image.open('x.png').convert('RGB')).unsqueeze(0)).softmax(-1)\n"
-            "labels = model.pretrained_cfg['label_names']\n```"
-        )
-    else:
-        how_to = (
-            "```python\nfrom transformers import pipeline\n"
-            "classify = pipeline('text-classification', model='PATH/TO/model', top_k=None)\n"
-            "classify('your text here')\n```"
-        )
-    lora_note = ("\nThe LoRA adapter alone is in `adapter/` (load it with `peft.PeftModel.from_pretrained` "
-                 "on the base model); the folder itself holds the merged model.\n"
-                 if config.strategy == "lora" else "")
-    n_val = metrics.get("n_val", 0)
-    return f"""---
-library_name: {"timm" if loaded.modality == "image" else "transformers"}
-tags: [transfer-lab, {loaded.modality}-classification]
----
-# {loaded.modality.capitalize()} classifier fine-tuned with Transfer Lab
-
-* **Base model:** {loaded.entry.display_name} (`{loaded.entry.load_name}`, licence {loaded.entry.licence})
-* **Strategy:** `{config.strategy}` – {STRATEGY_HELP[config.strategy]}
-* **Scratch baseline (random initial weights):** {"yes" if config.random_init else "no"}
-* **Training data:** {data_summary.get("n_examples", "?")} examples from `{data_summary.get("source", "")}`,
-  {len(classes)} classes; {metrics.get("n_train", "?")} used for training, {n_val} held out for validation.
-
-| class | examples |
-|---|---|
-{class_lines}
-
-## How well it works (on {n_val} held-out validation examples)
-
-* Accuracy: **{metrics.get("accuracy", 0):.3f}** (always guessing the largest class would score
-  {metrics.get("majority_baseline_accuracy", 0):.3f})
-* Macro-F1: **{metrics.get("macro_f1", 0):.3f}**
-* Best epoch: {metrics.get("best_epoch", "?")}
-
-| class | precision | recall | F1 | support |
-|---|---|---|---|---|
-{per_class_lines}
-
-With {n_val} validation examples these figures are estimates: a difference of a few points
-between two runs may be chance. Check the model on new data from where it will be used.
-
-## Intended use and limits
-
-Built by a domain expert for their own classification task with a small labelled dataset. It knows
-only the classes above and will pick one of them for any input, including inputs unlike the
-training data. It inherits the biases of its base model and of the training examples. Do not use it
-for decisions about people without independent validation.
-
-## How to load it
-{how_to}
-{lora_note}
-The exact training settings are in `run.json` next to this folder (replay:
-`python -m tl_ui train --config run.json --out DIR`).
-"""
+def fold_temperature(model: nn.Module, head_names: list[str], temperature: float) -> None:
+    """softmax((W x + b) / T) == softmax((W/T) x + b/T): divide the classifier layer by T. With
+    peft, the head's trainable copy (modules_to_save) and its original are both divided."""
+    if abs(temperature - 1.0) < 1e-12:
+        return
+    last_parts = {name.split(".")[-1] for name in head_names}
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, nn.Linear) and last_parts & set(name.split(".")):
+                module.weight.div_(temperature)
+                if module.bias is not None:
+                    module.bias.div_(temperature)
 
 
 def read_manifest(model_dir: Path) -> Optional[dict]:

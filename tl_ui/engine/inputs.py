@@ -10,10 +10,23 @@ from torch.utils.data import DataLoader, Dataset
 from tl_ui.engine.models import LoadedModel
 
 
-def open_image(item: Any) -> Image.Image:
-    """An RGB PIL image from a path or an image object (grey scans and RGBA PNGs become RGB)."""
-    image = item if isinstance(item, Image.Image) else Image.open(item)
-    return image.convert("RGB")
+def open_image(item: Any, window: Optional[str] = None) -> Image.Image:
+    """An RGB PIL image from a path or an image object (grey scans and RGBA PNGs become RGB).
+
+    Paths go through the data package's reader: DICOM (modality LUT, then the `window` preset of
+    tl_ui.data.dicom.WINDOW_PRESETS or the file's own window) and 16-bit PNG/TIFF (scaled from their
+    value range) arrive as 8-bit pixels like any photo.
+    """
+    import os
+
+    from tl_ui.data.images import read_image, to_8bit
+
+    if isinstance(item, Image.Image):
+        return to_8bit(item).convert("RGB")
+    if isinstance(item, (str, os.PathLike)):
+        return read_image(item, window=window).convert("RGB")
+    with Image.open(item) as image:   # a file object
+        return to_8bit(image).convert("RGB")
 
 
 def image_transform(loaded: LoadedModel, *, augment: bool):
@@ -40,8 +53,9 @@ def image_transform(loaded: LoadedModel, *, augment: bool):
 class ImageItems(Dataset):
     """Images decoded once and kept in memory (datasets here are small); transform applied per access."""
 
-    def __init__(self, items: Sequence[Any], targets: Optional[Sequence[int]], transform):
-        self.images = [_bounded(open_image(item)) for item in items]
+    def __init__(self, items: Sequence[Any], targets: Optional[Sequence[int]], transform,
+                 window: Optional[str] = None):
+        self.images = [_bounded(open_image(item, window)) for item in items]
         self.targets = list(targets) if targets is not None else [-1] * len(self.images)
         self.transform = transform
 
@@ -76,9 +90,11 @@ class TextItems(Dataset):
         return item
 
 
-def make_dataset(loaded: LoadedModel, items, targets=None, *, augment: bool = False, max_length: int = 128):
+def make_dataset(loaded: LoadedModel, items, targets=None, *, augment: bool = False, max_length: int = 128,
+                 window: Optional[str] = None):
+    """`window`: the DICOM display window preset chosen for the dataset (None: each file's own)."""
     if loaded.modality == "image":
-        return ImageItems(items, targets, image_transform(loaded, augment=augment))
+        return ImageItems(items, targets, image_transform(loaded, augment=augment), window)
     return TextItems(items, targets, loaded.tokenizer, max_length)
 
 

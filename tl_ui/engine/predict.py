@@ -1,9 +1,8 @@
 """Load an exported model the way an outside user would (timm `local-dir:` / transformers) and predict."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -16,13 +15,15 @@ class PredictError(ValueError):
 
 class Predictor:
     def __init__(self, model, classes: list[str], modality: str, *, transform=None, tokenizer=None,
-                 max_length: int = 128):
+                 max_length: int = 128, conformal: Optional[dict] = None, window: Optional[str] = None):
         self.model = model.eval()
         self.classes = classes
         self.modality = modality
         self.transform = transform
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.conformal = conformal or {}   # {"thresholds": {level: qhat}, "default_level", "n_calibration"}
+        self.window = window               # DICOM window preset the model was trained with
 
     @classmethod
     def load(cls, run_or_model_dir: str | Path) -> "Predictor":
@@ -40,13 +41,15 @@ class Predictor:
             model = timm.create_model(f"local-dir:{folder}", pretrained=True)
             transform = create_transform(**resolve_data_config({}, model=model))
             classes = list(model.pretrained_cfg.get("label_names") or manifest["classes"])
-            return cls(model, classes, "image", transform=transform)
+            return cls(model, classes, "image", transform=transform, conformal=manifest.get("conformal"),
+                       window=manifest.get("image_window"))
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         model = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         classes = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        return cls(model, classes, "text", tokenizer=tokenizer, max_length=manifest.get("max_length") or 128)
+        return cls(model, classes, "text", tokenizer=tokenizer, max_length=manifest.get("max_length") or 128,
+                   conformal=manifest.get("conformal"))
 
     @torch.no_grad()
     def predict_proba(self, inputs: Sequence[Any], batch_size: int = 8) -> torch.Tensor:
@@ -58,9 +61,10 @@ class Predictor:
                 from tl_ui.engine.inputs import open_image
 
                 try:
-                    pixels = torch.stack([self.transform(open_image(x)) for x in chunk])
+                    pixels = torch.stack([self.transform(open_image(x, self.window)) for x in chunk])
                 except (OSError, ValueError) as exc:
-                    raise PredictError(f"Could not read the image: {exc}. Use a PNG or JPEG picture.") from None
+                    raise PredictError(f"Could not read the image: {exc}. Use a PNG, JPEG, TIFF or DICOM "
+                                       "file.") from None
                 logits = self.model(pixels)
             else:
                 if any(not isinstance(x, str) or not x.strip() for x in chunk):
@@ -81,7 +85,24 @@ class Predictor:
         return out
 
 
-def predictions_json(predictor: Predictor, inputs: Sequence[Any]) -> str:
-    results = predictor.predict(inputs)
-    return json.dumps([{"input": str(x), "probabilities": r, "predicted": next(iter(r))}
-                       for x, r in zip(inputs, results)], indent=2)
+    def predict_with_set(self, inputs: Sequence[Any], level: Optional[float] = None) -> list[dict]:
+        """For each input: {"probabilities": {class: p} (calibrated, most likely first),
+        "prediction_set": [classes] holding the right one with probability `level` (split conformal,
+        thresholds from the run's validation examples) or None when there were too few of those,
+        "set_level", "set_sentence": the set in plain words}."""
+        from tl_ui.trust import min_calibration_size, prediction_sets, set_sentence
+
+        level = float(level or self.conformal.get("default_level") or 0.9)
+        qhat = (self.conformal.get("thresholds") or {}).get(str(level))
+        probs = self.predict_proba(inputs).numpy()
+        sets = prediction_sets(probs, qhat) if qhat is not None else [None] * len(probs)
+        out = []
+        for row, chosen in zip(probs, sets):
+            pairs = sorted(zip(self.classes, row.tolist()), key=lambda kv: -kv[1])
+            names = None if chosen is None else [self.classes[k] for k in sorted(chosen, key=lambda k: -row[k])]
+            sentence = set_sentence(names, level) if names else (
+                f"No prediction set: this model kept too few validation examples for the {level:.0%} level "
+                f"(at least {min_calibration_size(level)} needed).")
+            out.append({"probabilities": {c: float(p) for c, p in pairs}, "prediction_set": names,
+                        "set_level": level, "set_sentence": sentence})
+        return out

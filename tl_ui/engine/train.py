@@ -7,11 +7,8 @@ precision when present; the same code runs under `accelerate launch`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import shutil
 import tempfile
 import time
 import traceback
@@ -26,18 +23,21 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tl_ui.catalog import ModelUnavailable, get_model
 from tl_ui.config import ConfigError, RunConfig
-from tl_ui.data import DataError, LabelledDataset, load_dataset, stratified_split, stratified_subset
-from tl_ui.engine.evaluate import evaluate, quick_scores, write_predictions
-from tl_ui.engine.events import (EpochEnd, Event, Progress, RunFailed, RunFinished, RunStarted, RunStopped,
-                                 StepEnd)
+from tl_ui.data import DataError, LabelledDataset, Limits, load_dataset, stratified_subset
+from tl_ui.engine.evaluate import quick_scores, write_predictions
+from tl_ui.engine.events import EpochEnd, Progress, RunFailed, RunFinished, RunStarted, RunStopped, StepEnd
 from tl_ui.engine.export import export_model
 from tl_ui.engine.features import Stopped, compute_head_inputs, probe_head
 from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
-from tl_ui.engine.models import LoadedModel, load_model
+from tl_ui.engine.models import load_model
+from tl_ui.engine.recorder import EventCallback, EventRecorder
+from tl_ui.engine.report import (CV_BELOW_N, build_metrics, calibrate, cross_validate_probe,
+                                 keep_mistake_images, trust_softmax)
+from tl_ui.engine.roles import split_roles
 from tl_ui.engine.strategies import TrainPlan, plan
+from tl_ui.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
-EventCallback = Callable[[Event], None]
 
 
 @dataclass
@@ -65,7 +65,9 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
         with tempfile.TemporaryDirectory(prefix="tl-data-") as scratch:
             if dataset is None:
                 dataset = load_dataset(config.data_path, scratch, text_column=config.text_column,
-                                       label_column=config.label_column, path_column=config.path_column)
+                                       label_column=config.label_column, path_column=config.path_column,
+                                       group_column=config.group_column,
+                                       limits=Limits(**config.limits) if config.limits else None)
             return _Run(config, run_dir, dataset, recorder, stop).execute()
     except (ConfigError, DataError, ModelUnavailable) as exc:
         return _fail(recorder, run_dir, str(exc))
@@ -85,39 +87,6 @@ def _fail(recorder: "EventRecorder", run_dir: Path, message: str) -> RunResult:
     return RunResult(run_dir.name, run_dir, "failed", None, message)
 
 
-class EventRecorder:
-    """Sends each event to the listener and appends it to events.jsonl; keeps status.json current."""
-
-    def __init__(self, run_dir: Path, on_event: Optional[EventCallback]):
-        self.run_dir = run_dir
-        self.on_event = on_event
-        self.started = time.time()
-        self.muted = False  # under `accelerate launch`, only the main process writes
-        self._log = open(run_dir / "events.jsonl", "a", encoding="utf-8")
-
-    def emit(self, event: Event) -> None:
-        if self.muted:
-            return
-        self._log.write(json.dumps(event.to_dict()) + "\n")
-        self._log.flush()
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # a broken listener must not kill the run
-                log.exception("event listener failed")
-
-    def status(self, state: str, message: str = "") -> None:
-        if self.muted:
-            return
-        data = {"state": state, "message": message, "started": self.started,
-                "ended": None if state == "running" else time.time()}
-        tmp = self.run_dir / ".status.json.tmp"
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, self.run_dir / "status.json")  # atomic: readers never see half a file
-        if state != "running":
-            self._log.close()
-
-
 class _Run:
     """One run's state; `execute()` does the work."""
 
@@ -131,10 +100,15 @@ class _Run:
         if len(self.classes) < 2:
             raise DataError("The dataset needs at least two classes to learn to tell apart.")
         targets = dataset.targets
-        train_idx, val_idx = stratified_split(dataset, config.val_fraction, config.seed)
-        self.train_items = [dataset.items[i] for i in train_idx]
-        self.val_items = [dataset.items[i] for i in val_idx]
-        self.train_targets, self.val_targets = targets[train_idx], targets[val_idx]
+        self.roles = split_roles(dataset, config.val_fraction, config.seed, config.evaluation)
+        # "val" = the choose examples (early stopping, calibration); "report" = the test examples
+        self.train_items = [dataset.items[i] for i in self.roles.train]
+        self.val_items = [dataset.items[i] for i in self.roles.choose]
+        self.report_items = [dataset.items[i] for i in self.roles.report]
+        self.train_targets, self.val_targets = targets[self.roles.train], targets[self.roles.choose]
+        self.report_targets = targets[self.roles.report]
+        self.all_features = None   # the probe's embeddings of every example, for cross-validation
+        self.window = None if config.dicom_window in (None, "header") else config.dicom_window
         self.step = 0
         self.epoch = 0
         self.total_steps = 0
@@ -162,16 +136,22 @@ class _Run:
         self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
         try:
             if config.strategy == "linear_probe":
-                train_plan, best_epoch, val_probs = self._fit_probe()
+                train_plan, best_epoch, logits = self._fit_probe()
             else:
-                train_plan, best_epoch, val_probs = self._fit_finetune()
+                train_plan, best_epoch, logits = self._fit_finetune()
         except Stopped:
             message = f"Stopped by the user at epoch {self.epoch}, step {self.step}. No model was saved."
             self.recorder.emit(RunStopped(run_id=self.run_dir.name, epoch=self.epoch, step=self.step,
                                           message=message))
             self.recorder.status("stopped", message)
             return RunResult(self.run_dir.name, self.run_dir, "stopped", None, message)
-        return self._finish(train_plan, best_epoch, val_probs)
+        return self._finish(train_plan, best_epoch, *logits)
+
+    def _data_summary(self) -> dict:
+        summary = self.dataset.summary()
+        if self.dataset.modality == "image":
+            summary["image_reading"] = _image_reading(self.dataset.items, self.window)
+        return summary
 
     def _inference_batch(self) -> int:
         # On CPU, large batches are slower per image (EfficientNet-Lite0 at 224 px: 142 img/s at
@@ -204,28 +184,32 @@ class _Run:
         batch = int(config.batch_size)
         self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch))
         device = self.accelerator.device
-        n_all = len(self.train_items) + len(self.val_items)
-        features = []
-        for items, offset in ((self.train_items, 0), (self.val_items, len(self.train_items))):
-            data = make_dataset(loaded, items, None, augment=False, max_length=config.max_length)
+        sets = (self.train_items, self.val_items, self.report_items)
+        n_all = sum(map(len, sets))
+        features, offset = [], 0
+        for items in sets:
+            data = make_dataset(loaded, items, None, augment=False, max_length=config.max_length, window=self.window)
             loader = make_loader(loaded, data, self._inference_batch(), shuffle=False)
             features.append(compute_head_inputs(
                 loaded, loader, device=device, should_stop=self.should_stop,
                 on_batch=lambda done, offset=offset: self.recorder.emit(Progress(
                     stage="embeddings", done=offset + done, total=n_all,
                     message="Computing embeddings once (the model itself stays frozen)"))))
+            offset += len(items)
+        self.all_features = (features, (self.train_targets, self.val_targets, self.report_targets))
         head = probe_head(loaded)
         generator = torch.Generator().manual_seed(config.seed)
         train_loader = DataLoader(TensorDataset(features[0], torch.as_tensor(self.train_targets)),
                                   batch_size=batch, shuffle=True, generator=generator)
         val_loader = DataLoader(TensorDataset(features[1], torch.as_tensor(self.val_targets)), batch_size=256)
+        report_loader = DataLoader(TensorDataset(features[2], torch.as_tensor(self.report_targets)), batch_size=256)
 
         def forward(model, batch):
             return model(batch[0])
 
         best_epoch = self._fit(head, [(train_plan, epochs)], forward, train_loader, val_loader)
-        val_probs = self._predict(head, forward, val_loader)
-        return train_plan, best_epoch, val_probs
+        return train_plan, best_epoch, (self._predict(head, forward, val_loader),
+                                        self._predict(head, forward, self.accelerator.prepare(report_loader)))
 
     # -- partial / full / lora: the ordinary loop ------------------------------------------------------
     def _fit_finetune(self):
@@ -233,11 +217,14 @@ class _Run:
         epochs = config.resolved_epochs
         augment = config.augment and loaded.modality == "image"
         train_data = make_dataset(loaded, self.train_items, self.train_targets, augment=augment,
-                                  max_length=config.max_length)
+                                  max_length=config.max_length, window=self.window)
         val_data = make_dataset(loaded, self.val_items, self.val_targets, augment=False,
-                                max_length=config.max_length)
+                                max_length=config.max_length, window=self.window)
+        report_data = make_dataset(loaded, self.report_items, self.report_targets, augment=False,
+                                   max_length=config.max_length, window=self.window)
         train_loader = make_loader(loaded, train_data, int(config.batch_size), shuffle=True, seed=config.seed)
         val_loader = make_loader(loaded, val_data, self._inference_batch(), shuffle=False)
+        report_loader = make_loader(loaded, report_data, self._inference_batch(), shuffle=False)
 
         final_plan = plan(loaded, config)  # LoRA wraps the model in a PeftModel here
         stages = [(final_plan, epochs)]
@@ -249,8 +236,8 @@ class _Run:
         self._started(final_plan, epochs, len(train_loader))
         model = final_plan.model
         best_epoch = self._fit(model, stages, forward_logits, train_loader, val_loader)
-        val_probs = self._predict(model, forward_logits, val_loader)
-        return final_plan, best_epoch, val_probs
+        return final_plan, best_epoch, (self._predict(model, forward_logits, val_loader),
+                                        self._predict(model, forward_logits, self.accelerator.prepare(report_loader)))
 
     # -- the shared loop ---------------------------------------------------------------------------
     def _fit(self, module: nn.Module, stages: list[tuple[TrainPlan, int]], forward, train_loader, val_loader) -> int:
@@ -332,45 +319,59 @@ class _Run:
 
     @torch.no_grad()
     def _validate(self, model, forward, loader) -> tuple[float, float, float]:
-        probs = self._predict(model, forward, loader)
+        log_probs = self._predict(model, forward, loader)
         targets = torch.as_tensor(self.val_targets)
-        loss = nn.functional.nll_loss(torch.log(torch.as_tensor(probs).clamp_min(1e-12)), targets,
+        loss = nn.functional.nll_loss(torch.as_tensor(log_probs), targets,
                                       weight=None if self.criterion.weight is None else self.criterion.weight.cpu())
-        accuracy, macro_f1 = quick_scores(self.val_targets, probs.argmax(axis=1))
+        accuracy, macro_f1 = quick_scores(self.val_targets, log_probs.argmax(axis=1))
         return float(loss), accuracy, macro_f1
 
     @torch.no_grad()
     def _predict(self, model, forward, loader) -> np.ndarray:
+        """Log-probabilities (logits up to a per-row constant: what temperature scaling needs)."""
         was_training = model.training
         model.eval()
         rows = []
         for batch in loader:
             if self.should_stop():
                 raise Stopped()
-            probs = forward(model, batch).float().softmax(-1)
-            rows.append(self.accelerator.gather_for_metrics(probs).cpu())  # all shards, in order
+            log_probs = forward(model, batch).float().log_softmax(-1)
+            rows.append(self.accelerator.gather_for_metrics(log_probs).cpu())  # all shards, in order
         model.train(was_training)
-        return torch.cat(rows).numpy()
+        return torch.cat(rows).numpy() if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
 
     # -- the end ---------------------------------------------------------------------------------
-    def _finish(self, train_plan: TrainPlan, best_epoch: int, val_probs: np.ndarray) -> RunResult:
+    def _finish(self, train_plan: TrainPlan, best_epoch: int, choose_logits: np.ndarray,
+                report_logits: np.ndarray) -> RunResult:
         config = self.config
-        val_items = [str(x) for x in self.val_items]
-        metrics = evaluate(val_probs, self.val_targets, self.classes, val_items)
+        report_items = [str(x) for x in self.report_items]
+        fitted = calibrate(choose_logits, self.val_targets)        # chosen on the choose examples only
+        groups = (None if self.dataset.groups is None
+                  else [self.dataset.groups[i] for i in self.roles.report])
+        metrics = build_metrics(report_logits, self.report_targets, self.classes, report_items, fitted,
+                                set_level=config.set_level, seed=config.seed, groups=groups,
+                                group_column=self.dataset.group_column)
         metrics.update({
             "n_train": len(self.train_items), "best_epoch": best_epoch, "epochs_run": self.epoch,
             "strategy": config.strategy, "model_id": config.model_id, "random_init": config.random_init,
             "trainable_params": train_plan.trainable_params, "total_params": train_plan.total_params,
-            "train_seconds": round(time.time() - self.fit_started, 2),
+            "train_seconds": round(time.time() - self.fit_started, 2), "evaluation": self.roles.describe(),
         })
+        if self.all_features is not None and len(self.report_items) < CV_BELOW_N:
+            features = torch.cat(self.all_features[0]).numpy()
+            cv = cross_validate_probe(features, np.concatenate(self.all_features[1]), len(self.classes), config.seed)
+            if cv is not None:
+                metrics["cross_validation"] = cv
         model = self.accelerator.unwrap_model(train_plan.model)
+        run = RunFolder(self.run_dir)
         if self.accelerator.is_main_process:
+            probs = trust_softmax(report_logits, fitted["temperature"])
             if self.dataset.modality == "image":
-                _keep_mistake_images(metrics["mistakes"], self.run_dir / "mistakes")
-            write_predictions(self.run_dir / "predictions.csv", val_probs, self.val_targets, self.classes, val_items)
-            export_model(self.loaded, model, self.run_dir / "model", config=config,
-                         data_summary=self.dataset.summary(), metrics=metrics)
-            _write_json_atomic(self.run_dir / "metrics.json", metrics)
+                keep_mistake_images(metrics["mistakes"], run, self.window)
+            write_predictions(run.predictions_csv, probs, self.report_targets, self.classes, report_items)
+            export_model(self.loaded, model, run, config=config, data_summary=self._data_summary(),
+                         metrics=metrics, calibration=fitted)
+            run.write_metrics(metrics)
         self.accelerator.wait_for_everyone()
         elapsed = time.time() - self.recorder.started
         self.recorder.emit(RunFinished(
@@ -380,15 +381,10 @@ class _Run:
         return RunResult(self.run_dir.name, self.run_dir, "finished", metrics)
 
 
-def _keep_mistake_images(mistakes: list[dict], folder: Path) -> None:
-    """Copy the images of the shown mistakes into the run folder (uploads are cleaned up later)."""
-    folder.mkdir(exist_ok=True)
-    for i, mistake in enumerate(mistakes):
-        source = Path(mistake["item"])
-        if source.is_file():
-            target = folder / f"{i:02d}{source.suffix.lower()}"
-            shutil.copyfile(source, target)
-            mistake["file"] = str(target.relative_to(folder.parent))
+def _image_reading(items, window):
+    from tl_ui.data.images import image_reading_note
+
+    return image_reading_note(items, window)
 
 
 def _activate(train_plan: TrainPlan, model: nn.Module) -> None:
@@ -400,9 +396,3 @@ def _activate(train_plan: TrainPlan, model: nn.Module) -> None:
 
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)

@@ -6,7 +6,10 @@
     status, metrics, run_id = job.result()                   # waits; final metrics (dict) and run id
     # job.status() / job.outputs() show progress meanwhile; avoid `for update in job` in the same
     # process as the server: it polls every millisecond and slows the run ~18% (docs/benchmarks.md).
-    c.predict(run_id, handle_file("seven.png"), "", api_name="/predict")  # {class: probability}
+    c.predict(run_id, handle_file("seven.png"), "", api_name="/predict")
+    # -> {"probabilities": {class: p}, "prediction_set": [classes], "set_level": 0.9, "set_sentence": "..."}
+
+Status texts are plain text (no markup); `metrics["state"]` is the machine-readable state.
 
 Every endpoint acts for the caller only: runs belong to the authenticated user, or without login
 to the caller's session (the `tl_sid` cookie a client keeps), and another caller's run id is
@@ -15,21 +18,20 @@ answered as unknown.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 from pathlib import Path
 
 import gradio as gr
 
-from tl_ui.ui import strategy as strategy_step
+from tl_ui.service.lab import UserError
 from tl_ui.ui.helpers import train_view, user_message
-from tl_ui.ui.state import SessionState
-
-_KNOWN_OPTIONS = set(strategy_step.ADVANCED_KEYS) | {"text_column", "label_column"}
 
 
 def build(handlers) -> dict:
     """Hidden components and the named endpoints: train, predict, runs, stop, download."""
-    ctx = handlers.ctx
+    lab = handlers.lab
     with gr.Column(visible=False):
         a_model = gr.Textbox(label="model_id")
         a_data = gr.File(label="dataset", type="filepath")
@@ -52,56 +54,55 @@ def build(handlers) -> dict:
     async def train(model_id, dataset, strategy, epochs, options_json, request: gr.Request):
         """Train a model. model_id: a shelf id (e.g. efficientnet_lite0, minilm_l6) or Hub id;
         dataset: zip/CSV/TSV/XLSX file (empty: the sample for the model's kind); strategy:
-        linear_probe|partial|full|lora; epochs: 0 = strategy default; options_json: JSON object of
-        further settings (learning_rate, batch_size, image_size, val_fraction, seed, random_init,
-        unfreeze_groups, lora_rank, max_examples, text_column, label_column).
-        Streams (status, metrics, run_id); the last metrics are the run's metrics.json plus state."""
-        owner = ctx.owner(request)
+        linear_probe|partial|full|lora (empty: the default for the data, LoRA for texts); epochs:
+        0 = strategy default; options_json: JSON object of further settings, the same names as
+        run.json (learning_rate, batch_size, image_size, val_fraction, seed, random_init,
+        compare_scratch, group_column, set_level, unfreeze_groups, lora_rank, max_examples,
+        text_column, label_column, ...). Streams (status, metrics, run_id): status is plain text;
+        the last metrics are the run's metrics.json plus "state"."""
+        owner = lab.owner(request)
         try:
-            job = await asyncio.to_thread(_submit, handlers, owner, model_id, dataset, strategy, epochs,
-                                          options_json)
+            job = await asyncio.to_thread(_submit, lab, owner, model_id, dataset, strategy, epochs, options_json)
         except Exception as exc:
             raise gr.Error(user_message(exc, "starting the run"), print_exception=False) from None
-        position_at_submit = ctx.runner.position(job)
+        position_at_submit = lab.runner.position(job)
         last = None
         while True:
             events, _ = job.events_since(0)
             state = job.state
-            view = train_view(events, state, ctx.runner.position(job), job.message)
-            status = _plain(view.status) if state != "running" else _plain(view.progress_text or view.status)
+            view = train_view(events, state, lab.runner.position(job), job.message)
+            status = plain_text(view.status) if state != "running" else plain_text(view.progress_text or view.status)
             if job.done:
                 yield status, _final_metrics(job, position_at_submit), job.id
                 return
             if status != last:
                 last = status
-                yield status, {"state": state, "position": ctx.runner.position(job)}, job.id
+                yield status, {"state": state, "position": lab.runner.position(job)}, job.id
             await asyncio.sleep(0.5)
 
     def predict(run_id, image, text, request: gr.Request):
-        """Class probabilities for one image (file) or one text with a finished run of yours."""
-        owner = ctx.owner(request)
+        """For one image (file) or one text, with a finished run of yours: {"probabilities": {class: p},
+        "prediction_set": [classes that hold the right one 90% of the time], "set_level", "set_sentence"}."""
+        owner = lab.owner(request)
         try:
-            return handlers.predict(owner, (run_id or "").strip(), image, text)
+            return lab.predict(owner, (run_id or "").strip(), image, text)
         except Exception as exc:
             raise gr.Error(user_message(exc, "predicting"), print_exception=False) from None
 
     def runs(request: gr.Request):
-        """Your runs, newest first: run_id, state, model, strategy, accuracy, has_model."""
-        owner = ctx.owner(request)
-        return [info.to_dict() for info in ctx.workspace.list_runs(owner)]
+        """Your runs, newest first: run_id, state, model, strategy, accuracy (+ interval), has_model."""
+        return [info.to_dict() for info in lab.list_runs(lab.owner(request))]
 
     def stop(run_id, request: gr.Request):
         """Ask one of your runs to stop (it ends after its current step)."""
-        owner = ctx.owner(request)
-        return {"run_id": run_id, "stopped": bool(ctx.runner.stop((run_id or "").strip(), owner.id))}
+        return {"run_id": run_id, "stopped": bool(lab.stop_run(lab.owner(request), run_id))}
 
     def download(run_id, what, request: gr.Request):
         """A file of one of your runs: what = model (zip of the model folder) | run.json | card."""
-        owner = ctx.owner(request)
-        run_dir = ctx.workspace.run_dir(owner, (run_id or "").strip())
-        if run_dir is None:
-            raise gr.Error(f"There is no run '{run_id}' for you.", print_exception=False)
-        files = ctx.private.run_downloads(owner, run_dir)
+        try:
+            files = lab.run_files(lab.owner(request), run_id)
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
         key = {"model": "model", "model.zip": "model", "run.json": "run_json", "run_json": "run_json",
                "card": "card", "README.md": "card"}.get((what or "model").strip())
         if key is None:
@@ -120,47 +121,41 @@ def build(handlers) -> dict:
     return {}
 
 
-def _plain(markdown: str) -> str:
-    return markdown.replace("**", "").strip()
+def plain_text(markup: str) -> str:
+    """An API answer is plain text: the page's markup (warning boxes, bold) removed."""
+    text = re.sub(r"<[^>]+>", "", markup or "").replace("**", "").replace("⚠️", "")
+    return " ".join(html.unescape(text).split())
 
 
-def _submit(handlers, owner, model_id, dataset, strategy, epochs, options_json):
+def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json):
     from tl_ui.catalog import get_model
-    from tl_ui.ui import data as data_step
 
     options = {}
     if options_json and str(options_json).strip():
         try:
             options = json.loads(options_json)
         except ValueError:
-            raise ValueError_("options_json is not valid JSON.") from None
+            raise UserError("options_json is not valid JSON.") from None
         if not isinstance(options, dict):
-            raise ValueError_("options_json must be a JSON object, e.g. {\"max_examples\": 100}.")
-        unknown = sorted(set(options) - _KNOWN_OPTIONS)
-        if unknown:
-            raise ValueError_(f"Unknown option(s): {', '.join(unknown)}. Known: {', '.join(sorted(_KNOWN_OPTIONS))}.")
+            raise UserError("options_json must be a JSON object, e.g. {\"max_examples\": 100}.")
     model_id = (model_id or "").strip() or "efficientnet_lite0"
-    strategy = (strategy or "").strip() or "linear_probe"
-    advanced = {k: options.get(k) for k in strategy_step.ADVANCED_KEYS}
-    if epochs:
-        advanced["epochs"] = int(epochs)
-    state = SessionState(columns={"text_column": options.get("text_column") or "",
-                                  "label_column": options.get("label_column") or ""})
+    options = {**options, "strategy": (strategy or "").strip() or options.get("strategy"), "epochs": epochs or None}
+    columns = {k: options.pop(k, None) for k in ("text_column", "label_column")}
+    if options.get("group_column"):
+        columns["group_column"] = options["group_column"]
     if dataset:
-        outcome = data_step.load_into_workspace(handlers.ctx, owner, Path(dataset), Path(dataset).name,
-                                                state.columns["text_column"], state.columns["label_column"])
+        outcome = lab.load_data(owner, Path(dataset), Path(dataset).name, **columns)
     else:
-        outcome = handlers._load_sample(owner, get_model(model_id).modality)
+        outcome = lab.load_sample(owner, get_model(model_id).modality)
     if outcome.error:
-        raise ValueError_(outcome.error)
-    state.dataset, state.data_path, state.data_name = outcome.dataset, outcome.data_path, outcome.name
-    return handlers.submit(owner, state, model_id, strategy, advanced)
+        raise UserError(outcome.error)
+    return lab.start_run(owner, outcome.dataset, outcome.data_path, model_id, {**options, **columns})
 
 
 def _final_metrics(job, position_at_submit: int) -> dict:
-    from tl_ui.sessions import read_json
+    from tl_ui.runfolder import RunFolder
 
-    metrics = read_json(job.run_dir / "metrics.json") or {}
+    metrics = RunFolder(job.run_dir).metrics() or {}
     metrics = {k: v for k, v in metrics.items() if k != "mistakes"}
     metrics.update({
         "state": job.state, "message": job.message, "run_id": job.id,
@@ -171,8 +166,3 @@ def _final_metrics(job, position_at_submit: int) -> dict:
         failed = [e for e in job.events if e.get("kind") == "failed"]
         metrics["message"] = failed[-1].get("message", "") if failed else ""
     return metrics
-
-
-class ValueError_(ValueError):
-    """A user-facing API input problem."""
-

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import html
 import logging
-import shutil
-from pathlib import Path
 from typing import Optional
 
 import gradio as gr
 import pandas as pd
 
-from tl_ui.ui.helpers import error_md, thumbnail, user_message
+from tl_ui.ui.helpers import error_md, thumbnail
 from tl_ui.ui.state import SessionState
 
 log = logging.getLogger(__name__)
@@ -65,10 +63,6 @@ NO_DATA_YET = ("No data loaded yet. Upload a file above, or press **Use the samp
                "(or **Use the sample texts**) to try Transfer Lab straight away.")
 
 
-def empty_counts() -> pd.DataFrame:
-    return pd.DataFrame({"class": pd.Series(dtype=str), "examples": pd.Series(dtype=int)})
-
-
 def counts_df(dataset) -> pd.DataFrame:
     counts = dataset.class_counts()
     return pd.DataFrame({"class": list(counts), "examples": list(counts.values())})
@@ -110,11 +104,11 @@ def pick_examples(dataset, n: int = 12) -> list[int]:
     return picked
 
 
-def preview_updates(ctx, owner, dataset):
+def preview_updates(lab, owner, dataset):
     """(gallery update, table update) showing a few examples of the data."""
     idx = pick_examples(dataset)
     if dataset.modality == "image":
-        folder = ctx.private.new_folder(owner, "preview")
+        folder = lab.private.new_folder(owner, "preview")
         items = []
         for k, i in enumerate(idx):
             thumb = thumbnail(dataset.items[i], folder, f"example-{k}")
@@ -131,53 +125,11 @@ def _short(text: str, n: int = 240) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-class LoadOutcome:
-    """What a load attempt produced: a dataset or a user-facing error."""
-
-    def __init__(self, dataset=None, error: str = "", name: str = "", data_path: str = ""):
-        self.dataset, self.error, self.name, self.data_path = dataset, error, name, data_path
-
-
-def load_into_workspace(ctx, owner, src: Path, name: str, text_column: Optional[str] = None,
-                        label_column: Optional[str] = None, copy: bool = True) -> LoadOutcome:
-    """Size-check, copy the upload into the owner's folder, and read it. Never raises."""
-    settings = ctx.settings
-    try:
-        from tl_ui.data import load_dataset
-        from tl_ui.data.limits import human_size
-
-        src = Path(src)
-        size = src.stat().st_size if src.is_file() else 0
-        if size > settings.max_upload_bytes:  # before anything is copied or unpacked
-            return LoadOutcome(error=(
-                f"The file '{name}' is {human_size(size)}; this Transfer Lab accepts uploads up to "
-                f"{human_size(settings.max_upload_bytes)}. Upload fewer or smaller images, or fewer rows."))
-        workdir = ctx.workspace.uploads_dir(owner)
-        data_path = src
-        if copy and src.is_file():
-            data_path = workdir / _safe_name(name or src.name)
-            shutil.copyfile(src, data_path)
-        try:
-            dataset = load_dataset(data_path, workdir / "unpacked", text_column=text_column or None,
-                                   label_column=label_column or None, limits=settings.limits())
-        except Exception as exc:  # DataError (user-facing) or anything unexpected (logged)
-            return LoadOutcome(error=user_message(exc, "reading the data"), name=name, data_path=str(data_path))
-        return LoadOutcome(dataset=dataset, name=name, data_path=str(data_path))
-    except Exception as exc:
-        return LoadOutcome(error=user_message(exc, "reading the data"), name=name)
-
-
-def _safe_name(name: str) -> str:
-    keep = "".join(ch if ch.isalnum() or ch in "._- " else "_" for ch in Path(name).name).strip()
-    return keep or "upload"
-
-
-def apply_outcome(ctx, owner, state: SessionState, outcome: LoadOutcome, model_choice: Optional[str]):
+def apply_outcome(lab, owner, state: SessionState, outcome, model_choice: Optional[str]):
     """Outputs of every data-loading handler, in `OUTPUT_KEYS` order. The upload box is emptied
     each time, so the next file can be dropped straight away (the summary names what is loaded)."""
+    from tl_ui.config import default_strategy
     from tl_ui.ui import model as model_step
-
-    from tl_ui.ui import strategy as strategy_step
 
     clear_upload = gr.update(value=None)
     if outcome.error:
@@ -193,12 +145,12 @@ def apply_outcome(ctx, owner, state: SessionState, outcome: LoadOutcome, model_c
     previous_modality = state.modality
     state.dataset, state.data_path, state.data_name = ds, outcome.data_path, outcome.name
     state.pending_path, state.pending_name = "", ""
-    shelf, choice_update, note = model_step.filtered_updates(ds.modality, model_choice, ctx.settings.offline)
+    shelf, choice_update, note = model_step.filtered_updates(ds.modality, model_choice, lab.settings.offline)
     notes = [note] if note else []
     # the strategy follows the kind of data when it changes (texts: LoRA, images: linear probe)
-    strategy = (gr.update(value=strategy_step.default_strategy(ds.modality))
+    strategy = (gr.update(value=default_strategy(ds.modality))
                 if ds.modality != previous_modality else gr.skip())
-    gallery, table = preview_updates(ctx, owner, ds)
+    gallery, table = preview_updates(lab, owner, ds)
     return (state, "", summary_md(ds, outcome.name, notes), gr.update(value=counts_df(ds), visible=True),
             gallery, table, shelf, choice_update, clear_upload, strategy)
 

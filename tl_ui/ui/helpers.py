@@ -13,20 +13,7 @@ import pandas as pd
 
 log = logging.getLogger("tl_ui.ui")
 
-GENERIC_ERROR = ("Something went wrong on the server while doing that. Please try again; if it keeps "
-                 "happening, tell the person who runs this Transfer Lab (the details are in its log).")
-
-
-def user_message(exc: BaseException, what: str = "") -> str:
-    """The text to show for an exception: our own user-facing errors verbatim, anything else a
-    short friendly sentence (and the traceback goes to the server log, never to the page)."""
-    module = type(exc).__module__ or ""
-    if module.startswith("tl_ui") and isinstance(exc, (ValueError, RuntimeError)):
-        return str(exc)
-    if isinstance(exc, FileNotFoundError) and module == "builtins" and what:
-        return f"{what}: a file is missing on the server ({Path(str(exc.filename or '')).name})."
-    log.error("unexpected error%s", f" while {what}" if what else "", exc_info=exc)
-    return GENERIC_ERROR
+from tl_ui.service.errors import GENERIC_ERROR, user_message  # noqa: E402,F401 (re-exported for the steps)
 
 
 def error_md(message: str, title: str = "Problem") -> str:
@@ -156,14 +143,6 @@ class TrainView:
 
     def log_text(self, last: int = 40) -> str:
         return "\n".join(self.log[-last:])
-
-
-def empty_loss_df() -> pd.DataFrame:
-    return _padded([], LOSS_COLUMNS, LOSS_SERIES)
-
-
-def empty_acc_df() -> pd.DataFrame:
-    return _padded([], ACC_COLUMNS, ACC_SERIES)
 
 
 def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_message: str = "") -> TrainView:

@@ -90,10 +90,6 @@ def model_info_md(choice: Optional[str], hub_id: Optional[str], modality: Option
     return f"**Selected:** {entry.display_name} — reads {kind}{size} · {where}."
 
 
-def on_model_change(choice, hub_id, state):
-    return model_info_md(choice, hub_id, state.modality)
-
-
 def filtered_updates(modality: Optional[str], current: Optional[str], offline_mode: bool):
     """(shelf table, radio update, note) after data of `modality` was loaded."""
     choices = shelf_choices(modality, offline_mode)

@@ -9,7 +9,7 @@ from typing import Optional
 import gradio as gr
 import pandas as pd
 
-from tl_ui.sessions import read_json
+from tl_ui.runfolder import RunFolder
 from tl_ui.ui.helpers import confusion_html, fmt_count, fmt_pct, fmt_seconds, fmt_share, thumbnail
 
 
@@ -70,28 +70,6 @@ OUTPUT_KEYS = ["results_summary", "metrics_table", "per_class_table", "confusion
                "download_run_json", "download_card", "replay_command"]
 
 
-def run_modality(run_dir: Path) -> Optional[str]:
-    manifest = read_json(run_dir / "model" / "transfer_lab.json") or {}
-    if manifest.get("modality"):
-        return manifest["modality"]
-    for line in _read_lines(run_dir / "events.jsonl", 5):
-        if '"started"' in line:
-            import json
-            try:
-                return json.loads(line).get("modality")
-            except ValueError:
-                return None
-    return None
-
-
-def _read_lines(path: Path, n: int) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return [next(fh) for _ in range(n)]
-    except (OSError, StopIteration):
-        return []
-
-
 def metrics_df(metrics: dict, config: dict, run_seconds: Optional[float] = None) -> pd.DataFrame:
     rows = [
         ("Validation accuracy", fmt_pct(metrics.get("accuracy"))),
@@ -134,11 +112,10 @@ def empty_outputs(message: str):
     return (message, None, None, "", hide, hide, gr.update(), gr.update(), None, off, off, off, "")
 
 
-def results_outputs(ctx, owner, run_dir: Path):
+def results_outputs(lab, owner, run: RunFolder):
     """Everything the Results step shows for one of the owner's runs, in OUTPUT_KEYS order."""
-    status = read_json(run_dir / "status.json") or {}
-    config = read_json(run_dir / "run.json") or {}
-    metrics = read_json(run_dir / "metrics.json")
+    run_dir = run.path
+    status, config, metrics = run.status(), run.config(), run.metrics()
     state = status.get("state", "unknown")
     if not metrics:
         msg = {
@@ -150,7 +127,7 @@ def results_outputs(ctx, owner, run_dir: Path):
         }.get(state, "This run has no results.")
         return empty_outputs(msg)
 
-    modality = run_modality(run_dir) or "image"
+    modality = run.modality() or "image"
     classes = metrics.get("classes") or []
     headline = (f"**Run {html.escape(run_dir.name)}** · {html.escape(str(config.get('model_id', '')))} · "
                 f"{html.escape(str(config.get('strategy', '')))} · validation accuracy "
@@ -161,7 +138,7 @@ def results_outputs(ctx, owner, run_dir: Path):
 
     mistakes = metrics.get("mistakes") or []
     if modality == "image":
-        folder = ctx.private.new_folder(owner, "mistakes")
+        folder = lab.private.new_folder(owner, "mistakes")
         items = []
         for k, m in enumerate(mistakes[:12]):
             thumb = thumbnail(m.get("item", ""), folder, f"mistake-{k}")
@@ -176,7 +153,7 @@ def results_outputs(ctx, owner, run_dir: Path):
         table = gr.update(value=pd.DataFrame(rows, columns=["true class", "predicted", "sure", "text"]),
                           visible=True)
 
-    files = ctx.private.run_downloads(owner, run_dir)
+    files = lab.private.run_downloads(owner, run_dir)
 
     def dl(path):
         return gr.update(value=str(path), interactive=True) if path else gr.update(value=None, interactive=False)
@@ -219,9 +196,15 @@ def _short(text: str, n: int = 300) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def run_choices(ctx, owner) -> list[tuple[str, str]]:
-    return [(info.label(), info.run_id) for info in ctx.workspace.list_runs(owner)]
+def run_choices(lab, owner) -> list[tuple[str, str]]:
+    return [(info.label(), info.run_id) for info in lab.list_runs(owner)]
 
 
 def label_value(probs: dict[str, float]) -> dict[str, float]:
     return {str(k): float(v) for k, v in probs.items()}
+
+
+def set_md(answer: dict) -> str:
+    """The prediction set in plain words, under the try-it probabilities."""
+    sentence = answer.get("set_sentence")
+    return f"**Prediction set:** {html.escape(sentence)}" if sentence else ""

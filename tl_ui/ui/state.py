@@ -29,7 +29,3 @@ class SessionState:
     @property
     def n_examples(self) -> int:
         return len(self.dataset) if self.dataset is not None else 0
-
-
-def new_state() -> SessionState:
-    return SessionState()

@@ -1,8 +1,6 @@
 """Step 3 · Strategy: four ways to adapt the model, what each trains, how long it may take."""
 from __future__ import annotations
 
-from typing import Optional
-
 import gradio as gr
 
 from tl_ui.config import STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig
@@ -19,7 +17,6 @@ STRATEGY_LABELS = {
 WHEN_TO_USE = ("Little data or a first try: linear probe · a few hundred examples: partial · "
                "lots of data and time: full · near full quality with few trained weights: LoRA")
 DEFAULT_STRATEGY = "linear_probe"
-DEFAULT_STRATEGY_FOR = {"image": "linear_probe", "text": "lora"}
 # Why texts default to LoRA (measured on the sample reviews: LoRA ~0.68, linear probe ~0.55).
 TEXT_LORA_REASON = (
     "LoRA is preselected for texts: a linear probe can only read the model's sentence summary "
@@ -80,68 +77,25 @@ def build() -> dict:
             "max_examples": max_examples, "strategy_next": next_btn}
 
 
-def _num(value, kind=float, default=None):
-    if value is None or value == "":
-        return default
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def make_config(model_id: str, data_path: str, strategy: str, advanced: dict, columns: Optional[dict] = None,
-                offline: bool = False) -> RunConfig:
-    """The RunConfig for the form's values (raises ConfigError with a user message)."""
-    size = _num(advanced.get("image_size"), int, 0)
-    max_ex = _num(advanced.get("max_examples"), int, 0)
-    config = RunConfig(
-        model_id=model_id,
-        data_path=data_path,
-        strategy=strategy or DEFAULT_STRATEGY,
-        epochs=_num(advanced.get("epochs"), int),
-        learning_rate=_num(advanced.get("learning_rate"), float),
-        batch_size=_num(advanced.get("batch_size"), int, 16),
-        image_size=size if size else None,
-        val_fraction=_num(advanced.get("val_fraction"), float, 0.2),
-        seed=_num(advanced.get("seed"), int, 0),
-        random_init=bool(advanced.get("random_init")),
-        unfreeze_groups=_num(advanced.get("unfreeze_groups"), int, 2),
-        lora_rank=_num(advanced.get("lora_rank"), int, 8),
-        max_examples=max_ex if max_ex else None,
-        text_column=(columns or {}).get("text_column") or None,
-        label_column=(columns or {}).get("label_column") or None,
-    )
-    return config.validate()
-
-
-def default_strategy(modality) -> str:
-    return DEFAULT_STRATEGY_FOR.get(modality or "image", DEFAULT_STRATEGY)
-
-
-def strategy_info_md(ctx, model_id: str, strategy: str, state, advanced: dict) -> str:
+def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
     """One sentence on the strategy, the trainable share and a time estimate (never raises)."""
+    strategy = options.get("strategy") or DEFAULT_STRATEGY
     lines = [STRATEGY_HELP.get(strategy, "")]
     if state.modality == "text" and strategy == "lora":
         lines.append(TEXT_LORA_REASON if model_id == "minilm_l6" else TEXT_LORA_REASON_OTHER)
     elif state.modality == "text" and strategy == "linear_probe":
         lines.append(TEXT_PROBE_HINT)
     try:
-        config = make_config(model_id, state.data_path, strategy, advanced)
-        n_classes = state.num_classes or 10
-        numbers = ctx.strategy_numbers(model_id, strategy, n_classes, config)
+        numbers = lab.plan(model_id, options, state.dataset)
+        config = numbers["config"]
         lines.append(
             f"**Trains {fmt_count(numbers['trainable'])} of {fmt_count(numbers['total'])} weights "
             f"({fmt_share(numbers['share'])}).**"
         )
-        if state.dataset is not None:
-            n = len(state.dataset)
-            if config.max_examples:
-                n = min(n, config.max_examples)
-            from tl_ui.engine import estimate_seconds
-
-            seconds = estimate_seconds(config, n)
-            lines.append(f"**Rough time on this computer:** about {fmt_duration(seconds)} for {n:,} "
-                         f"examples and {config.resolved_epochs} epochs.")
+        if numbers["n"] is not None:
+            both = " (twice: also from random weights)" if config.compare_scratch else ""
+            lines.append(f"**Rough time on this computer:** about {fmt_duration(numbers['seconds'])} for "
+                         f"{numbers['n']:,} examples and {config.resolved_epochs} epochs{both}.")
         else:
             lines.append("Load data in step 2 to see a time estimate.")
     except Exception as exc:

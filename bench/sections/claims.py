@@ -1,0 +1,112 @@
+"""8. The figures the app's pages quote, measured: held-out accuracy of the linear probe and LoRA on the
+sample reviews at the app's defaults (mean ± sd over seeds), and for every strategy x modality the
+app's time estimate (`tl_ui.engine.estimate_seconds`) against the wall time of real runs.
+
+Per seed, 50 reviews of each class (100 of the 400) are held out, drawn afresh for each seed, and the
+other 300 go to the engine at the app's defaults (it keeps 20% for its own validation); the probe and
+LoRA see the same split within a seed, in alternating order, so their difference is paired. Images:
+6 digits per class (60 of the 300) held out, 240 to the engine. A run's wall time is the whole
+`train_run` call (model loading, embeddings or training, validation, export; the data is already
+loaded), after one small untimed run per modality, as in a server that has run something before. The
+page promises estimates "within about 2x": ratio = measured / estimate in [0.5, 2]."""
+from __future__ import annotations
+
+import statistics
+import tempfile
+from pathlib import Path
+
+from bench.data import HELDOUT_SEED, MODEL_FOR, heldout_accuracy, heldout_split, sample_dataset
+from bench.harness import Clock, Events, log, mean_sd, rnd, summary
+
+ACCURACY_STRATEGIES = ("linear_probe", "lora")
+WITHIN = (0.5, 2.0)  # "within about 2x"
+
+
+def _train(modality: str, strategy: str, seed: int, split: dict) -> dict:
+    """One run at the app's defaults (a RunConfig with only model, strategy and seed set)."""
+    from tl_ui.config import RunConfig
+    from tl_ui.engine import estimate_seconds, train_run
+
+    config = RunConfig(model_id=MODEL_FOR[modality], strategy=strategy, seed=seed)
+    pool = split["pool"]
+    ev = Events()
+    with tempfile.TemporaryDirectory(prefix="tlbench-claims-") as d:
+        with Clock() as c:
+            res = train_run(config, Path(d) / "run", on_event=ev, dataset=pool)
+        if res.status != "finished":
+            raise RuntimeError(f"{modality}/{strategy} seed {seed}: {res.status}: {res.message}")
+        held = heldout_accuracy(Path(d) / "run", split["heldout"])
+    return {"modality": modality, "strategy": strategy, "seed": seed, "n": len(pool), "wall_s": round(c.wall, 2),
+            "cpu_s": round(c.cpu, 2), "estimate_s": round(estimate_seconds(config, len(pool)), 2),
+            "epochs_run": len(ev.of("epoch")), "epochs": config.resolved_epochs, "batch_size": config.batch_size,
+            "heldout_accuracy": held["accuracy"], "heldout_macro_f1": held["macro_f1"], "n_heldout": held["n"],
+            "engine_val_accuracy": round(res.metrics["accuracy"], 4), "engine_n_val": res.metrics["n_val"]}
+
+
+def _warm_up(modality: str) -> None:
+    from tl_ui.config import RunConfig
+    from tl_ui.engine import train_run
+
+    config = RunConfig(model_id=MODEL_FOR[modality], strategy="linear_probe", epochs=1, max_examples=20)
+    with tempfile.TemporaryDirectory(prefix="tlbench-warm-") as d:
+        train_run(config, Path(d) / "run", dataset=sample_dataset(modality))
+
+
+def run(cfg: dict) -> dict:
+    runs: list[dict] = []
+
+    def record(r: dict) -> None:
+        runs.append(r)
+        log(f"claims {r['modality']}/{r['strategy']} seed {r['seed']}: held-out {r['heldout_accuracy']:.3f}, "
+            f"{r['wall_s']:.1f} s (estimate {r['estimate_s']:.1f} s), {r['epochs_run']}/{r['epochs']} epochs")
+
+    _warm_up("text")
+    reviews = sample_dataset("text")
+    for i, seed in enumerate(cfg["seeds"]):
+        split = heldout_split(reviews, cfg["text_heldout_per_class"], seed=HELDOUT_SEED + seed)
+        for strategy in (ACCURACY_STRATEGIES if i % 2 == 0 else ACCURACY_STRATEGIES[::-1]):
+            record(_train("text", strategy, seed, split))
+    text_split = heldout_split(reviews, cfg["text_heldout_per_class"], seed=HELDOUT_SEED + cfg["seeds"][0])
+    image_split = heldout_split(sample_dataset("image"), cfg["image_heldout_per_class"], seed=HELDOUT_SEED)
+    _warm_up("image")
+    for modality, strategy in cfg["time_runs"]:
+        if modality == "text" and strategy in ACCURACY_STRATEGIES:
+            continue  # timed already, once per seed
+        for seed in cfg.get("time_seeds", [0]):
+            record(_train(modality, strategy, seed, text_split if modality == "text" else image_split))
+    return summarise(runs, cfg)
+
+
+def summarise(runs: list[dict], cfg: dict) -> dict:
+    """Accuracy mean ± sd per strategy on the sample reviews, the paired LoRA - probe difference, and
+    measured vs estimated seconds per modality/strategy."""
+    text = {s: [r for r in runs if r["modality"] == "text" and r["strategy"] == s] for s in ACCURACY_STRATEGIES}
+    accuracy = {s: {**mean_sd(r["heldout_accuracy"] for r in rs), "seeds": [r["seed"] for r in rs],
+                    "engine_val_accuracy": mean_sd(r["engine_val_accuracy"] for r in rs)} for s, rs in text.items()}
+    by_seed = {s: {r["seed"]: r["heldout_accuracy"] for r in rs} for s, rs in text.items()}
+    both = sorted(set(by_seed["lora"]) & set(by_seed["linear_probe"]))
+    diff = mean_sd(by_seed["lora"][k] - by_seed["linear_probe"][k] for k in both)
+    times = {}
+    for key in sorted({f"{r['modality']}/{r['strategy']}" for r in runs}):
+        rs = [r for r in runs if f"{r['modality']}/{r['strategy']}" == key]
+        measured, estimate = statistics.median(r["wall_s"] for r in rs), rs[0]["estimate_s"]
+        ratio = measured / estimate
+        times[key] = {"n_examples": rs[0]["n"], "epochs": rs[0]["epochs"], "estimate_s": rnd(estimate, 1),
+                      "measured_s": rnd(measured, 1), "measured_spread_s": summary([r["wall_s"] for r in rs], 1),
+                      "ratio": rnd(ratio, 2), "within_2x": WITHIN[0] <= ratio <= WITHIN[1],
+                      "epochs_run": [r["epochs_run"] for r in rs]}
+    return {
+        "settings": {**cfg, "defaults": "RunConfig(model_id, strategy, seed): the app's defaults (batch 8, the "
+                     "strategy's default epochs and rate, early stopping patience 3, 20% validation)",
+                     "text_data": f"sample_reviews.csv: per seed {2 * cfg['text_heldout_per_class']} reviews held out "
+                                  "(drawn afresh per seed), the rest to the engine",
+                     "image_data": f"sample_digits.zip: {10 * cfg['image_heldout_per_class']} digits held out, "
+                                   "the rest to the engine",
+                     "time": "whole train_run call after one untimed warm-up run per modality; measured = median "
+                             "over runs", "within": list(WITHIN)},
+        "text_sample": accuracy,
+        "text_lora_minus_probe": {**diff, "seeds": both},
+        "time_estimate": times,
+        "all_within_2x": all(t["within_2x"] for t in times.values()),
+        "runs": runs,
+    }

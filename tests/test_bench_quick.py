@@ -1,0 +1,120 @@
+"""The benchmark package (bench/) imports, its harness does the right sums, and the page's measured
+figures load. Fast: no model is loaded and nothing is trained (the benchmarks themselves are run by
+hand: `python bench/run.py --quick`)."""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+BENCH_MODULES = ["bench", "bench.harness", "bench.data", "bench.profiles", "bench.targets", "bench.console",
+                 "bench.report_tables", "bench.report", "bench.run"] + [
+    f"bench.sections.{p.stem}" for p in sorted((REPO / "bench" / "sections").glob("*.py"))]
+
+
+@pytest.mark.parametrize("name", BENCH_MODULES)
+def test_every_bench_module_imports_without_torch_work(name):
+    importlib.import_module(name)
+
+
+def test_no_bench_module_is_over_400_lines():
+    for path in (REPO / "bench").rglob("*.py"):
+        assert len(path.read_text().splitlines()) <= 400, path
+
+
+def test_summaries_are_medians_with_spread():
+    from bench.harness import fmt_spread, mean_sd, paired_ratios, summary
+
+    s = summary([3.0, 1.0, 2.0, 10.0])
+    assert (s["median"], s["min"], s["max"], s["n"]) == (2.5, 1.0, 10.0, 4) and s["q1"] <= s["median"] <= s["q3"]
+    assert paired_ratios([2.0, 9.0, 4.0], [1.0, 3.0, 1.0])["median"] == 3.0  # not the best round (2.0)
+    with pytest.raises(ValueError):
+        paired_ratios([1.0], [1.0, 2.0])
+    m = mean_sd([0.5, 0.6, 0.7, float("nan")])
+    assert m["mean"] == 0.6 and m["sd"] == 0.1 and m["n"] == 3  # sample sd; failed runs (NaN) dropped
+    assert mean_sd([0.4])["sd"] == 0.0
+    assert fmt_spread(summary([1.0, 2.0, 3.0])) == "2.00 (1.00-3.00, 3 rounds)"
+
+
+def test_ab_rounds_alternate_which_side_goes_first():
+    from bench.harness import alternating, interleave
+
+    assert alternating(4) == [("A", "B"), ("B", "A"), ("A", "B"), ("B", "A")]
+    calls = []
+    out = interleave({k: (lambda k=k: calls.append(k) or len(calls)) for k in "xyz"}, 2)
+    assert calls == list("xyzzyx") and out == {"x": [1, 6], "y": [2, 5], "z": [3, 4]}
+
+
+def test_clock_measures_wall_and_cpu():
+    from bench.harness import Clock
+
+    with Clock() as c:
+        sum(i * i for i in range(20000))
+    assert c.wall > 0 and c.cpu >= 0
+
+
+def test_heldout_split_keeps_every_class_in_the_pool():
+    from bench.data import heldout_split
+    from tl_ui.data import LabelledDataset
+
+    ds = LabelledDataset("text", [f"t{i}" for i in range(40)], ["a", "b"] * 20)
+    split = heldout_split(ds, 5, seed=1)
+    assert len(split["heldout"]) == 10 and len(split["pool"]) == 30
+    assert set(split["heldout"].items).isdisjoint(split["pool"].items)
+    assert split["heldout"].class_counts() == {"a": 5, "b": 5}
+    with pytest.raises(ValueError):
+        heldout_split(ds, 20)
+
+
+def test_claims_summary_and_targets_on_toy_runs():
+    from bench.sections.claims import summarise
+    from bench.targets import targets_table
+
+    runs = [{"modality": "text", "strategy": s, "seed": k, "n": 300, "wall_s": w, "estimate_s": 10.0,
+             "epochs_run": 5, "epochs": 5, "heldout_accuracy": a, "engine_val_accuracy": a}
+            for s, k, w, a in [("linear_probe", 0, 3.0, 0.6), ("linear_probe", 1, 4.0, 0.7),
+                               ("lora", 0, 12.0, 0.7), ("lora", 1, 24.0, 0.8)]]
+    c = summarise(runs, {"seeds": [0, 1], "text_heldout_per_class": 50, "image_heldout_per_class": 6})
+    assert c["text_sample"]["lora"]["mean"] == 0.75 and c["text_lora_minus_probe"]["mean"] == 0.1
+    assert c["time_estimate"]["text/linear_probe"]["ratio"] == 0.35 and not c["time_estimate"]["text/linear_probe"]["within_2x"]
+    assert c["time_estimate"]["text/lora"]["within_2x"] and c["time_estimate"]["text/lora"]["measured_s"] == 18.0
+    rows = targets_table({"sections": {"claims": c}})
+    assert [r["met"] for r in rows] == [False, True]
+
+
+def test_report_renders_figures_and_the_app_reads_them(tmp_path, monkeypatch):
+    from bench import report
+    from bench.sections.claims import summarise
+    from tl_ui import measured
+
+    runs = [{"modality": "text", "strategy": s, "seed": k, "n": 300, "wall_s": 5.0, "estimate_s": 5.0, "epochs_run": 5,
+             "epochs": 5, "heldout_accuracy": a, "engine_val_accuracy": a}
+            for s, k, a in [("linear_probe", 0, 0.62), ("linear_probe", 1, 0.66), ("lora", 0, 0.70), ("lora", 1, 0.74)]]
+    full = {"mode": "full", "command": "python bench/run.py", "machine": {"cpu": "toy", "cores": 2},
+            "sections": {"claims": summarise(runs, {"seeds": [0, 1], "text_heldout_per_class": 50,
+                                                     "image_heldout_per_class": 6})},
+            "reruns": [{"command": report.CLAIMS_COMMAND, "sections": ["claims"], "started": "now", "cpu": "toy"}]}
+    page = report.render_generated(full, {})
+    assert report.MARKER in page and "sample reviews, LoRA: 72.0% ± 2.8%" in page
+    figures = report.figures(*report.claims_source(full))
+    assert figures["command"] == report.CLAIMS_COMMAND and figures["text_sample"]["lora"]["seeds"] == 2
+    path = tmp_path / "measured_figures.json"
+    path.write_text(json.dumps(figures))
+    monkeypatch.setattr(measured, "FIGURES_PATH", path)
+    assert measured.load_measured_figures()["time_estimate"]["text/lora"]["ratio"] == 1.0
+    assert measured.text_strategy_claim() == ("on the sample reviews LoRA scored 72% ± 3% and a linear probe 64% ± 3% "
+                                              "(2 seeds; docs/benchmarks.md)")
+    monkeypatch.setattr(measured, "FIGURES_PATH", tmp_path / "missing.json")
+    assert measured.load_measured_figures() == {} and measured.text_strategy_claim() is None
+
+
+def test_measured_module_stays_small_and_torch_free():
+    source = (REPO / "tl_ui" / "measured.py").read_text()
+    assert len(source.splitlines()) < 60 and "torch" not in source.replace("No torch", "")

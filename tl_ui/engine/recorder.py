@@ -1,0 +1,42 @@
+"""Each engine event goes to the listener and to the run folder's events.jsonl; status.json
+follows the run. The run folder's layout belongs to tl_ui.runfolder."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from tl_ui.engine.events import Event
+from tl_ui.runfolder import RUNNING, RunFolder
+
+log = logging.getLogger(__name__)
+EventCallback = Callable[[Event], None]
+
+
+class EventRecorder:
+    def __init__(self, run_dir: Path, on_event: Optional[EventCallback]):
+        self.run = RunFolder(run_dir)
+        self.on_event = on_event
+        self.started = time.time()
+        self.muted = False  # under `accelerate launch`, only the main process writes
+        self._log = self.run.open_event_log()
+
+    def emit(self, event: Event) -> None:
+        if self.muted:
+            return
+        self._log.write(json.dumps(event.to_dict()) + "\n")
+        self._log.flush()
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a broken listener must not kill the run
+                log.exception("event listener failed")
+
+    def status(self, state: str, message: str = "") -> None:
+        if self.muted:
+            return
+        self.run.set_status(state, message)
+        if state != RUNNING:
+            self._log.close()

@@ -1,0 +1,75 @@
+"""The service for the command line: one run from options (or a saved run.json) to a run folder,
+in this process, with the same translator, limits and checks as the web app."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+from tl_ui.config import ConfigError, RunConfig
+from tl_ui.runfolder import RunFolder
+from tl_ui.service.lab import UserError
+from tl_ui.service.workspace import data_sha256
+
+
+def read_dataset(data_path: str, config_like: Mapping[str, Any], limits: dict):
+    from tl_ui.data import DataError, Limits, load_dataset
+    import tempfile
+
+    workdir = tempfile.mkdtemp(prefix="tl-cli-data-")
+    try:
+        return load_dataset(data_path, workdir, text_column=config_like.get("text_column") or None,
+                            label_column=config_like.get("label_column") or None,
+                            path_column=config_like.get("path_column") or None,
+                            group_column=config_like.get("group_column") or None, limits=Limits(**limits))
+    except DataError as exc:
+        raise UserError(str(exc)) from None
+
+
+def prepare_run(options: Mapping[str, Any], replay_of: Optional[str] = None):
+    """(RunConfig, dataset) for a CLI run. `replay_of`: a run.json whose settings, data and data
+    limits are reused (options override them); its data must be unchanged (sha256)."""
+    from tl_ui.settings import load_settings
+
+    base: dict[str, Any] = {}
+    if replay_of:
+        try:
+            base = RunConfig.load(replay_of).to_dict()
+        except (ConfigError, OSError) as exc:
+            raise UserError(f"Cannot replay '{replay_of}': {exc}") from None
+    merged = {**base, **{k: v for k, v in options.items() if v is not None}}
+    data_path = merged.get("data_path") or ""
+    if not data_path:
+        raise UserError("Say which data to train on: --data PATH (or a --config that names it).")
+    if not Path(data_path).exists():
+        raise UserError(f"The data file '{data_path}' does not exist.")
+    sha = data_sha256(Path(data_path))
+    if base and base.get("data_sha256") and data_path == base.get("data_path") and sha != base["data_sha256"]:
+        raise UserError(f"The data file '{data_path}' has changed since the run was made (its sha256 differs), "
+                        "so a replay would not be faithful. Point --data at the original file.")
+    limits = base.get("limits") or load_settings([]).limits_record()
+    dataset = read_dataset(data_path, merged, limits)
+    merged.update(data_path=str(Path(data_path).resolve()), data_sha256=sha, limits=limits)
+    try:
+        config = RunConfig.from_options(merged, modality=dataset.modality)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    return config, dataset
+
+
+def train_headless(options: Mapping[str, Any], out_dir: str | Path, *, replay_of: Optional[str] = None,
+                   on_event: Optional[Callable] = None):
+    """Train in this process; with compare_scratch, the companion goes to `<out>-scratch`.
+    Returns the main run's RunResult (its metrics hold the comparison)."""
+    from tl_ui.engine import train_run
+    from tl_ui.service.compare import link_scratch_run
+
+    config, dataset = prepare_run(options, replay_of)
+    result = train_run(config, out_dir, on_event=on_event, dataset=dataset)
+    if config.compare_scratch and result.status == "finished":
+        scratch_dir = Path(f"{Path(out_dir)}-scratch")
+        scratch = RunConfig.from_dict({**config.to_dict(), "random_init": True, "compare_scratch": False,
+                                       "extra": {**config.extra, "scratch_of": Path(out_dir).name}})
+        train_run(scratch, scratch_dir, on_event=on_event, dataset=dataset)
+        link_scratch_run(RunFolder(out_dir), RunFolder(scratch_dir))
+        result.metrics = RunFolder(out_dir).metrics()
+    return result

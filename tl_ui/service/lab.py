@@ -1,0 +1,265 @@
+"""The app's verbs, called by the page (tl_ui/ui), the API (tl_ui/ui/api.py) and the CLI alike.
+
+Load a dataset for an owner, describe a plan, start / stop / list runs, predict, give a run's
+files. Everything here is checked and bounded once; callers only translate their inputs and show
+the outcome. Errors a person must act on are `UserError` (shown verbatim).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from tl_ui.config import ConfigError, RunConfig
+from tl_ui.runfolder import QUEUED, RunFolder, RunInfo
+from tl_ui.runner import Job, QueueFull, Runner
+from tl_ui.service.owners import Owner, owner_from_request
+from tl_ui.service.private_files import PrivateFiles
+from tl_ui.service.workspace import Workspace, safe_file_name
+from tl_ui.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NO_DATA_MESSAGE = ("Load a dataset first: upload one on step 2 · Data, or use a sample there "
+                   "(“Use the sample images” or “Use the sample texts”).")
+SAMPLE_NAMES = {"image": "the sample images (handwritten digits)", "text": "the sample texts (movie reviews)"}
+KIND_WORDS = {"image": "images", "text": "texts"}
+
+
+class UserError(ValueError):
+    """A plain-words problem a person must act on (shown verbatim)."""
+
+
+@dataclass
+class LoadOutcome:
+    """What a load attempt produced: a dataset or a user-facing error."""
+    dataset: Any = None
+    error: str = ""
+    name: str = ""
+    data_path: str = ""
+
+
+class Lab:
+    def __init__(self, settings: Settings, train_fn=None, cache_dir: Optional[Path] = None):
+        self.settings = settings
+        self.workspace = Workspace(settings.runs_dir)
+        self.private = PrivateFiles(cache_dir)
+        self.runner = Runner(settings.max_jobs, train_fn=train_fn, max_per_owner=settings.max_queued_per_user,
+                             on_done=self._job_done)
+        self.recovered = self.workspace.recover_interrupted()
+        self._predictors: OrderedDict[str, object] = OrderedDict()
+        self._predictor_lock = threading.Lock()
+        self._cleanup_thread: Optional[threading.Thread] = None
+        self._stop_cleanup = threading.Event()
+
+    def owner(self, request) -> Owner:
+        return owner_from_request(request)
+
+    # -- data -------------------------------------------------------------------------------------
+    def load_data(self, owner: Owner, src: str | Path, name: str = "", *, text_column: Optional[str] = None,
+                  label_column: Optional[str] = None, group_column: Optional[str] = None,
+                  copy: bool = True) -> LoadOutcome:
+        """Size-check, copy the upload into the owner's folder, and read it. Never raises."""
+        from tl_ui.service.errors import user_message
+
+        src, name = Path(src), name or Path(src).name
+        try:
+            from tl_ui.data import load_dataset
+            from tl_ui.data.limits import human_size
+
+            size = src.stat().st_size if src.is_file() else 0
+            if size > self.settings.max_upload_bytes:  # before anything is copied or unpacked
+                return LoadOutcome(error=(
+                    f"The file '{name}' is {human_size(size)}; this Transfer Lab accepts uploads up to "
+                    f"{human_size(self.settings.max_upload_bytes)} (setting TL_MAX_UPLOAD_MB). Upload fewer or "
+                    "smaller images, or fewer rows."), name=name)
+            workdir = self.workspace.uploads_dir(owner)
+            data_path = src
+            if copy and src.is_file():
+                data_path = workdir / safe_file_name(name)
+                shutil.copyfile(src, data_path)
+            try:
+                dataset = load_dataset(data_path, workdir / "unpacked", text_column=text_column or None,
+                                       label_column=label_column or None, group_column=group_column or None,
+                                       limits=self.settings.limits())
+            except Exception as exc:  # DataError (user-facing) or anything unexpected (logged)
+                return LoadOutcome(error=user_message(exc, "reading the data"), name=name, data_path=str(data_path))
+            return LoadOutcome(dataset=dataset, name=name, data_path=str(data_path))
+        except Exception as exc:
+            return LoadOutcome(error=user_message(exc, "reading the data"), name=name)
+
+    def load_sample(self, owner: Owner, modality: str) -> LoadOutcome:
+        from tl_ui.data import sample_dataset_path
+
+        return self.load_data(owner, sample_dataset_path(modality), SAMPLE_NAMES[modality], copy=False)
+
+    # -- plans --------------------------------------------------------------------------------------
+    def make_config(self, model_id: str, options: Mapping[str, Any], dataset=None, data_path: str = "") -> RunConfig:
+        """The run's config from any caller's options, checked against the model and the data."""
+        from tl_ui.catalog import get_model
+
+        modality = getattr(dataset, "modality", None)
+        try:
+            entry = get_model(model_id, modality)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        if dataset is not None and entry.modality != dataset.modality:
+            kind = KIND_WORDS[dataset.modality]
+            raise UserError(f"The model '{entry.display_name}' reads {KIND_WORDS[entry.modality]}, but your data "
+                            f"are {kind}. Pick a model for {kind} in step 1.")
+        if self.settings.offline and not entry.offline:
+            raise UserError(f"Offline mode is on and '{entry.display_name}' is not installed here. "
+                            "Pick a model with 'Offline: yes' in step 1.")
+        columns = {k: getattr(dataset, k, None) for k in ("group_column",)} if dataset is not None else {}
+        try:
+            return RunConfig.from_options({**{k: v for k, v in columns.items() if v}, **options,
+                                           "model_id": entry.id if entry.source == "packaged" else model_id,
+                                           "data_path": data_path},
+                                          modality=modality or entry.modality)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+
+    def plan(self, model_id: str, options: Mapping[str, Any], dataset=None) -> dict:
+        """What a run would train and roughly how long it takes (for the Strategy step)."""
+        from tl_ui.engine import describe_strategy, estimate_seconds
+
+        config = self.make_config(model_id, options, dataset)
+        n_classes = len(dataset.classes) if dataset is not None else 10
+        numbers = describe_strategy(config.model_id, config.strategy, n_classes, config)
+        out = {"config": config, **numbers, "n": None, "seconds": None}
+        if dataset is not None:
+            n = min(len(dataset), config.max_examples or len(dataset))
+            out.update(n=n, seconds=estimate_seconds(config, n) * (2 if config.compare_scratch else 1))
+        return out
+
+    # -- runs ---------------------------------------------------------------------------------------
+    def start_run(self, owner: Owner, dataset, data_path: str, model_id: str,
+                  options: Mapping[str, Any]) -> Job:
+        """Check, record and queue a run (and its from-scratch companion when asked for)."""
+        if dataset is None:
+            raise UserError(NO_DATA_MESSAGE)
+        config = self.make_config(model_id, options, dataset, data_path)
+        if data_path and Path(data_path).exists():
+            kept, sha = self.workspace.keep_dataset(owner, data_path)  # replays survive upload clean-up
+            config.data_path, config.data_sha256 = str(kept), sha
+        config.limits = self.settings.limits_record()
+        job = self._submit(owner, config, dataset)
+        if config.compare_scratch:
+            scratch = RunConfig.from_dict({**config.to_dict(), "random_init": True, "compare_scratch": False,
+                                           "extra": {**config.extra, "scratch_of": job.id}})
+            try:
+                companion = self._submit(owner, scratch, dataset)
+            except UserError:
+                log.info("no room for the scratch companion of %s", job.id)
+            else:
+                RunFolder(job.run_dir).set_status(QUEUED, "", scratch_run=companion.id)
+        return job
+
+    def _submit(self, owner: Owner, config: RunConfig, dataset) -> Job:
+        run = self.workspace.new_run(owner).create()
+        config.save(run.run_json)
+        run.set_status(QUEUED)  # on disk from the moment it is accepted
+        try:
+            return self.runner.submit(config, run.path, owner=owner.id, dataset=dataset, run_id=run.id,
+                                      label=f"{config.model_id}/{config.strategy}", log_name=owner.log_name)
+        except QueueFull as exc:
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise UserError(str(exc)) from None
+
+    def _job_done(self, job: Job) -> None:
+        """Runner hook: a scratch companion that finished fills in its main run's comparison."""
+        main_id = (getattr(job.config, "extra", None) or {}).get("scratch_of")
+        if main_id:
+            from tl_ui.service.compare import link_scratch_run
+
+            link_scratch_run(RunFolder(job.run_dir.parent / main_id), RunFolder(job.run_dir))
+
+    def stop_run(self, owner: Owner, run_id: str) -> bool:
+        return self.runner.stop((run_id or "").strip(), owner.id)
+
+    def job(self, owner: Owner, run_id: str) -> Optional[Job]:
+        return self.runner.get(run_id, owner.id) if run_id else None
+
+    def active_job(self, owner: Owner) -> Optional[Job]:
+        return self.runner.active_job(owner.id)
+
+    def list_runs(self, owner: Owner) -> list[RunInfo]:
+        return self.workspace.list_runs(owner)
+
+    def run(self, owner: Owner, run_id: str) -> RunFolder:
+        run = self.workspace.run(owner, (run_id or "").strip())
+        if run is None:
+            raise UserError(f"There is no run '{run_id}' for you. Check the run id (see 'Previous runs').")
+        return run
+
+    def run_files(self, owner: Owner, run_id: str) -> dict:
+        """Private copies of a run's downloads: model zip, run.json, model card (None if absent)."""
+        return self.private.run_downloads(owner, self.run(owner, run_id).path)
+
+    # -- predictions ----------------------------------------------------------------------------------
+    def predict(self, owner: Owner, run_id: str, image=None, text=None, level: Optional[float] = None) -> dict:
+        """{"probabilities": {class: p}, "prediction_set": [...], "set_level": 0.9, "set_sentence": str}."""
+        run = self.run(owner, run_id)
+        if not run.has_model:
+            raise UserError("This run has no finished model to predict with. Pick a run that finished.")
+        predictor = self._predictor(run.path)
+        if predictor.modality == "image":
+            if not image:
+                raise UserError("Upload an image to classify.")
+            item = str(image)
+        else:
+            if not text or not str(text).strip():
+                raise UserError("Type some text to classify.")
+            item = str(text)
+        try:
+            return predictor.predict_with_set([item], level)[0]
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    def _predictor(self, run_dir: Path):
+        key = str(Path(run_dir).resolve())
+        with self._predictor_lock:
+            if key in self._predictors:
+                self._predictors.move_to_end(key)
+                return self._predictors[key]
+        from tl_ui.engine import Predictor  # lazy: torch
+
+        predictor = Predictor.load(run_dir)
+        with self._predictor_lock:
+            self._predictors[key] = predictor
+            while len(self._predictors) > 4:
+                self._predictors.popitem(last=False)
+        return predictor
+
+    # -- clean-up and shutdown ------------------------------------------------------------------------
+    def cleanup_once(self) -> None:
+        from tl_ui.service.owners import Owner as _Owner
+
+        ttl = self.settings.session_ttl_hours * 3600
+        active = {_Owner(*j.owner.split(":", 1)).key for j in self.runner.jobs() if not j.done and ":" in j.owner}
+        removed = self.workspace.cleanup(ttl, active_owner_keys=active)
+        n_private = self.private.cleanup(ttl)
+        if removed or n_private:
+            log.info("clean-up removed %d folder(s) and %d private cache item(s)", len(removed), n_private)
+
+    def start_background(self) -> None:
+        if self._cleanup_thread and self._cleanup_thread.is_alive():
+            return
+
+        def loop():
+            while not self._stop_cleanup.wait(self.settings.cleanup_minutes * 60):
+                try:
+                    self.cleanup_once()
+                except Exception:  # never let the clean-up thread die
+                    log.exception("clean-up failed")
+
+        self._cleanup_thread = threading.Thread(target=loop, name="tl-cleanup", daemon=True)
+        self._cleanup_thread.start()
+
+    def close(self) -> None:
+        self._stop_cleanup.set()
+        self.runner.shutdown(stop_jobs=True, timeout=15)

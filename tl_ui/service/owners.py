@@ -1,0 +1,72 @@
+"""Who is asking: an authenticated user, or an anonymous browser / API session.
+
+* **Owner**: an authenticated user (`user:<name>`) or, without login, a browser session identified
+  by the `tl_sid` cookie that `tl_ui.server` sets on the first response (a gradio_client keeps it
+  too). Without that cookie (e.g. the app launched with plain `demo.launch()`), Gradio's per-page
+  `session_hash` is the fallback.
+* Paths and logs use `Owner.hash`/`Owner.key`, never the raw cookie.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+
+SID_COOKIE = "tl_sid"
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Owner:
+    kind: str      # "user" | "session"
+    name: str      # user name, or the session cookie / session hash
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def hash(self) -> str:
+        """Stable, unguessable-from-outside id used in paths (never the raw cookie)."""
+        return owner_hash(self.id)
+
+    @property
+    def key(self) -> str:
+        """Folder name under the runs directory."""
+        if self.kind == "user":
+            slug = _SAFE.sub("_", self.name)[:40].strip("._") or "user"
+            return f"u-{slug}-{self.hash[:10]}"
+        return f"s-{self.hash[:24]}"
+
+    @property
+    def is_user(self) -> bool:
+        return self.kind == "user"
+
+    @property
+    def log_name(self) -> str:
+        """For logs: a user's name, or a short hash for a session (never the cookie itself)."""
+        return self.id if self.is_user else f"session:{self.hash[:10]}"
+
+
+def owner_hash(owner_id: str) -> str:
+    return hashlib.sha256(("tl-owner\0" + owner_id).encode("utf-8")).hexdigest()[:32]
+
+
+def owner_from_request(request) -> Owner:
+    """The owner of a Gradio event (`gr.Request`), or of a raw Starlette request."""
+    if request is None:
+        return Owner("session", "anonymous-" + uuid.uuid4().hex)
+    username = getattr(request, "username", None)
+    if username:
+        return Owner("user", str(username))
+    cookies = {}
+    try:
+        cookies = dict(request.cookies or {})
+    except Exception:  # gr.Request without an underlying request
+        cookies = {}
+    sid = cookies.get(SID_COOKIE)
+    if sid and re.fullmatch(r"[A-Za-z0-9_-]{16,128}", sid):
+        return Owner("session", "sid-" + sid)
+    session_hash = getattr(request, "session_hash", None)
+    return Owner("session", "hash-" + str(session_hash or uuid.uuid4().hex))

@@ -1,0 +1,174 @@
+"""Uncertainty intervals for the headline numbers: accuracy, macro-F1 and model comparisons.
+
+Every function is seeded and deterministic, so the same run always reports the same interval.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import RepeatedStratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from statsmodels.stats.proportion import proportion_confint
+
+DEFAULT_LEVEL = 0.95
+
+# Resampled index matrices are built in blocks of at most this many cells (~16 MB of int64).
+_MAX_BLOCK_CELLS = 2_000_000
+
+CV_METHOD = "repeated stratified k-fold, Nadeau-Bengio corrected t interval"
+
+
+def _labels(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def _check_same_length(*arrays: np.ndarray) -> int:
+    lengths = {len(a) for a in arrays}
+    if len(lengths) != 1:
+        raise ValueError(f"inputs have different lengths: {sorted(lengths)}")
+    return lengths.pop()
+
+
+def _percentile_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = 1.0 - level
+    low, high = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
+    return round(float(low), 4), round(float(high), 4)
+
+
+def _blocks(n_resamples: int, n: int):
+    """Yield slices over the resamples so that one block holds at most _MAX_BLOCK_CELLS indices."""
+    size = max(1, _MAX_BLOCK_CELLS // max(n, 1))
+    for start in range(0, n_resamples, size):
+        yield slice(start, min(start + size, n_resamples))
+
+
+def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """Wilson score interval for a proportion (well behaved at 0/n and n/n, unlike the normal one)."""
+    if n <= 0:
+        return 0.0, 1.0
+    low, high = proportion_confint(int(successes), int(n), alpha=1.0 - level, method="wilson")
+    return round(float(max(low, 0.0)), 4), round(float(min(high, 1.0)), 4)
+
+
+def _macro_f1_rows(true: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
+    """Macro-F1 of each row of `preds` (shape (b, n)) against the same `true` (shape (n,)).
+
+    Same definition as sklearn's f1_score(labels=range(n_classes), average="macro", zero_division=0).
+    """
+    rows = preds.shape[0]
+    in_range = (preds >= 0) & (preds < n_classes)
+    cell = np.arange(rows)[:, None] * n_classes + preds
+    pred_counts = np.bincount(cell[in_range], minlength=rows * n_classes).reshape(rows, n_classes)
+    hits = in_range & (preds == true[None, :])
+    true_pos = np.bincount(cell[hits], minlength=rows * n_classes).reshape(rows, n_classes)
+    true_counts = np.bincount(true[(true >= 0) & (true < n_classes)], minlength=n_classes)
+    denominator = pred_counts + true_counts[None, :]
+    f1 = np.divide(2.0 * true_pos, denominator, out=np.zeros(denominator.shape), where=denominator > 0)
+    return f1.mean(axis=1)
+
+
+def bootstrap_macro_f1_ci(y_true, y_pred, n_classes: int, level: float = DEFAULT_LEVEL,
+                          n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of macro-F1 from a stratified bootstrap (class sizes kept fixed)."""
+    y_true, y_pred = _labels(y_true), _labels(y_pred)
+    n = _check_same_length(y_true, y_pred)
+    if n == 0:
+        return 0.0, 1.0
+    rng = np.random.default_rng(seed)
+    # Sorting by true class lets every resample share one `true` vector: position j always holds
+    # a draw from the same class, so only the predictions need to be gathered.
+    order = np.argsort(y_true, kind="stable")
+    sorted_true = y_true[order]
+    _, starts, counts = np.unique(sorted_true, return_index=True, return_counts=True)
+    scores = np.empty(n_resamples)
+    for block in _blocks(n_resamples, n):
+        rows = block.stop - block.start
+        columns = [start + rng.integers(0, count, size=(rows, count)) for start, count in zip(starts, counts)]
+        positions = order[np.concatenate(columns, axis=1)]
+        scores[block] = _macro_f1_rows(sorted_true, y_pred[positions], n_classes)
+    return _percentile_interval(scores, level)
+
+
+def paired_bootstrap_accuracy_diff(y_true, pred_a, pred_b, level: float = DEFAULT_LEVEL,
+                                   n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Accuracy of A minus accuracy of B, with a paired bootstrap interval (same rows for both)."""
+    y_true, pred_a, pred_b = _labels(y_true), _labels(pred_a), _labels(pred_b)
+    n = _check_same_length(y_true, pred_a, pred_b)
+    if n == 0:
+        return {"difference": 0.0, "ci": [-1.0, 1.0], "n": 0}
+    # Per-example difference in correctness (-1, 0 or +1): resampling it resamples both sides together.
+    per_example = (pred_a == y_true).astype(np.float64) - (pred_b == y_true).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_resamples)
+    for block in _blocks(n_resamples, n):
+        positions = rng.integers(0, n, size=(block.stop - block.start, n))
+        diffs[block] = per_example[positions].mean(axis=1)
+    low, high = _percentile_interval(diffs, level)
+    return {"difference": round(float(per_example.mean()), 4), "ci": [low, high], "n": int(n)}
+
+
+def _corrected_t_interval(scores: np.ndarray, test_over_train: float, level: float) -> tuple[float, float]:
+    """Nadeau & Bengio (2003) corrected resampled t interval, clipped to [0, 1].
+
+    Folds share training data, so the plain 1/J variance term is far too small; the extra
+    n_test/n_train term accounts for that overlap.
+    """
+    mean = float(np.mean(scores))
+    count = len(scores)
+    if count < 2:
+        return round(mean, 4), round(mean, 4)
+    variance = float(np.var(scores, ddof=1))
+    half_width = stats.t.ppf(1 - (1 - level) / 2, count - 1) * np.sqrt((1 / count + test_over_train) * variance)
+    return round(max(mean - half_width, 0.0), 4), round(min(mean + half_width, 1.0), 4)
+
+
+def _fit_probe_and_predict(train_x, train_y, test_x) -> np.ndarray:
+    if len(np.unique(train_y)) < 2:  # a training fold with one class: the only possible answer
+        return np.full(len(test_x), train_y[0])
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0))
+    probe.fit(train_x, train_y)
+    return probe.predict(test_x)
+
+
+def cv_probe_estimate(features: np.ndarray, targets: np.ndarray, n_classes: int, folds: int = 5,
+                      repeats: int = 3, seed: int = 0, level: float = DEFAULT_LEVEL) -> dict:
+    """Cross-validated accuracy and macro-F1 of a fixed linear probe, with corrected t intervals."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim == 1:
+        features = features.reshape(-1, 1)
+    targets = _labels(targets)
+    _check_same_length(features, targets)
+    _, class_counts = np.unique(targets, return_counts=True)
+    if len(class_counts) < 2:
+        raise ValueError("cross-validation needs examples from at least two classes")
+    if class_counts.max() < 2:
+        raise ValueError("cross-validation needs at least two examples of some class")
+    folds = int(max(2, min(folds, class_counts.min())))
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    labels = list(range(n_classes))
+    accuracies, macro_f1s, test_over_train = [], [], []
+    with warnings.catch_warnings():
+        # A class with a single example cannot be in every fold; sklearn warns, we accept it.
+        warnings.filterwarnings("ignore", message=".*least populated class.*")
+        for train_idx, test_idx in splitter.split(features, targets):
+            predicted = _fit_probe_and_predict(features[train_idx], targets[train_idx], features[test_idx])
+            accuracies.append(accuracy_score(targets[test_idx], predicted))
+            macro_f1s.append(f1_score(targets[test_idx], predicted, labels=labels, average="macro",
+                                      zero_division=0))
+            test_over_train.append(len(test_idx) / len(train_idx))
+    ratio = float(np.mean(test_over_train))
+    accuracies, macro_f1s = np.asarray(accuracies), np.asarray(macro_f1s)
+    return {
+        "folds": folds,
+        "repeats": int(repeats),
+        "accuracy": round(float(accuracies.mean()), 4),
+        "accuracy_ci": list(_corrected_t_interval(accuracies, ratio, level)),
+        "macro_f1": round(float(macro_f1s.mean()), 4),
+        "macro_f1_ci": list(_corrected_t_interval(macro_f1s, ratio, level)),
+        "method": CV_METHOD,
+    }

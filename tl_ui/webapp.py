@@ -1,0 +1,188 @@
+"""Transfer Lab web app: `build_app(settings)` lays out the wizard (Model → Data → Strategy →
+Train → Results) over one `Lab` (the service layer) and wires its events; `main()` reads flags /
+TL_* environment variables and serves it (`python app.py --help` lists every setting).
+"""
+from __future__ import annotations
+
+import os
+
+# Before gradio / huggingface_hub are imported: no analytics or telemetry calls at start-up.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import logging  # noqa: E402
+import sys  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from tl_ui.settings import Settings, SettingsError, load_settings  # noqa: E402
+from tl_ui.ui import api as api_step  # noqa: E402
+from tl_ui.ui import data as data_step  # noqa: E402
+from tl_ui.ui import model as model_step  # noqa: E402
+from tl_ui.ui import results as results_step  # noqa: E402
+from tl_ui.ui import strategy as strategy_step  # noqa: E402
+from tl_ui.ui import train as train_step  # noqa: E402
+from tl_ui.service.lab import Lab  # noqa: E402
+from tl_ui.ui.handlers import Handlers  # noqa: E402
+from tl_ui.ui.state import SessionState  # noqa: E402
+
+log = logging.getLogger("tl_ui.app")
+
+TITLE = "Transfer Lab"
+INTRO = (
+    "# Transfer Lab\n"
+    "Teach a pretrained model to sort **your** images or texts into **your** classes — no coding. "
+    "Go through the five steps below. Want to see it work first? In **2 · Data** press **Use the sample "
+    "images**, then in **4 · Train** press **Start training** (keep every other default): the sample "
+    "digits train in about a minute."
+)
+
+
+def quiet_warnings() -> None:
+    """Gradio's queue logs a Pandas4Warning per event under pandas 3: filter it."""
+    warnings.filterwarnings("ignore", message=".*Pandas4Warning.*")
+    try:
+        from pandas.errors import Pandas4Warning  # pandas >= 3
+
+        warnings.filterwarnings("ignore", category=Pandas4Warning)
+    except ImportError:  # pragma: no cover - pandas 2
+        pass
+
+
+@dataclass
+class WebApp:
+    """The page and the service it calls (the server, the tests and the CLI reach runs through `lab`)."""
+    demo: gr.Blocks
+    lab: Lab
+    settings: Settings
+
+
+def apply_process_env(settings: Settings) -> None:
+    """Environment a server needs before gradio/transformers start talking to the network."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if settings.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        os.environ["TL_OFFLINE"] = "1"
+
+
+def build_app(settings: Optional[Settings] = None, train_fn=None) -> WebApp:
+    """The whole page over one Lab; per-session state lives in gr.State only."""
+    settings = (settings or Settings()).validate()
+    apply_process_env(settings)
+    quiet_warnings()
+    lab = Lab(settings, train_fn=train_fn)
+    h = Handlers(lab)
+    ttl = int(settings.session_ttl_hours * 3600)
+
+    with gr.Blocks(title=TITLE, delete_cache=(max(60, int(settings.cleanup_minutes * 60)), ttl),
+                   analytics_enabled=False) as demo:
+        c: dict = {}
+        c["session"] = gr.State(SessionState(), time_to_live=max(ttl, 3600))
+        gr.Markdown(INTRO)
+        with gr.Tabs(selected="model") as tabs:
+            with gr.Tab("1 · Model", id="model", elem_id="tab-model"):
+                c.update(model_step.build(settings.offline))
+            with gr.Tab("2 · Data", id="data", elem_id="tab-data"):
+                c.update(data_step.build(settings.max_upload_mb))
+            with gr.Tab("3 · Strategy", id="strategy", elem_id="tab-strategy") as strategy_tab:
+                c.update(strategy_step.build())
+                c["strategy_tab"] = strategy_tab
+            with gr.Tab("4 · Train", id="train", elem_id="tab-train"):
+                c.update(train_step.build())
+            with gr.Tab("5 · Results", id="results", elem_id="tab-results"):
+                c.update(results_step.build())
+        c["tabs"] = tabs
+        h.c = c
+        api_step.build(h)
+        _wire(demo, h, c)
+    demo.queue(default_concurrency_limit=4)
+    return WebApp(demo, lab, settings)
+
+
+def _outs(c: dict, keys: Sequence[str]) -> list:
+    return [c[k] for k in keys]
+
+
+def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
+    private = {"api_visibility": "private"}
+    state = c["session"]
+    train_outs = _outs(c, train_step.OUTPUT_KEYS)
+    data_outs = _outs(c, data_step.OUTPUT_KEYS)
+    results_outs = [state, c["previous_runs"], *_outs(c, results_step.OUTPUT_KEYS)]
+
+    demo.load(h.on_load, state, [state, c["previous_runs"], *train_outs], **private)
+
+    # tab navigation
+    for button, target in (("model_next", "data"), ("data_next", "strategy"), ("strategy_next", "train"),
+                           ("to_results", "results")):
+        c[button].click(lambda t=target: gr.Tabs(selected=t), None, c["tabs"], **private)
+
+    # step 1
+    for trigger in (c["model_choice"].change, c["hub_id"].submit, c["hub_id"].blur):
+        trigger(h.on_model_change, [c["model_choice"], c["hub_id"], state], c["model_info"], **private)
+
+    # step 2 (reading data is CPU-heavy: at most two at once across all users)
+    data_kw = {"concurrency_limit": 2, "concurrency_id": "data", "show_progress_on": c["data_summary"],
+               **private}
+    # step 3 inputs; the strategy box is refreshed after data loads (a chained step, so it reads
+    # the model choice after the data step has updated it)
+    form = {c[k] for k in ["model_choice", "hub_id", "strategy_choice", *strategy_step.ADVANCED_KEYS]} | {state}
+    info_kw = {"concurrency_limit": 2, "concurrency_id": "info", "show_progress": "minimal",
+               "show_progress_on": c["strategy_info"], **private}
+    data_events = [
+        c["data_upload"].upload(h.on_upload, [c["data_upload"], c["text_column"], c["label_column"],
+                                              c["model_choice"], state], data_outs, **data_kw),
+        c["data_reload"].click(h.on_reload, [c["text_column"], c["label_column"], c["model_choice"], state],
+                               data_outs, **data_kw),
+        c["use_sample_image"].click(h.sample_loader("image"), [c["model_choice"], state], data_outs, **data_kw),
+        c["use_sample_text"].click(h.sample_loader("text"), [c["model_choice"], state], data_outs, **data_kw),
+    ]
+    for event in data_events:
+        event.success(h.strategy_info, form, c["strategy_info"], **info_kw)
+
+    # step 3: defaults follow the strategy; the info box follows everything that changes it
+    c["strategy_choice"].change(h.on_strategy_change, c["strategy_choice"],
+                                [c["epochs"], c["learning_rate"]], **private)
+    for key in ("strategy_choice", "model_choice", "epochs", "max_examples", "image_size",
+                "unfreeze_groups", "lora_rank"):
+        c[key].change(h.strategy_info, form, c["strategy_info"], **info_kw)
+    c["strategy_tab"].select(h.strategy_info, form, c["strategy_info"], **info_kw)
+
+    # step 4: submit to the runner, then poll it
+    c["start_btn"].click(h.start, form, [state, *train_outs], concurrency_limit=None, **private)
+    c["stop_btn"].click(h.stop, state, c["train_status"], concurrency_limit=None, **private)
+    c["timer"].tick(h.tick, state, train_outs, concurrency_limit=None, show_progress="hidden", **private)
+
+    # step 5
+    c["finished_run"].change(h.show_run, [c["finished_run"], state], results_outs, **private)
+    c["previous_runs"].input(h.show_run, [c["previous_runs"], state], results_outs, **private)
+    c["refresh_runs"].click(h.refresh_runs, None, c["previous_runs"], **private)
+    try_kw = {"concurrency_limit": 2, "concurrency_id": "predict", **private}
+    c["try_btn"].click(h.try_it, [c["try_image"], c["try_text"], state], [c["try_output"], c["try_error"]],
+                       **try_kw)
+    c["try_text"].submit(h.try_it, [c["try_image"], c["try_text"], state], [c["try_output"], c["try_error"]],
+                         **try_kw)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(sys.argv[1:] if argv is None else argv)
+    except SettingsError as exc:
+        print(f"Transfer Lab cannot start: {exc}", file=sys.stderr)
+        return 2
+    from tl_ui.server import serve
+
+    log.info("settings:\n%s", settings.describe())
+    serve(build_app(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
