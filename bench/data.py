@@ -91,17 +91,28 @@ def mnist5k_split(heldout_per_class: int, pool_per_class: int = 100, seed: int =
     return _CACHE[key]
 
 
-def engine_split(dataset, n: Optional[int], val_fraction: float, seed: int):
-    """The exact subset and train/validation split `train_run` makes for these settings:
-    (train_items, train_targets, val_items, val_targets, classes)."""
+def engine_split(dataset, n: Optional[int], val_fraction: float, seed: int) -> dict:
+    """The subset and split `train_run` makes for these settings: {"train", "choose", "report"} as
+    (items, targets), and "classes". choose = the validation examples (early stopping); report = the test
+    examples the engine holds out where it has held-out roles (tl_ui/engine/roles.py), else none."""
+    import numpy as np
+
     from tl_ui.data import stratified_split, stratified_subset
 
     if n and n < len(dataset):
         dataset = stratified_subset(dataset, int(n), seed)
-    train_idx, val_idx = stratified_split(dataset, val_fraction, seed)
+    try:
+        from tl_ui.engine.roles import split_roles
+
+        roles = split_roles(dataset, val_fraction, seed)
+        parts = {"train": roles.train, "choose": roles.choose, "report": roles.report}
+    except ImportError:
+        train_idx, val_idx = stratified_split(dataset, val_fraction, seed)
+        parts = {"train": train_idx, "choose": val_idx, "report": np.array([], dtype=np.int64)}
     targets = dataset.targets
-    return ([dataset.items[i] for i in train_idx], targets[train_idx],
-            [dataset.items[i] for i in val_idx], targets[val_idx], dataset.classes)
+    out: dict = {k: ([dataset.items[i] for i in idx], targets[idx]) for k, idx in parts.items()}
+    out["classes"] = dataset.classes
+    return out
 
 
 def reviews_at_least(n_tokens: int):

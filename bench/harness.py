@@ -120,6 +120,56 @@ def interleave(sides: dict, rounds: int) -> dict[str, list]:
     return out
 
 
+# -- other people's load ------------------------------------------------------------------------
+
+def _busy_jiffies() -> Optional[tuple[float, float]]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / hz, sum(fields[:8]) / hz
+
+
+class OthersLoad:
+    """The share of the machine's CPU used by other processes between start() and share():
+    (machine busy seconds - this process's CPU seconds) / (elapsed seconds x cores)."""
+
+    def start(self) -> "OthersLoad":
+        self._m, self._c, self._t = _busy_jiffies(), cpu_s(), time.perf_counter()
+        return self
+
+    def share(self) -> Optional[float]:
+        m = _busy_jiffies()
+        if m is None or self._m is None:
+            return None
+        wall = max(time.perf_counter() - self._t, 1e-6)
+        others = (m[0] - self._m[0]) - (cpu_s() - self._c)
+        return rnd(max(others, 0.0) / (wall * (os.cpu_count() or 1)), 3)
+
+
+def wait_for_quiet(max_share: float = 0.25, timeout_s: float = 900, window_s: float = 3.0) -> dict:
+    """Wait (up to `timeout_s`) until other processes use less than `max_share` of the machine for two
+    windows in a row: on a shared machine a test suite next door slows either side of a comparison 2-10x,
+    and a time estimate measured then says nothing about a quiet machine. Returns what was waited."""
+    t0, calm, share = time.perf_counter(), 0, None
+    while time.perf_counter() - t0 < timeout_s:
+        probe = OthersLoad().start()
+        time.sleep(window_s)
+        share = probe.share()
+        if share is None:
+            break
+        calm = calm + 1 if share < max_share else 0
+        if calm >= 2:
+            break
+    waited = rnd(time.perf_counter() - t0, 1)
+    if waited and waited > 3 * window_s:
+        log(f"waited {waited} s for other processes to use < {max_share:.0%} of the CPU (last: {share})")
+    return {"waited_s": waited, "others_share": share, "quiet": share is not None and share < max_share}
+
+
 # -- the machine and the code -------------------------------------------------------------------
 
 def machine_info() -> dict:

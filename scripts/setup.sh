@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (if needed) and install Transfer Lab into it. Usage: scripts/setup.sh [--test]
 # Uses pip on purpose: the lab machines keep torch 2.14.1 / torchvision 0.29.1 on local disk and
-# pip finds them there (uv and poetry would download gigabytes).
+# pip finds them there (uv and poetry would download gigabytes). pip's own output goes to
+# .venv/setup.log; the screen gets one line (or the log's end when something failed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -11,9 +12,16 @@ fi
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 stamp=".venv/.installed${extras:+-test}"
+log=".venv/setup.log"
 # Reinstall only when the project's requirements changed since the last install.
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".${extras}"
+  started=$(date +%s)
+  if ! { .venv/bin/python -m pip install -qq --upgrade pip && \
+         .venv/bin/python -m pip install -qq -e ".${extras}"; } >"$log" 2>&1; then
+    echo "Setting up Transfer Lab failed; the last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
   touch "$stamp"
+  echo "Transfer Lab is set up in .venv${extras:+ with the test tools} ($(( $(date +%s) - started )) s; pip's log: $log)."
 fi

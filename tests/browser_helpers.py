@@ -4,7 +4,7 @@
 * numbered screenshots under ``test-artifacts/browser/`` at the repository root,
 * small DOM helpers for Gradio 6 components (poll-and-wait with readable failure messages),
 * builders of bad uploads (empty zip, zip-slip, one class, ...) written into a tmp folder,
-* a fallback in-process launcher of the app, used only when tests/conftest.py has no
+* a fallback in-process server of the app, used only when tests/conftest.py has no
   ``launched_app`` fixture.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 import time
 import zipfile
 from pathlib import Path
@@ -208,6 +207,37 @@ def choose(page, elem_id: str, value: str) -> None:
         box.fill(value)
         box.press("Enter")
     page.wait_for_timeout(300)
+
+
+def set_checkbox(page, elem_id: str, checked: bool = True) -> None:
+    """Tick (or untick) the gr.Checkbox with elem_id, as a user would: by clicking its label."""
+    ensure_visible(page, f"#{elem_id}")
+    box = page.locator(f"#{elem_id} input[type=checkbox]").first
+    if box.is_checked() != checked:
+        page.locator(f"#{elem_id} label").first.click()
+    wait_until(lambda: box.is_checked() == checked, 5, f"#{elem_id} to be {'ticked' if checked else 'clear'}",
+               page=page)
+
+
+def checked_values(page, elem_id: str) -> list[str]:
+    """The labels of the ticked boxes of a gr.CheckboxGroup."""
+    return page.evaluate(
+        """(id) => Array.from(document.querySelectorAll('#' + id + ' label'))
+            .filter(l => { const i = l.querySelector('input[type=checkbox]'); return i && i.checked; })
+            .map(l => l.innerText.trim())""",
+        elem_id,
+    )
+
+
+def table_rows(page, elem_id: str) -> list[str]:
+    """The text of each body row of a gr.Dataframe (Gradio 6 draws them as role=row divs; the
+    header row is a <tr> in <thead>)."""
+    return page.evaluate(
+        r"""(id) => Array.from(document.querySelectorAll('#' + id + ' [role=row]'))
+            .filter(r => !r.closest('thead'))
+            .map(r => r.innerText.replace(/\s+/g, ' ').trim()).filter(t => t)""",
+        elem_id,
+    )
 
 
 def set_number(page, elem_id: str, value: float | int, settle_ms: int = 600) -> bool:
@@ -495,15 +525,9 @@ def sample_digit_png(folder: Path) -> Path:
 # --------------------------------------------------------------------------- fallback launcher
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch_app_in_process(runs_dir: Path):
-    """Launch app.build_app() in this process; returns (demo, base_url). Caller closes `demo`."""
-    import inspect
+    """Serve tl_ui.webapp.build_app() from this process; returns (server, base_url). Caller calls
+    `server.stop()`."""
     import sys
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -511,19 +535,10 @@ def launch_app_in_process(runs_dir: Path):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from app import build_app  # noqa: WPS433 (import at use: app.py may be absent in partial checkouts)
+    from tl_ui.server import start_in_thread
+    from tl_ui.settings import Settings
+    from tl_ui.webapp import build_app
 
-    params = inspect.signature(build_app).parameters
-    if "settings" in params:
-        from tl_ui.settings import Settings
-
-        demo = build_app(Settings(runs_dir=runs_dir, max_jobs=1, offline=True))
-    else:
-        demo = build_app()
-    port = free_port()
-    demo.queue()
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-        ssr_mode=False, quiet=True,
-    )
-    return demo, url.rstrip("/") + "/"
+    settings = Settings(runs_dir=runs_dir, max_jobs=1, offline=True)
+    server = start_in_thread(build_app(settings), settings=settings)
+    return server, server.url.rstrip("/") + "/"

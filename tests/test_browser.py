@@ -1,9 +1,11 @@
 """A new user's walk-through of Transfer Lab in a real browser (Debian Chromium via Playwright).
 
 Opens the page, loads the sample digits, picks EfficientNet-Lite0 + linear probe, trains, watches
-the curves, reads the results, tries a prediction, downloads the model, stops a second run mid-way
-and trains once more; then feeds bad uploads and checks each error reads as plain words in
-#data-error. Every step saves a screenshot under test-artifacts/browser/ (look at them).
+the curves, reads the results (every number with its interval and plain sentence, the reliability
+diagram, prediction sets), tries a prediction, downloads the model, stops a second run mid-way and
+trains once more with the from-scratch comparison, then compares the runs; then feeds bad uploads
+and checks each error reads as plain words in #data-error. Every step saves a screenshot under
+test-artifacts/browser/ (look at them).
 
 Run:  .venv/bin/python -m pytest tests/test_browser.py -q
 """
@@ -77,11 +79,11 @@ def app_url(request, tmp_path_factory):
         assert isinstance(url, str) and url.startswith("http"), f"unexpected launched_app: {launched!r}"
         yield url.rstrip("/") + "/"
         return
-    demo, url = bh.launch_app_in_process(tmp_path_factory.mktemp("runs"))
+    server, url = bh.launch_app_in_process(tmp_path_factory.mktemp("runs"))
     try:
         yield url
     finally:
-        demo.close()
+        server.stop()
 
 
 @pytest.fixture
@@ -158,6 +160,30 @@ def _plot_rendered(page, elem_id: str) -> bool:
         }""",
         elem_id,
     ))
+
+
+def _check_evidence(page) -> None:
+    """The Results headline: the cross-validated estimate first (few test examples), the test accuracy,
+    each with its 95% interval; the plain sentence; the reliability diagram and prediction sets."""
+    bh.ensure_visible(page, "#results-summary")
+    head = bh.wait_for_text(page, "#results-summary", "95% interval", timeout_s=30)
+    assert re.search(r"Cross-validated accuracy: \d+% \(95% interval \d+%–\d+%\)", head), head
+    assert re.search(r"test accuracy: \d+% \(95% interval \d+%–\d+%\)", head), head
+    assert head.index("Cross-validated") < head.index("test accuracy"), head
+    assert re.search(r"Right on \d+ of \d+ test examples\. .*probably between \d+% and \d+%", head), head
+    assert "took no part in training" in head, head                       # where the numbers come from
+    assert re.search(r"Macro-F1.*\d+% \(95% interval \d+%–\d+%\)", head), head
+    per_class = bh.text_of(page, "#per-class-table")
+    assert re.search(r"\d+% \(\d+%–\d+%\)", per_class), f"#per-class-table has no intervals: {per_class!r}"
+    bh.ensure_visible(page, "#reliability-plot")
+    bh.wait_until(lambda: bh.plot_has_data(page, "reliability-plot"), 30, "#reliability-plot to draw", page=page)
+    assert set(bh.series_colours(page, "reliability-plot")) == {
+        "after calibration", "before calibration", "perfectly calibrated"}, bh.series_colours(page, "reliability-plot")
+    assert re.search(r"before calibration and [\d.]+ after", bh.text_of(page, "#calibration-summary"))
+    assert re.search(r"at the \d+% level the set held the right class for \d+% of \d+ test examples",
+                     bh.text_of(page, "#conformal-summary")), bh.text_of(page, "#conformal-summary")
+    rows = bh.table_rows(page, "runs-table")
+    assert len(rows) == 1 and re.search(r"linear probe .*\d+% \(\d+%–\d+%\)", rows[0]), rows
 
 
 def _download_target(page, selector: str):
@@ -244,6 +270,7 @@ def test_new_user_walkthrough(page, tmp_path):
     metrics_text = bh.text_of(page, "#metrics-table")
     assert re.search(r"accuracy[\s\S]*?(\d+(\.\d+)?\s*%|0\.\d+|1\.0+)", metrics_text, re.I), (
         f"no accuracy value in #metrics-table: {metrics_text!r}")
+    _check_evidence(page)
     bh.ensure_visible(page, "#confusion-plot")
     bh.wait_until(lambda: _plot_rendered(page, "confusion-plot"), 30, "#confusion-plot to render",
                   page=page)
@@ -262,6 +289,8 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.wait_for_regex(page, "#try-output", r"\d+(\.\d+)?\s*%|0\.\d+", timeout_s=60)
     assert re.search(r"\b[0-9]\b", bh.text_of(page, "#try-output")), (
         f"#try-output has no class name: {bh.text_of(page, '#try-output')!r}")
+    set_text = bh.wait_for_text(page, "#try-set", "Prediction set", timeout_s=15)
+    assert re.search(r"\(\d+% level\):\s*(one of: )?[0-9]", set_text), f"#try-set: {set_text!r}"
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 7, "try-prediction"))
 
@@ -294,7 +323,9 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 10, "second-run-stopped"))
 
-    # A third, tiny run in the same session finishes: Stop left nothing stuck.
+    # A third, tiny run in the same session finishes: Stop left nothing stuck. It also trains the
+    # same recipe from random weights, for the comparison in Results.
+    bh.set_checkbox(page, "compare-scratch", True)
     _start_run(page, "linear_probe", epochs=1)
     bh.wait_until(lambda: "stopped" not in _status(page).lower(), 60,
                   "the third run to replace the 'Stopped' status", page=page,
@@ -307,9 +338,34 @@ def test_new_user_walkthrough(page, tmp_path):
     assert bh.point_markers(page, "loss-plot") >= 1, "the 1-epoch validation loss is not visible"
     bh.wait_until(lambda: bh.is_shown(page, "#to-results"), 15, "'See the results' after the third run",
                   page=page)
+    assert "random weights trains next" in _status(page), _status(page)
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 11, "third-run-finished"))
-    assert len(shots) == 11
+
+    # 9. Results of the third run: the from-scratch comparison fills in by itself once its run ends;
+    #    the runs table lists every run; the pretrained and scratch runs are ticked and compared.
+    page.locator("#to-results").click()
+    bh.wait_for_text(page, "#scratch-comparison", ["still training", "What pretraining bought you"], timeout_s=30)
+    shots.append(bh.screenshot(page, 12, "scratch-comparison-waiting"))
+    text = bh.wait_for_text(page, "#scratch-comparison", "What pretraining bought you", timeout_s=TRAIN_TIMEOUT_S)
+    assert re.search(r"pretrained weights: \d+% \(\d+%–\d+%\); the same recipe from random weights: "
+                     r"\d+% \(\d+%–\d+%\)", text), text
+    assert re.search(r"gave [+−±]\d+ points? of accuracy on the same \d+ test examples \(95% interval "
+                     r"[+−]?\d+ to [+−]?\d+ points\)", text), text
+    bh.wait_until(lambda: len(bh.checked_values(page, "compare-runs")) == 2, 15,
+                  "the run and its scratch companion to be ticked", page=page)
+    bh.wait_until(lambda: bh.plot_has_data(page, "compare-plot"), 30, "#compare-plot to draw", page=page)
+    assert len(bh.series_colours(page, "compare-plot")) == 2, bh.series_colours(page, "compare-plot")
+    diff = bh.wait_for_text(page, "#compare-diff", "minus", timeout_s=15)
+    assert re.search(r"minus .* (95% interval .* points\) )?on the same \d+ test examples", diff), diff
+    rows = bh.table_rows(page, "runs-table")
+    assert len(rows) >= 4 and sum("random weights" in r for r in rows) == 1, rows   # 3 runs + the companion
+    assert any(re.search(r"\d+% \(\d+%–\d+%\)", r) for r in rows), rows
+    bh.ensure_visible(page, "#runs-table")
+    page.locator("#compare-diff").scroll_into_view_if_needed()
+    bh.assert_no_crash_signs(page)
+    shots.append(bh.screenshot(page, 13, "scratch-comparison-and-runs"))
+    assert len(shots) == 13
 
 
 # --------------------------------------------------------------------------- bad uploads

@@ -195,8 +195,41 @@ def packaged_path(entry: ModelEntry) -> Path:
 
 
 def network_disabled() -> bool:
+    """True when offline mode is on, or the Hub cannot be reached (checked quickly, remembered)."""
+    return offline_mode() or not hub_reachable()
+
+
+def offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or \
         os.environ.get("TL_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+HUB_CHECK_TIMEOUT_S = 3.0
+HUB_CHECK_MEMORY_S = 300.0
+_hub_checked: dict[str, tuple[float, bool]] = {}   # endpoint -> (when, reachable)
+
+
+def hub_reachable(timeout: float = HUB_CHECK_TIMEOUT_S) -> bool:
+    """Can this machine open a connection to the Hub (HF_ENDPOINT, default huggingface.co)? One TCP
+    connect with a short timeout, remembered for a few minutes: without it, a download on a machine
+    with no network only fails after the Hub client's retries (about 50 s)."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    known = _hub_checked.get(endpoint)
+    if known and time.time() - known[0] < HUB_CHECK_MEMORY_S:
+        return known[1]
+    url = urlparse(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            reachable = True
+    except OSError:
+        reachable = False
+    _hub_checked[endpoint] = (time.time(), reachable)
+    return reachable
 
 
 def needs_network_message(entry: ModelEntry) -> str:

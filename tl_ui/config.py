@@ -113,20 +113,21 @@ class RunConfig:
             raise ConfigError(
                 f"Unknown strategy '{self.strategy}'. Choose one of: {', '.join(STRATEGIES)}."
             )
-        if self.epochs is not None and not 1 <= int(self.epochs) <= 1000:
-            raise ConfigError(f"Epochs must be between 1 and 1000 (got {self.epochs}).")
+        # Upper limits are the server's (tl_ui/limits.py, from settings); here only what is never valid.
+        if self.epochs is not None and int(self.epochs) < 1:
+            raise ConfigError(f"Epochs must be at least 1 (got {self.epochs}).")
         if self.learning_rate is not None and not 0 < float(self.learning_rate) < 1:
             raise ConfigError(f"Learning rate must be between 0 and 1 (got {self.learning_rate}).")
-        if not 1 <= int(self.batch_size) <= 1024:
-            raise ConfigError(f"Batch size must be between 1 and 1024 (got {self.batch_size}).")
+        if int(self.batch_size) < 1:
+            raise ConfigError(f"Batch size must be at least 1 (got {self.batch_size}).")
         if not 0.05 <= float(self.val_fraction) <= 0.5:
             raise ConfigError(
                 f"Validation share must be between 0.05 and 0.5 (got {self.val_fraction})."
             )
-        if self.image_size is not None and not 32 <= int(self.image_size) <= 1024:
-            raise ConfigError(f"Image size must be between 32 and 1024 pixels (got {self.image_size}).")
-        if not 8 <= int(self.max_length) <= 512:
-            raise ConfigError(f"Text length must be between 8 and 512 tokens (got {self.max_length}).")
+        if self.image_size is not None and int(self.image_size) < 32:
+            raise ConfigError(f"Image size must be at least 32 pixels (got {self.image_size}).")
+        if int(self.max_length) < 8:
+            raise ConfigError(f"Text length must be at least 8 tokens (got {self.max_length}).")
         if int(self.unfreeze_groups) < 1:
             raise ConfigError("Partial unfreezing needs at least 1 layer group to train.")
         if int(self.lora_rank) < 1:

@@ -142,7 +142,7 @@ def create_server_app(webapp, settings: Optional[Settings] = None):
     from gradio.routes import App as GradioApp
     from starlette.routing import Mount
 
-    from tl_ui.ui.helpers import CSS
+    from tl_ui.ui.theme import CSS
 
     lab, demo = webapp.lab, webapp.demo
     settings = settings or webapp.settings

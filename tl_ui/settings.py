@@ -34,6 +34,22 @@ class Settings:
     offline: bool = False                    # only the offline model shelf; no hub look-ups
     session_ttl_hours: float = 24.0          # anonymous session folders older than this are removed
     cleanup_minutes: float = 30.0            # how often the clean-up runs
+    # -- where runs train -------------------------------------------------------------------
+    executor: str = "process"                # "process": one worker process per run; "ray": one Ray task per run
+    ray_address: str = ""                    # with executor "ray": "auto", a cluster address, or "" (start a local Ray)
+    job_memory_gb: float = 8.0               # a worker's address-space cap; 0 = no cap
+    job_max_minutes: float = 120.0           # a run's wall-clock cap
+    max_queued: int = 50                     # jobs waiting or running, everyone together
+    max_queued_per_address: int = 6          # jobs waiting or running per client address without login
+    # -- limits on what a user can ask for (page, API and CLI alike; tl_ui/limits.py) ---------
+    max_epochs: int = 200
+    max_batch_size: int = 128
+    max_image_size: int = 512
+    max_lora_rank: int = 64
+    max_text_length: int = 512
+    max_classes: int = 200
+    max_dataset_megapixels: float = 2000.0   # decoded pixels of all images of one dataset, in millions
+    max_model_params_m: float = 400.0        # a Hub model's parameters, in millions (checked before download)
 
     # -- derived ----------------------------------------------------------------------------
     @property
@@ -52,7 +68,17 @@ class Settings:
             max_upload_bytes=self.max_upload_bytes,
             max_files=self.max_images,
             max_rows=self.max_rows,
+            max_classes=self.max_classes,
+            max_dataset_pixels=int(self.max_dataset_megapixels * 1_000_000),
         )
+
+    def run_limits(self):
+        """What one run may ask for (tl_ui/limits.py), the same for page, API and CLI."""
+        from tl_ui.limits import RunLimits
+
+        return RunLimits(max_epochs=self.max_epochs, max_batch_size=self.max_batch_size,
+                         max_image_size=self.max_image_size, max_lora_rank=self.max_lora_rank,
+                         max_text_length=self.max_text_length, max_model_params_m=self.max_model_params_m)
 
     def validate(self) -> "Settings":
         if not 0 < self.port < 65536:
@@ -65,9 +91,16 @@ class Settings:
             )
         if self.max_upload_mb <= 0:
             raise SettingsError("Maximum upload size must be more than 0 MB.")
-        for name in ("max_images", "max_rows", "max_jobs", "max_queued_per_user"):
+        for name in ("max_images", "max_rows", "max_jobs", "max_queued_per_user", "max_queued",
+                     "max_queued_per_address", "max_epochs", "max_batch_size", "max_lora_rank", "max_classes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name.replace('_', ' ').capitalize()} must be at least 1.")
+        if self.executor not in ("process", "ray"):
+            raise SettingsError(f"Executor must be 'process' or 'ray' (got '{self.executor}').")
+        if self.max_image_size < 32 or self.max_text_length < 8:
+            raise SettingsError("Max image size must be at least 32 pixels and max text length at least 8 tokens.")
+        if self.job_memory_gb < 0 or self.job_max_minutes <= 0:
+            raise SettingsError("Job memory must be 0 (no cap) or more, and job minutes more than 0.")
         if self.session_ttl_hours <= 0 or self.cleanup_minutes <= 0:
             raise SettingsError("Session lifetime and clean-up interval must be more than 0.")
         return self
@@ -88,7 +121,10 @@ class Settings:
                 f"  runs dir        {Path(self.runs_dir).resolve()}",
                 f"  max upload      {self.max_upload_mb:g} MB",
                 f"  max images/rows {self.max_images} / {self.max_rows}",
-                f"  max jobs        {self.max_jobs} at once, {self.max_queued_per_user} per user",
+                f"  max jobs        {self.max_jobs} at once, {self.max_queued_per_user} per user, "
+                f"{self.max_queued} queued in all",
+                f"  executor        {self.executor}{' at ' + self.ray_address if self.ray_address else ''}, "
+                f"{self.job_memory_gb:g} GB and {self.job_max_minutes:g} min per job",
                 f"  auth            {users}",
                 f"  offline         {'yes' if self.offline else 'no'}",
                 f"  clean-up        every {self.cleanup_minutes:g} min, sessions kept {self.session_ttl_hours:g} h",
@@ -166,6 +202,20 @@ _ENV_SPEC: list[tuple[str, str, str, str]] = [
     ("offline", "TL_OFFLINE", "bool", "Offline mode: only the packaged model shelf, no hub downloads."),
     ("session_ttl_hours", "TL_SESSION_TTL_HOURS", "float", "Anonymous session folders are removed after this many hours. Default 24."),
     ("cleanup_minutes", "TL_CLEANUP_MINUTES", "float", "Minutes between clean-ups of old sessions and caches. Default 30."),
+    ("executor", "TL_EXECUTOR", "str", "Where runs train: 'process' (a worker process each) or 'ray'. Default process."),
+    ("ray_address", "TL_RAY_ADDRESS", "str", "With --executor ray: 'auto', a cluster address, or empty for a local Ray."),
+    ("job_memory_gb", "TL_JOB_MEMORY_GB", "float", "Memory cap of one training worker in GB (0: none). Default 8."),
+    ("job_max_minutes", "TL_JOB_MAX_MINUTES", "float", "Wall-clock cap of one run in minutes. Default 120."),
+    ("max_queued", "TL_MAX_QUEUED", "int", "Jobs waiting or running, all users together. Default 50."),
+    ("max_queued_per_address", "TL_MAX_QUEUED_PER_ADDRESS", "int", "Jobs waiting or running per client address without login. Default 6."),
+    ("max_epochs", "TL_MAX_EPOCHS", "int", "Most epochs one run may ask for. Default 200."),
+    ("max_batch_size", "TL_MAX_BATCH_SIZE", "int", "Largest batch size. Default 128."),
+    ("max_image_size", "TL_MAX_IMAGE_SIZE", "int", "Largest image size in pixels. Default 512."),
+    ("max_lora_rank", "TL_MAX_LORA_RANK", "int", "Largest LoRA rank. Default 64."),
+    ("max_text_length", "TL_MAX_TEXT_LENGTH", "int", "Most tokens per text. Default 512."),
+    ("max_classes", "TL_MAX_CLASSES", "int", "Most classes in one dataset. Default 200."),
+    ("max_dataset_megapixels", "TL_MAX_DATASET_MEGAPIXELS", "float", "Decoded pixels of one dataset's images, in millions. Default 2000."),
+    ("max_model_params_m", "TL_MAX_MODEL_PARAMS", "float", "Largest Hub model, in millions of parameters (checked before download). Default 400."),
 ]
 
 

@@ -28,6 +28,7 @@ from tl_ui.ui import train as train_step  # noqa: E402
 from tl_ui.service.lab import Lab  # noqa: E402
 from tl_ui.ui.handlers import Handlers  # noqa: E402
 from tl_ui.ui.state import SessionState  # noqa: E402
+from tl_ui.ui.theme import LIVE_REGIONS_JS  # noqa: E402
 
 log = logging.getLogger("tl_ui.app")
 
@@ -105,18 +106,16 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> WebApp:
     return WebApp(demo, lab, settings)
 
 
-def _outs(c: dict, keys: Sequence[str]) -> list:
-    return [c[k] for k in keys]
-
-
 def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
+    """Events -> handlers; each event's outputs are the components its handler declares."""
     private = {"api_visibility": "private"}
     state = c["session"]
-    train_outs = _outs(c, train_step.OUTPUT_KEYS)
-    data_outs = _outs(c, data_step.OUTPUT_KEYS)
-    results_outs = [state, c["previous_runs"], *_outs(c, results_step.OUTPUT_KEYS)]
 
-    demo.load(h.on_load, state, [state, c["previous_runs"], *train_outs], **private)
+    def on(trigger, handler, inputs, **kw):
+        return trigger(handler, inputs, h.output_components(handler), **{**private, **kw})
+
+    on(demo.load, h.on_load, state)
+    demo.load(None, None, None, js=LIVE_REGIONS_JS, **private)
 
     # tab navigation
     for button, target in (("model_next", "data"), ("data_next", "strategy"), ("strategy_next", "train"),
@@ -125,49 +124,46 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
 
     # step 1
     for trigger in (c["model_choice"].change, c["hub_id"].submit, c["hub_id"].blur):
-        trigger(h.on_model_change, [c["model_choice"], c["hub_id"], state], c["model_info"], **private)
+        on(trigger, h.on_model_change, [c["model_choice"], c["hub_id"], state])
 
     # step 2 (reading data is CPU-heavy: at most two at once across all users)
-    data_kw = {"concurrency_limit": 2, "concurrency_id": "data", "show_progress_on": c["data_summary"],
-               **private}
-    # step 3 inputs; the strategy box is refreshed after data loads (a chained step, so it reads
-    # the model choice after the data step has updated it)
-    form = {c[k] for k in ["model_choice", "hub_id", "strategy_choice", *strategy_step.ADVANCED_KEYS]} | {state}
+    data_kw = {"concurrency_limit": 2, "concurrency_id": "data", "show_progress_on": c["data_summary"]}
+    columns = [c["text_column"], c["label_column"], c["group_column"]]
+    # step 3's box is refreshed after data loads (a chained step, so it reads the model choice
+    # after the data step has updated it)
+    form = h.form_inputs()
     info_kw = {"concurrency_limit": 2, "concurrency_id": "info", "show_progress": "minimal",
-               "show_progress_on": c["strategy_info"], **private}
+               "show_progress_on": c["strategy_info"]}
     data_events = [
-        c["data_upload"].upload(h.on_upload, [c["data_upload"], c["text_column"], c["label_column"],
-                                              c["model_choice"], state], data_outs, **data_kw),
-        c["data_reload"].click(h.on_reload, [c["text_column"], c["label_column"], c["model_choice"], state],
-                               data_outs, **data_kw),
-        c["use_sample_image"].click(h.sample_loader("image"), [c["model_choice"], state], data_outs, **data_kw),
-        c["use_sample_text"].click(h.sample_loader("text"), [c["model_choice"], state], data_outs, **data_kw),
+        on(c["data_upload"].upload, h.on_upload, [c["data_upload"], *columns, c["model_choice"], state], **data_kw),
+        on(c["data_reload"].click, h.on_reload, [*columns, c["model_choice"], state], **data_kw),
+        on(c["use_sample_image"].click, h.sample_loader("image"), [c["model_choice"], state], **data_kw),
+        on(c["use_sample_text"].click, h.sample_loader("text"), [c["model_choice"], state], **data_kw),
     ]
     for event in data_events:
-        event.success(h.strategy_info, form, c["strategy_info"], **info_kw)
+        on(event.success, h.strategy_info, form, **info_kw)
 
     # step 3: defaults follow the strategy; the info box follows everything that changes it
-    c["strategy_choice"].change(h.on_strategy_change, c["strategy_choice"],
-                                [c["epochs"], c["learning_rate"]], **private)
+    on(c["strategy_choice"].change, h.on_strategy_change, c["strategy_choice"])
     for key in ("strategy_choice", "model_choice", "epochs", "max_examples", "image_size",
-                "unfreeze_groups", "lora_rank"):
-        c[key].change(h.strategy_info, form, c["strategy_info"], **info_kw)
-    c["strategy_tab"].select(h.strategy_info, form, c["strategy_info"], **info_kw)
+                "unfreeze_groups", "lora_rank", "compare_scratch"):
+        on(c[key].change, h.strategy_info, form, **info_kw)
+    on(c["strategy_tab"].select, h.strategy_info, form, **info_kw)
 
     # step 4: submit to the runner, then poll it
-    c["start_btn"].click(h.start, form, [state, *train_outs], concurrency_limit=None, **private)
-    c["stop_btn"].click(h.stop, state, c["train_status"], concurrency_limit=None, **private)
-    c["timer"].tick(h.tick, state, train_outs, concurrency_limit=None, show_progress="hidden", **private)
+    on(c["start_btn"].click, h.start, form, concurrency_limit=None)
+    on(c["stop_btn"].click, h.stop, state, concurrency_limit=None)
+    on(c["timer"].tick, h.tick, state, concurrency_limit=None, show_progress="hidden")
 
     # step 5
-    c["finished_run"].change(h.show_run, [c["finished_run"], state], results_outs, **private)
-    c["previous_runs"].input(h.show_run, [c["previous_runs"], state], results_outs, **private)
-    c["refresh_runs"].click(h.refresh_runs, None, c["previous_runs"], **private)
-    try_kw = {"concurrency_limit": 2, "concurrency_id": "predict", **private}
-    c["try_btn"].click(h.try_it, [c["try_image"], c["try_text"], state], [c["try_output"], c["try_error"]],
-                       **try_kw)
-    c["try_text"].submit(h.try_it, [c["try_image"], c["try_text"], state], [c["try_output"], c["try_error"]],
-                         **try_kw)
+    on(c["finished_run"].change, h.show_run, [c["finished_run"], state])
+    on(c["previous_runs"].input, h.show_run, [c["previous_runs"], state])
+    on(c["refresh_runs"].click, h.refresh_runs, None)
+    on(c["compare_runs"].input, h.compare_runs, c["compare_runs"], concurrency_limit=2, concurrency_id="compare")
+    on(c["results_timer"].tick, h.scratch_tick, state, concurrency_limit=None, show_progress="hidden")
+    try_kw = {"concurrency_limit": 2, "concurrency_id": "predict"}
+    for trigger in (c["try_btn"].click, c["try_text"].submit):
+        on(trigger, h.try_it, [c["try_image"], c["try_text"], state], **try_kw)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -108,7 +108,8 @@ def case(modality: str, strategy: str, n_train: int, epochs: int) -> dict:
     config = RunConfig(model_id=MODEL_FOR[modality], strategy=strategy, epochs=epochs, batch_size=batch,
                        val_fraction=val_fraction, seed=seed, max_examples=n, head_only_epochs=0, augment=False,
                        early_stopping_patience=0, max_length=MAX_LENGTH)
-    train_items, train_t, _, _, classes = engine_split(ds, n, val_fraction, seed)
+    split = engine_split(ds, n, val_fraction, seed)
+    (train_items, train_t), classes = split["train"], split["classes"]
     hand, n_frozen_norms, loaded = _hand_loop(modality, strategy, config, train_items, train_t, classes)
 
     pairs: list[dict] = []

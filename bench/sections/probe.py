@@ -25,25 +25,27 @@ def run(cfg: dict) -> dict:
     config = RunConfig(model_id=IMAGE_MODEL, strategy="linear_probe", epochs=epochs, batch_size=batch,
                        early_stopping_patience=0, max_examples=n, seed=seed)
     split = engine_split(ds, n, config.val_fraction, seed)
-    train_items, _, val_items, _, classes = split
-    loaded = load("image", classes)
+    # the order the engine embeds in: training, validation (choose), test (report) examples
+    all_items = split["train"][0] + split["choose"][0] + split["report"][0]
+    loaded = load("image", split["classes"])
     floor_model = loaded.model.eval()
-    pixels = image_tensor(loaded, train_items + val_items)  # ready-made tensors for the floor
+    pixels = image_tensor(loaded, all_items)  # ready-made tensors for the floor
     with torch.no_grad():  # warm-up (first-call allocations), not timed
         floor_model(pixels[:batch])
 
-    pipe = [_pipeline(loaded, train_items + val_items, batch)]
+    pipe = [_pipeline(loaded, all_items, batch)]
     runs: dict[str, list[dict]] = {"ours": [], "naive": []}
     for order in alternating(cfg["rounds"], "ours", "naive"):
         for side in order:
             r = _ours(config, ds, floor_model, pixels) if side == "ours" else _naive(config, split)
             runs[side].append(r)
             log(f"probe {side}: " + ", ".join(f"{k}={v:.2f}" for k, v in r.items() if isinstance(v, float)))
-    pipe.append(_pipeline(loaded, train_items + val_items, batch))
+    pipe.append(_pipeline(loaded, all_items, batch))
 
     ours, naive = runs["ours"], runs["naive"]
     out = {
-        "settings": {"model": IMAGE_MODEL, "n_images": len(train_items) + len(val_items), "n_train": len(train_items),
+        "settings": {"model": IMAGE_MODEL, "n_images": len(all_items), "n_train": len(split["train"][0]),
+                     "n_choose": len(split["choose"][0]), "n_report": len(split["report"][0]),
                      "epochs": epochs, "batch_size": batch, "naive_batch_size": batch,
                      "embedding_batch": ours[0]["embedding_batch"], "rounds": cfg["rounds"],
                      "early_stopping": "off (same work on both sides)", "threads": torch.get_num_threads(),
@@ -121,15 +123,16 @@ def _ours(config, ds, floor_model, pixels) -> dict:
 
 def _naive(config, split) -> dict:
     """The ordinary loop: frozen backbone (eval mode, no gradients), head trained, forward every epoch, and
-    validation every epoch (as the engine does: it keeps the best epoch), all at the run's batch size."""
+    validation every epoch (as the engine does: it keeps the best epoch), then the test examples once (as the
+    engine does), all at the run's batch size."""
     import torch
     from torch import nn
 
     from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
 
-    train_items, train_t, val_items, val_t, classes = split
+    (train_items, train_t), (val_items, val_t), (report_items, report_t) = split["train"], split["choose"], split["report"]
     epochs, batch = config.resolved_epochs, config.batch_size
-    loaded = load("image", classes)
+    loaded = load("image", split["classes"])
     model = loaded.model.eval()
     head = loaded.head_modules()[-1]
     for p in model.parameters():
@@ -139,6 +142,7 @@ def _naive(config, split) -> dict:
     train_loader = make_loader(loaded, make_dataset(loaded, train_items, train_t), batch, shuffle=True,
                                seed=config.seed)
     val_loader = make_loader(loaded, make_dataset(loaded, val_items, val_t), batch, shuffle=False)
+    report_loader = make_loader(loaded, make_dataset(loaded, report_items, report_t), batch, shuffle=False)
     opt = torch.optim.AdamW(head.parameters(), lr=config.resolved_learning_rate, weight_decay=config.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     tr_w = tr_c = va_w = va_c = 0.0
@@ -154,9 +158,12 @@ def _naive(config, split) -> dict:
             with Clock() as c, torch.no_grad():
                 correct = sum((forward_logits(model, b).argmax(-1) == b["labels"]).sum().item() for b in val_loader)
             va_w, va_c = va_w + c.wall, va_c + c.cpu
+        with Clock() as test, torch.no_grad():
+            for b in report_loader:
+                forward_logits(model, b)
     # Without per-epoch validation the naive loop would still validate once at the end.
-    return {"total_s": total.wall, "total_cpu_s": total.cpu, "train_s": tr_w, "val_s": va_w,
-            "no_val_s": tr_w + va_w / epochs, "no_val_cpu_s": tr_c + va_c / epochs,
+    return {"total_s": total.wall, "total_cpu_s": total.cpu, "train_s": tr_w, "val_s": va_w, "test_s": test.wall,
+            "no_val_s": tr_w + va_w / epochs + test.wall, "no_val_cpu_s": tr_c + va_c / epochs + test.cpu,
             "last_val_acc": correct / len(val_items)}
 
 

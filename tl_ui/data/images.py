@@ -17,7 +17,7 @@ from .dataset import DataError, LabelledDataset
 from .dicom import (DICOM_EXTENSIONS, auto_range, dicom_reading_note, is_dicom_path, read_dicom,
                     scale_to_uint8)
 from .limits import Limits
-from .validate import Origin, check_classes, class_warnings, duplicate_warning
+from .validate import Origin, check_classes, check_total_pixels, class_warnings, duplicate_warning
 from .wording import plural, quoted_list
 from .zips import is_junk
 
@@ -105,9 +105,11 @@ def inspect_images(paths: Sequence[Path], shown: Sequence[str], labels: Sequence
                    source: str, limits: Limits) -> list[str]:
     """Check every image (errors raise) and return warnings about tiny, duplicate and multi-frame
     images."""
-    tiny, hashes, multi = [], [], []
+    tiny, hashes, multi, total = [], [], [], 0
     for path, name in zip(paths, shown):
         width, height, frames, key = _inspect_one(path, name, source, limits)
+        total += width * height
+        check_total_pixels(total, source, limits)
         if min(width, height) < TINY_SIDE:
             tiny.append((name, width, height))
         if frames > 1:

@@ -14,6 +14,14 @@ class Limits:
     max_image_pixels: int = 40_000_000        # width x height of any one image
     max_rows: int = 100_000                   # rows of a CSV/TSV/Excel table
     min_per_class: int = 2                    # fewer examples than this in a class is an error
+    max_classes: int = 200                    # distinct labels in one dataset
+    max_dataset_pixels: int = 2_000_000_000   # width x height of all images together (decoded memory)
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Limits":
+        """From run.json's `limits` (which may also hold run limits, e.g. max_model_params_m)."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in (record or {}).items() if k in known})
 
 
 def human_size(n_bytes: int) -> str:

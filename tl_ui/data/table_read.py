@@ -2,13 +2,14 @@
 messages) and Excel files, into a `Table` of stripped strings."""
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import math
 import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
@@ -54,19 +55,28 @@ def read_table(path: Path, limits: Limits) -> Table:
 
 # -- reading --------------------------------------------------------------------------------
 
+SNIFF_BYTES = 64 * 1024   # encoding hints and the separator come from the start of the file
+
+
 def _read_delimited(path: Path, limits: Limits) -> Table:
-    raw = path.read_bytes()
+    """pandas reads the file itself (memory in proportion to the table, not copies of its text);
+    the separator is sniffed from the first 64 KB and the encoding checked in a streaming pass."""
     name = path.name
-    if not raw.strip():
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    if not head.strip():
         raise DataError(
             f"The file '{name}' is empty. Save your table with a header row (for example "
             "'text,label') and one row per example, then upload it again."
         )
-    text, warning = _decode(raw, name)
-    delimiter = _guess_delimiter(text, path.suffix.lower())
+    encoding, warning = _encoding_of(path, head, name)
+    text_head = head.decode(encoding, errors="ignore")
+    if len(head) == SNIFF_BYTES:  # drop a last line cut in the middle
+        text_head = text_head[: text_head.rfind("\n") + 1] or text_head
+    delimiter = _guess_delimiter(text_head, path.suffix.lower())
     try:
         frame = pd.read_csv(
-            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
+            path, sep=delimiter, dtype=str, keep_default_na=False, encoding=encoding,
             skip_blank_lines=False, nrows=limits.max_rows + 1,
         )
     except pd.errors.EmptyDataError:
@@ -77,6 +87,33 @@ def _read_delimited(path: Path, limits: Limits) -> Table:
     except pd.errors.ParserError as exc:
         raise _parse_error(name, str(exc), delimiter) from None
     return Table(frame, name, [warning] if warning else [])
+
+
+def _encoding_of(path: Path, head: bytes, name: str) -> tuple[str, Optional[str]]:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):   # Excel's "Unicode text" export
+        return "utf-16", None
+    _refuse_binary(head, name)
+    if _decodes(path, "utf-8-sig"):                     # plain UTF-8, with or without a BOM
+        return "utf-8-sig", None
+    for encoding, label in (("cp1252", "Windows (cp1252)"), ("latin-1", "Latin-1")):
+        if _decodes(path, encoding):
+            return encoding, (
+                f"'{name}' is not saved as UTF-8, so it was read as {label} text. Check that accented "
+                "letters look right; if not, save the file again as 'CSV UTF-8' and upload it."
+            )
+    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _read_excel(path: Path, limits: Limits) -> Table:
@@ -122,26 +159,6 @@ def _read_excel(path: Path, limits: Limits) -> Table:
             "and one row per example in its first sheet, then upload it again."
         )
     return Table(frame, name, warnings)
-
-
-def _decode(raw: bytes, name: str) -> tuple[str, Optional[str]]:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):   # Excel's "Unicode text" export
-        return raw.decode("utf-16"), None
-    _refuse_binary(raw, name)
-    try:
-        return raw.decode("utf-8-sig"), None             # plain UTF-8, with or without a BOM
-    except UnicodeDecodeError:
-        pass
-    for encoding, label in (("cp1252", "Windows (cp1252)"), ("latin-1", "Latin-1")):
-        try:
-            text = raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        return text, (
-            f"'{name}' is not saved as UTF-8, so it was read as {label} text. Check that accented "
-            "letters look right; if not, save the file again as 'CSV UTF-8' and upload it."
-        )
-    raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
 
 _MAGIC_HINTS = (

@@ -29,6 +29,11 @@ def check_classes(labels: Sequence[str], origin: Origin, limits: Limits) -> None
     if not counts:
         what = "rows of data" if origin.kind == "table" else "images"
         raise DataError(f"'{origin.name}' contains no {what}. Add examples, then upload it again.")
+    if len(counts) > limits.max_classes:
+        raise DataError(
+            f"'{origin.name}' has {len(counts):,} different labels; this Transfer Lab accepts at most "
+            f"{limits.max_classes} (setting TL_MAX_CLASSES). Check that the right column holds the labels "
+            f"{'(' + repr(origin.label_column) + ')' if origin.label_column else ''}, or merge rare labels.")
     if len(counts) == 1:
         (only,) = counts
         if origin.kind == "table":
@@ -121,3 +126,12 @@ def long_text_warning(texts: Sequence[str], shown: Sequence[str]) -> list[str]:
         f"(e.g. {shown[long[0]]}); the model reads only the beginning of each text, so the rest "
         "will be cut off."
     ]
+
+
+def check_total_pixels(total: int, source: str, limits: Limits) -> None:
+    """All images of a dataset are decoded into memory: bound their pixels together."""
+    if total > limits.max_dataset_pixels:
+        raise DataError(
+            f"The images of '{source}' hold {total / 1e6:,.0f} million pixels together; this Transfer Lab "
+            f"reads at most {limits.max_dataset_pixels / 1e6:,.0f} million per dataset (setting "
+            "TL_MAX_DATASET_MEGAPIXELS). Use fewer images, or smaller ones (the models look at 224-512 px).")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tl_ui.catalog import ModelEntry, ModelUnavailable, needs_network_message, network_disabled, packaged_path
+from tl_ui.limits import model_too_large_message
 
 
 @dataclass
@@ -47,10 +48,16 @@ class LoadedModel:
 
 
 def load_model(entry: ModelEntry, classes: list[str], *, random_init: bool = False,
-               image_size: Optional[int] = None) -> LoadedModel:
-    """A classifier for `classes` from `entry`: pretrained weights, or random ones for the scratch baseline."""
+               image_size: Optional[int] = None, max_params_m: Optional[float] = None) -> LoadedModel:
+    """A classifier for `classes` from `entry`: pretrained weights, or random ones for the scratch baseline.
+    `max_params_m`: a Hub model over this many million parameters is refused before any weights
+    are downloaded or allocated (its size is counted on the `meta` device)."""
     if entry.source != "packaged" and not random_init and network_disabled() and not entry.offline:
         raise ModelUnavailable(needs_network_message(entry))
+    if entry.source != "packaged" and max_params_m:
+        params_m = _params_on_meta_device(entry)
+        if params_m is not None and params_m > max_params_m:
+            raise ModelUnavailable(model_too_large_message(entry.display_name, params_m, max_params_m))
     try:
         if entry.modality == "image":
             return _load_image_model(entry, classes, random_init, image_size)
@@ -62,6 +69,27 @@ def load_model(entry: ModelEntry, classes: list[str], *, random_init: bool = Fal
             raise
         # transformers/timm raise OSError or a requests error when the Hub cannot be reached.
         raise ModelUnavailable(f"{needs_network_message(entry)} (details: {str(exc)[:200]})") from None
+
+
+def _params_on_meta_device(entry: ModelEntry) -> Optional[float]:
+    """Millions of parameters, counted without allocating memory (None when it cannot be told here)."""
+    hub_only = entry.modality == "text" or entry.load_name.startswith("hf-hub:")
+    if hub_only and network_disabled() and not entry.offline:   # no config to count from: the load says so
+        return None
+    try:
+        with torch.device("meta"):
+            if entry.modality == "image":
+                import timm
+
+                model = timm.create_model(entry.load_name, pretrained=False)  # timm knows the architecture
+            else:
+                from transformers import AutoConfig, AutoModel
+
+                config = AutoConfig.from_pretrained(entry.load_name, local_files_only=network_disabled())
+                model = AutoModel.from_config(config)
+        return sum(p.numel() for p in model.parameters()) / 1e6
+    except Exception:  # unknown architecture or no config reachable: the real load reports it
+        return None
 
 
 # -- images (timm) --------------------------------------------------------------------------------

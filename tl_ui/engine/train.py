@@ -67,7 +67,7 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
                 dataset = load_dataset(config.data_path, scratch, text_column=config.text_column,
                                        label_column=config.label_column, path_column=config.path_column,
                                        group_column=config.group_column,
-                                       limits=Limits(**config.limits) if config.limits else None)
+                                       limits=Limits.from_record(config.limits) if config.limits else None)
             return _Run(config, run_dir, dataset, recorder, stop).execute()
     except (ConfigError, DataError, ModelUnavailable) as exc:
         return _fail(recorder, run_dir, str(exc))
@@ -132,7 +132,8 @@ class _Run:
             raise ConfigError(
                 f"The model '{entry.display_name}' works on {entry.modality}s but this dataset holds "
                 f"{self.dataset.modality}s. Pick a {self.dataset.modality} model.")
-        self.loaded = load_model(entry, self.classes, random_init=config.random_init, image_size=config.image_size)
+        self.loaded = load_model(entry, self.classes, random_init=config.random_init, image_size=config.image_size,
+                                 max_params_m=config.limits.get("max_model_params_m"))
         self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
         try:
             if config.strategy == "linear_probe":

@@ -12,15 +12,17 @@ from tl_ui.service.workspace import data_sha256
 
 
 def read_dataset(data_path: str, config_like: Mapping[str, Any], limits: dict):
-    from tl_ui.data import DataError, Limits, load_dataset
     import tempfile
+
+    from tl_ui.data import DataError, Limits, load_dataset
 
     workdir = tempfile.mkdtemp(prefix="tl-cli-data-")
     try:
         return load_dataset(data_path, workdir, text_column=config_like.get("text_column") or None,
                             label_column=config_like.get("label_column") or None,
                             path_column=config_like.get("path_column") or None,
-                            group_column=config_like.get("group_column") or None, limits=Limits(**limits))
+                            group_column=config_like.get("group_column") or None,
+                            limits=Limits.from_record(limits))
     except DataError as exc:
         raise UserError(str(exc)) from None
 
@@ -46,11 +48,12 @@ def prepare_run(options: Mapping[str, Any], replay_of: Optional[str] = None):
     if base and base.get("data_sha256") and data_path == base.get("data_path") and sha != base["data_sha256"]:
         raise UserError(f"The data file '{data_path}' has changed since the run was made (its sha256 differs), "
                         "so a replay would not be faithful. Point --data at the original file.")
-    limits = base.get("limits") or load_settings([]).limits_record()
+    settings = load_settings([])   # TL_* variables: the same limits as the server's
+    limits = base.get("limits") or settings.limits_record()
     dataset = read_dataset(data_path, merged, limits)
     merged.update(data_path=str(Path(data_path).resolve()), data_sha256=sha, limits=limits)
     try:
-        config = RunConfig.from_options(merged, modality=dataset.modality)
+        config = settings.run_limits().check(RunConfig.from_options(merged, modality=dataset.modality))
     except ConfigError as exc:
         raise UserError(str(exc)) from None
     return config, dataset

@@ -116,10 +116,11 @@ class Lab:
                             "Pick a model with 'Offline: yes' in step 1.")
         columns = {k: getattr(dataset, k, None) for k in ("group_column",)} if dataset is not None else {}
         try:
-            return RunConfig.from_options({**{k: v for k, v in columns.items() if v}, **options,
-                                           "model_id": entry.id if entry.source == "packaged" else model_id,
-                                           "data_path": data_path},
-                                          modality=modality or entry.modality)
+            config = RunConfig.from_options({**{k: v for k, v in columns.items() if v}, **options,
+                                             "model_id": entry.id if entry.source == "packaged" else model_id,
+                                             "data_path": data_path},
+                                            modality=modality or entry.modality)
+            return self.settings.run_limits().check(config)
         except ConfigError as exc:
             raise UserError(str(exc)) from None
 
@@ -249,6 +250,10 @@ class Lab:
     def start_background(self) -> None:
         if self._cleanup_thread and self._cleanup_thread.is_alive():
             return
+        from tl_ui.catalog import hub_reachable, offline_mode
+
+        if not offline_mode():  # learn early whether online models can be offered (remembered)
+            threading.Thread(target=hub_reachable, name="tl-hub-check", daemon=True).start()
 
         def loop():
             while not self._stop_cleanup.wait(self.settings.cleanup_minutes * 60):

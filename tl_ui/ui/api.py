@@ -26,7 +26,8 @@ from pathlib import Path
 import gradio as gr
 
 from tl_ui.service.lab import UserError
-from tl_ui.ui.helpers import train_view, user_message
+from tl_ui.ui.formatting import user_message
+from tl_ui.ui.train_view import train_view
 
 
 def build(handlers) -> dict:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import Optional
 
 import gradio as gr
 import pandas as pd
 
-from tl_ui.ui.helpers import error_md, thumbnail
-from tl_ui.ui.state import SessionState
+from tl_ui.ui.formatting import short_text
+from tl_ui.ui.thumbnails import thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +34,14 @@ def build(max_upload_mb: float) -> dict:
                                     elem_id="use-sample-text")
     with gr.Accordion("Table columns (only for CSV / TSV / Excel files)", open=False):
         gr.Markdown("Transfer Lab guesses which column holds the text and which the label. If it "
-                    "guesses wrong, type the column names here and press *Reload*.")
+                    "guesses wrong, type the column names here and press *Reload*. A **group column** "
+                    "(e.g. the hospital site or the scanner of each row) makes step 5 show the numbers per "
+                    "group, so you can see whether the model works worse for some of them.")
         with gr.Row():
             text_col = gr.Textbox(label="Text column", placeholder="e.g. note", elem_id="text-column")
             label_col = gr.Textbox(label="Label column", placeholder="e.g. diagnosis", elem_id="label-column")
+            group_col = gr.Textbox(label="Group column (optional)", placeholder="e.g. site",
+                                   elem_id="group-column")
             reload_btn = gr.Button("Reload with these columns", elem_id="data-reload")
     error = gr.Markdown("", elem_id="data-error")
     summary = gr.Markdown(NO_DATA_YET, elem_id="data-summary")
@@ -54,7 +57,8 @@ def build(max_upload_mb: float) -> dict:
                                  elem_id="data-table", max_height=300)
     next_btn = gr.Button("Next: choose how to train →", variant="primary", elem_id="data-next")
     return {"data_upload": upload, "use_sample_image": sample_image, "use_sample_text": sample_text,
-            "text_column": text_col, "label_column": label_col, "data_reload": reload_btn,
+            "text_column": text_col, "label_column": label_col, "group_column": group_col,
+            "data_reload": reload_btn,
             "data_error": error, "data_summary": summary, "class_counts": counts,
             "data_gallery": gallery, "data_table": table, "data_next": next_btn}
 
@@ -79,6 +83,15 @@ def summary_md(dataset, name: str, notes: list[str]) -> str:
         "",
         "Classes: " + ", ".join(f"`{html.escape(c)}` ({n})" for c, n in counts.items()),
     ]
+    groups = getattr(dataset, "groups", None)
+    if getattr(dataset, "group_column", None) and groups:
+        per_group: dict[str, int] = {}
+        for g in groups:
+            per_group[g] = per_group.get(g, 0) + 1
+        shown = ", ".join(f"`{html.escape(str(g))}` ({n})" for g, n in list(per_group.items())[:20])
+        more = f" and {len(per_group) - 20} more" if len(per_group) > 20 else ""
+        lines += ["", f"Groups from column `{html.escape(dataset.group_column)}`: {shown}{more}. "
+                      "Step 5 shows the numbers per group."]
     warnings = list(s.get("warnings") or [])
     if warnings:
         lines += ["", "**Please check:**"] + [f"- {html.escape(w)}" for w in warnings[:10]]
@@ -115,46 +128,6 @@ def preview_updates(lab, owner, dataset):
             if thumb is not None:
                 items.append((str(thumb), dataset.labels[i]))
         return gr.update(value=items, visible=True), gr.update(value=None, visible=False)
-    rows = [[_short(dataset.items[i]), dataset.labels[i]] for i in idx]
+    rows = [[short_text(dataset.items[i], 240), dataset.labels[i]] for i in idx]
     return gr.update(value=None, visible=False), gr.update(
         value=pd.DataFrame(rows, columns=["text", "label"]), visible=True)
-
-
-def _short(text: str, n: int = 240) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def apply_outcome(lab, owner, state: SessionState, outcome, model_choice: Optional[str]):
-    """Outputs of every data-loading handler, in `OUTPUT_KEYS` order. The upload box is emptied
-    each time, so the next file can be dropped straight away (the summary names what is loaded)."""
-    from tl_ui.config import default_strategy
-    from tl_ui.ui import model as model_step
-
-    clear_upload = gr.update(value=None)
-    if outcome.error:
-        # keep whatever was loaded before (and say so); remember the file for "Reload with these columns"
-        state.pending_path, state.pending_name = outcome.data_path, outcome.name
-        message = outcome.error
-        if state.dataset is not None:
-            message += (f" Nothing changed: Transfer Lab is still using {state.data_name} "
-                        f"({state.n_examples:,} {'images' if state.modality == 'image' else 'texts'}).")
-        return (state, error_md(message), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                gr.skip(), gr.skip(), clear_upload, gr.skip())
-    ds = outcome.dataset
-    previous_modality = state.modality
-    state.dataset, state.data_path, state.data_name = ds, outcome.data_path, outcome.name
-    state.pending_path, state.pending_name = "", ""
-    shelf, choice_update, note = model_step.filtered_updates(ds.modality, model_choice, lab.settings.offline)
-    notes = [note] if note else []
-    # the strategy follows the kind of data when it changes (texts: LoRA, images: linear probe)
-    strategy = (gr.update(value=default_strategy(ds.modality))
-                if ds.modality != previous_modality else gr.skip())
-    gallery, table = preview_updates(lab, owner, ds)
-    return (state, "", summary_md(ds, outcome.name, notes), gr.update(value=counts_df(ds), visible=True),
-            gallery, table, shelf, choice_update, clear_upload, strategy)
-
-
-# the order apply_outcome returns its values in
-OUTPUT_KEYS = ["session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
-               "model_shelf", "model_choice", "data_upload", "strategy_choice"]

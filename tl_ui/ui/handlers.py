@@ -1,27 +1,52 @@
-"""Event handlers of the wizard: each turns one user action into component updates.
+"""Event handlers of the wizard: each turns one user action into a call of the service (`self.lab`)
+and returns `{component: value}` for what changes (a component left out keeps its value).
+
+Each handler is declared with `@outputs(...)`: the keys of the components it may set (the keys of
+the dict the steps' `build()` return). The wiring in tl_ui/webapp.py reads them, so the outputs
+of an event and what its handler returns cannot drift apart.
 
 Every handler catches its own exceptions: a person sees a plain sentence in the page, never a
 traceback or a generic "Error" toast (unexpected errors are logged on the server).
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Optional
 
 import gradio as gr
 
 from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
 from tl_ui.ui import data as data_step
 from tl_ui.ui import model as model_step
-from tl_ui.ui import results as results_step
+from tl_ui.ui import results_view
 from tl_ui.ui import strategy as strategy_step
 from tl_ui.ui import train as train_step
-from tl_ui.ui.helpers import error_md, user_message
+from tl_ui.ui.formatting import error_md, user_message
 from tl_ui.ui.state import SessionState
 
 log = logging.getLogger(__name__)
 
+DATA_KEYS = ("session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
+             "model_shelf", "model_choice", "data_upload", "strategy_choice")
+
+
+def outputs(*keys: str):
+    """Declare the components a handler may set; its {key: value} answer becomes {component: value}."""
+    keys = tuple(k for group in keys for k in ((group,) if isinstance(group, str) else group))
+
+    def declare(fn):
+        @functools.wraps(fn)   # keeps the signature: Gradio injects gr.Request by it
+        def handler(self, *args, **kwargs):
+            values = fn(self, *args, **kwargs)
+            unknown = set(values) - set(keys)
+            if unknown:
+                raise KeyError(f"{fn.__name__} returned undeclared outputs {sorted(unknown)}")
+            return {self.c[key]: value for key, value in values.items()}
+
+        handler.output_keys = keys
+        return handler
+    return declare
 
 
 class Handlers:
@@ -31,134 +56,204 @@ class Handlers:
         self.lab = lab
         self.c: dict = {}   # the page's components by key, set by build_app after layout
 
+    def output_components(self, handler) -> list:
+        return [self.c[key] for key in handler.output_keys]
+
     # -- page load ------------------------------------------------------------------------------
+    @outputs("session", results_view.RUNS_KEYS, train_step.VIEW_KEYS)
     def on_load(self, state: SessionState, request: gr.Request):
-        """Fill 'Previous runs' and pick up a job this owner still has going (e.g. a reopened tab)."""
+        """Fill the run lists and pick up a job this owner still has going (e.g. a reopened tab)."""
         owner = self.lab.owner(request)
-        runs = gr.update(choices=results_step.run_choices(self.lab, owner))
+        values = {"session": state, **results_view.runs_overview(self.lab, owner)}
         job = self.lab.job(owner, state.job_id) or self.lab.active_job(owner)
         if job is not None:
             state.job_id = job.id
             state.plot_x_lim = None  # a new page: its plots have no x range yet
-            return (state, runs, *train_step.view_outputs(job, self.lab.runner, state))
-        return (state, runs, *[gr.skip()] * len(train_step.OUTPUT_KEYS))
+            values.update(train_step.view_outputs(job, self.lab.runner, state))
+        return values
 
     # -- step 1 -----------------------------------------------------------------------------------
+    @outputs("model_info")
     def on_model_change(self, choice, hub_id, state: SessionState):
-        return model_step.model_info_md(choice, hub_id, state.modality)
+        return {"model_info": model_step.model_info_md(choice, hub_id, state.modality)}
 
     # -- step 2 -----------------------------------------------------------------------------------
-    def on_upload(self, file_path, text_col, label_col, model_choice, state: SessionState, request: gr.Request):
+    @outputs(DATA_KEYS)
+    def on_upload(self, file_path, text_col, label_col, group_col, model_choice, state: SessionState,
+                  request: gr.Request):
         if not file_path:
-            return (state, *[gr.skip()] * (len(data_step.OUTPUT_KEYS) - 1))
+            return {"session": state}
         owner = self.lab.owner(request)
-        name = Path(str(file_path)).name
-        state.columns = _columns(text_col, label_col)
-        outcome = self.lab.load_data(owner, Path(file_path), name, **state.columns)
-        return data_step.apply_outcome(self.lab, owner, state, outcome, model_choice)
+        state.columns = _columns(text_col, label_col, group_col)
+        outcome = self.lab.load_data(owner, Path(file_path), Path(str(file_path)).name, **state.columns)
+        return self._data_loaded(owner, state, outcome, model_choice)
 
-    def on_reload(self, text_col, label_col, model_choice, state: SessionState, request: gr.Request):
+    @outputs(DATA_KEYS)
+    def on_reload(self, text_col, label_col, group_col, model_choice, state: SessionState, request: gr.Request):
         """Read the last upload again with the column names the user typed."""
         path, name = (state.pending_path, state.pending_name) if state.pending_path else \
             (state.data_path, state.data_name)
         if not path or not Path(path).exists():
-            return (state, error_md("Upload a file first."), *[gr.skip()] * (len(data_step.OUTPUT_KEYS) - 2))
+            return {"session": state, "data_error": error_md("Upload a file first.")}
         owner = self.lab.owner(request)
-        state.columns = _columns(text_col, label_col)
+        state.columns = _columns(text_col, label_col, group_col)
         outcome = self.lab.load_data(owner, Path(path), name, **state.columns, copy=False)
         if outcome.error and not outcome.data_path:
             outcome.data_path = path
-        return data_step.apply_outcome(self.lab, owner, state, outcome, model_choice)
+        return self._data_loaded(owner, state, outcome, model_choice)
 
     def sample_loader(self, modality: str):
-        def load_sample(model_choice, state: SessionState, request: gr.Request):
+        @outputs(DATA_KEYS)
+        def load_sample(self, model_choice, state: SessionState, request: gr.Request):
             owner = self.lab.owner(request)
             outcome = self.lab.load_sample(owner, modality)
             state.columns = {}
-            return data_step.apply_outcome(self.lab, owner, state, outcome, model_choice)
+            return self._data_loaded(owner, state, outcome, model_choice)
+
         load_sample.__name__ = f"load_sample_{modality}"
-        return load_sample
+        return load_sample.__get__(self)
+
+    def _data_loaded(self, owner, state: SessionState, outcome, model_choice) -> dict:
+        """After any load attempt: the data step, the model shelf filtered to the data's kind, and the
+        strategy that suits it. The upload box is emptied each time, so the next file can be dropped
+        straight away (the summary names what is loaded)."""
+        from tl_ui.config import default_strategy
+
+        if outcome.error:
+            # keep whatever was loaded before (and say so); remember the file for "Reload with these columns"
+            state.pending_path, state.pending_name = outcome.data_path, outcome.name
+            message = outcome.error
+            if state.dataset is not None:
+                message += (f" Nothing changed: Transfer Lab is still using {state.data_name} "
+                            f"({state.n_examples:,} {'images' if state.modality == 'image' else 'texts'}).")
+            return {"session": state, "data_error": error_md(message), "data_upload": None}
+        ds = outcome.dataset
+        previous_modality = state.modality
+        state.dataset, state.data_path, state.data_name = ds, outcome.data_path, outcome.name
+        state.pending_path, state.pending_name = "", ""
+        shelf, choice_update, note = model_step.filtered_updates(ds.modality, model_choice, self.lab.settings.offline)
+        gallery, table = data_step.preview_updates(self.lab, owner, ds)
+        values = {"session": state, "data_error": "",
+                  "data_summary": data_step.summary_md(ds, outcome.name, [note] if note else []),
+                  "class_counts": gr.update(value=data_step.counts_df(ds), visible=True),
+                  "data_gallery": gallery, "data_table": table, "model_shelf": shelf,
+                  "model_choice": choice_update, "data_upload": None}
+        if ds.modality != previous_modality:  # texts: LoRA, images: linear probe
+            values["strategy_choice"] = default_strategy(ds.modality)
+        return values
 
     # -- step 3 -----------------------------------------------------------------------------------
+    @outputs("epochs", "learning_rate")
     def on_strategy_change(self, strategy):
         epochs, lr = strategy_step.defaults_for(strategy)
-        return epochs, lr
+        return {"epochs": epochs, "learning_rate": lr}
+
+    def form_inputs(self) -> set:
+        """The components `form` reads (a set: Gradio passes them as one dict)."""
+        keys = ["model_choice", "hub_id", "strategy_choice", "session", *strategy_step.OPTION_KEYS]
+        return {self.c[k] for k in keys}
 
     def form(self, data: dict) -> tuple[str, dict, SessionState]:
-        """(model id, options, state) from a set-of-components input dict: the form's values as
-        the service's options (the one translator, RunConfig.from_options, reads them)."""
+        """(model id, options, state): the form's values as the service's options, keyed by RunConfig
+        field names (the one translator, RunConfig.from_options, reads them)."""
         c = self.c
-        options = {key: data.get(c[key]) for key in strategy_step.ADVANCED_KEYS}
+        options = {key: data.get(c[key]) for key in strategy_step.OPTION_KEYS}
         options["strategy"] = data.get(c["strategy_choice"])
         state = data[c["session"]]
         options.update({k: v for k, v in state.columns.items() if v})
         model_id = model_step.chosen_model_id(data.get(c["model_choice"]), data.get(c["hub_id"]))
         return model_id, options, state
 
+    @outputs("strategy_info")
     def strategy_info(self, data: dict):
         model_id, options, state = self.form(data)
-        return strategy_step.strategy_info_md(self.lab, model_id, options, state)
+        return {"strategy_info": strategy_step.strategy_info_md(self.lab, model_id, options, state)}
 
     # -- step 4 -----------------------------------------------------------------------------------
+    @outputs("session", train_step.VIEW_KEYS)
     def start(self, data: dict, request: gr.Request):
         model_id, options, state = self.form(data)
         owner = self.lab.owner(request)
-        runner = self.lab.runner
         current = self.lab.job(owner, state.job_id)
         if current is not None and not current.done:
-            return (state, *train_step.view_outputs(current, runner, state))
+            return {"session": state, **train_step.view_outputs(current, self.lab.runner, state)}
         if state.dataset is None:  # never silently train on a sample the user did not choose
-            return (state, *train_step.cannot_start(NO_DATA_MESSAGE))
+            return {"session": state, **train_step.cannot_start(NO_DATA_MESSAGE)}
         try:
             job = self.lab.start_run(owner, state.dataset, state.data_path, model_id, options)
         except Exception as exc:
-            return (state, *train_step.cannot_start(user_message(exc, "starting the run")))
+            return {"session": state, **train_step.cannot_start(user_message(exc, "starting the run"))}
         state.job_id = job.id
-        return (state, *train_step.view_outputs(job, runner, state))
+        return {"session": state, **train_step.view_outputs(job, self.lab.runner, state)}
 
+    @outputs("train_status")
     def stop(self, state: SessionState, request: gr.Request):
         owner = self.lab.owner(request)
         if state.job_id and self.lab.stop_run(owner, state.job_id):
-            return "**Stopping…** the run ends after its current step."
-        return "There is no run to stop."
+            return {"train_status": "**Stopping…** the run ends after its current step."}
+        return {"train_status": "There is no run to stop."}
 
+    @outputs(train_step.VIEW_KEYS)
     def tick(self, state: SessionState, request: gr.Request):
         owner = self.lab.owner(request)
         return train_step.view_outputs(self.lab.job(owner, state.job_id), self.lab.runner, state)
 
     # -- step 5 -----------------------------------------------------------------------------------
+    @outputs("session", results_view.SHOW_KEYS, results_view.RUNS_KEYS, results_view.COMPARE_KEYS)
     def show_run(self, run_id, state: SessionState, request: gr.Request):
-        """Results for one of the caller's runs, plus a refreshed 'Previous runs' list."""
+        """Results for one of the caller's runs, with refreshed run lists."""
         owner = self.lab.owner(request)
-        choices = results_step.run_choices(self.lab, owner)
         if not run_id:
-            return (state, gr.update(choices=choices), *[gr.skip()] * len(results_step.OUTPUT_KEYS))
+            return {"session": state, **results_view.runs_overview(self.lab, owner)}
         try:
             run = self.lab.run(owner, run_id)
         except UserError:
-            return (state, gr.update(choices=choices),
-                    *results_step.empty_outputs("This run does not exist or is not yours."))
+            return {"session": state, **results_view.runs_overview(self.lab, owner),
+                    **results_view.empty("This run does not exist or is not yours.")}
         try:
-            outputs = results_step.results_outputs(self.lab, owner, run)
+            values = results_view.show_with_runs(self.lab, owner, run)
         except Exception as exc:
-            outputs = results_step.empty_outputs(error_md(user_message(exc, "showing the results")))
+            values = {**results_view.runs_overview(self.lab, owner, shown=run_id),
+                      **results_view.empty(error_md(user_message(exc, "showing the results")))}
         state.shown_run = run_id
-        return (state, gr.update(choices=choices, value=run_id), *outputs)
+        return {"session": state, **values}
 
+    @outputs(results_view.RUNS_KEYS)
     def refresh_runs(self, request: gr.Request):
-        owner = self.lab.owner(request)
-        return gr.update(choices=results_step.run_choices(self.lab, owner))
+        return results_view.runs_overview(self.lab, self.lab.owner(request))
 
+    @outputs(results_view.COMPARE_KEYS)
+    def compare_runs(self, ticked, request: gr.Request):
+        try:
+            return results_view.compare(self.lab, self.lab.owner(request), ticked)
+        except Exception as exc:
+            return {"compare_plot": None, "compare_diff": error_md(user_message(exc, "comparing the runs"))}
+
+    @outputs("scratch_comparison", "results_timer", results_view.RUNS_KEYS, results_view.COMPARE_KEYS)
+    def scratch_tick(self, state: SessionState, request: gr.Request):
+        """While the shown run's from-scratch companion trains: fill in the comparison once it ends."""
+        if not state.shown_run:
+            return {"results_timer": gr.Timer(active=False)}
+        try:
+            return results_view.scratch_update(self.lab, self.lab.owner(request), state.shown_run)
+        except Exception as exc:
+            return {"scratch_comparison": error_md(user_message(exc, "comparing with the scratch run")),
+                    "results_timer": gr.Timer(active=False)}
+
+    @outputs("try_output", "try_set", "try_error")
     def try_it(self, image, text, state: SessionState, request: gr.Request):
         owner = self.lab.owner(request)
         if not state.shown_run:
-            return None, error_md("Train a model or pick a previous run first.")
+            return {"try_output": None, "try_set": "",
+                    "try_error": error_md("Train a model or pick a previous run first.")}
         try:
             answer = self.lab.predict(owner, state.shown_run, image, text)
         except Exception as exc:
-            return None, error_md(user_message(exc, "predicting"))
-        return results_step.label_value(answer["probabilities"]), results_step.set_md(answer)
+            return {"try_output": None, "try_set": "", "try_error": error_md(user_message(exc, "predicting"))}
+        return {"try_output": {str(k): float(v) for k, v in answer["probabilities"].items()},
+                "try_set": results_view.set_md(answer), "try_error": ""}
 
 
-def _columns(text_col, label_col) -> dict:
-    return {"text_column": (text_col or "").strip(), "label_column": (label_col or "").strip()}
+def _columns(text_col, label_col, group_col) -> dict:
+    return {"text_column": (text_col or "").strip(), "label_column": (label_col or "").strip(),
+            "group_column": (group_col or "").strip()}

@@ -7,6 +7,7 @@ import gradio as gr
 import pandas as pd
 
 from tl_ui.catalog import DEFAULT_MODEL, ModelUnavailable, get_model, list_models
+from tl_ui.ui.formatting import error_md
 
 DEFAULT_MODEL_ID = DEFAULT_MODEL["image"]
 SHELF_COLUMNS = ["Model", "Reads", "Weights", "Offline", "Good for", "Licence"]
@@ -76,8 +77,6 @@ def model_info_md(choice: Optional[str], hub_id: Optional[str], modality: Option
     try:
         entry = get_model(model_id, modality)
     except ModelUnavailable as exc:
-        from tl_ui.ui.helpers import error_md
-
         return error_md(str(exc))
     kind = "images" if entry.modality == "image" else "texts"
     size = ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from tl_ui.config import STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig
-from tl_ui.ui.helpers import fmt_count, fmt_duration, fmt_share, user_message
+from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_share, user_message
 
 # One short label per strategy; the plain-words sentence (STRATEGY_HELP) is shown once, in #strategy-info.
 STRATEGY_LABELS = {
@@ -17,20 +17,35 @@ STRATEGY_LABELS = {
 WHEN_TO_USE = ("Little data or a first try: linear probe · a few hundred examples: partial · "
                "lots of data and time: full · near full quality with few trained weights: LoRA")
 DEFAULT_STRATEGY = "linear_probe"
-# Why texts default to LoRA (measured on the sample reviews: LoRA ~0.68, linear probe ~0.55).
+# Why texts default to LoRA. Figures only as measured by the benchmark (tl_ui/measured.py), never typed in.
 TEXT_LORA_REASON = (
     "LoRA is preselected for texts: a linear probe can only read the model's sentence summary "
-    "(BERT's [CLS] “pooler”), which MiniLM was never trained to produce, while LoRA also retrains "
-    "it — on the sample reviews about 68% accuracy instead of about 55%."
+    "(BERT's [CLS] “pooler”), which MiniLM was never trained to produce, while LoRA also retrains it."
 )
 TEXT_LORA_REASON_OTHER = ("LoRA is preselected for texts: it also adapts the model's sentence summary, "
                           "which a linear probe can only read as it is.")
-TEXT_PROBE_HINT = ("For texts, **LoRA** is usually clearly better than a linear probe (about 68% "
-                   "instead of 55% on the sample reviews), at a few minutes instead of seconds.")
+TEXT_PROBE_HINT = ("For texts, **LoRA** also adapts the model's sentence summary, which a linear probe can "
+                   "only read as it is; it takes a few minutes instead of seconds.")
+COMPARE_SCRATCH_LABEL = ("Also train the same recipe from random weights (shows what pretraining bought you; "
+                         "takes twice as long)")
+SET_LEVEL_CHOICES = [("80%", 0.8), ("90%", 0.9), ("95%", 0.95)]
+
+
+def measured_claim() -> str:
+    """'Measured: on the sample reviews LoRA scored …', or '' when the benchmark has not run."""
+    try:
+        from tl_ui.measured import text_strategy_claim
+    except ImportError:
+        return ""
+    claim = text_strategy_claim()
+    return f"Measured: {claim}." if claim else ""
+
 
 # Advanced inputs, in the order the handlers receive them.
 ADVANCED_KEYS = ["epochs", "learning_rate", "batch_size", "image_size", "val_fraction", "seed",
-                 "random_init", "unfreeze_groups", "lora_rank", "max_examples"]
+                 "random_init", "unfreeze_groups", "lora_rank", "max_examples", "set_level"]
+# Every input of the form, keyed by its RunConfig field name (RunConfig.from_options reads them).
+OPTION_KEYS = [*ADVANCED_KEYS, "compare_scratch"]
 
 
 def build() -> dict:
@@ -44,6 +59,8 @@ def build() -> dict:
     choice = gr.Radio(choices=[(STRATEGY_LABELS[s], s) for s in STRATEGIES], value=DEFAULT_STRATEGY,
                       label="Strategy", elem_id="strategy-choice", info=WHEN_TO_USE)
     info = gr.Markdown(STRATEGY_HELP[DEFAULT_STRATEGY], elem_id="strategy-info", elem_classes="tl-info")
+    compare_scratch = gr.Checkbox(value=False, label=COMPARE_SCRATCH_LABEL, elem_id="compare-scratch",
+                                  info="Step 5 then shows both accuracies and the gain, each with its interval.")
     defaults = STRATEGY_DEFAULTS[DEFAULT_STRATEGY]
     base = RunConfig()
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
@@ -68,23 +85,28 @@ def build() -> dict:
                              label="LoRA: adapter rank", elem_id="lora-rank")
             max_examples = gr.Number(value=0, precision=0, minimum=0,
                                      label="Use at most this many examples (0 = all)", elem_id="max-examples")
-        random_init = gr.Checkbox(value=False, label="Scratch baseline: same recipe but random starting "
-                                  "weights (shows what pretraining is worth)", elem_id="random-init")
+        with gr.Row():
+            set_level = gr.Radio(SET_LEVEL_CHOICES, value=base.set_level, elem_id="set-level",
+                                 label="Prediction sets: how often the set should hold the right class",
+                                 info="Higher: safer sets that name more classes when the model is unsure.")
+            random_init = gr.Checkbox(value=False, label="Only the scratch baseline: this recipe from random "
+                                      "starting weights, without the pretrained run", elem_id="random-init")
     next_btn = gr.Button("Next: train →", variant="primary", elem_id="strategy-next")
     return {"strategy_choice": choice, "strategy_info": info, "epochs": epochs, "learning_rate": lr,
             "batch_size": batch, "image_size": image_size, "val_fraction": val, "seed": seed,
             "random_init": random_init, "unfreeze_groups": unfreeze, "lora_rank": rank,
-            "max_examples": max_examples, "strategy_next": next_btn}
+            "max_examples": max_examples, "set_level": set_level, "compare_scratch": compare_scratch,
+            "strategy_next": next_btn}
 
 
 def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
     """One sentence on the strategy, the trainable share and a time estimate (never raises)."""
     strategy = options.get("strategy") or DEFAULT_STRATEGY
     lines = [STRATEGY_HELP.get(strategy, "")]
-    if state.modality == "text" and strategy == "lora":
-        lines.append(TEXT_LORA_REASON if model_id == "minilm_l6" else TEXT_LORA_REASON_OTHER)
-    elif state.modality == "text" and strategy == "linear_probe":
-        lines.append(TEXT_PROBE_HINT)
+    if state.modality == "text" and strategy in ("lora", "linear_probe"):
+        reason = (TEXT_PROBE_HINT if strategy == "linear_probe" else
+                  TEXT_LORA_REASON if model_id == "minilm_l6" else TEXT_LORA_REASON_OTHER)
+        lines.append(" ".join(part for part in (reason, measured_claim()) if part))
     try:
         numbers = lab.plan(model_id, options, state.dataset)
         config = numbers["config"]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from tl_ui.ui.helpers import SERIES_COLORS, progress_html, train_view
+from tl_ui.ui.formatting import progress_html, warn_box
+from tl_ui.ui.train_view import SERIES_COLORS, train_view
 
 POLL_SECONDS = 1.0
+IDLE_STATUS = "Press **Start training** to begin."
 
 
 def build() -> dict:
@@ -24,7 +26,7 @@ def build() -> dict:
     with gr.Row():
         start = gr.Button("▶ Start training", variant="primary", elem_id="start-btn", scale=2)
         stop = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", interactive=False, scale=1)
-    status = gr.Markdown("Press **Start training** to begin.", elem_id="train-status")
+    status = gr.Markdown(IDLE_STATUS, elem_id="train-status")
     progress = gr.HTML(progress_html(0, ""), elem_id="train-progress")
     # Both plots: the same series names in the same colours (training = blue, validation = orange).
     plot_kw = {"x": "epoch", "color": "series", "color_map": SERIES_COLORS, "color_title": "",
@@ -45,30 +47,36 @@ def build() -> dict:
             "finished_run": finished_run, "to_results": to_results}
 
 
-def view_outputs(job, runner, state=None):
-    """Values for OUTPUT_KEYS: status, progress, plots, log, buttons, timer, finished run.
+def view_outputs(job, runner, state=None) -> dict:
+    """Status, progress, plots, log, buttons, timer, finished run (VIEW_KEYS) for one job.
 
     `state` (the page's SessionState) remembers the plots' x range: see `_plot_updates`."""
     if job is None:
-        return ("Press **Start training** to begin.", progress_html(0, ""), gr.skip(), gr.skip(), gr.skip(),
-                gr.update(interactive=True), gr.update(interactive=False), gr.Timer(active=False), gr.skip(),
-                gr.update(visible=False))
+        return {"train_status": IDLE_STATUS, "train_progress": progress_html(0, ""),
+                "start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),
+                "timer": gr.Timer(active=False), "to_results": gr.update(visible=False)}
     events, _ = job.events_since(0)
     view = train_view(events, job.state, runner.position(job), job.message)
     loss, acc, axis_only = _plot_updates(view, state)
     active = not job.done
-    return (
-        view.status,
-        progress_html(view.fraction, view.progress_text),
-        loss,
-        acc,
-        view.log_text(),
-        gr.update(interactive=not active),
-        gr.update(interactive=active),
-        gr.Timer(active=active or axis_only),   # after an axis-only update, one more poll brings the rows
-        job.id if job.state == "finished" else gr.skip(),
-        gr.update(visible=job.state == "finished"),
-    )
+    status = view.status
+    if job.state == "finished" and getattr(job.config, "compare_scratch", False):
+        status += (" The same recipe from random weights trains next, for the comparison in step 5 "
+                   "(it fills in by itself).")
+    values = {
+        "train_status": status,
+        "train_progress": progress_html(view.fraction, view.progress_text),
+        "loss_plot": loss,
+        "acc_plot": acc,
+        "train_log": view.log_text(),
+        "start_btn": gr.update(interactive=not active),
+        "stop_btn": gr.update(interactive=active),
+        "timer": gr.Timer(active=active or axis_only),   # after an axis-only update, one more poll brings the rows
+        "to_results": gr.update(visible=job.state == "finished"),
+    }
+    if job.state == "finished":
+        values["finished_run"] = job.id
+    return values
 
 
 def _plot_updates(view, state):
@@ -85,14 +93,13 @@ def _plot_updates(view, state):
     return gr.update(value=view.loss_df(), x_lim=x_lim), gr.update(value=view.acc_df(), x_lim=x_lim), False
 
 
-def cannot_start(message: str):
-    """Values for OUTPUT_KEYS when a run could not be started (the reason in a warning box)."""
-    from tl_ui.ui.helpers import warn_box
-
-    return (warn_box(message, "Cannot start"), progress_html(0, ""), gr.skip(), gr.skip(), gr.skip(),
-            gr.update(interactive=True), gr.update(interactive=False), gr.Timer(active=False), gr.skip(),
-            gr.update(visible=False))
+def cannot_start(message: str) -> dict:
+    """What the Train step shows when a run could not be started (the reason in a warning box)."""
+    return {"train_status": warn_box(message, "Cannot start"), "train_progress": progress_html(0, ""),
+            "start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),
+            "timer": gr.Timer(active=False), "to_results": gr.update(visible=False)}
 
 
-OUTPUT_KEYS = ["train_status", "train_progress", "loss_plot", "acc_plot", "train_log", "start_btn",
-               "stop_btn", "timer", "finished_run", "to_results"]
+# Everything view_outputs / cannot_start may set.
+VIEW_KEYS = ("train_status", "train_progress", "loss_plot", "acc_plot", "train_log", "start_btn", "stop_btn",
+             "timer", "finished_run", "to_results")

@@ -1,0 +1,109 @@
+"""Comparing runs in the Results step: the runs table, the ticked runs' validation curves overlaid,
+the paired difference of two runs scored on the same examples, and the from-scratch companion."""
+from __future__ import annotations
+
+import html
+import time
+from typing import Iterable, Optional
+
+import pandas as pd
+
+from tl_ui.runfolder import ACTIVE_STATES, FINISHED, RunFolder, RunInfo
+from tl_ui.service.compare import paired_difference
+from tl_ui.ui.evidence import STRATEGY_NAMES, n_reported
+from tl_ui.ui.formatting import fmt_seconds, pct_ci, points, points_range
+
+RUNS_COLUMNS = ["run", "model", "strategy", "examples", "tested on", "accuracy (95% interval)",
+                "macro-F1 (95% interval)", "time", "state"]
+OVERLAY_COLUMNS = ["epoch", "accuracy", "run"]
+MAX_TICKED = 6
+
+
+def run_name(info: RunInfo) -> str:
+    """Short and distinct enough for a legend: 'Nov 22 09:01:07 · linear probe · random weights'."""
+    when = time.strftime("%d %b %H:%M:%S", time.localtime(info.started)) if info.started else info.run_id
+    scratch = " · random weights" if info.random_init else ""
+    return f"{when} · {STRATEGY_NAMES.get(info.strategy, info.strategy)}{scratch}"
+
+
+def runs_df(infos: Iterable[RunInfo]) -> pd.DataFrame:
+    rows = [(run_name(i), i.model_id, STRATEGY_NAMES.get(i.strategy, i.strategy), i.n_examples or "–",
+             i.n_reported or "–", pct_ci(i.accuracy, i.accuracy_ci, short=True),
+             pct_ci(i.macro_f1, i.macro_f1_ci, short=True), fmt_seconds(i.seconds) if i.seconds else "–", i.state)
+            for i in infos]
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
+
+
+def tick_choices(infos: Iterable[RunInfo]) -> list[tuple[str, str]]:
+    """(label, run id) of the runs that can be compared: the finished ones."""
+    return [(f"{run_name(i)} · {i.model_id}", i.run_id) for i in infos if i.state == FINISHED]
+
+
+def default_ticks(run_id: str, metrics: Optional[dict], choices: list[tuple[str, str]]) -> list[str]:
+    """The shown run, and its from-scratch companion once that has finished."""
+    ids = {value for _, value in choices}
+    return [r for r in (run_id, (metrics or {}).get("scratch_run")) if r and r in ids]
+
+
+def overlay_df(runs: list[tuple[str, RunFolder]]) -> pd.DataFrame:
+    """Validation accuracy per epoch of each ticked run (from its events.jsonl)."""
+    rows = []
+    for name, run in runs:
+        for event in run.iter_events():
+            if event.get("kind") == "epoch" and event.get("val_accuracy") is not None:
+                rows.append((float(event.get("epoch", 0)), float(event["val_accuracy"]), name))
+    return pd.DataFrame(rows, columns=OVERLAY_COLUMNS)
+
+
+def paired_md(named: list[tuple[str, RunFolder]]) -> str:
+    """The paired difference of exactly two ticked runs, in one sentence."""
+    if len(named) != 2:
+        return ("Tick **two** runs to see how much they differ on the same test examples, with its interval."
+                if len(named) < 2 else "Tick exactly **two** runs to see their paired difference.")
+    (name_a, a), (name_b, b) = named
+    diff = paired_difference(a, b)
+    if diff is None:
+        return (f"**{html.escape(name_a)}** and **{html.escape(name_b)}** were not scored on the same test "
+                "examples (different data, split or seed), so no paired difference can be given.")
+    return (f"**{html.escape(name_a)}** minus **{html.escape(name_b)}**: {points(diff['accuracy'])} of accuracy "
+            f"(95% interval {points_range(diff['ci'])}) on the same {diff['n']} test examples"
+            + (" — the interval includes zero, so these examples cannot tell the two runs apart."
+               if diff["ci"][0] <= 0 <= diff["ci"][1] else "."))
+
+
+# -- the from-scratch companion ------------------------------------------------------------------
+def scratch_id(metrics: dict, status: dict) -> Optional[str]:
+    return metrics.get("scratch_run") or status.get("scratch_run")
+
+
+def scratch_md(config: dict, metrics: dict, companion_state: Optional[str]) -> tuple[str, bool]:
+    """(what the comparison box says, whether the companion is still to come)."""
+    if not (config.get("compare_scratch") or metrics.get("scratch_run")):
+        return ("*Want to know what pretraining bought you?* Tick **Also train the same recipe from random "
+                "weights** in step 3 before you start."), False
+    if "pretraining_gain" not in metrics:
+        if companion_state in (None, *ACTIVE_STATES):
+            return ("⏳ **The from-scratch comparison is still training** (the same recipe from random "
+                    "weights). Its result appears here by itself when it finishes."), True
+        return f"The from-scratch comparison did not finish (it was {html.escape(companion_state)}).", False
+    n = n_reported(metrics)
+    pre = pct_ci(metrics.get("accuracy"), metrics.get("accuracy_ci"), short=True)
+    scratch_acc = metrics.get("scratch_accuracy")
+    if scratch_acc is None:
+        return "The from-scratch comparison did not finish, so there is nothing to compare.", False
+    lines = [f"**What pretraining bought you** — test accuracy from the pretrained weights: {pre}; "
+             f"the same recipe from random weights: {pct_ci(scratch_acc, metrics.get('scratch_accuracy_ci'), short=True)} "
+             f"(95% intervals)."]
+    gain = metrics.get("pretraining_gain")
+    if gain:
+        ci = gain.get("ci")
+        sentence = (f"Starting from the pretrained weights gave {points(gain['accuracy'])} of accuracy "
+                    f"on the same {gain.get('n') or n} test examples")
+        if ci:
+            sentence += f" (95% interval {points_range(ci)})"
+            if ci[0] <= 0 <= ci[1]:
+                sentence += "; the interval includes zero, so these examples cannot show a real gain"
+        lines.append(sentence + ".")
+    else:
+        lines.append("The two runs were not scored on the same examples, so no paired difference can be given.")
+    return "\n\n".join(lines), False

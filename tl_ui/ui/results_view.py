@@ -1,0 +1,195 @@
+"""What the Results step shows for one of the caller's runs, as `{component key: value}`.
+
+`show` fills the whole step, `runs_overview` the run lists, `compare` the overlay and paired
+difference of the ticked runs, `scratch_update` the from-scratch comparison once it has finished.
+The handlers turn the keys into the page's components."""
+from __future__ import annotations
+
+import html
+import shlex
+from typing import Optional
+
+import gradio as gr
+import pandas as pd
+
+from tl_ui.runfolder import RunFolder
+from tl_ui.service.lab import UserError
+from tl_ui.ui import compare_view as cv
+from tl_ui.ui import evidence as ev
+from tl_ui.ui.formatting import short_text
+from tl_ui.ui.results_html import confusion_html
+from tl_ui.ui.thumbnails import thumbnail
+
+# Everything `show` may set (the handlers' outputs are these components).
+SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_class_table", "group_notes",
+             "group_table", "reliability_plot", "calibration_summary", "conformal_summary", "confusion_plot",
+             "mistakes_gallery", "mistakes_table", "try_image", "try_text", "try_output", "try_set", "try_error",
+             "download_model", "download_run_json", "download_card", "replay_command", "results_timer")
+RUNS_KEYS = ("previous_runs", "runs_table", "compare_runs")
+COMPARE_KEYS = ("compare_plot", "compare_diff")
+
+NOT_FINISHED = {
+    "running": "This run is still training; its results appear here when it finishes.",
+    "queued": "This run is waiting in the queue; its results appear here when it finishes.",
+    "interrupted": "This run was interrupted (the server stopped while it was going on). Start it again in step 4.",
+    "stopped": "This run was stopped before it finished, so there are no results. Start a new run in step 4.",
+}
+
+
+def empty(message: str) -> dict:
+    """The step with nothing shown but `message` (a run without results, or a problem)."""
+    hidden = gr.update(visible=False, value=None)
+    off = gr.update(value=None, interactive=False)
+    return {"results_summary": message, "scratch_comparison": "", "metrics_table": None, "per_class_table": None,
+            "group_notes": gr.update(value="", visible=False), "group_table": hidden, "reliability_plot": None,
+            "calibration_summary": "", "conformal_summary": "", "confusion_plot": "", "mistakes_gallery": hidden,
+            "mistakes_table": hidden, "try_output": None, "try_set": "", "try_error": "", "download_model": off,
+            "download_run_json": off, "download_card": off, "replay_command": "",
+            "results_timer": gr.Timer(active=False)}
+
+
+def show(lab, owner, run: RunFolder) -> dict:
+    """Everything the Results step shows for one of the owner's runs (SHOW_KEYS)."""
+    status, config, metrics = run.status(), run.config(), run.metrics()
+    if not metrics:
+        state = status.get("state", "unknown")
+        if state == "failed":
+            return empty(f"This run failed: {html.escape(str(status.get('message', '')))}")
+        return empty(NOT_FINISHED.get(state, "This run has no results."))
+
+    modality = run.modality() or "image"
+    scratch_text, pending = cv.scratch_md(config, metrics, _companion_state(lab, owner, metrics, status))
+    groups = metrics.get("groups")
+    group_table = ev.group_df(groups)
+    values = {
+        "results_summary": ev.headline_md(run.id, config, metrics),
+        "scratch_comparison": scratch_text,
+        "metrics_table": ev.overview_df(metrics, config, _run_seconds(status)),
+        "per_class_table": ev.per_class_df(metrics),
+        "group_notes": gr.update(value=ev.group_md(groups), visible=group_table is not None),
+        "group_table": gr.update(value=group_table, visible=group_table is not None),
+        "reliability_plot": ev.reliability_df(metrics.get("calibration")),
+        "calibration_summary": ev.calibration_md(metrics.get("calibration"), metrics),
+        "conformal_summary": ev.conformal_md(metrics.get("conformal"), metrics),
+        "confusion_plot": confusion_html(metrics.get("confusion_matrix") or [], metrics.get("classes") or []),
+        "try_image": gr.update(visible=modality == "image", value=None),
+        "try_text": gr.update(visible=modality == "text", value=""),
+        "try_output": None, "try_set": "", "try_error": "",
+        "replay_command": (
+            "**Replay this run from the command line** (with the data file at the path inside `run.json`):\n\n"
+            f"```\npython -m tl_ui train --config run.json --out {shlex.quote('runs/replay-' + run.id)}\n```"),
+        "results_timer": gr.Timer(active=pending),
+    }
+    values.update(_mistakes(lab, owner, run, metrics.get("mistakes") or [], modality))
+    files = lab.private.run_downloads(owner, run.path)
+    for key, name in (("download_model", "model"), ("download_run_json", "run_json"), ("download_card", "card")):
+        path = files.get(name)
+        values[key] = (gr.update(value=str(path), interactive=True) if path
+                       else gr.update(value=None, interactive=False))
+    return values
+
+
+def _mistakes(lab, owner, run: RunFolder, mistakes: list[dict], modality: str) -> dict:
+    """Images: the run's own metadata-free previews (never the original file, which may be a DICOM
+    with patient identifiers), shrunk into the owner's private folder. Texts: a table."""
+    if modality == "image":
+        folder = lab.private.new_folder(owner, "mistakes")
+        items = []
+        for k, m in enumerate(mistakes[:12]):
+            preview = m.get("file")
+            thumb = thumbnail(run.path / preview, folder, f"mistake-{k}") if preview else None
+            if thumb is not None:
+                items.append((str(thumb), mistake_caption(m)))
+        return {"mistakes_gallery": gr.update(value=items, visible=True),
+                "mistakes_table": gr.update(value=None, visible=False)}
+    rows = [[m.get("true"), m.get("predicted"), f"{float(m.get('confidence') or 0):.0%}",
+             short_text(m.get("item", ""))] for m in mistakes[:12]]
+    return {"mistakes_gallery": gr.update(value=None, visible=False),
+            "mistakes_table": gr.update(value=pd.DataFrame(rows, columns=["true class", "predicted", "sure", "text"]),
+                                        visible=True)}
+
+
+def mistake_caption(m: dict) -> str:
+    """'is 1, model said 7 (93%)': short enough that a gallery tile shows all of it."""
+    return f"is {m.get('true')}, model said {m.get('predicted')} ({float(m.get('confidence') or 0):.0%})"
+
+
+def set_md(answer: dict) -> str:
+    """The prediction set of a try-it answer in plain words, under the probabilities."""
+    sentence = answer.get("set_sentence")
+    if not sentence:
+        return ""
+    level = answer.get("set_level")
+    head = f"Prediction set ({float(level):.0%} level)" if level else "Prediction set"
+    return f"**{head}:** {html.escape(str(sentence))}"
+
+
+def _companion_state(lab, owner, metrics: dict, status: dict) -> Optional[str]:
+    companion = cv.scratch_id(metrics, status)
+    if not companion:
+        return None
+    try:
+        return lab.run(owner, companion).state()
+    except UserError:
+        return "removed"
+
+
+def _run_seconds(status: dict) -> Optional[float]:
+    try:
+        return float(status["ended"]) - float(status["started"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+# -- the run lists and the comparison -------------------------------------------------------------
+def runs_overview(lab, owner, shown: Optional[str] = None, ticked: Optional[list[str]] = None,
+                  infos: Optional[list] = None) -> dict:
+    """'Previous runs' (showing `shown` when given), the runs table and the tick boxes (RUNS_KEYS)."""
+    infos = lab.list_runs(owner) if infos is None else infos
+    choices = cv.tick_choices(infos)
+    ids = {value for _, value in choices}
+    previous = [(info.label(), info.run_id) for info in infos]
+    return {
+        "previous_runs": gr.update(choices=previous, value=shown) if shown else gr.update(choices=previous),
+        "runs_table": cv.runs_df(infos),
+        "compare_runs": (gr.update(choices=choices, value=[r for r in ticked if r in ids]) if ticked is not None
+                         else gr.update(choices=choices)),
+    }
+
+
+def compare(lab, owner, ticked: Optional[list[str]], infos: Optional[list] = None) -> dict:
+    """The ticked runs' validation curves overlaid, and the paired difference of two (COMPARE_KEYS);
+    in the order they were ticked (two runs: the first minus the second)."""
+    by_id = {info.run_id: info for info in (lab.list_runs(owner) if infos is None else infos)}
+    named = [(cv.run_name(by_id[r]), RunFolder(by_id[r].run_dir)) for r in dict.fromkeys(ticked or [])
+             if r in by_id][: cv.MAX_TICKED]
+    note = "" if len(ticked or []) <= cv.MAX_TICKED else f" (the first {cv.MAX_TICKED} are drawn)"
+    return {"compare_plot": cv.overlay_df(named) if named else None,
+            "compare_diff": cv.paired_md(named) + note}
+
+
+def show_with_runs(lab, owner, run: RunFolder) -> dict:
+    """`show`, plus the run lists with this run ticked (and its companion) and their comparison."""
+    values = show(lab, owner, run)
+    infos = lab.list_runs(owner)
+    ticked = cv.default_ticks(run.id, run.metrics(), cv.tick_choices(infos))
+    values.update(runs_overview(lab, owner, shown=run.id, ticked=ticked, infos=infos))
+    values.update(compare(lab, owner, ticked, infos))
+    return values
+
+
+def scratch_update(lab, owner, run_id: str) -> dict:
+    """While the shown run's from-scratch companion trains: nothing; once it ended, the comparison,
+    the run lists with both runs ticked, and the timer off."""
+    try:
+        run = lab.run(owner, run_id)
+    except UserError:
+        return {"results_timer": gr.Timer(active=False)}
+    metrics, status = run.metrics() or {}, run.status()
+    text, pending = cv.scratch_md(run.config(), metrics, _companion_state(lab, owner, metrics, status))
+    if pending:
+        return {}
+    infos = lab.list_runs(owner)
+    ticked = cv.default_ticks(run.id, metrics, cv.tick_choices(infos))
+    return {"scratch_comparison": text, "results_timer": gr.Timer(active=False),
+            **runs_overview(lab, owner, ticked=ticked, infos=infos), **compare(lab, owner, ticked, infos)}
