@@ -63,8 +63,27 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--level", type=float, choices=SET_LEVELS, help="prediction-set level (default: the run's)")
     predict.set_defaults(handler=_predict)
 
+    hashing = commands.add_parser("hash-password", help="print a password hash for a TL_AUTH_FILE line")
+    hashing.add_argument("user", nargs="?", help="user name: prints 'user:hash' (else the hash alone)")
+    hashing.set_defaults(handler=_hash_password)
+
     args = parser.parse_args(argv)
     return args.handler(args)
+
+
+def _hash_password(args) -> int:
+    """Reads the password from the terminal (not echoed) or from standard input, never from a flag."""
+    import getpass
+
+    from tl_ui.auth import hash_password
+
+    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("error: the password is empty.", file=sys.stderr)
+        return 2
+    hashed = hash_password(password)
+    print(f"{args.user}:{hashed}" if args.user else hashed)
+    return 0
 
 
 def _models(args) -> int:

@@ -23,6 +23,7 @@ from typing import Optional
 
 import gradio as gr
 
+from tl_ui.auth import FailureDelays, LoginThrottle
 from tl_ui.service.owners import SID_COOKIE, Owner
 from tl_ui.service.private_files import PRIVATE_DIRNAME, private_path_owner
 from tl_ui.settings import Settings
@@ -147,6 +148,7 @@ def create_server_app(webapp, settings: Optional[Settings] = None):
     lab, demo = webapp.lab, webapp.demo
     settings = settings or webapp.settings
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    login_check = settings.login_check()
 
     @app.get("/healthz")
     def healthz():
@@ -154,7 +156,7 @@ def create_server_app(webapp, settings: Optional[Settings] = None):
 
     app = gr.mount_gradio_app(
         app, demo, path="/",
-        auth=list(settings.auth) or None,
+        auth=login_check,
         auth_message="Transfer Lab: please sign in with the user name and password you were given.",
         root_path=settings.root_path or None,
         max_file_size=settings.max_upload_bytes,
@@ -174,6 +176,8 @@ def create_server_app(webapp, settings: Optional[Settings] = None):
         return None
 
     private_root = lab.private.root
+    if login_check is not None:
+        app.add_middleware(LoginThrottle, delays=FailureDelays())   # per address; LoginCheck: per user
     app.add_middleware(SessionAndFileGuard, get_gradio_app=gradio_app, private_root_fn=lambda: private_root)
     return app
 

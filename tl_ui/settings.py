@@ -111,9 +111,29 @@ class Settings:
 
         return dataclasses.asdict(self.limits())
 
+    def login_check(self):
+        """Gradio's `auth` callable (hashed or plain passwords, failures slowed), or None."""
+        if not self.auth:
+            return None
+        from tl_ui.auth import LoginCheck
+
+        # a bound `async def` method: Gradio awaits the callable only when
+        # inspect.iscoroutinefunction() says so (an object with an async __call__ would be
+        # called without await, and its coroutine would count as a successful login)
+        return LoginCheck(self.auth).check
+
+    @property
+    def plain_password_users(self) -> list[str]:
+        from tl_ui.auth import is_hashed
+
+        return [u for u, p in self.auth if not is_hashed(p)]
+
     def describe(self) -> str:
         """One line per setting, for the server log (passwords never printed)."""
         users = ", ".join(u for u, _ in self.auth) if self.auth else "off"
+        if self.plain_password_users:
+            users += (f" (WARNING: plain-text passwords for {', '.join(self.plain_password_users)}; "
+                      "store hashes made with `python -m tl_ui hash-password`)")
         return "\n".join(
             [
                 f"  host/port       {self.host}:{self.port}",
