@@ -265,7 +265,10 @@ def set_number(page, elem_id: str, value: float | int, settle_ms: int = 600) -> 
 
 
 def wait_images_loaded(page, selector: str, timeout_s: float = 20) -> None:
-    """Wait until every <img> inside `selector` has loaded (so screenshots show thumbnails)."""
+    """Wait until every <img> inside `selector` has loaded (so screenshots show thumbnails).
+    Lazy images below the window would wait for a scroll: they are asked to load now."""
+    page.evaluate("(sel) => document.querySelectorAll(sel + ' img[loading=lazy]')"
+                  ".forEach(i => { i.loading = 'eager'; })", selector)
     wait_until(
         lambda: page.evaluate(
             "(sel) => Array.from(document.querySelectorAll(sel + ' img'))"

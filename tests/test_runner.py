@@ -109,7 +109,7 @@ def test_stop_a_running_job_within_one_step(tmp_path, runner_factory):
     steps = [e for e in job.events if e["kind"] == "step"]
     assert len(steps) < 1000
     # the runner is free again: the next job runs
-    runner._train_fn = fake_train(steps=2)
+    runner.executor.train_fn = fake_train(steps=2)
     nxt = runner.submit({}, tmp_path / "next", owner="me")
     assert runner.wait(nxt.id, timeout=5).state == "finished"
 
@@ -131,14 +131,14 @@ def test_failures_and_crashes_end_the_job_cleanly(tmp_path, runner_factory):
     assert runner.wait(job.id, 5).state == "failed"
     assert job.message == "Your data has one class."
 
-    runner._train_fn = fake_train(crash=True)
+    runner.executor.train_fn = fake_train(crash=True)
     job = runner.submit({}, tmp_path / "c", owner="x")
     assert runner.wait(job.id, 5).state == "failed"
     assert "internal error" in job.message and "boom" not in job.message
     assert job.events[-1]["kind"] == "failed"
     assert (tmp_path / "c" / "status.json").exists()
     # the worker survived the crash
-    runner._train_fn = fake_train(steps=1)
+    runner.executor.train_fn = fake_train(steps=1)
     ok = runner.submit({}, tmp_path / "ok", owner="x")
     assert runner.wait(ok.id, 5).state == "finished"
 
@@ -166,3 +166,81 @@ def test_event_readers_follow_with_cursors(tmp_path, runner_factory):
     assert seen[0]["kind"] == "started" and seen[-1]["kind"] == "finished"
     assert runner.get(job.id, owner="x") is job and runner.get(job.id, owner="y") is None
     assert runner.jobs("x") == [job] and runner.active_job("x") is None
+
+
+def test_injected_train_function_runs_inline(tmp_path, runner_factory):
+    runner = runner_factory(1, train_fn=fake_train(steps=1))
+    assert runner.executor_name == "inline"
+    job = runner.submit({}, tmp_path / "i", owner="x")
+    assert runner.wait(job.id, 5).state == "finished"
+
+
+def test_global_cap_names_its_setting(tmp_path, runner_factory):
+    runner = runner_factory(1, train_fn=fake_train(steps=200, step_s=0.01), max_queued=3, max_per_owner=5)
+    for i in range(3):
+        runner.submit({}, tmp_path / f"g{i}", owner=f"o{i}")
+    with pytest.raises(QueueFull, match=r"queue is full: 3 runs .*limit is 3.*TL_MAX_QUEUED\)"):
+        runner.submit({}, tmp_path / "g3", owner="newcomer")
+    runner.stop(runner.jobs()[-1].id)  # a stopped job frees its place
+    assert runner.submit({}, tmp_path / "g4", owner="newcomer").state == "queued"
+
+
+def test_per_owner_cap_names_its_setting(tmp_path, runner_factory):
+    runner = runner_factory(1, train_fn=fake_train(steps=200, step_s=0.01), max_per_owner=1)
+    runner.submit({}, tmp_path / "a", owner="me")
+    with pytest.raises(QueueFull, match="already have 1 .*TL_MAX_QUEUED_PER_USER"):
+        runner.submit({}, tmp_path / "b", owner="me")
+
+
+def test_per_address_cap_for_callers_without_login(tmp_path, runner_factory):
+    runner = runner_factory(1, train_fn=fake_train(steps=200, step_s=0.01), max_per_owner=5, max_per_address=2)
+    runner.submit({}, tmp_path / "a", owner="session:1", address="10.0.0.7")
+    runner.submit({}, tmp_path / "b", owner="session:2", address="10.0.0.7")  # a new session, same address
+    with pytest.raises(QueueFull, match=r"2 training runs from your network address.*limit is 2.*TL_MAX_QUEUED_PER_ADDRESS"):
+        runner.submit({}, tmp_path / "c", owner="session:3", address="10.0.0.7")
+    runner.submit({}, tmp_path / "d", owner="session:4", address="10.0.0.8")   # another address
+    runner.submit({}, tmp_path / "e", owner="user:alice", address=None)          # a logged-in user
+
+
+def test_lab_passes_the_address_of_anonymous_callers_only(tmp_path):
+    from tl_ui.data import sample_dataset_path
+    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.owners import Owner
+    from tl_ui.settings import Settings
+
+    lab = Lab(Settings(runs_dir=tmp_path / "runs", max_queued_per_address=1, max_queued_per_user=5),
+              train_fn=fake_train(steps=500, step_s=0.01))
+    try:
+        outcome = lab.load_data(Owner("session", "sid-a"), sample_dataset_path("text"), "reviews.csv", copy=False)
+        start = lambda owner, address: lab.start_run(owner, outcome.dataset, "", "minilm_l6", {}, address=address)
+        start(Owner("session", "sid-a"), "192.0.2.9")
+        with pytest.raises(UserError, match="TL_MAX_QUEUED_PER_ADDRESS"):
+            start(Owner("session", "sid-b"), "192.0.2.9")
+        assert start(Owner("user", "alice"), "192.0.2.9").address is None  # logins are counted per user
+        assert len(list((tmp_path / "runs").glob("*/runs/*"))) == 2  # the refused run left no folder
+    finally:
+        lab.close()
+
+
+def test_event_history_keeps_epochs_and_a_bounded_tail_of_steps(tmp_path, runner_factory):
+    def chatty(config, run_dir, on_event, should_stop, dataset=None):
+        on_event({"kind": "started", "run_id": run_dir.name})
+        for step in range(1, 1001):
+            on_event({"kind": "step", "epoch": 1 + step // 100, "step": step, "train_loss": 1.0})
+            if step % 100 == 0:
+                on_event({"kind": "epoch", "epoch": step // 100, "step": step})
+        on_event({"kind": "finished", "run_id": run_dir.name})
+        return SimpleNamespace(status="finished", message="")
+
+    runner = runner_factory(1, train_fn=chatty, max_step_events=50)
+    job = runner.submit({}, tmp_path / "chatty", owner="x")
+    runner.wait(job.id, 10)
+    kinds = [e["kind"] for e in job.events]
+    assert kinds.count("epoch") == 10 and kinds[0] == "started" and kinds[-1] == "finished"
+    steps = [e["step"] for e in job.events if e["kind"] == "step"]
+    assert 50 <= len(steps) <= 150 and steps[-1] == 1000 and steps == sorted(steps)
+    # cursors count every event ever added: a reader that is up to date gets nothing twice
+    events, cursor = job.events_since(0)
+    assert cursor == 1 + 1000 + 10 + 1
+    assert job.events_since(cursor) == ([], cursor)
+    assert job.events_since(cursor - 1)[0] == [events[-1]]

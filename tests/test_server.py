@@ -1,5 +1,6 @@
 """Shared-server behaviour (issue 6): fair queue, isolation, upload limits, crash safety, auth."""
 import json
+import urllib.parse
 import os
 import signal
 import socket
@@ -86,31 +87,48 @@ def test_each_client_gets_its_own_result(four_runs):
 
 
 # -- isolation of files ---------------------------------------------------------------------------
-def test_another_session_cannot_fetch_my_model_by_url(four_runs, launched_app, launched_server):
+def test_private_files_need_a_valid_signed_link_or_their_owner(four_runs, launched_app, launched_server):
+    """Capability links: the page's link works without cookies (an embedded Space has none) until it
+    expires; an altered, expired or other owner's link, and every unsigned path, answer 404."""
+    import shutil
+
     clients, results, _ = four_runs
     owner_client, run_id = clients[1], results[1][2]
     raw = new_client(launched_app, download_files=False)
     raw.cookies = dict(owner_client.cookies)  # the same session as the owner, but without downloading
-    file_data = raw.predict(run_id, "model", api_name="/download")
-    url = file_data["url"]
+    url = raw.predict(run_id, "model", api_name="/download")["url"]
     assert "/gradio_api/file=" in url and "tl_private" in url
 
-    owner = httpx.get(url, cookies=owner_client.cookies, timeout=60)
-    assert owner.status_code == 200 and owner.content[:2] == b"PK"  # a zip
-
-    other = clients[2]
-    for cookies in (other.cookies, {}, {"tl_sid": "guessed-session-id-0000"}):
-        r = httpx.get(url, cookies=cookies, timeout=30)
-        assert r.status_code == 404, cookies
-    # other spellings of the same path are refused too
-    encoded = url.replace("tl_private", "tl%5Fprivate")
-    assert httpx.get(encoded, cookies=other.cookies, timeout=30).status_code == 404
+    assert httpx.get(url, timeout=60).content[:2] == b"PK"                    # no cookie at all: the link works
+    lab = launched_server.lab
+    path = Path(urllib.parse.unquote(url.split("file=", 1)[1]))
+    owner_hash, capability = path.parts[path.parts.index("tl_private") + 1:][:2]
+    other_hash = lab.identity.owner(_Req(clients[2].cookies)).hash
+    assert other_hash != owner_hash
+    for changed in (url.replace(owner_hash, other_hash),                          # another owner's folder
+                    url.replace(capability, capability[:-1] + ("A" if capability[-1] != "A" else "B")),
+                    url.replace(capability, "cache")):                             # unsigned folder
+        assert httpx.get(changed, timeout=30).status_code == 404, changed   # a stranger: no cookie
+    expired = lab.identity.capability_folder(owner_hash, ttl_s=-60)
+    stale = Path(str(path).replace(capability, expired))
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, stale)
+    assert httpx.get(url.replace(capability, expired), timeout=30).status_code == 404
+    # an unsigned path of the owner's folder is served to the owner's session only
+    cached = url.replace(capability, "cache").rsplit("/", 2)[0] + "/" + path.name
+    assert httpx.get(cached, cookies=owner_client.cookies, timeout=30).status_code == 200
+    assert httpx.get(cached, cookies={"tl_sid": "guessed-session-id-0000"}, timeout=30).status_code == 404
+    assert httpx.get(cached.replace("tl_private", "tl%5Fprivate"), timeout=30).status_code == 404
 
     # the runs folder itself is never served, not even to its owner
-    ctx = launched_server.lab
-    weights = next(Path(ctx.settings.runs_dir).rglob(f"{run_id}/model/model.safetensors"))
+    weights = next(Path(lab.settings.runs_dir).rglob(f"{run_id}/model/model.safetensors"))
     r = httpx.get(f"{launched_app}gradio_api/file={weights}", cookies=owner_client.cookies, timeout=30)
     assert r.status_code in (403, 404)
+
+
+class _Req:
+    def __init__(self, cookies):
+        self.cookies, self.username, self.session_hash = dict(cookies), None, None
 
 
 # -- upload limits ----------------------------------------------------------------------------------
@@ -274,8 +292,12 @@ def test_owner_folders_and_scheduled_cleanup(tmp_path):
     assert private.cleanup(24 * 3600) == 1 and not f.exists()
 
 
-def test_private_path_owner():
-    from tl_ui.service.private_files import private_path_owner
+def test_private_path_parts():
+    from tl_ui.service.private_files import private_path_parts
+
+    def private_path_owner(path):
+        parts = private_path_parts(path)
+        return None if parts is None else (parts[0] if parts else "")
 
     assert private_path_owner("/tmp/gradio/abc/model.zip") is None
     assert private_path_owner("/tmp/gradio/tl_private/0123abcd/run-x/model.zip") == "0123abcd"

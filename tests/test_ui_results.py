@@ -136,6 +136,7 @@ def test_reliability_diagram_and_calibration_sentence():
     assert df[df.series == evidence.DIAGONAL][["confidence", "accuracy"]].values.tolist() == [[0, 0], [1, 1]]
     sentence = evidence.calibration_md(full_metrics()["calibration"], full_metrics())
     assert "12.0 percentage points on average before calibration and 4.0 after" in sentence
+    assert sentence.count(". ") == 1   # one sentence on ECE, one on what is calibrated
     assert evidence.reliability_df(None) is None
 
 

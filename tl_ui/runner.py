@@ -1,16 +1,21 @@
-"""The one place that knows about threads: a fair FIFO queue of training jobs and their workers.
+"""The fair FIFO queue of training jobs, its caps, and the slots that hand jobs to an executor.
 
-A `Job` is one submitted run. Workers (at most `max_concurrent` at once) take jobs in submission
-order and call the engine's `train_run` with the job's stop flag; every event the engine emits is
-appended to the job's event log, which any number of readers (the page's poll timer, an API
-stream, a reopened tab) follow with their own cursor. A closed browser tab only stops a reader,
-never the job. Stop sets the flag; the engine honours it before its next step.
+A `Job` is one submitted run. Slots (at most `max_concurrent` threads) take jobs in submission
+order and hand each to the executor (tl_ui/executors): a worker process per run (the default),
+a Ray task per run, or, for an injected train function only, this thread itself. Every event of
+the run is appended to the job's event list, which any number of readers (the page's poll timer,
+an API stream, a reopened tab) follow with their own cursor; the list keeps every event but only
+the last `max_step_events` step events (the full log stays in events.jsonl). A closed browser tab
+only stops a reader, never the job. Stop sets the job's flag; the executor asks the worker to
+stop before its next step, then ends it after a grace period.
 
-The train function is injected (default: `tl_ui.engine.train_run`, imported lazily so that
-importing the UI does not import torch).
+Caps on submission (each refusal is a `QueueFull` whose message names the setting): all jobs
+waiting or running (`max_queued`), per owner (`max_per_owner`), per client address for callers
+without a login (`max_per_address`; the service passes the address only for them).
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import threading
@@ -28,14 +33,11 @@ DONE_STATES = frozenset({FINISHED, STOPPED, FAILED})
 TrainFn = Callable[..., Any]
 
 
+MAX_STEP_EVENTS = 2000
+
+
 class QueueFull(RuntimeError):
-    """The owner already has as many jobs waiting or running as allowed; message is user-facing."""
-
-
-def _default_train_fn(*args, **kwargs):
-    from tl_ui.engine import train_run  # lazy: torch is imported only when a job runs
-
-    return train_run(*args, **kwargs)
+    """A cap on waiting + running jobs is reached; the message is user-facing and names the setting."""
 
 
 @dataclass(eq=False)
@@ -47,6 +49,7 @@ class Job:
     dataset: Any = None               # an already-loaded LabelledDataset, or None
     label: str = ""                   # short human description for logs
     log_name: str = ""                # the owner as logs may show it (never a raw cookie)
+    address: Optional[str] = None     # the client address of a caller without login (per-address cap)
     seq: int = 0                      # submission order
     state: str = QUEUED
     submitted: float = field(default_factory=time.time)
@@ -55,28 +58,54 @@ class Job:
     result: Any = None                # RunResult once done
     message: str = ""                 # last user-facing message (failure / stop reason)
     stop_flag: threading.Event = field(default_factory=threading.Event)
-    _events: list = field(default_factory=list, repr=False)
+    max_step_events: int = MAX_STEP_EVENTS
+    _events: list = field(default_factory=list, repr=False)     # the kept events...
+    _numbers: list = field(default_factory=list, repr=False)    # ...and each one's place among all events
+    _count: int = 0                                             # events ever added (the cursor space)
+    _steps: int = 0                                             # step events kept
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     # -- events -------------------------------------------------------------------------------
     def add_event(self, event: Any) -> None:
-        """Called from the worker thread for each engine event (an Event or a plain dict)."""
+        """Called by the executor for each event of the run (an Event or a plain dict)."""
         data = event.to_dict() if hasattr(event, "to_dict") else dict(event)
         with self._cond:
             self._events.append(data)
+            self._numbers.append(self._count)
+            self._count += 1
+            if data.get("kind") == "step":
+                self._steps += 1
+                if self._steps > self.max_step_events + max(100, self.max_step_events // 4):
+                    self._drop_old_steps()
             self._cond.notify_all()
 
+    def _drop_old_steps(self) -> None:
+        """Keep every non-step event and the last `max_step_events` step events (amortised O(1))."""
+        drop = self._steps - self.max_step_events
+        kept, numbers = [], []
+        for event, number in zip(self._events, self._numbers):
+            if drop and event.get("kind") == "step":
+                drop -= 1
+                continue
+            kept.append(event)
+            numbers.append(number)
+        self._events, self._numbers, self._steps = kept, numbers, self.max_step_events
+
+    def _since(self, cursor: int) -> tuple[list[dict], int]:
+        start = bisect.bisect_left(self._numbers, cursor)
+        return list(self._events[start:]), self._count
+
     def events_since(self, cursor: int = 0) -> tuple[list[dict], int]:
-        """Events after position `cursor` and the new cursor. Safe from any thread."""
+        """The kept events after position `cursor` and the new cursor. Safe from any thread."""
         with self._cond:
-            return list(self._events[cursor:]), len(self._events)
+            return self._since(cursor)
 
     def wait_events(self, cursor: int, timeout: float) -> tuple[list[dict], int]:
         """Like `events_since`, but waits up to `timeout` s for something new (or the job's end)."""
         with self._cond:
-            if len(self._events) <= cursor and self.state in ACTIVE_STATES:
+            if self._count <= cursor and self.state in ACTIVE_STATES:
                 self._cond.wait(timeout)
-            return list(self._events[cursor:]), len(self._events)
+            return self._since(cursor)
 
     @property
     def events(self) -> list[dict]:
@@ -96,7 +125,11 @@ class Job:
 
 
 class Runner:
-    """Owns worker threads and a FIFO queue; one per app."""
+    """Owns the FIFO queue and `max_concurrent` slot threads; one per app.
+
+    `executor`: where runs train (tl_ui.executors); `train_fn`: an injected train function, run
+    in the slot thread itself (the "inline" executor; tests). Neither: a worker process per run.
+    """
 
     def __init__(
         self,
@@ -105,13 +138,26 @@ class Runner:
         max_per_owner: Optional[int] = None,
         keep_done: int = 500,
         on_done: Optional[Callable[[Job], None]] = None,
+        executor=None,
+        max_queued: Optional[int] = None,
+        max_per_address: Optional[int] = None,
+        max_step_events: int = MAX_STEP_EVENTS,
     ):
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
+        if train_fn is not None and executor is not None:
+            raise ValueError("Give a train function or an executor, not both.")
         self.max_concurrent = max_concurrent
         self.max_per_owner = max_per_owner
+        self.max_queued = max_queued
+        self.max_per_address = max_per_address
+        self.max_step_events = max_step_events
         self.keep_done = keep_done
-        self._train_fn = train_fn or _default_train_fn
+        if executor is None:
+            from tl_ui.executors import InlineExecutor, ProcessExecutor
+
+            executor = InlineExecutor(train_fn) if train_fn is not None else ProcessExecutor()
+        self.executor = executor
         self._on_done = on_done
         self._lock = threading.Condition()
         self._pending: list[Job] = []          # FIFO, in submission order
@@ -122,21 +168,23 @@ class Runner:
         self._closed = False
 
     # -- submitting and querying --------------------------------------------------------------
+    @property
+    def executor_name(self) -> str:
+        return self.executor.name
+
     def submit(self, config, run_dir: str | Path, owner: str = "", dataset=None,
-               run_id: Optional[str] = None, label: str = "", log_name: str = "") -> Job:
+               run_id: Optional[str] = None, label: str = "", log_name: str = "",
+               address: Optional[str] = None) -> Job:
+        """Queue a run. `address`: the client address of a caller without login (None for a
+        logged-in user or the CLI): such callers share the per-address cap."""
         run_dir = Path(run_dir)
         with self._lock:
             if self._closed:
                 raise RuntimeError("The runner is shut down.")
-            if self.max_per_owner is not None:
-                active = sum(1 for j in self._jobs.values() if j.owner == owner and j.state in ACTIVE_STATES)
-                if active >= self.max_per_owner:
-                    raise QueueFull(
-                        f"You already have {active} training run(s) waiting or running "
-                        f"(the limit is {self.max_per_owner}). Wait for one to finish or stop one."
-                    )
+            self._check_caps(owner, address)
             job = Job(id=run_id or run_dir.name, owner=owner, config=config, run_dir=run_dir,
-                      dataset=dataset, label=label, log_name=log_name or "-", seq=next(self._seq))
+                      dataset=dataset, label=label, log_name=log_name or "-", address=address,
+                      seq=next(self._seq), max_step_events=self.max_step_events)
             if job.id in self._jobs and not self._jobs[job.id].done:
                 raise ValueError(f"A job with id {job.id} is already active.")
             self._jobs[job.id] = job
@@ -146,6 +194,29 @@ class Runner:
             self._forget_old()
         log.info("queued job %s (%s) for %s", job.id, label, job.log_name)
         return job
+
+    def _check_caps(self, owner: str, address: Optional[str]) -> None:
+        """Raise QueueFull when a cap is reached (called with the lock held)."""
+        active = [j for j in self._jobs.values() if j.state in ACTIVE_STATES]
+        if self.max_queued is not None and len(active) >= self.max_queued:
+            raise QueueFull(
+                f"The training queue is full: {len(active)} runs are waiting or running "
+                f"(the limit is {self.max_queued} for everyone together, setting TL_MAX_QUEUED). "
+                "Try again when some have finished.")
+        if self.max_per_owner is not None:
+            mine = sum(1 for j in active if j.owner == owner)
+            if mine >= self.max_per_owner:
+                raise QueueFull(
+                    f"You already have {mine} training run(s) waiting or running "
+                    f"(the limit is {self.max_per_owner}, setting TL_MAX_QUEUED_PER_USER). "
+                    "Wait for one to finish or stop one.")
+        if address is not None and self.max_per_address is not None:
+            same = sum(1 for j in active if j.address == address)
+            if same >= self.max_per_address:
+                raise QueueFull(
+                    f"{same} training runs from your network address are already waiting or running "
+                    f"(the limit is {self.max_per_address} per address without a login, setting "
+                    "TL_MAX_QUEUED_PER_ADDRESS). Wait for one to finish, or sign in.")
 
     def get(self, job_id: str, owner: Optional[str] = None) -> Optional[Job]:
         """The job, or None when unknown or (if `owner` is given) someone else's."""
@@ -219,7 +290,8 @@ class Runner:
             return len(self._pending)
 
     def shutdown(self, stop_jobs: bool = True, timeout: float = 10.0) -> None:
-        """Stop accepting jobs; ask running ones to stop; wait a little for workers."""
+        """Stop accepting jobs; ask running ones to stop (their workers get a short grace, then
+        are ended); wait a little for the slots; give back what the executor holds."""
         with self._lock:
             self._closed = True
             pending = list(self._pending)
@@ -229,11 +301,14 @@ class Runner:
             for job in self.jobs():
                 if job.state == RUNNING:
                     job.stop()
+            self.executor.close()
         with self._lock:
             self._lock.notify_all()
         deadline = time.time() + timeout
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.time()))
+        if not any(w.is_alive() for w in self._workers):
+            self.executor.release()
 
     # -- workers ------------------------------------------------------------------------------
     def _ensure_workers(self) -> None:
@@ -276,13 +351,10 @@ class Runner:
                 job._touch()
 
     def _run(self, job: Job) -> None:
-        log.info("starting job %s for %s", job.id, job.log_name)
+        log.info("starting job %s for %s (%s)", job.id, job.log_name, self.executor.name)
         try:
-            result = self._train_fn(
-                job.config, job.run_dir, on_event=job.add_event,
-                should_stop=job.stop_flag.is_set, dataset=job.dataset,
-            )
-        except Exception as exc:  # the engine should not raise; if it does, the job fails cleanly
+            result = self.executor.run(job)
+        except Exception as exc:  # the executor and engine should not raise; if they do, the job fails cleanly
             log.exception("job %s crashed", job.id)
             job.message = ("Training stopped because of an internal error. The details are in the "
                            "server log; please try again or choose another model or strategy.")

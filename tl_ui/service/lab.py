@@ -17,7 +17,8 @@ from typing import Any, Mapping, Optional
 from tl_ui.config import ConfigError, RunConfig
 from tl_ui.runfolder import QUEUED, RunFolder, RunInfo
 from tl_ui.runner import Job, QueueFull, Runner
-from tl_ui.service.owners import Owner, owner_from_request
+from tl_ui.service.identity import Identity, load_secret
+from tl_ui.service.owners import Owner
 from tl_ui.service.private_files import PrivateFiles
 from tl_ui.service.workspace import Workspace, safe_file_name
 from tl_ui.settings import Settings
@@ -47,9 +48,14 @@ class Lab:
     def __init__(self, settings: Settings, train_fn=None, cache_dir: Optional[Path] = None):
         self.settings = settings
         self.workspace = Workspace(settings.runs_dir)
-        self.private = PrivateFiles(cache_dir)
-        self.runner = Runner(settings.max_jobs, train_fn=train_fn, max_per_owner=settings.max_queued_per_user,
-                             on_done=self._job_done)
+        self.identity = Identity(load_secret(self.workspace.root))
+        self.private = PrivateFiles(cache_dir, self.identity, link_ttl_s=settings.session_ttl_hours * 3600)
+        from tl_ui.executors import make_executor  # torch and ray stay out of this process
+
+        self.runner = Runner(settings.max_jobs, train_fn=train_fn,
+                             executor=None if train_fn is not None else make_executor(settings),
+                             max_per_owner=settings.max_queued_per_user, max_queued=settings.max_queued,
+                             max_per_address=settings.max_queued_per_address, on_done=self._job_done)
         self.recovered = self.workspace.recover_interrupted()
         self._predictors: OrderedDict[str, object] = OrderedDict()
         self._predictor_lock = threading.Lock()
@@ -57,7 +63,11 @@ class Lab:
         self._stop_cleanup = threading.Event()
 
     def owner(self, request) -> Owner:
-        return owner_from_request(request)
+        return self.identity.owner(request)
+
+    def bind_page(self, request, stored_token: Optional[str]) -> tuple[Owner, str]:
+        """Page load: (owner, token for the page to keep in its own storage)."""
+        return self.identity.bind(request, stored_token)
 
     # -- data -------------------------------------------------------------------------------------
     def load_data(self, owner: Owner, src: str | Path, name: str = "", *, text_column: Optional[str] = None,
@@ -139,8 +149,10 @@ class Lab:
 
     # -- runs ---------------------------------------------------------------------------------------
     def start_run(self, owner: Owner, dataset, data_path: str, model_id: str,
-                  options: Mapping[str, Any]) -> Job:
-        """Check, record and queue a run (and its from-scratch companion when asked for)."""
+                  options: Mapping[str, Any], address: Optional[str] = None) -> Job:
+        """Check, record and queue a run (and its from-scratch companion when asked for).
+        `address`: the caller's client address (`gr.Request.client.host`); it counts toward the
+        per-address cap only for callers without a login."""
         if dataset is None:
             raise UserError(NO_DATA_MESSAGE)
         config = self.make_config(model_id, options, dataset, data_path)
@@ -148,25 +160,26 @@ class Lab:
             kept, sha = self.workspace.keep_dataset(owner, data_path)  # replays survive upload clean-up
             config.data_path, config.data_sha256 = str(kept), sha
         config.limits = self.settings.limits_record()
-        job = self._submit(owner, config, dataset)
+        job = self._submit(owner, config, dataset, address)
         if config.compare_scratch:
             scratch = RunConfig.from_dict({**config.to_dict(), "random_init": True, "compare_scratch": False,
                                            "extra": {**config.extra, "scratch_of": job.id}})
             try:
-                companion = self._submit(owner, scratch, dataset)
+                companion = self._submit(owner, scratch, dataset, address)
             except UserError:
                 log.info("no room for the scratch companion of %s", job.id)
             else:
                 RunFolder(job.run_dir).set_status(QUEUED, "", scratch_run=companion.id)
         return job
 
-    def _submit(self, owner: Owner, config: RunConfig, dataset) -> Job:
+    def _submit(self, owner: Owner, config: RunConfig, dataset, address: Optional[str] = None) -> Job:
         run = self.workspace.new_run(owner).create()
         config.save(run.run_json)
         run.set_status(QUEUED)  # on disk from the moment it is accepted
         try:
             return self.runner.submit(config, run.path, owner=owner.id, dataset=dataset, run_id=run.id,
-                                      label=f"{config.model_id}/{config.strategy}", log_name=owner.log_name)
+                                      label=f"{config.model_id}/{config.strategy}", log_name=owner.log_name,
+                                      address=None if owner.is_user else (address or None))
         except QueueFull as exc:
             shutil.rmtree(run.path, ignore_errors=True)
             raise UserError(str(exc)) from None

@@ -1,16 +1,13 @@
 """Who is asking: an authenticated user, or an anonymous browser / API session.
 
-* **Owner**: an authenticated user (`user:<name>`) or, without login, a browser session identified
-  by the `tl_sid` cookie that `tl_ui.server` sets on the first response (a gradio_client keeps it
-  too). Without that cookie (e.g. the app launched with plain `demo.launch()`), Gradio's per-page
-  `session_hash` is the fallback.
-* Paths and logs use `Owner.hash`/`Owner.key`, never the raw cookie.
+* **Owner**: an authenticated user (`user:<name>`) or, without login, a session identified by a
+  server-signed owner token (`identity.py`: cookie or the page's own storage).
+* Paths and logs use `Owner.hash`/`Owner.key`, never the token itself.
 """
 from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from dataclasses import dataclass
 
 SID_COOKIE = "tl_sid"
@@ -51,22 +48,3 @@ class Owner:
 
 def owner_hash(owner_id: str) -> str:
     return hashlib.sha256(("tl-owner\0" + owner_id).encode("utf-8")).hexdigest()[:32]
-
-
-def owner_from_request(request) -> Owner:
-    """The owner of a Gradio event (`gr.Request`), or of a raw Starlette request."""
-    if request is None:
-        return Owner("session", "anonymous-" + uuid.uuid4().hex)
-    username = getattr(request, "username", None)
-    if username:
-        return Owner("user", str(username))
-    cookies = {}
-    try:
-        cookies = dict(request.cookies or {})
-    except Exception:  # gr.Request without an underlying request
-        cookies = {}
-    sid = cookies.get(SID_COOKIE)
-    if sid and re.fullmatch(r"[A-Za-z0-9_-]{16,128}", sid):
-        return Owner("session", "sid-" + sid)
-    session_hash = getattr(request, "session_hash", None)
-    return Owner("session", "hash-" + str(session_hash or uuid.uuid4().hex))

@@ -36,15 +36,19 @@ def gradio_cache_dir() -> Path:
 
 
 class PrivateFiles:
-    """Owner-tagged copies under `<gradio cache>/tl_private/<owner_hash>/`.
+    """Owner-tagged copies under `<gradio cache>/tl_private/<owner_hash>/<capability>/...`.
 
     Files returned from handlers from inside Gradio's cache are served as they are (not re-copied),
-    so their URL contains the owner hash, which the server middleware checks on every request.
+    so their URL holds the owner hash and a capability folder (signed owner + expiry, see
+    identity.py), which the server middleware checks on every request: the link works for whoever
+    the page gave it to, with or without cookies, until it expires.
     """
 
-    def __init__(self, cache_dir: Optional[Path] = None):
+    def __init__(self, cache_dir: Optional[Path] = None, identity=None, link_ttl_s: float = 24 * 3600):
         self._cache_dir = Path(cache_dir).resolve() if cache_dir else None
         self._lock = threading.Lock()
+        self.identity = identity
+        self.link_ttl_s = link_ttl_s
 
     @property
     def root(self) -> Path:
@@ -57,7 +61,9 @@ class PrivateFiles:
         return d
 
     def new_folder(self, owner: Owner, prefix: str = "f") -> Path:
-        d = self.owner_root(owner) / f"{prefix}-{uuid.uuid4().hex[:12]}"
+        capability = (self.identity.capability_folder(owner.hash, self.link_ttl_s) if self.identity
+                      else "shared")
+        d = self.owner_root(owner) / capability / f"{prefix}-{uuid.uuid4().hex[:12]}"
         d.mkdir(parents=True, exist_ok=True)
         return d
 
@@ -73,15 +79,21 @@ class PrivateFiles:
         The zip is built once per run and owner (under a temp name, then renamed)."""
         run = RunFolder(run_dir)
         run_dir = run.path
-        folder = self.owner_root(owner) / f"run-{run_dir.name}"
-        folder.mkdir(parents=True, exist_ok=True)
+        cache = self.owner_root(owner) / "cache"
+        cache.mkdir(exist_ok=True)
+        folder = self.new_folder(owner, f"run-{run_dir.name}")
         out: dict[str, Optional[Path]] = {"model": None, "run_json": None, "card": None}
         model_dir = run.model_dir
         if run.has_model:
-            zip_path = folder / f"model-{run_dir.name}.zip"
+            cached = cache / f"model-{run_dir.name}.zip"
             with self._lock:
-                if not zip_path.exists() or _mtime(zip_path) < _mtime(model_dir):
-                    zip_folder(model_dir, zip_path, arc_root=f"model-{run_dir.name}")
+                if not cached.exists() or _mtime(cached) < _mtime(model_dir):
+                    zip_folder(model_dir, cached, arc_root=f"model-{run_dir.name}")
+            zip_path = folder / cached.name
+            try:   # each page gets a fresh signed link; the zip itself is built once
+                os.link(cached, zip_path)
+            except OSError:
+                shutil.copyfile(cached, zip_path)
             out["model"] = zip_path
         if run.run_json.exists():
             out["run_json"] = self.copy(owner, run.run_json, "run.json", folder)
@@ -90,20 +102,28 @@ class PrivateFiles:
         return out
 
     def cleanup(self, max_age_s: float, now: Optional[float] = None) -> int:
+        """Remove items older than `max_age_s` (inside each signed folder, and the owner's cache),
+        then emptied folders. Returns how many items were removed."""
         now = time.time() if now is None else now
         removed = 0
         if not self.root.is_dir():
             return 0
-        for owner_dir in self.root.iterdir():
-            for item in owner_dir.iterdir() if owner_dir.is_dir() else []:
-                if now - _mtime(item) > max_age_s:
-                    shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
-                    removed += 1
-            try:
-                owner_dir.rmdir()  # only if empty
-            except OSError:
-                pass
+        for owner_dir in (d for d in self.root.iterdir() if d.is_dir()):
+            for group in (d for d in owner_dir.iterdir() if d.is_dir()):
+                for item in list(group.iterdir()):
+                    if now - _mtime(item) > max_age_s:
+                        shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+                        removed += 1
+                _remove_if_empty(group)
+            _remove_if_empty(owner_dir)
         return removed
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def zip_folder(folder: Path, zip_path: Path, arc_root: str) -> Path:
@@ -126,12 +146,11 @@ def zip_folder(folder: Path, zip_path: Path, arc_root: str) -> Path:
     return zip_path
 
 
-def private_path_owner(path_text: str) -> Optional[str]:
-    """For a requested file path: the owner hash if it lies under a `tl_private/` folder, '' if it
-    does but names no owner, None if it is not a private path."""
+def private_path_parts(path_text: str) -> Optional[list[str]]:
+    """For a requested file path: the parts after a `tl_private/` folder ([owner hash, capability
+    folder, ...]; [] if none), or None if it is not a private path."""
     norm = os.path.normpath(path_text.replace("\\", "/"))
     parts = [p for p in norm.split("/") if p]
     if PRIVATE_DIRNAME not in parts:
         return None
-    i = parts.index(PRIVATE_DIRNAME)
-    return parts[i + 1] if i + 1 < len(parts) else ""
+    return parts[parts.index(PRIVATE_DIRNAME) + 1:]

@@ -13,21 +13,29 @@ from tl_ui.service.compare import paired_difference
 from tl_ui.ui.evidence import STRATEGY_NAMES, n_reported
 from tl_ui.ui.formatting import fmt_seconds, pct_ci, points, points_range
 
-RUNS_COLUMNS = ["run", "model", "strategy", "examples", "tested on", "accuracy (95% interval)",
+RUNS_COLUMNS = ["started", "model", "strategy", "examples", "tested on", "accuracy (95% interval)",
                 "macro-F1 (95% interval)", "time", "state"]
+RUNS_WIDTHS = ["14%", "14%", "15%", "9%", "8%", "13%", "13%", "7%", "7%"]
 OVERLAY_COLUMNS = ["epoch", "accuracy", "run"]
 MAX_TICKED = 6
 
 
+def _when(info: RunInfo) -> str:
+    return time.strftime("%d %b %H:%M:%S", time.localtime(info.started)) if info.started else info.run_id
+
+
+def _strategy(info: RunInfo) -> str:
+    name = STRATEGY_NAMES.get(info.strategy, info.strategy)
+    return f"{name} · random weights" if info.random_init else name
+
+
 def run_name(info: RunInfo) -> str:
-    """Short and distinct enough for a legend: 'Nov 22 09:01:07 · linear probe · random weights'."""
-    when = time.strftime("%d %b %H:%M:%S", time.localtime(info.started)) if info.started else info.run_id
-    scratch = " · random weights" if info.random_init else ""
-    return f"{when} · {STRATEGY_NAMES.get(info.strategy, info.strategy)}{scratch}"
+    """Short and distinct enough for a legend: '22 Nov 09:01:07 · linear probe · random weights'."""
+    return f"{_when(info)} · {_strategy(info)}"
 
 
 def runs_df(infos: Iterable[RunInfo]) -> pd.DataFrame:
-    rows = [(run_name(i), i.model_id, STRATEGY_NAMES.get(i.strategy, i.strategy), i.n_examples or "–",
+    rows = [(_when(i), i.model_id, _strategy(i), i.n_examples or "–",
              i.n_reported or "–", pct_ci(i.accuracy, i.accuracy_ci, short=True),
              pct_ci(i.macro_f1, i.macro_f1_ci, short=True), fmt_seconds(i.seconds) if i.seconds else "–", i.state)
             for i in infos]

@@ -8,7 +8,7 @@ from typing import Optional
 
 import pandas as pd
 
-from tl_ui.ui.formatting import fmt_count, fmt_pct, fmt_seconds, fmt_share, pct_ci, pct_range, points
+from tl_ui.ui.formatting import fmt_count, fmt_seconds, fmt_share, pct_ci, pct_range, points
 
 STRATEGY_NAMES = {"linear_probe": "linear probe", "partial": "partial unfreezing", "full": "full fine-tuning",
                   "lora": "LoRA adapters"}
@@ -40,7 +40,8 @@ def cv_sentence(cv: dict) -> str:
             f"{round(100 * float(cv['accuracy']))}% of the time on average")
     if cv.get("accuracy_ci"):
         text += f"; the true accuracy is probably between {pct_range(cv['accuracy_ci']).replace('–', ' and ')}"
-    return text + "."
+    return text + (". This estimates how well the approach works on your data; the model you download is "
+                   "the one tested below.")
 
 
 def test_sentence(metrics: dict) -> str:
@@ -96,7 +97,7 @@ def overview_df(metrics: dict, config: dict, run_seconds: Optional[float] = None
     rows.append(("Macro F1 (classes weighted equally)",
                  pct_ci(metrics.get("macro_f1"), metrics.get("macro_f1_ci"), level)))
     if metrics.get("majority_baseline_accuracy") is not None:
-        rows.append(("Always guessing the largest class", fmt_pct(metrics.get("majority_baseline_accuracy"))))
+        rows.append(("Always guessing the largest class", pct_ci(metrics["majority_baseline_accuracy"])))
     rows.append(("Test examples (the numbers above)", str(n_reported(metrics) or "–")))
     if evaluation.get("n_chosen"):
         rows.append(("Validation examples (epoch, calibration chosen on)", str(evaluation["n_chosen"])))
@@ -151,15 +152,16 @@ def calibration_md(calibration: Optional[dict], metrics: dict) -> str:
     before, after = calibration.get("ece_before"), calibration.get("ece_after")
     n = n_reported(metrics)
     where = f"these {n} test examples" if n else "the test examples"
-    text = (f"On {where}, how sure the model said it was differed from how often it was right by "
-            f"{100 * float(before):.1f} percentage points on average before calibration and "
-            f"{100 * float(after):.1f} after (expected calibration error)"
-            if before is not None and after is not None else "Calibration")
+    text = ""
+    if before is not None and after is not None:
+        text = (f"On {where} the model's confidence was off from how often it was right by "
+                f"{100 * float(before):.1f} percentage points on average before calibration and "
+                f"{100 * float(after):.1f} after (expected calibration error). ")
     temperature = calibration.get("temperature")
     if temperature:
-        text += (f"; the probabilities the model gives, here and in the download, are the calibrated ones "
-                 f"(temperature {float(temperature):.2f}, chosen on the validation examples)")
-    return text + "."
+        text += (f"The probabilities shown here and in the download are the calibrated ones (temperature "
+                 f"{float(temperature):.2f}, chosen on the validation examples).")
+    return text.strip()
 
 
 # -- prediction sets -------------------------------------------------------------------------------

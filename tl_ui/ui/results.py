@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from tl_ui.ui.compare_view import OVERLAY_COLUMNS
+from tl_ui.ui.compare_view import OVERLAY_COLUMNS, RUNS_WIDTHS
 from tl_ui.ui.evidence import RELIABILITY_COLORS
 
 NO_RESULTS = "No results yet: train a model in step 4, or pick a previous run."
@@ -31,9 +31,10 @@ def build() -> dict:
     c["scratch_comparison"] = gr.Markdown("", elem_id="scratch-comparison", elem_classes="tl-evidence")
     with gr.Row():
         c["metrics_table"] = gr.Dataframe(label="Overall", interactive=False, elem_id="metrics-table", scale=5,
-                                          wrap=True, column_widths=["52%", "48%"], max_height=560)
+                                          wrap=True, column_widths=["50%", "50%"], max_height=900)
         c["per_class_table"] = gr.Dataframe(label="Per class (on the test examples)", interactive=False,
-                                            elem_id="per-class-table", scale=5, wrap=True, max_height=560)
+                                            elem_id="per-class-table", scale=5, wrap=True, max_height=900,
+                                            column_widths=["14%", "26%", "26%", "12%", "22%"])
     c["group_notes"] = gr.Markdown("", elem_id="group-notes", visible=False)
     c["group_table"] = gr.Dataframe(label="Per group", interactive=False, elem_id="group-table", wrap=True,
                                     visible=False, max_height=400)
@@ -43,7 +44,7 @@ def build() -> dict:
         c["reliability_plot"] = gr.LinePlot(
             value=None, x="confidence", y="accuracy", color="series", color_map=RELIABILITY_COLORS,
             color_title="", title="Reliability diagram: how sure vs. how often right (test examples)",
-            x_title="how sure the model said it was (confidence)", y_title="how often it was right (accuracy)",
+            x_title="confidence (how sure it said it was)", y_title="accuracy (how often right)",
             x_lim=[0, 1], y_lim=[0, 1], height=320, elem_id="reliability-plot", scale=5,
             tooltip=["series", "confidence", "accuracy", "examples"])
         with gr.Column(scale=4):
@@ -88,13 +89,13 @@ def _compare_section() -> dict:
                 "runs to overlay their validation curves; tick two to see how much they differ on the same "
                 "test examples.")
     c = {"runs_table": gr.Dataframe(label="Your runs (newest first)", interactive=False, wrap=True,
-                                    elem_id="runs-table", max_height=360)}
+                                    elem_id="runs-table", max_height=420, column_widths=RUNS_WIDTHS)}
     with gr.Row():
         c["compare_runs"] = gr.CheckboxGroup(choices=[], value=[], label="Runs to compare (finished runs)",
                                              elem_id="compare-runs", scale=2)
         c["compare_plot"] = gr.LinePlot(
             value=None, x=OVERLAY_COLUMNS[0], y=OVERLAY_COLUMNS[1], color=OVERLAY_COLUMNS[2], color_title="",
-            title="Validation accuracy per epoch of the ticked runs", x_title="epoch",
+            title="Validation accuracy per epoch of the ticked runs", x_title="epoch", x_axis_format="~g",
             y_title="validation accuracy", y_lim=[0, 1], height=300, elem_id="compare-plot", scale=3)
     c["compare_diff"] = gr.Markdown("", elem_id="compare-diff")
     return c

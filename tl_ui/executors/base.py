@@ -1,0 +1,250 @@
+"""What every executor shares: a run's outcome, the stop file, following `events.jsonl`, the
+supervision loop (stop → grace → terminate → kill, wall-clock cap) and settling a run whose worker
+ended without recording how. No torch, no ray here: the web process imports this.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from tl_ui.runfolder import FAILED, FINISHED, STOPPED, RunFolder
+
+log = logging.getLogger(__name__)
+
+DONE_STATES = frozenset({FINISHED, STOPPED, FAILED})
+STOP_FILE = ".stop-requested"   # in the run folder: the worker's should_stop() looks for it
+
+UNEXPECTED_END = ("The training process ended unexpectedly (it ran out of memory or was stopped by the system). "
+                  "Try a smaller batch or image size.")
+INTERNAL_ERROR = ("Training stopped because of an internal error. The details are in the server log; please try "
+                  "again or choose another model or strategy.")
+
+
+def memory_message(gb: float) -> str:
+    return (f"The training process ran out of memory (each run may use {gb:g} GB here, setting TL_JOB_MEMORY_GB). "
+            "Try a smaller batch or image size.")
+
+
+def time_limit_message(minutes: float) -> str:
+    return (f"The run reached the time limit of {minutes:g} minutes per run (setting TL_JOB_MAX_MINUTES) and was "
+            "stopped; no model was saved. Try fewer epochs, fewer examples or a smaller model.")
+
+
+def forced_stop_message(grace_s: float) -> str:
+    return (f"Stopped by you. The training process did not stop by itself within {grace_s:g} s and was ended. "
+            "No model was saved.")
+
+
+@dataclass
+class WorkerResult:
+    """The fields of the engine's `RunResult`, read from the run folder (no torch needed)."""
+    run_id: str
+    run_dir: Path
+    status: str                     # "finished" | "stopped" | "failed"
+    metrics: Optional[dict] = None
+    message: str = ""
+
+
+class StopFile:
+    """The stop request of one run, as a file in its folder: works for a local worker process and for
+    a Ray task on another node (the runs folder is shared). `is_set` is cheap (one stat at most
+    every `min_interval` s) and stays true once seen."""
+
+    def __init__(self, run_dir: str | Path, min_interval: float = 0.2):
+        self.path = Path(run_dir) / STOP_FILE
+        self.min_interval = min_interval
+        self._seen = False
+        self._checked = 0.0
+
+    def request(self) -> None:
+        try:
+            self.path.touch()
+        except OSError:  # the run folder vanished: nothing left to stop
+            log.warning("cannot write %s", self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self._seen = False
+
+    def is_set(self) -> bool:
+        if self._seen:
+            return True
+        now = time.monotonic()
+        if now - self._checked >= self.min_interval:
+            self._checked = now
+            self._seen = self.path.exists()
+        return self._seen
+
+
+class EventFollower:
+    """The complete lines appended to `events.jsonl` since the last `read()` (a line still being
+    written waits for its newline). The file may not exist yet."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.offset = 0
+        self._partial = b""
+
+    def read(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return []
+        if not data:
+            return []
+        self.offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        events = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        return events
+
+
+def append_event(run: RunFolder, event: dict) -> None:
+    """Add one line to the run's events.jsonl (only once its worker has ended: one writer at a time)."""
+    try:
+        with run.open_event_log() as fh:
+            fh.write(json.dumps(event) + "\n")
+    except OSError:
+        log.warning("cannot append to %s", run.events_jsonl)
+
+
+class Handle:
+    """A started worker, as the supervision loop sees it."""
+
+    def wait(self, timeout: float) -> bool:
+        """True once the worker has ended (waits up to `timeout` s)."""
+        raise NotImplementedError
+
+    def started(self) -> bool:
+        """False while the worker has not begun (a Ray task waiting for a node): Stop cancels it at once."""
+        return True
+
+    def terminate(self) -> None:
+        """Ask the operating system (or Ray) to end the worker."""
+
+    def kill(self) -> None:
+        """End it for sure."""
+
+
+class Executor:
+    """Runs one job at a time per calling thread: `run(job)` blocks until the run has ended and
+    returns its `WorkerResult`. The runner owns the queue; an executor only owns workers."""
+
+    name = "?"
+
+    def __init__(self, *, stop_grace_s: float = 30.0, kill_after_s: float = 5.0,
+                 max_minutes: Optional[float] = None, memory_gb: float = 0.0, poll_s: float = 0.2):
+        self.stop_grace_s = float(stop_grace_s)
+        self.kill_after_s = float(kill_after_s)
+        self.max_minutes = max_minutes
+        self.memory_gb = float(memory_gb or 0.0)
+        self.poll_s = poll_s
+        self.closing = False
+
+    def run(self, job) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The server is shutting down: running workers get a short grace, then are ended."""
+        self.closing = True
+
+    def release(self) -> None:
+        """After the last run has ended: give back what the executor holds (a local Ray)."""
+
+    def describe(self) -> dict:
+        return {"executor": self.name}
+
+    # -- shared by the process and Ray executors ---------------------------------------------------
+    def supervise(self, job, handle: Handle, follower: EventFollower, stop: StopFile) -> Optional[str]:
+        """Follow events until the worker ends; on Stop (or the wall-clock cap) ask it to stop,
+        then terminate it after the grace period, then kill it. Returns why it was asked to stop
+        ("stop" | "time") or None."""
+        started = time.monotonic()
+        deadline = started + self.max_minutes * 60 if self.max_minutes else None
+        reason: Optional[str] = None
+        asked = terminated = killed = None
+        while True:
+            for event in follower.read():
+                job.add_event(event)
+            if handle.wait(0 if reason is None else self.poll_s):
+                break
+            now = time.monotonic()
+            if reason is None:
+                if job.stop_flag.is_set() or self.closing:
+                    reason = "stop"
+                elif deadline is not None and now >= deadline:
+                    reason = "time"
+                if reason is None:
+                    job.stop_flag.wait(self.poll_s)
+                    continue
+                log.info("asking job %s to stop (%s)", job.id, reason)
+                stop.request()
+                asked = now
+            grace = min(self.stop_grace_s, 3.0) if self.closing else self.stop_grace_s
+            if terminated is None and (now - asked >= grace or not handle.started()):
+                log.warning("job %s did not stop within %g s: terminating its worker", job.id, grace)
+                handle.terminate()
+                terminated = now
+            elif terminated is not None and killed is None and now - terminated >= self.kill_after_s:
+                log.warning("job %s did not end after terminate: killing its worker", job.id)
+                handle.kill()
+                killed = now
+        for event in follower.read():
+            job.add_event(event)
+        return reason
+
+    def settle(self, job, reason: Optional[str], detail: str = "", **status_extra) -> WorkerResult:
+        """The run's outcome once its worker has ended. A worker that recorded a final state is
+        believed; one that died (out of memory, killed, a native crash, terminated after Stop)
+        leaves its run failed (or stopped, if Stop was asked) with a plain message and no
+        partial export."""
+        run = RunFolder(job.run_dir)
+        status = run.status()
+        state, message = status.get("state"), str(status.get("message") or "")
+        if state in DONE_STATES:
+            if reason == "time" and state == STOPPED:  # the engine honoured our stop: say why it came
+                state, message = FAILED, time_limit_message(self.max_minutes or 0)
+                run.set_status(state, message, **status_extra)
+                self._announce(job, run, state, message)
+            metrics = run.metrics() if state == FINISHED else None
+            return WorkerResult(job.id, job.run_dir, state, metrics, message)
+        run.remove_partial_exports()
+        if reason == "stop":
+            state, message = STOPPED, forced_stop_message(self.stop_grace_s)
+        elif reason == "time":
+            state, message = FAILED, time_limit_message(self.max_minutes or 0)
+        else:
+            state, message = FAILED, UNEXPECTED_END
+        log.warning("job %s: worker ended without a result (%s)%s", job.id, reason or "died",
+                    f": {detail}" if detail else "")
+        run.set_status(state, message, **status_extra)
+        self._announce(job, run, state, message)
+        return WorkerResult(job.id, job.run_dir, state, None, message)
+
+    @staticmethod
+    def _announce(job, run: RunFolder, state: str, message: str) -> None:
+        event = {"kind": "stopped" if state == STOPPED else "failed", "run_id": job.id, "epoch": 0, "step": 0,
+                 "message": message, "time": time.time()}
+        append_event(run, event)
+        job.add_event(event)
+
+
+def worker_env() -> dict[str, str]:
+    """What a worker elsewhere (a Ray node) must see as this server does: offline and quiet."""
+    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TL_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
+            "TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_PROGRESS_BARS")
+    return {k: os.environ[k] for k in keys if k in os.environ}

@@ -1,0 +1,90 @@
+"""Each run in a worker process of its own, on this machine.
+
+The worker is a fresh interpreter (`python -m tl_ui.executors.worker`): the spawn start method,
+without multiprocessing re-importing the server's `__main__` (app.py → gradio) into every worker.
+It gets its payload (config, dataset, caps) on stdin and writes its output (and any native
+crash report) to `worker.log` in the run folder. The server never imports torch for a run: it
+follows the run's events.jsonl into the job's event list and reads status.json at the end.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from typing import Optional
+
+from tl_ui.executors.base import EventFollower, Executor, Handle, StopFile, WorkerResult
+from tl_ui.executors.worker import ENGINE, make_payload
+from tl_ui.runfolder import RunFolder
+
+log = logging.getLogger(__name__)
+
+WORKER_LOG = "worker.log"
+
+
+class _ProcessHandle(Handle):
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            self.proc.wait(timeout if timeout > 0 else 0.0001)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def terminate(self) -> None:
+        self.proc.terminate()
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+
+class ProcessExecutor(Executor):
+    """`target`: the train function as "module:name", run in the worker (default: the engine's
+    `train_run`); tests point it at small stand-ins that need no torch."""
+
+    name = "process"
+
+    def __init__(self, *, target: str = ENGINE, **kwargs):
+        super().__init__(**kwargs)
+        self.target = target
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+
+    def run(self, job) -> WorkerResult:
+        run = RunFolder(job.run_dir).create()
+        stop = StopFile(run.path)
+        stop.clear()
+        payload = make_payload(job, executor=self.name, target=self.target, memory_gb=self.memory_gb,
+                               parent_pid=os.getpid(), sys_path=sys.path)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("MALLOC_ARENA_MAX", "2")   # fewer 64 MB malloc arenas: less address space per thread
+        with open(run.path / WORKER_LOG, "ab") as worker_log:
+            proc = subprocess.Popen([sys.executable, "-m", "tl_ui.executors.worker"], stdin=subprocess.PIPE,
+                                    stdout=worker_log, stderr=subprocess.STDOUT, env=env, close_fds=True,
+                                    start_new_session=True)  # Ctrl+C reaches the server, which stops jobs itself
+        log.info("job %s: worker process %d", job.id, proc.pid)
+        with self._lock:
+            self._procs[job.id] = proc
+        try:
+            try:
+                pickle.dump(payload, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                proc.stdin.close()
+            except (BrokenPipeError, OSError):  # it died at once; supervise() sees it end
+                pass
+            reason = self.supervise(job, _ProcessHandle(proc), EventFollower(run.events_jsonl), stop)
+            code = proc.wait()
+        finally:
+            with self._lock:
+                self._procs.pop(job.id, None)
+            stop.clear()
+        return self.settle(job, reason, detail=f"exit code {code}", exit_code=code)
+
+    def worker_pid(self, job_id: str) -> Optional[int]:
+        with self._lock:
+            proc = self._procs.get(job_id)
+        return proc.pid if proc is not None else None

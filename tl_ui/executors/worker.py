@@ -1,0 +1,190 @@
+"""The worker side: one run in a process of its own (`python -m tl_ui.executors.worker`, payload
+on stdin) or inside a Ray task (`run_payload`).
+
+The worker names itself in status.json (`worker_pid`, `worker_host`), imports the train function
+(torch for the real engine), then caps its memory: the address space it may add beyond what the
+loaded libraries already map (RLIMIT_AS; with CUDA, which reserves huge address ranges, a
+resident-memory watchdog instead). It trains with `should_stop` reading the run's stop file; the
+engine writes events.jsonl and status.json, which the server follows. A local worker also ends
+itself when the server process is gone.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pickle
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional
+
+from tl_ui.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_event, memory_message)
+from tl_ui.runfolder import FAILED, FINISHED, RUNNING, RunFolder
+
+log = logging.getLogger("tl_ui.worker")
+
+ENGINE = "tl_ui.engine.train:train_run"
+GB = 1024 ** 3
+_MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc",
+                 "out of memory", "failed to map segment")
+
+
+def make_payload(job, *, executor: str, target: str = ENGINE, memory_gb: float = 0.0,
+                 parent_pid: Optional[int] = None, env: Optional[dict] = None,
+                 sys_path: Optional[list] = None) -> dict:
+    """Everything a worker needs, as plain picklable data (the config as a dict)."""
+    config = job.config.to_dict() if hasattr(job.config, "to_dict") else dict(job.config or {})
+    return {"run_id": job.id, "run_dir": str(job.run_dir), "config": config, "dataset": job.dataset,
+            "target": target, "executor": executor, "memory_gb": float(memory_gb or 0),
+            "parent_pid": parent_pid, "env": dict(env or {}), "sys_path": list(sys_path or [])}
+
+
+def run_payload(payload: dict) -> dict:
+    """Train one run as `payload` says. Returns {"status", "message"}; the run folder holds the rest."""
+    os.environ.update(payload.get("env") or {})
+    for entry in reversed(payload.get("sys_path") or []):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    if payload.get("parent_pid"):
+        _watch_parent(int(payload["parent_pid"]))
+    run_dir = Path(payload["run_dir"])
+    run = RunFolder(run_dir)
+    run.set_status(RUNNING, "", worker_pid=os.getpid(), worker_host=socket.gethostname(),
+                   executor=payload.get("executor", "process"))
+    train = _resolve(payload.get("target") or ENGINE)     # imports torch for the real engine
+    memory_gb = float(payload.get("memory_gb") or 0)
+    if memory_gb > 0:
+        cap_memory(memory_gb, run)
+    config = _config(payload["config"])
+    stop = StopFile(run_dir)
+    try:
+        result = train(config, run_dir, on_event=None, should_stop=stop.is_set, dataset=payload.get("dataset"))
+    except MemoryError:
+        result = _fail(run, memory_message(memory_gb) if memory_gb else
+                       "The training process ran out of memory. Try a smaller batch or image size.")
+    except Exception:  # the engine should not raise; if a train function does, the run fails cleanly
+        (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        log.exception("run %s crashed", run_dir.name)
+        result = _fail(run, INTERNAL_ERROR)
+    state = getattr(result, "status", None) or FINISHED
+    message = getattr(result, "message", "") or ""
+    if run.state() not in DONE_STATES:  # a train function that does not record its end itself
+        run.set_status(state if state in DONE_STATES else FAILED, message)
+    if state == FAILED and memory_gb and _looks_like_memory(run_dir / "error.log", message):
+        message = memory_message(memory_gb)
+        _fail(run, message)
+    return {"status": state, "message": message}
+
+
+def _fail(run: RunFolder, message: str):
+    from types import SimpleNamespace
+
+    append_event(run, {"kind": "failed", "run_id": run.id, "message": message, "time": time.time()})
+    run.set_status(FAILED, message)
+    return SimpleNamespace(status=FAILED, message=message)
+
+
+def _looks_like_memory(error_log: Path, message: str) -> bool:
+    try:
+        text = error_log.read_text(encoding="utf-8", errors="replace")[-4000:]
+    except OSError:
+        text = ""
+    return any(sign in text or sign in message for sign in _MEMORY_SIGNS)
+
+
+def _resolve(target: str):
+    module, _, name = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _config(data: dict):
+    from tl_ui.config import RunConfig
+
+    try:
+        return RunConfig.from_dict(data)
+    except Exception:  # a test's fake train function may take any mapping
+        return data
+
+
+# -- memory cap ---------------------------------------------------------------------------------
+def _proc_status_kb(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cuda_visible() -> bool:
+    torch = sys.modules.get("torch")
+    try:
+        return bool(torch is not None and torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def cap_memory(gb: float, run: RunFolder) -> str:
+    """Let this process add at most `gb` GB beyond what is already mapped (libraries, torch).
+    Returns how: "rlimit", "watchdog" (CUDA) or "none" (no /proc, no resource module)."""
+    extra = int(gb * GB)
+    try:
+        import resource
+
+        if _cuda_visible():  # CUDA reserves tens of GB of address space: RLIMIT_AS would break it
+            _watch_rss(_proc_status_kb("VmRSS") * 1024 + extra, gb, run)
+            return "watchdog"
+        limit = _proc_status_kb("VmSize") * 1024 + extra
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        return "rlimit"
+    except (ImportError, OSError, ValueError):
+        log.warning("cannot cap this worker's memory")
+        return "none"
+
+
+def _watch_rss(limit_bytes: int, gb: float, run: RunFolder) -> None:
+    def watch():
+        while True:
+            time.sleep(0.5)
+            try:
+                rss = _proc_status_kb("VmRSS") * 1024
+            except OSError:
+                return
+            if rss > limit_bytes:
+                run.remove_partial_exports()
+                _fail(run, memory_message(gb))
+                os._exit(3)
+
+    threading.Thread(target=watch, name="tl-memory-watch", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """A local worker ends with its server: when the server is gone (killed, crashed), so is it."""
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(4)
+
+    threading.Thread(target=watch, name="tl-parent-watch", daemon=True).start()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    payload = pickle.load(sys.stdin.buffer)
+    sys.stdin.close()
+    run_payload(payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
