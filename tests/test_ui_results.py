@@ -169,7 +169,7 @@ def test_show_fills_every_part_and_never_shows_the_original_item(lab, owner):
     assert "Tick **Also train the same recipe" in values["scratch_comparison"]
     assert list(values["runs_table"].columns) == compare_view.RUNS_COLUMNS
     assert values["compare_runs"]["value"] == [run.id]
-    assert set(values["compare_plot"]["run"]) == {compare_view.run_name(run.info())}
+    assert set(values["compare_plot"]["run"]) == {compare_view.legend_name(run.info())}
 
 
 def test_run_without_results_says_why(lab, owner):
@@ -188,16 +188,20 @@ def test_scratch_comparison_waits_then_fills_in(lab, owner):
     assert "still training" in values["scratch_comparison"] and values["results_timer"].active
     assert results_view.scratch_update(lab, owner, main_id) == {}
 
-    # the companion finishes: the service links it (tl_ui/service/compare.py)
+    # the companion finishes; before the service links it (tl_ui/service/compare.py), the page
+    # reads the companion's own folder; after, the main run's metrics.json
     wrong = ["dog" if t == "cat" else "cat" for t in TRUTH[:15]] + TRUTH[15:]
     write_run(lab, owner, scratch_id, full_metrics(accuracy=0.625, accuracy_ci=[0.47, 0.76]),
               config={"random_init": True}, predicted=wrong)
+    unlinked = results_view.scratch_update(lab, owner, main_id)["scratch_comparison"]
     from tl_ui.service.compare import link_scratch_run
 
     link_scratch_run(main, RunFolder(lab.workspace.runs_dir(owner) / scratch_id))
+    assert "pretraining_gain" in main.metrics()
     update = results_view.scratch_update(lab, owner, main_id)
     text = update["scratch_comparison"]
-    assert "from the pretrained weights: 95% (83%–99%)" in text and "random weights: 62% (47%–76%)" in text
+    assert text == unlinked
+    assert "from the pretrained weights: 95% (83%–99%); the same recipe from random weights: 62% (47%–76%)" in text
     assert "gave +38 points of accuracy on the same 40 test examples (95% interval" in text
     assert not update["results_timer"].active
     assert update["compare_runs"]["value"] == [main_id, scratch_id]
@@ -214,18 +218,21 @@ def test_scratch_companion_that_did_not_finish(lab, owner):
 
 
 def test_paired_difference_needs_the_same_examples(lab, owner):
-    a = write_run(lab, owner, "20250101-140000-eeeeee", full_metrics())
-    b = write_run(lab, owner, "20250101-140100-eeeeee", full_metrics())
+    a = write_run(lab, owner, "20250101-140000-eeeee1", full_metrics())
+    b = write_run(lab, owner, "20250101-140000-eeeee2", full_metrics())
     b.predictions_csv.write_text("item,true,predicted,confidence\nother.png,cat,cat,0.9\n")
     assert "were not scored on the same test examples" in compare_view.paired_md([("A", a), ("B", b)])
     assert "Tick **two** runs" in compare_view.paired_md([("A", a)])
     values = results_view.compare(lab, owner, [a.id, b.id, "not-a-run"])
-    assert set(values["compare_plot"]["run"]) == {compare_view.run_name(a.info()), compare_view.run_name(b.info())}
+    names = compare_view.legend_names([a.info(), b.info()])
+    assert len(set(names)) == 2 and set(values["compare_plot"]["run"]) == set(names)
+    colours = results_view.compare_colours(lab, owner, [a.id, b.id])["compare_plot"]["color_map"]
+    assert list(colours) == names and len(set(colours.values())) == 2
 
 
 def test_try_it_set_sentence():
     answer = {"probabilities": {"cat": 0.6, "dog": 0.4}, "prediction_set": ["cat", "dog"], "set_level": 0.9,
               "set_sentence": "one of: cat, dog — the model is not sure between these 2"}
-    assert results_view.set_md(answer) == ("**Prediction set (90% level):** one of: cat, dog — the model is "
+    assert results_view.set_md(answer) == ("**Prediction set:** one of: cat, dog — the model is "
                                            "not sure between these 2")
     assert results_view.set_md({"probabilities": {}}) == ""

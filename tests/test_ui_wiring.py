@@ -55,6 +55,21 @@ def test_undeclared_output_is_refused():
         h.bad()
 
 
+def test_nothing_to_change_is_a_skip_not_an_empty_dict():
+    """Gradio reads an empty dict as a single value ("didn't return enough output values")."""
+    import gradio as gr
+
+    class H(Handlers):
+        @outputs("a", "b")
+        def quiet(self):
+            return {}
+
+    h = H(lab=None)
+    h.c = {"a": object(), "b": object()}
+    answer = h.quiet()
+    assert list(answer) == [h.c["a"]] and answer[h.c["a"]] == gr.skip()
+
+
 def test_new_ids_exist(webapp):
     config = webapp.demo.get_config_file()
     ids = {c.get("props", {}).get("elem_id") for c in config["components"]}

@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import hashlib  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
@@ -85,6 +86,10 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> WebApp:
                    analytics_enabled=False) as demo:
         c: dict = {}
         c["session"] = gr.State(SessionState(), time_to_live=max(ttl, 3600))
+        # the owner token, kept by the page itself where cookies are blocked (tl_ui/service/identity.py);
+        # a stable secret, so a stored token still reads after a restart
+        storage_secret = hashlib.sha256(b"browser-state\0" + lab.identity.secret).hexdigest()
+        c["owner_token"] = gr.BrowserState("", storage_key="tl_owner_token", secret=storage_secret)
         gr.Markdown(INTRO)
         with gr.Tabs(selected="model") as tabs:
             with gr.Tab("1 · Model", id="model", elem_id="tab-model"):
@@ -114,7 +119,7 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     def on(trigger, handler, inputs, **kw):
         return trigger(handler, inputs, h.output_components(handler), **{**private, **kw})
 
-    on(demo.load, h.on_load, state)
+    on(demo.load, h.on_load, [state, c["owner_token"]])
     demo.load(None, None, None, js=LIVE_REGIONS_JS, **private)
 
     # tab navigation
@@ -155,12 +160,17 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     on(c["stop_btn"].click, h.stop, state, concurrency_limit=None)
     on(c["timer"].tick, h.tick, state, concurrency_limit=None, show_progress="hidden")
 
-    # step 5
-    on(c["finished_run"].change, h.show_run, [c["finished_run"], state])
-    on(c["previous_runs"].input, h.show_run, [c["previous_runs"], state])
+    # step 5 (each update of the runs overlay is followed by its colours: see compare_colours)
+    hidden = {"concurrency_limit": None, "show_progress": "hidden"}
+    for event in (
+        on(c["finished_run"].change, h.show_run, [c["finished_run"], state]),
+        on(c["previous_runs"].input, h.show_run, [c["previous_runs"], state]),
+        on(c["compare_runs"].input, h.compare_runs, c["compare_runs"], concurrency_limit=2,
+           concurrency_id="compare"),
+        on(c["results_timer"].tick, h.scratch_tick, state, **hidden),
+    ):
+        on(event.then, h.compare_colours, c["compare_runs"], **hidden)
     on(c["refresh_runs"].click, h.refresh_runs, None)
-    on(c["compare_runs"].input, h.compare_runs, c["compare_runs"], concurrency_limit=2, concurrency_id="compare")
-    on(c["results_timer"].tick, h.scratch_tick, state, concurrency_limit=None, show_progress="hidden")
     try_kw = {"concurrency_limit": 2, "concurrency_id": "predict"}
     for trigger in (c["try_btn"].click, c["try_text"].submit):
         on(trigger, h.try_it, [c["try_image"], c["try_text"], state], **try_kw)
@@ -173,8 +183,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SettingsError as exc:
         print(f"Transfer Lab cannot start: {exc}", file=sys.stderr)
         return 2
-    from tl_ui.server import serve
+    from tl_ui.server import RunsFolderBusy, lock_runs_dir, serve
 
+    try:  # before build_app: its start-up recovery must not touch another live server's runs
+        lock_runs_dir(settings)
+    except RunsFolderBusy as exc:
+        print(f"Transfer Lab cannot start: {exc}", file=sys.stderr)
+        return 2
     log.info("settings:\n%s", settings.describe())
     serve(build_app(settings))
     return 0

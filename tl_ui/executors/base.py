@@ -35,6 +35,9 @@ def time_limit_message(minutes: float) -> str:
             "stopped; no model was saved. Try fewer epochs, fewer examples or a smaller model.")
 
 
+SHUTDOWN_MESSAGE = "Stopped because the server was shut down. No model was saved; start the run again to get one."
+
+
 def forced_stop_message(grace_s: float) -> str:
     return (f"Stopped by you. The training process did not stop by itself within {grace_s:g} s and was ended. "
             "No model was saved.")
@@ -172,7 +175,7 @@ class Executor:
     def supervise(self, job, handle: Handle, follower: EventFollower, stop: StopFile) -> Optional[str]:
         """Follow events until the worker ends; on Stop (or the wall-clock cap) ask it to stop,
         then terminate it after the grace period, then kill it. Returns why it was asked to stop
-        ("stop" | "time") or None."""
+        ("stop" | "time" | "shutdown") or None."""
         started = time.monotonic()
         deadline = started + self.max_minutes * 60 if self.max_minutes else None
         reason: Optional[str] = None
@@ -184,7 +187,9 @@ class Executor:
                 break
             now = time.monotonic()
             if reason is None:
-                if job.stop_flag.is_set() or self.closing:
+                if self.closing:
+                    reason = "shutdown"
+                elif job.stop_flag.is_set():
                     reason = "stop"
                 elif deadline is not None and now >= deadline:
                     reason = "time"
@@ -194,9 +199,10 @@ class Executor:
                 log.info("asking job %s to stop (%s)", job.id, reason)
                 stop.request()
                 asked = now
-            grace = min(self.stop_grace_s, 3.0) if self.closing else self.stop_grace_s
+            grace = self._grace(reason)
             if terminated is None and (now - asked >= grace or not handle.started()):
-                log.warning("job %s did not stop within %g s: terminating its worker", job.id, grace)
+                if handle.started():
+                    log.warning("job %s did not stop within %g s: terminating its worker", job.id, grace)
                 handle.terminate()
                 terminated = now
             elif terminated is not None and killed is None and now - terminated >= self.kill_after_s:
@@ -207,6 +213,9 @@ class Executor:
             job.add_event(event)
         return reason
 
+    def _grace(self, reason: Optional[str]) -> float:
+        return min(self.stop_grace_s, 3.0) if reason == "shutdown" else self.stop_grace_s
+
     def settle(self, job, reason: Optional[str], detail: str = "", **status_extra) -> WorkerResult:
         """The run's outcome once its worker has ended. A worker that recorded a final state is
         believed; one that died (out of memory, killed, a native crash, terminated after Stop)
@@ -216,15 +225,22 @@ class Executor:
         status = run.status()
         state, message = status.get("state"), str(status.get("message") or "")
         if state in DONE_STATES:
-            if reason == "time" and state == STOPPED:  # the engine honoured our stop: say why it came
-                state, message = FAILED, time_limit_message(self.max_minutes or 0)
+            if reason in ("time", "shutdown") and state == STOPPED:  # the engine honoured our stop: say why
+                if reason == "time":
+                    state, message = FAILED, time_limit_message(self.max_minutes or 0)
+                else:
+                    message = SHUTDOWN_MESSAGE
                 run.set_status(state, message, **status_extra)
                 self._announce(job, run, state, message)
             metrics = run.metrics() if state == FINISHED else None
             return WorkerResult(job.id, job.run_dir, state, metrics, message)
         run.remove_partial_exports()
-        if reason == "stop":
-            state, message = STOPPED, forced_stop_message(self.stop_grace_s)
+        if reason == "stop" and "worker_pid" not in status:   # a Ray task still waiting for a node
+            state, message = STOPPED, "Stopped before it started."
+        elif reason == "stop":
+            state, message = STOPPED, forced_stop_message(self._grace(reason))
+        elif reason == "shutdown":
+            state, message = STOPPED, SHUTDOWN_MESSAGE
         elif reason == "time":
             state, message = FAILED, time_limit_message(self.max_minutes or 0)
         else:

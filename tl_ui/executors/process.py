@@ -1,7 +1,7 @@
 """Each run in a worker process of its own, on this machine.
 
-The worker is a fresh interpreter (`python -m tl_ui.executors.worker`): the spawn start method,
-without multiprocessing re-importing the server's `__main__` (app.py → gradio) into every worker.
+The worker is a fresh interpreter (`WORKER_COMMAND`): the spawn start method, without
+multiprocessing re-importing the server's `__main__` (app.py → gradio) into every worker.
 It gets its payload (config, dataset, caps) on stdin and writes its output (and any native
 crash report) to `worker.log` in the run folder. The server never imports torch for a run: it
 follows the run's events.jsonl into the job's event list and reads status.json at the end.
@@ -23,6 +23,7 @@ from tl_ui.runfolder import RunFolder
 log = logging.getLogger(__name__)
 
 WORKER_LOG = "worker.log"
+WORKER_COMMAND = [sys.executable, "-c", "from tl_ui.executors.worker import main; main()"]
 
 
 class _ProcessHandle(Handle):
@@ -45,13 +46,15 @@ class _ProcessHandle(Handle):
 
 class ProcessExecutor(Executor):
     """`target`: the train function as "module:name", run in the worker (default: the engine's
-    `train_run`); tests point it at small stand-ins that need no torch."""
+    `train_run`; tests point it at small stand-ins that need no torch). `nice`: the worker's
+    lower CPU priority, so that the page stays quick on the cores it shares with training."""
 
     name = "process"
 
-    def __init__(self, *, target: str = ENGINE, **kwargs):
+    def __init__(self, *, target: str = ENGINE, nice: int = 5, **kwargs):
         super().__init__(**kwargs)
         self.target = target
+        self.nice = nice
         self._procs: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
 
@@ -60,11 +63,11 @@ class ProcessExecutor(Executor):
         stop = StopFile(run.path)
         stop.clear()
         payload = make_payload(job, executor=self.name, target=self.target, memory_gb=self.memory_gb,
-                               parent_pid=os.getpid(), sys_path=sys.path)
+                               parent_pid=os.getpid(), sys_path=sys.path, nice=self.nice)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.setdefault("MALLOC_ARENA_MAX", "2")   # fewer 64 MB malloc arenas: less address space per thread
         with open(run.path / WORKER_LOG, "ab") as worker_log:
-            proc = subprocess.Popen([sys.executable, "-m", "tl_ui.executors.worker"], stdin=subprocess.PIPE,
+            proc = subprocess.Popen(WORKER_COMMAND, stdin=subprocess.PIPE,
                                     stdout=worker_log, stderr=subprocess.STDOUT, env=env, close_fds=True,
                                     start_new_session=True)  # Ctrl+C reaches the server, which stops jobs itself
         log.info("job %s: worker process %d", job.id, proc.pid)

@@ -1,9 +1,9 @@
 """Each run as a Ray task, so that a head node serving the page trains on every worker node.
 
 Connects to `ray_address` ("auto", "ray://host:10001", "host:6379") or, when it is empty, starts
-a local Ray (no dashboard, no log forwarding, bound to 127.0.0.1); a Ray already initialised in
-this process is used as it is. Each task asks for 1 GPU when the cluster has GPUs, else a few
-CPUs, and runs in a fresh Ray worker process (`max_calls=1`: its memory goes back when the run
+a local Ray (no dashboard, no log forwarding); a Ray already initialised in this process is used
+as it is. Each task asks for 1 GPU when the cluster has GPUs, else a few CPUs, and runs in a
+fresh Ray worker process (`max_calls=1`: its memory goes back when the run
 ends). The runs folder must be the same path on every node (shared storage): the task writes
 events.jsonl and status.json there, the server follows them; Stop writes the run's stop file,
 then `ray.cancel`s the task after the grace period. A task that dies (Ray's out-of-memory
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from typing import Optional
 
@@ -83,31 +84,34 @@ class RayExecutor(Executor):
         self._started = False
         self._start_error: Optional[str] = None
         self._lock = threading.Lock()
-        if start_now:  # connect early (errors show in the log at start), without delaying the page
-            threading.Thread(target=self._try_start, name="tl-ray-start", daemon=True).start()
+        if start_now:  # at server start, in the calling (main) thread: a bad address stops the start
+            self.start()
 
     # -- connecting --------------------------------------------------------------------------------
-    def _try_start(self) -> None:
-        try:
-            self.start()
-        except Exception:
-            log.exception("could not start or reach Ray")
-
     def start(self) -> None:
+        """Connect (or start a local Ray) once. Call it from a thread that lives as long as Ray is
+        used: Ray's driver stops working when the thread that called `ray.init` ends."""
         with self._lock:
             if self._started:
                 return
-            import ray
+            try:
+                import ray
+            except ImportError:
+                raise RuntimeError('The Ray executor (TL_EXECUTOR=ray) needs Ray: pip install -e ".[ray]".') from None
 
             if not ray.is_initialized():
                 if self.address:
                     log.info("connecting to the Ray cluster at %s", self.address)
-                    ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+                    try:
+                        ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+                    except ConnectionError as exc:
+                        raise RuntimeError(f"Cannot reach the Ray cluster at '{self.address}' ({exc}). Start it "
+                                           "(ray start --head) or change TL_RAY_ADDRESS.") from None
                 else:
                     cpus = self.num_cpus or os.cpu_count() or 1
                     log.info("starting a local Ray with %d CPUs", cpus)
                     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                             configure_logging=False, _node_ip_address="127.0.0.1")
+                             configure_logging=False)
                 self._owns_ray = True
             self._started = True
 
@@ -141,7 +145,8 @@ class RayExecutor(Executor):
         run = RunFolder(job.run_dir).create()
         stop = StopFile(run.path)
         stop.clear()
-        payload = make_payload(job, executor=self.name, target=self.target, env=worker_env())
+        payload = make_payload(job, executor=self.name, target=self.target, env=worker_env(),
+                               sys_path=sys.path)  # as spawn does (paths a node lacks are skipped)
         resources = self.resources(job)
         ref = _remote().options(**resources, name=f"tl-run-{job.id}").remote(payload)
         log.info("job %s: Ray task with %s", job.id, resources)

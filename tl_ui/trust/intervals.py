@@ -7,11 +7,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import RepeatedStratifiedKFold
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from statsmodels.stats.proportion import proportion_confint
 
@@ -130,9 +130,17 @@ def _corrected_t_interval(scores: np.ndarray, test_over_train: float, level: flo
 def _fit_probe_and_predict(train_x, train_y, test_x) -> np.ndarray:
     if len(np.unique(train_y)) < 2:  # a training fold with one class: the only possible answer
         return np.full(len(test_x), train_y[0])
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0))
-    probe.fit(train_x, train_y)
-    return probe.predict(test_x)
+    scaler = StandardScaler().fit(train_x)
+    train_z, test_z = scaler.transform(train_x), scaler.transform(test_x)
+    if train_z.shape[1] > train_z.shape[0]:
+        # With more features than examples, an L2-penalised linear model's weights lie in the span
+        # of the training rows: fitting on their coordinates in that span (an SVD, rank <= n) gives
+        # the same classifier several times faster (1280-d embeddings, 240 training rows).
+        _, singular, basis = np.linalg.svd(train_z, full_matrices=False)
+        basis = basis[singular > singular.max() * 1e-10]
+        train_z, test_z = train_z @ basis.T, test_z @ basis.T
+    probe = LogisticRegression(max_iter=1000, C=1.0).fit(train_z, train_y)
+    return probe.predict(test_z)
 
 
 def cv_probe_estimate(features: np.ndarray, targets: np.ndarray, n_classes: int, folds: int = 5,
@@ -156,7 +164,8 @@ def cv_probe_estimate(features: np.ndarray, targets: np.ndarray, n_classes: int,
         # A class with a single example cannot be in every fold; sklearn warns, we accept it.
         warnings.filterwarnings("ignore", message=".*least populated class.*")
         for train_idx, test_idx in splitter.split(features, targets):
-            predicted = _fit_probe_and_predict(features[train_idx], targets[train_idx], features[test_idx])
+            with threadpool_limits(1):   # small matrices: BLAS threads only contend (100x slower under load)
+                predicted = _fit_probe_and_predict(features[train_idx], targets[train_idx], features[test_idx])
             accuracies.append(accuracy_score(targets[test_idx], predicted))
             macro_f1s.append(f1_score(targets[test_idx], predicted, labels=labels, average="macro",
                                       zero_division=0))

@@ -27,6 +27,7 @@ import gradio as gr
 
 from tl_ui.service.lab import UserError
 from tl_ui.ui.formatting import user_message
+from tl_ui.ui.handlers import client_address
 from tl_ui.ui.train_view import train_view
 
 
@@ -63,7 +64,8 @@ def build(handlers) -> dict:
         the last metrics are the run's metrics.json plus "state"."""
         owner = lab.owner(request)
         try:
-            job = await asyncio.to_thread(_submit, lab, owner, model_id, dataset, strategy, epochs, options_json)
+            job = await asyncio.to_thread(_submit, lab, owner, model_id, dataset, strategy, epochs, options_json,
+                                          client_address(request))
         except Exception as exc:
             raise gr.Error(user_message(exc, "starting the run"), print_exception=False) from None
         position_at_submit = lab.runner.position(job)
@@ -128,7 +130,7 @@ def plain_text(markup: str) -> str:
     return " ".join(html.unescape(text).split())
 
 
-def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json):
+def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, address=None):
     from tl_ui.catalog import get_model
 
     options = {}
@@ -150,7 +152,8 @@ def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json):
         outcome = lab.load_sample(owner, get_model(model_id).modality)
     if outcome.error:
         raise UserError(outcome.error)
-    return lab.start_run(owner, outcome.dataset, outcome.data_path, model_id, {**options, **columns})
+    return lab.start_run(owner, outcome.dataset, outcome.data_path, model_id, {**options, **columns},
+                         address=address)
 
 
 def _final_metrics(job, position_at_submit: int) -> dict:

@@ -18,6 +18,9 @@ RUNS_COLUMNS = ["started", "model", "strategy", "examples", "tested on", "accura
 RUNS_WIDTHS = ["14%", "14%", "15%", "9%", "8%", "13%", "13%", "7%", "7%"]
 OVERLAY_COLUMNS = ["epoch", "accuracy", "run"]
 MAX_TICKED = 6
+SHORT_STRATEGY = {"linear_probe": "probe", "partial": "partial", "full": "full", "lora": "LoRA"}
+# Okabe–Ito colours (told apart with colour blindness too); the legend names each run.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9"]
 
 
 def _when(info: RunInfo) -> str:
@@ -30,8 +33,21 @@ def _strategy(info: RunInfo) -> str:
 
 
 def run_name(info: RunInfo) -> str:
-    """Short and distinct enough for a legend: '22 Nov 09:01:07 · linear probe · random weights'."""
+    """'22 Nov 09:01:07 · linear probe · random weights' (tick boxes, sentences)."""
     return f"{_when(info)} · {_strategy(info)}"
+
+
+def legend_name(info: RunInfo) -> str:
+    """Short enough for a plot legend (it cuts labels at about 30 characters): '09:01:07 · probe · random'."""
+    when = time.strftime("%H:%M:%S", time.localtime(info.started)) if info.started else info.run_id[-6:]
+    short = SHORT_STRATEGY.get(info.strategy, info.strategy)
+    return f"{when} · {short}{' · random' if info.random_init else ''}"
+
+
+def legend_names(infos: list[RunInfo]) -> list[str]:
+    """One legend name per run, made distinct with the end of the run id where two would match."""
+    names = [legend_name(i) for i in infos]
+    return [f"{n} ({i.run_id[-4:]})" if names.count(n) > 1 else n for n, i in zip(names, infos)]
 
 
 def runs_df(infos: Iterable[RunInfo]) -> pd.DataFrame:
@@ -54,13 +70,17 @@ def default_ticks(run_id: str, metrics: Optional[dict], choices: list[tuple[str,
 
 
 def overlay_df(runs: list[tuple[str, RunFolder]]) -> pd.DataFrame:
-    """Validation accuracy per epoch of each ticked run (from its events.jsonl)."""
+    """Validation accuracy per epoch of each (legend name, run) (from its events.jsonl)."""
     rows = []
     for name, run in runs:
         for event in run.iter_events():
             if event.get("kind") == "epoch" and event.get("val_accuracy") is not None:
                 rows.append((float(event.get("epoch", 0)), float(event["val_accuracy"]), name))
     return pd.DataFrame(rows, columns=OVERLAY_COLUMNS)
+
+
+def colour_map(names: list[str]) -> dict[str, str]:
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
 
 def paired_md(named: list[tuple[str, RunFolder]]) -> str:
@@ -84,29 +104,38 @@ def scratch_id(metrics: dict, status: dict) -> Optional[str]:
     return metrics.get("scratch_run") or status.get("scratch_run")
 
 
-def scratch_md(config: dict, metrics: dict, companion_state: Optional[str]) -> tuple[str, bool]:
-    """(what the comparison box says, whether the companion is still to come)."""
+def scratch_md(main: RunFolder, companion: Optional[RunFolder]) -> tuple[str, bool]:
+    """(what the comparison box says, whether the companion is still to come).
+
+    The numbers come from the main run's metrics.json once the service has linked the companion
+    (`pretraining_gain`), else straight from the companion's folder as soon as it has finished."""
+    config, metrics = main.config(), main.metrics() or {}
     if not (config.get("compare_scratch") or metrics.get("scratch_run")):
         return ("*Want to know what pretraining bought you?* Tick **Also train the same recipe from random "
                 "weights** in step 3 before you start."), False
-    if "pretraining_gain" not in metrics:
-        if companion_state in (None, *ACTIVE_STATES):
-            return ("⏳ **The from-scratch comparison is still training** (the same recipe from random "
+    if "pretraining_gain" in metrics:
+        scratch_acc, scratch_ci, gain = (metrics.get("scratch_accuracy"), metrics.get("scratch_accuracy_ci"),
+                                         metrics.get("pretraining_gain"))
+    else:
+        state = companion.state() if companion is not None else None
+        if state is None or state in ACTIVE_STATES:
+            return ("**The from-scratch comparison is still training** (the same recipe from random "
                     "weights). Its result appears here by itself when it finishes."), True
-        return f"The from-scratch comparison did not finish (it was {html.escape(companion_state)}).", False
-    n = n_reported(metrics)
-    pre = pct_ci(metrics.get("accuracy"), metrics.get("accuracy_ci"), short=True)
-    scratch_acc = metrics.get("scratch_accuracy")
+        if state != FINISHED:
+            why = "its run is gone" if state == "unknown" else f"it was {html.escape(state)}"
+            return f"The from-scratch comparison did not finish ({why}).", False
+        scratch_metrics = companion.metrics() or {}
+        scratch_acc, scratch_ci = scratch_metrics.get("accuracy"), scratch_metrics.get("accuracy_ci")
+        gain = paired_difference(main, companion)
     if scratch_acc is None:
         return "The from-scratch comparison did not finish, so there is nothing to compare.", False
-    lines = [f"**What pretraining bought you** — test accuracy from the pretrained weights: {pre}; "
-             f"the same recipe from random weights: {pct_ci(scratch_acc, metrics.get('scratch_accuracy_ci'), short=True)} "
-             f"(95% intervals)."]
-    gain = metrics.get("pretraining_gain")
+    pre = pct_ci(metrics.get("accuracy"), metrics.get("accuracy_ci"), short=True)
+    lines = [f"**What pretraining bought you.** Test accuracy (95% interval) from the pretrained weights: "
+             f"{pre}; the same recipe from random weights: {pct_ci(scratch_acc, scratch_ci, short=True)}."]
     if gain:
         ci = gain.get("ci")
         sentence = (f"Starting from the pretrained weights gave {points(gain['accuracy'])} of accuracy "
-                    f"on the same {gain.get('n') or n} test examples")
+                    f"on the same {gain.get('n') or n_reported(metrics)} test examples")
         if ci:
             sentence += f" (95% interval {points_range(ci)})"
             if ci[0] <= 0 <= ci[1]:

@@ -140,9 +140,10 @@ def reliability_df(calibration: Optional[dict]) -> Optional[pd.DataFrame]:
         return None
     rows = [(0.0, 0.0, DIAGONAL, None), (1.0, 1.0, DIAGONAL, None)]
     for key, series in (("bins_before", BEFORE), ("bins", AFTER)):
-        for b in calibration.get(key) or []:
-            if b.get("count"):
-                rows.append((float(b["confidence"]), float(b["accuracy"]), series, int(b["count"])))
+        points_ = [(float(b["confidence"]), float(b["accuracy"]), series, int(b["count"]))
+                   for b in calibration.get(key) or [] if b.get("count")]
+        # every series present (a blank row if need be): the plot fixes its legend from its first rows
+        rows += points_ or [(float("nan"), float("nan"), series, None)]
     return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
 
 

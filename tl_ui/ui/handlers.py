@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from pathlib import Path
+from typing import Optional
 
 import gradio as gr
 
@@ -42,6 +43,8 @@ def outputs(*keys: str):
             unknown = set(values) - set(keys)
             if unknown:
                 raise KeyError(f"{fn.__name__} returned undeclared outputs {sorted(unknown)}")
+            if not values:   # Gradio reads an empty dict as one value: say "nothing changes" instead
+                values = {keys[0]: gr.skip()}
             return {self.c[key]: value for key, value in values.items()}
 
         handler.output_keys = keys
@@ -60,11 +63,12 @@ class Handlers:
         return [self.c[key] for key in handler.output_keys]
 
     # -- page load ------------------------------------------------------------------------------
-    @outputs("session", results_view.RUNS_KEYS, train_step.VIEW_KEYS)
-    def on_load(self, state: SessionState, request: gr.Request):
-        """Fill the run lists and pick up a job this owner still has going (e.g. a reopened tab)."""
-        owner = self.lab.owner(request)
-        values = {"session": state, **results_view.runs_overview(self.lab, owner)}
+    @outputs("session", "owner_token", results_view.RUNS_KEYS, train_step.VIEW_KEYS)
+    def on_load(self, state: SessionState, stored_token, request: gr.Request):
+        """Bind this page to its owner (the token the page keeps, else the cookie's, else a new one),
+        fill the run lists and pick up a job the owner still has going (e.g. a reopened tab)."""
+        owner, token = self.lab.bind_page(request, stored_token or None)
+        values = {"session": state, "owner_token": token, **results_view.runs_overview(self.lab, owner)}
         job = self.lab.job(owner, state.job_id) or self.lab.active_job(owner)
         if job is not None:
             state.job_id = job.id
@@ -180,7 +184,8 @@ class Handlers:
         if state.dataset is None:  # never silently train on a sample the user did not choose
             return {"session": state, **train_step.cannot_start(NO_DATA_MESSAGE)}
         try:
-            job = self.lab.start_run(owner, state.dataset, state.data_path, model_id, options)
+            job = self.lab.start_run(owner, state.dataset, state.data_path, model_id, options,
+                                     address=client_address(request))
         except Exception as exc:
             return {"session": state, **train_step.cannot_start(user_message(exc, "starting the run"))}
         state.job_id = job.id
@@ -229,6 +234,15 @@ class Handlers:
         except Exception as exc:
             return {"compare_plot": None, "compare_diff": error_md(user_message(exc, "comparing the runs"))}
 
+    @outputs("compare_plot")
+    def compare_colours(self, ticked, request: gr.Request):
+        """Chained after every update of the overlay's rows (see results_view.compare_colours)."""
+        try:
+            return results_view.compare_colours(self.lab, self.lab.owner(request), ticked)
+        except Exception:
+            log.exception("colouring the compared runs failed")
+            return {}
+
     @outputs("scratch_comparison", "results_timer", results_view.RUNS_KEYS, results_view.COMPARE_KEYS)
     def scratch_tick(self, state: SessionState, request: gr.Request):
         """While the shown run's from-scratch companion trains: fill in the comparison once it ends."""
@@ -252,6 +266,11 @@ class Handlers:
             return {"try_output": None, "try_set": "", "try_error": error_md(user_message(exc, "predicting"))}
         return {"try_output": {str(k): float(v) for k, v in answer["probabilities"].items()},
                 "try_set": results_view.set_md(answer), "try_error": ""}
+
+
+def client_address(request) -> Optional[str]:
+    """The caller's network address (counts toward the per-address cap of callers without login)."""
+    return getattr(getattr(request, "client", None), "host", None)
 
 
 def _columns(text_col, label_col, group_col) -> dict:

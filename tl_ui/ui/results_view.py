@@ -1,7 +1,8 @@
 """What the Results step shows for one of the caller's runs, as `{component key: value}`.
 
 `show` fills the whole step, `runs_overview` the run lists, `compare` the overlay and paired
-difference of the ticked runs, `scratch_update` the from-scratch comparison once it has finished.
+difference of the ticked runs (`compare_colours` their colours, right after), `scratch_update`
+the from-scratch comparison once it has finished.
 The handlers turn the keys into the page's components."""
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_clas
              "mistakes_gallery", "mistakes_table", "try_image", "try_text", "try_output", "try_set", "try_error",
              "download_model", "download_run_json", "download_card", "replay_command", "results_timer")
 RUNS_KEYS = ("previous_runs", "runs_table", "compare_runs")
-COMPARE_KEYS = ("compare_plot", "compare_diff")
+COMPARE_KEYS = ("compare_plot", "compare_diff")   # and compare_colours: compare_plot
 
 NOT_FINISHED = {
     "running": "This run is still training; its results appear here when it finishes.",
@@ -58,7 +59,7 @@ def show(lab, owner, run: RunFolder) -> dict:
         return empty(NOT_FINISHED.get(state, "This run has no results."))
 
     modality = run.modality() or "image"
-    scratch_text, pending = cv.scratch_md(config, metrics, _companion_state(lab, owner, metrics, status))
+    scratch_text, pending = cv.scratch_md(run, _companion(lab, owner, metrics, status))
     groups = metrics.get("groups")
     group_table = ev.group_df(groups)
     values = {
@@ -119,19 +120,19 @@ def set_md(answer: dict) -> str:
     sentence = answer.get("set_sentence")
     if not sentence:
         return ""
-    level = answer.get("set_level")
-    head = f"Prediction set ({float(level):.0%} level)" if level else "Prediction set"
-    return f"**{head}:** {html.escape(str(sentence))}"
+    return f"**Prediction set:** {html.escape(str(sentence))}"
 
 
-def _companion_state(lab, owner, metrics: dict, status: dict) -> Optional[str]:
+def _companion(lab, owner, metrics: dict, status: dict) -> Optional[RunFolder]:
+    """The run's from-scratch companion: None when none was queued (yet); a folder in state
+    'unknown' when it is gone."""
     companion = cv.scratch_id(metrics, status)
     if not companion:
         return None
     try:
-        return lab.run(owner, companion).state()
+        return lab.run(owner, companion)
     except UserError:
-        return "removed"
+        return RunFolder(lab.workspace.runs_dir(owner) / "missing-run")
 
 
 def _run_seconds(status: dict) -> Optional[float]:
@@ -157,15 +158,29 @@ def runs_overview(lab, owner, shown: Optional[str] = None, ticked: Optional[list
     }
 
 
+def _ticked_runs(lab, owner, ticked: Optional[list[str]], infos: Optional[list] = None) -> list:
+    """The RunInfo of each ticked run, in the order they were ticked."""
+    by_id = {info.run_id: info for info in (lab.list_runs(owner) if infos is None else infos)}
+    return [by_id[r] for r in dict.fromkeys(ticked or []) if r in by_id][: cv.MAX_TICKED]
+
+
 def compare(lab, owner, ticked: Optional[list[str]], infos: Optional[list] = None) -> dict:
     """The ticked runs' validation curves overlaid, and the paired difference of two (COMPARE_KEYS);
-    in the order they were ticked (two runs: the first minus the second)."""
-    by_id = {info.run_id: info for info in (lab.list_runs(owner) if infos is None else infos)}
-    named = [(cv.run_name(by_id[r]), RunFolder(by_id[r].run_dir)) for r in dict.fromkeys(ticked or [])
-             if r in by_id][: cv.MAX_TICKED]
+    two runs: the first ticked minus the second. The plot's colours follow in `compare_colours`."""
+    runs = _ticked_runs(lab, owner, ticked, infos)
     note = "" if len(ticked or []) <= cv.MAX_TICKED else f" (the first {cv.MAX_TICKED} are drawn)"
-    return {"compare_plot": cv.overlay_df(named) if named else None,
-            "compare_diff": cv.paired_md(named) + note}
+    legend = zip(cv.legend_names(runs), (RunFolder(i.run_dir) for i in runs))
+    return {"compare_plot": cv.overlay_df(list(legend)) if runs else None,
+            "compare_diff": cv.paired_md([(cv.run_name(i), RunFolder(i.run_dir)) for i in runs]) + note}
+
+
+def compare_colours(lab, owner, ticked: Optional[list[str]]) -> dict:
+    """A colour per ticked run, sent *after* the rows. Gradio 6.31's LinePlot fixes its colour
+    legend when it redraws, and redraws on a props change before that update's rows arrive: rows
+    with a new run name are then drawn transparent. A second update that changes `color_map` (only
+    when the set of names changed) redraws it with the rows it already has."""
+    names = cv.legend_names(_ticked_runs(lab, owner, ticked))
+    return {"compare_plot": gr.update(color_map=cv.colour_map(names))}
 
 
 def show_with_runs(lab, owner, run: RunFolder) -> dict:
@@ -186,7 +201,7 @@ def scratch_update(lab, owner, run_id: str) -> dict:
     except UserError:
         return {"results_timer": gr.Timer(active=False)}
     metrics, status = run.metrics() or {}, run.status()
-    text, pending = cv.scratch_md(run.config(), metrics, _companion_state(lab, owner, metrics, status))
+    text, pending = cv.scratch_md(run, _companion(lab, owner, metrics, status))
     if pending:
         return {}
     infos = lab.list_runs(owner)

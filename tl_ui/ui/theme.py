@@ -31,6 +31,7 @@ CSS = """
 #results-summary .tl-headline { font-size: 1.35em; font-weight: 600; margin: 0.2em 0; }
 #results-summary .tl-sentence { margin: 0.15em 0 0.5em 0; }
 .tl-evidence { border-left: 4px solid var(--color-accent, #f97316); padding: 2px 12px; margin: 4px 0; }
+#try-set { padding: 4px 10px; }
 /* reliability diagram and run overlay: every value gets a point marker (see the note above) */
 #reliability-plot g.mark-symbol path, #compare-plot g.mark-symbol path {
   d: path("M-4,0a4,4 0 1,0 8,0a4,4 0 1,0 -8,0"); opacity: 1 !important; stroke-width: 2px; }

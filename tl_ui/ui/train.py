@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from tl_ui.runfolder import RunFolder
 from tl_ui.ui.formatting import progress_html, warn_box
 from tl_ui.ui.train_view import SERIES_COLORS, train_view
 
@@ -56,7 +57,8 @@ def view_outputs(job, runner, state=None) -> dict:
                 "start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),
                 "timer": gr.Timer(active=False), "to_results": gr.update(visible=False)}
     events, _ = job.events_since(0)
-    view = train_view(events, job.state, runner.position(job), job.message)
+    ci = (RunFolder(job.run_dir).metrics() or {}).get("accuracy_ci") if job.state == "finished" else None
+    view = train_view(events, job.state, runner.position(job), job.message, accuracy_ci=ci)
     loss, acc, axis_only = _plot_updates(view, state)
     active = not job.done
     status = view.status

@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_pct, fmt_seconds, fmt_share, warn_box
+from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_pct, fmt_seconds, fmt_share, pct_ci, warn_box
 
 LOSS_COLUMNS = ["epoch", "loss", "series"]
 ACC_COLUMNS = ["epoch", "accuracy", "series"]
@@ -68,7 +68,9 @@ class TrainView:
         return "\n".join(self.log[-last:])
 
 
-def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_message: str = "") -> TrainView:
+def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_message: str = "",
+               accuracy_ci=None) -> TrainView:
+    """`accuracy_ci`: the finished run's interval (metrics.json), shown beside its accuracy."""
     view = TrainView(state=job_state)
     steps_per_epoch = None
     epochs = None
@@ -167,7 +169,8 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.progress_text = view.progress_text or "Preparing…"
     elif job_state == "finished":
         view.fraction = 1.0
-        view.status = (f"**Finished:** accuracy {fmt_pct(view.accuracy)} on {_examples(view.n_reported)}. "
+        accuracy = pct_ci(view.accuracy, accuracy_ci) if accuracy_ci else fmt_pct(view.accuracy)
+        view.status = (f"**Finished:** accuracy {accuracy} on {_examples(view.n_reported)}. "
                        "See the results, with how sure they are, in step 5.")
         view.progress_text = "Finished"
     elif job_state == "stopped":
