@@ -181,7 +181,7 @@ def test_run_without_results_says_why(lab, owner):
 
 def test_scratch_comparison_waits_then_fills_in(lab, owner):
     scratch_id, main_id = "20250101-120100-cccccc", "20250101-120000-cccccc"
-    scratch = write_run(lab, owner, scratch_id, None, config={"random_init": True}, state="running")
+    write_run(lab, owner, scratch_id, None, config={"random_init": True}, state="running")
     main = write_run(lab, owner, main_id, full_metrics(), config={"compare_scratch": True},
                      scratch_run=scratch_id)
     values = results_view.show(lab, owner, main)

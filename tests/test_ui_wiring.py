@@ -43,6 +43,25 @@ def test_every_wired_handler_outputs_exactly_its_declared_components(webapp):
         assert [o._id for o in block_fn.outputs] == [d._id for d in declared], block_fn.name
 
 
+def test_handlers_without_a_page_answer_by_key(tmp_path):
+    """Called without a page (as tests do), handlers answer {key: value} and read inputs by key."""
+    from tl_ui.service.lab import Lab
+    from tl_ui.settings import Settings
+
+    class Request:
+        cookies, username, session_hash, client = {}, None, "page-1", None
+
+    lab = Lab(Settings(runs_dir=tmp_path / "runs"))
+    try:
+        h = Handlers(lab)
+        loaded = h.sample_loader("image")("efficientnet_lite0", SessionState(), Request())
+        assert "300" in loaded["data_summary"] and loaded["data_error"] == ""
+        refused = h.start({"session": SessionState(), "strategy_choice": "linear_probe"}, Request())
+        assert "Load a dataset first" in refused["train_status"]
+    finally:
+        lab.close()
+
+
 def test_undeclared_output_is_refused():
     class H(Handlers):
         @outputs("a")

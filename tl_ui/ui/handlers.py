@@ -32,6 +32,11 @@ DATA_KEYS = ("session", "data_error", "data_summary", "class_counts", "data_gall
              "model_shelf", "model_choice", "data_upload", "strategy_choice")
 
 
+class KeysAsComponents(dict):
+    def __missing__(self, key: str) -> str:
+        return key
+
+
 def outputs(*keys: str):
     """Declare the components a handler may set; its {key: value} answer becomes {component: value}."""
     keys = tuple(k for group in keys for k in ((group,) if isinstance(group, str) else group))
@@ -57,7 +62,9 @@ class Handlers:
 
     def __init__(self, lab):
         self.lab = lab
-        self.c: dict = {}   # the page's components by key, set by build_app after layout
+        # the page's components by key, set by build_app after layout; until then each key stands
+        # for itself, so a handler called without a page (a test) answers {key: value}
+        self.c: dict = KeysAsComponents()
 
     def output_components(self, handler) -> list:
         return [self.c[key] for key in handler.output_keys]

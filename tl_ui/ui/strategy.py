@@ -41,7 +41,7 @@ def measured_claim() -> str:
     return f"Measured: {claim}." if claim else ""
 
 
-# Advanced inputs, in the order the handlers receive them.
+# Advanced inputs (component keys = RunConfig field names).
 ADVANCED_KEYS = ["epochs", "learning_rate", "batch_size", "image_size", "val_fraction", "seed",
                  "random_init", "unfreeze_groups", "lora_rank", "max_examples", "set_level"]
 # Every input of the form, keyed by its RunConfig field name (RunConfig.from_options reads them).
