@@ -180,12 +180,15 @@ def claims(c: dict) -> list[str]:
     if d.get("mean") is not None:
         out.append(f"\nLoRA minus linear probe, paired by seed: {d['mean']:+.3f} ± {d['sd']:.3f} ({d['n']} seeds).\n")
     out += [f"Time estimate (`estimate_seconds`) vs measured ({st['time']}):\n",
-            "| modality/strategy | examples | epochs (run) | estimate s | measured s | measured/estimate | within 2x |",
-            "|---|---|---|---|---|---|---|"]
+            "| modality/strategy | examples | epochs (run) | estimate s | measured s | measured/estimate | within 2x | "
+            "others' CPU share during the runs used | busy runs left out |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for key, t in c["time_estimate"].items():
+        busy = " (machine busy)" if t.get("machine_busy") else ""
         out.append(f"| {key} | {t['n_examples']} | {t['epochs']} ({', '.join(map(str, t['epochs_run']))}) | "
-                   f"{t['estimate_s']} | {fmt(t['measured_spread_s'], 1)} | {t['ratio']} | "
-                   f"{'yes' if t['within_2x'] else '**no**'} |")
+                   f"{t['estimate_s']} | {fmt(t['measured_spread_s'], 1)} | {t['ratio']}{busy} | "
+                   f"{'yes' if t['within_2x'] else '**no**'} | {', '.join(f'{x:.0%}' for x in t.get('others_share') or [] if x is not None) or '–'} | "
+                   f"{t.get('runs_left_out_busy', 0)} |")
     return out + [""]
 
 

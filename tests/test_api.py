@@ -149,7 +149,7 @@ def test_stop_through_the_api(launched_app):
 
 # -- what the page shows for engine events (no server needed) ----------------------------------
 def test_train_view_turns_events_into_status_plots_and_log():
-    from tl_ui.ui.helpers import train_view
+    from tl_ui.ui.train_view import train_view
 
     events = [
         {"kind": "started", "run_id": "r", "model_id": "m", "strategy": "partial", "n_train": 8, "n_val": 2,
@@ -195,7 +195,7 @@ def test_train_view_turns_events_into_status_plots_and_log():
 
 def test_unexpected_errors_are_not_shown_raw(caplog):
     from tl_ui.data import DataError
-    from tl_ui.ui.helpers import GENERIC_ERROR, user_message
+    from tl_ui.service.errors import GENERIC_ERROR, user_message
 
     assert user_message(DataError("The zip has no class folders.")) == "The zip has no class folders."
     assert user_message(KeyError("internal detail")) == GENERIC_ERROR
@@ -203,7 +203,7 @@ def test_unexpected_errors_are_not_shown_raw(caplog):
 
 
 def test_confusion_heat_map_html():
-    from tl_ui.ui.helpers import confusion_html
+    from tl_ui.ui.results_html import confusion_html
 
     html = confusion_html([[5, 1], [0, 4]], ["cat", "<dog>"])
     assert "&lt;dog&gt;" in html and "<table>" in html and html.count("<td") == 4
@@ -211,10 +211,15 @@ def test_confusion_heat_map_html():
 
 # -- page handlers without a server (a fake train function, real data loading) ---------------
 class FakeRequest:
-    def __init__(self, sid, username=None):
+    """A gr.Request as handlers see it: a (made-up, so unsigned) cookie, the page's connection id."""
+
+    def __init__(self, sid, username=None, session_hash=None):
+        from types import SimpleNamespace
+
         self.cookies = {"tl_sid": sid}
         self.username = username
-        self.session_hash = "hash-" + sid
+        self.session_hash = session_hash or "hash-" + sid
+        self.client = SimpleNamespace(host="127.0.0.1")
 
 
 def _slow_fake_train(config, run_dir, on_event, should_stop, dataset=None):
@@ -245,14 +250,16 @@ def page_handlers(tmp_path):
 
 
 def _form(h, state, **overrides):
-    from tl_ui.ui.strategy import ADVANCED_KEYS
+    """The page's form as its handlers receive it (without a page, each key stands for itself)."""
+    from tl_ui.ui.strategy import OPTION_KEYS
 
     values = {"model_choice": "efficientnet_lite0", "hub_id": "", "strategy_choice": "linear_probe",
               "epochs": 2, "learning_rate": 0.003, "batch_size": 16, "image_size": 0, "val_fraction": 0.2,
-              "seed": 0, "random_init": False, "unfreeze_groups": 2, "lora_rank": 8, "max_examples": 0}
+              "seed": 0, "random_init": False, "unfreeze_groups": 2, "lora_rank": 8, "max_examples": 0,
+              "set_level": 0.9, "compare_scratch": False}
     values.update(overrides)
-    h.c = {k: k for k in ["model_choice", "hub_id", "strategy_choice", "session", *ADVANCED_KEYS]}
-    return {**{k: values[k] for k in values}, "session": state}
+    return {**{k: values.get(k) for k in ["model_choice", "hub_id", "strategy_choice", *OPTION_KEYS]},
+            "session": state}
 
 
 def test_start_needs_data_and_a_reopened_page_finds_the_run(page_handlers):
@@ -260,34 +267,35 @@ def test_start_needs_data_and_a_reopened_page_finds_the_run(page_handlers):
 
     h = page_handlers
     req = FakeRequest("browser-one-aaaaaaaaaaaa")
-    state = SessionState()
-    out = h.start(_form(h, state), req)  # no data loaded: no silent training on a sample
-    assert "Load a dataset first" in out[1] and not out[0].job_id and out[0].dataset is None
-    state = h.sample_loader("image")("efficientnet_lite0", out[0], req)[0]  # one click on the sample
+    token = h.lab.identity.new_token()     # the page's stored owner token (cookies blocked or not)
+    out = h.start(_form(h, SessionState()), req)  # no data loaded: no silent training on a sample
+    assert "Load a dataset first" in out["train_status"] and not out["session"].job_id
+    loaded = h.on_load(SessionState(), token, req)["session"]
+    state = h.sample_loader("image")("efficientnet_lite0", loaded, req)["session"]  # one click on the sample
     out = h.start(_form(h, state), req)
-    state = out[0]
+    state = out["session"]
     assert state.dataset is not None and state.dataset.modality == "image"  # the sample digits
     assert state.job_id
-    # the tab is closed; the same browser opens the page again: a fresh state finds the job
-    fresh = SessionState()
-    reopened = h.on_load(fresh, req)
-    assert reopened[0].job_id == state.job_id
+    # the tab is closed; the same browser opens the page again (a new connection, the same stored token)
+    req2 = FakeRequest("browser-one-aaaaaaaaaaaa", session_hash="page-two")
+    reopened = h.on_load(SessionState(), token, req2)
+    assert reopened["session"].job_id == state.job_id
     # another browser does not
-    other = h.on_load(SessionState(), FakeRequest("browser-two-bbbbbbbbbbbb"))
-    assert other[0].job_id == ""
-    assert "no run" in h.stop(other[0], FakeRequest("browser-two-bbbbbbbbbbbb")).lower()
+    other_req = FakeRequest("browser-two-bbbbbbbbbbbb", session_hash="page-three")
+    other = h.on_load(SessionState(), None, other_req)
+    assert other["session"].job_id == ""
+    assert "no run" in h.stop(other["session"], other_req)["train_status"].lower()
     # stop from the reopened page, then the session can start again
-    assert "Stopping" in h.stop(reopened[0], req)
+    assert "Stopping" in h.stop(reopened["session"], req2)["train_status"]
     job = h.lab.runner.wait(state.job_id, timeout=10)
     assert job.state == "stopped"
-    status = h.tick(reopened[0], req)[0]
-    assert "Stopped" in status
+    assert "Stopped" in h.tick(reopened["session"], req2)["train_status"]
     # the reopened page holds no data (the data lives in the page's session): it asks for some
-    refused = h.start(_form(h, reopened[0]), req)
-    assert "Load a dataset first" in refused[1]
-    loaded = h.sample_loader("image")("efficientnet_lite0", reopened[0], req)[0]
-    again = h.start(_form(h, loaded), req)
-    assert again[0].job_id != state.job_id
+    refused = h.start(_form(h, reopened["session"]), req2)
+    assert "Load a dataset first" in refused["train_status"]
+    again_state = h.sample_loader("image")("efficientnet_lite0", reopened["session"], req2)["session"]
+    again = h.start(_form(h, again_state), req2)
+    assert again["session"].job_id != state.job_id
 
 
 def test_start_refuses_a_model_for_the_wrong_kind_of_data(page_handlers):
@@ -295,14 +303,14 @@ def test_start_refuses_a_model_for_the_wrong_kind_of_data(page_handlers):
 
     h = page_handlers
     req = FakeRequest("browser-three-cccccccccccc")
-    state = SessionState()
-    loaded = h.sample_loader("text")("efficientnet_lite0", state, req)
-    state = loaded[0]
+    loaded = h.sample_loader("text")("efficientnet_lite0", SessionState(), req)
+    state = loaded["session"]
     assert state.modality == "text"
-    assert loaded[7]["value"] == "minilm_l6"  # the model choice follows the data
-    assert loaded[9]["value"] == "lora"  # ...and so does the strategy (texts: LoRA)
+    assert loaded["model_choice"]["value"] == "minilm_l6"  # the model choice follows the data
+    assert loaded["strategy_choice"] == "lora"  # ...and so does the strategy (texts: LoRA)
     out = h.start(_form(h, state, model_choice="efficientnet_lite0"), req)
-    assert "Cannot start" in out[1] and "reads images" in out[1] and "texts" in out[1]
+    status = out["train_status"]
+    assert "Cannot start" in status and "reads images" in status and "texts" in status
 
 
 def test_a_run_survives_its_caller_going_away(launched_app, launched_server):
@@ -328,13 +336,14 @@ def test_a_failed_upload_keeps_and_names_the_loaded_data(page_handlers, tmp_path
     req = FakeRequest("browser-four-dddddddddddd")
     bad = tmp_path / "holiday_photos.zip"
     bad.write_bytes(b"not a zip at all\n" * 10)
-    first = h.on_upload(str(bad), "", "", "efficientnet_lite0", SessionState(), req)
-    assert "not a zip" in first[1] and "still using" not in first[1] and first[0].dataset is None
-    state = h.sample_loader("image")("efficientnet_lite0", first[0], req)[0]
+    first = h.on_upload(str(bad), "", "", "", "efficientnet_lite0", SessionState(), req)
+    assert "not a zip" in first["data_error"] and "still using" not in first["data_error"]
+    assert first["session"].dataset is None
+    state = h.sample_loader("image")("efficientnet_lite0", first["session"], req)["session"]
     assert state.dataset is not None
-    out = h.on_upload(str(bad), "", "", "efficientnet_lite0", state, req)
-    assert out[0].dataset is state.dataset  # the old data stays active...
-    assert "still using the sample images" in out[1]  # ...and the page says so
+    out = h.on_upload(str(bad), "", "", "", "efficientnet_lite0", state, req)
+    assert out["session"].dataset is state.dataset  # the old data stays active...
+    assert "still using the sample images" in out["data_error"]  # ...and the page says so
 
 
 def test_strategy_info_explains_the_text_default_and_estimates_time(page_handlers):
@@ -343,8 +352,8 @@ def test_strategy_info_explains_the_text_default_and_estimates_time(page_handler
 
     h = page_handlers
     req = FakeRequest("browser-five-eeeeeeeeeeee")
-    state = h.sample_loader("text")("minilm_l6", SessionState(), req)[0]
-    options = {**{k: None for k in strategy_step.ADVANCED_KEYS}, "strategy": "lora"}
+    state = h.sample_loader("text")("minilm_l6", SessionState(), req)["session"]
+    options = {**{k: None for k in strategy_step.OPTION_KEYS}, "strategy": "lora"}
     md = strategy_step.strategy_info_md(h.lab, "minilm_l6", options, state)
     assert "LoRA is preselected for texts" in md and "Rough time on this computer" in md
     assert md.count(strategy_step.STRATEGY_HELP["lora"]) == 1
