@@ -122,10 +122,7 @@ class SessionAndFileGuard:
             return await self.app(scope, receive, send)
 
         new_sid = self.identity.new_token()   # signed: a made-up cookie value is never anyone's
-        forwarded = dict(scope.get("headers", [])).get(b"x-forwarded-proto", b"").decode()
-        secure = scope.get("scheme") == "https" or forwarded == "https"
-        attrs = f"{SID_COOKIE}={new_sid}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; " + \
-                ("SameSite=None; Secure" if secure else "SameSite=Lax")
+        attrs = f"{SID_COOKIE}={new_sid}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; " + _cookie_scope(scope)
 
         async def send_with_cookie(message):
             if message["type"] == "http.response.start":
@@ -135,6 +132,17 @@ class SessionAndFileGuard:
             await send(message)
 
         return await self.app(scope, receive, send_with_cookie)
+
+
+def _cookie_scope(scope) -> str:
+    """Cookie attributes. In a secure context (https, or the loopback address a browser treats as
+    secure) the cookie is partitioned (CHIPS): a browser that blocks third-party cookies still keeps
+    it inside a Space's iframe, for that embedding site only. Over plain http elsewhere: Lax."""
+    headers = dict(scope.get("headers", []))
+    forwarded = headers.get(b"x-forwarded-proto", b"").decode()
+    host = headers.get(b"host", b"").decode().rsplit(":", 1)[0].strip("[]")
+    secure = scope.get("scheme") == "https" or forwarded == "https" or host in ("localhost", "127.0.0.1", "::1")
+    return "SameSite=None; Secure; Partitioned" if secure else "SameSite=Lax"
 
 
 async def _plain_response(send, status: int, body: bytes) -> None:

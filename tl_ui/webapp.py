@@ -10,7 +10,6 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import hashlib  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
@@ -86,10 +85,10 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> WebApp:
                    analytics_enabled=False) as demo:
         c: dict = {}
         c["session"] = gr.State(SessionState(), time_to_live=max(ttl, 3600))
-        # the owner token, kept by the page itself where cookies are blocked (tl_ui/service/identity.py);
-        # a stable secret, so a stored token still reads after a restart
-        storage_secret = hashlib.sha256(b"browser-state\0" + lab.identity.secret).hexdigest()
-        c["owner_token"] = gr.BrowserState("", storage_key="tl_owner_token", secret=storage_secret)
+        # the owner token, kept by the page itself where cookies are blocked (tl_ui/service/identity.py).
+        # Not gr.BrowserState: where a browser denies storage to a third-party frame, its unguarded
+        # localStorage read stops the whole page from rendering. TOKEN_READ_JS / TOKEN_WRITE_JS guard it.
+        c["owner_token"] = gr.Textbox("", visible=False, elem_id="owner-token")
         gr.Markdown(INTRO)
         with gr.Tabs(selected="model") as tabs:
             with gr.Tab("1 · Model", id="model", elem_id="tab-model"):
@@ -111,6 +110,12 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> WebApp:
     return WebApp(demo, lab, settings)
 
 
+# The page's own storage, where the browser allows it (partitioned storage in a third-party frame);
+# where it is denied, the partitioned cookie or this page's connection carries the owner.
+TOKEN_READ_JS = "() => { try { return window.localStorage.getItem('tl_owner_token') || ''; } catch (e) { return ''; } }"
+TOKEN_WRITE_JS = "(t) => { try { if (t) window.localStorage.setItem('tl_owner_token', t); } catch (e) {} return t; }"
+
+
 def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     """Events -> handlers; each event's outputs are the components its handler declares."""
     private = {"api_visibility": "private"}
@@ -119,7 +124,10 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     def on(trigger, handler, inputs, **kw):
         return trigger(handler, inputs, h.output_components(handler), **{**private, **kw})
 
-    on(demo.load, h.on_load, [state, c["owner_token"]])
+    token = c["owner_token"]
+    demo.load(None, None, token, js=TOKEN_READ_JS, **private).then(
+        h.on_load, [state, token], h.output_components(h.on_load), **private)
+    token.change(None, token, None, js=TOKEN_WRITE_JS, **private)
     demo.load(None, None, None, js=LIVE_REGIONS_JS, **private)
 
     # tab navigation
@@ -147,6 +155,9 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     ]
     for event in data_events:
         on(event.success, h.strategy_info, form, **info_kw)
+    # DICOM data: the previews follow the display window (a user's choice only: .input)
+    on(c["dicom_window"].input, h.on_dicom_window, [c["dicom_window"], state],
+       **{**data_kw, "show_progress_on": c["data_gallery"]})
 
     # step 3: defaults follow the strategy; the info box follows everything that changes it
     on(c["strategy_choice"].change, h.on_strategy_change, c["strategy_choice"])

@@ -13,6 +13,12 @@ from tl_ui.ui.thumbnails import thumbnail
 log = logging.getLogger(__name__)
 
 UPLOAD_TYPES = [".zip", ".csv", ".tsv", ".txt", ".xlsx", ".xls"]
+# The display windows of DICOM data (values = tl_ui.config.DICOM_WINDOWS); "header" = each file's own.
+DICOM_WINDOW_CHOICES = [("From each file's header", "header"), ("CT soft tissue", "soft_tissue"),
+                        ("CT lung", "lung"), ("CT bone", "bone"), ("CT brain", "brain")]
+DICOM_WINDOW_INFO = ("Which range of grey values is shown from black to white, in the previews below and "
+                     "in the images the model learns from. CT presets use Hounsfield units; keep the "
+                     "header's window for MR and other images.")
 
 
 def build(max_upload_mb: float) -> dict:
@@ -51,6 +57,10 @@ def build(max_upload_mb: float) -> dict:
                             elem_id="class-counts", height=260, sort=None, scale=2, y_lim=[0, None],
                             y_title="examples", x_title="class", x_label_angle=0, visible=False)
         with gr.Column(scale=3):
+            # shown only for DICOM data (tl_ui/ui/handlers.py: _data_loaded)
+            window = gr.Dropdown(DICOM_WINDOW_CHOICES, value="header", label="DICOM display window",
+                                 info=DICOM_WINDOW_INFO, elem_id="dicom-window", visible=False,
+                                 interactive=True)
             gallery = gr.Gallery(label="Some of your images", columns=6, height="auto", visible=False,
                                  elem_id="data-gallery", allow_preview=True)
             table = gr.Dataframe(label="Some of your texts", visible=False, interactive=False, wrap=True,
@@ -60,7 +70,7 @@ def build(max_upload_mb: float) -> dict:
             "text_column": text_col, "label_column": label_col, "group_column": group_col,
             "data_reload": reload_btn,
             "data_error": error, "data_summary": summary, "class_counts": counts,
-            "data_gallery": gallery, "data_table": table, "data_next": next_btn}
+            "data_gallery": gallery, "data_table": table, "dicom_window": window, "data_next": next_btn}
 
 
 NO_DATA_YET = ("No data loaded yet. Upload a file above, or press **Use the sample images** "
@@ -117,14 +127,48 @@ def pick_examples(dataset, n: int = 12) -> list[int]:
     return picked
 
 
-def preview_updates(lab, owner, dataset):
-    """(gallery update, table update) showing a few examples of the data."""
+def is_dicom(dataset) -> bool:
+    """True when the dataset's images are DICOM files (they carry patient identifiers)."""
+    if dataset is None or dataset.modality != "image":
+        return False
+    from tl_ui.data.images import image_reading_note
+
+    try:
+        return bool((image_reading_note(dataset.items) or {}).get("dicom"))
+    except Exception:   # noqa: BLE001 - a header that cannot be read was reported when loading
+        log.exception("checking for DICOM files failed")
+        return False
+
+
+def dicom_note(ttl_hours: float) -> str:
+    """The one sentence on patient identifiers shown with DICOM data."""
+    hours = f"{ttl_hours:g} hour" + ("" if ttl_hours == 1 else "s")
+    return ("**Patient identifiers:** DICOM files carry the patient's name, ID and other details in their "
+            "headers; Transfer Lab neither keeps nor shows them (previews and results are made from the "
+            "pixels alone, and each image is named by its file name inside your upload), and your uploaded "
+            f"copies are deleted after {hours} without activity (a run keeps its own copy of the data, "
+            "for replays, as long as the run is kept).")
+
+
+def window_option(value) -> str | None:
+    """The dropdown's value as RunConfig.dicom_window: None for each file's own window."""
+    return None if value in (None, "", "header") else str(value)
+
+
+def window_update(dicom: bool):
+    """The window dropdown after a new dataset: shown for DICOM data, back to the headers' windows."""
+    return gr.update(value="header", visible=dicom)
+
+
+def preview_updates(lab, owner, dataset, window: str | None = None):
+    """(gallery update, table update) showing a few examples of the data. Images are shown as
+    metadata-free PNG previews in the owner's private folder, DICOM windowed with `window`."""
     idx = pick_examples(dataset)
     if dataset.modality == "image":
         folder = lab.private.new_folder(owner, "preview")
         items = []
         for k, i in enumerate(idx):
-            thumb = thumbnail(dataset.items[i], folder, f"example-{k}")
+            thumb = thumbnail(dataset.items[i], folder, f"example-{k}", window=window)
             if thumb is not None:
                 items.append((str(thumb), dataset.labels[i]))
         return gr.update(value=items, visible=True), gr.update(value=None, visible=False)

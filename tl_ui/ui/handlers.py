@@ -29,7 +29,7 @@ from tl_ui.ui.state import SessionState
 log = logging.getLogger(__name__)
 
 DATA_KEYS = ("session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
-             "model_shelf", "model_choice", "data_upload", "strategy_choice")
+             "dicom_window", "model_shelf", "model_choice", "data_upload", "strategy_choice")
 
 
 class KeysAsComponents(dict):
@@ -143,15 +143,31 @@ class Handlers:
         state.dataset, state.data_path, state.data_name = ds, outcome.data_path, outcome.name
         state.pending_path, state.pending_name = "", ""
         shelf, choice_update, note = model_step.filtered_updates(ds.modality, model_choice, self.lab.settings.offline)
+        # a new dataset starts from each file's own window (the dropdown is reset to it)
         gallery, table = data_step.preview_updates(self.lab, owner, ds)
+        dicom = data_step.is_dicom(ds)
+        notes = ([data_step.dicom_note(self.lab.settings.session_ttl_hours)] if dicom else []) + ([note] if note else [])
         values = {"session": state, "data_error": "",
-                  "data_summary": data_step.summary_md(ds, outcome.name, [note] if note else []),
+                  "data_summary": data_step.summary_md(ds, outcome.name, notes),
                   "class_counts": gr.update(value=data_step.counts_df(ds), visible=True),
-                  "data_gallery": gallery, "data_table": table, "model_shelf": shelf,
+                  "data_gallery": gallery, "data_table": table, "dicom_window": data_step.window_update(dicom),
+                  "model_shelf": shelf,
                   "model_choice": choice_update, "data_upload": None}
         if ds.modality != previous_modality:  # texts: LoRA, images: linear probe
             values["strategy_choice"] = default_strategy(ds.modality)
         return values
+
+    @outputs("data_gallery", "data_error")
+    def on_dicom_window(self, window, state: SessionState, request: gr.Request):
+        """Draw the gallery's previews again with the chosen DICOM display window."""
+        if state.dataset is None or state.modality != "image":
+            return {}
+        try:
+            gallery, _ = data_step.preview_updates(self.lab, self.lab.owner(request), state.dataset,
+                                                   window=data_step.window_option(window))
+        except Exception as exc:
+            return {"data_error": error_md(user_message(exc, "drawing the previews"))}
+        return {"data_gallery": gallery}
 
     # -- step 3 -----------------------------------------------------------------------------------
     @outputs("epochs", "learning_rate")
@@ -161,7 +177,7 @@ class Handlers:
 
     def form_inputs(self) -> set:
         """The components `form` reads (a set: Gradio passes them as one dict)."""
-        keys = ["model_choice", "hub_id", "strategy_choice", "session", *strategy_step.OPTION_KEYS]
+        keys = ["model_choice", "hub_id", "strategy_choice", "dicom_window", "session", *strategy_step.OPTION_KEYS]
         return {self.c[k] for k in keys}
 
     def form(self, data: dict) -> tuple[str, dict, SessionState]:
@@ -170,6 +186,9 @@ class Handlers:
         c = self.c
         options = {key: data.get(c[key]) for key in strategy_step.OPTION_KEYS}
         options["strategy"] = data.get(c["strategy_choice"])
+        # "header" (each file's own window) is RunConfig's default; the dropdown is reset to it for
+        # every new dataset, so data that is not DICOM never carries a window
+        options["dicom_window"] = data_step.window_option(data.get(c["dicom_window"]))
         state = data[c["session"]]
         options.update({k: v for k, v in state.columns.items() if v})
         model_id = model_step.chosen_model_id(data.get(c["model_choice"]), data.get(c["hub_id"]))
