@@ -60,3 +60,14 @@ def test_setup_is_quiet_and_the_licence_is_an_spdx_string():
     assert project["license"] == "Apache-2.0"   # a table made setuptools print a screen of warnings
     setup = (REPO / "scripts" / "setup.sh").read_text()
     assert "-qq" in setup and "setup.log" in setup and "Transfer Lab is set up" in setup
+
+
+def test_the_page_marks_online_models_unavailable_once_the_hub_is_known_unreachable(monkeypatch):
+    from tl_ui import catalog
+    from tl_ui.ui.model import shelf_choices
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    catalog.hub_reachable()
+    labels = dict((value, label) for label, value in shelf_choices("image", offline_mode=False))
+    assert "unavailable: no internet here" in labels["resnet18"]
+    assert "unavailable" not in labels["efficientnet_lite0"]

@@ -209,6 +209,14 @@ HUB_CHECK_MEMORY_S = 300.0
 _hub_checked: dict[str, tuple[float, bool]] = {}   # endpoint -> (when, reachable)
 
 
+def hub_known_unreachable() -> bool:
+    """True when a recent check (without waiting for a new one) found the Hub unreachable."""
+    import time
+
+    known = _hub_checked.get(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    return bool(known and not known[1] and time.time() - known[0] < HUB_CHECK_MEMORY_S)
+
+
 def hub_reachable(timeout: float = HUB_CHECK_TIMEOUT_S) -> bool:
     """Can this machine open a connection to the Hub (HF_ENDPOINT, default huggingface.co)? One TCP
     connect with a short timeout, remembered for a few minutes: without it, a download on a machine

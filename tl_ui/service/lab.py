@@ -138,9 +138,14 @@ class Lab:
         """What a run would train and roughly how long it takes (for the Strategy step)."""
         from tl_ui.engine import describe_strategy, estimate_seconds
 
+        from tl_ui.catalog import get_model
+
         config = self.make_config(model_id, options, dataset)
         n_classes = len(dataset.classes) if dataset is not None else 10
-        numbers = describe_strategy(config.model_id, config.strategy, n_classes, config)
+        if get_model(config.model_id).source == "packaged":
+            numbers = describe_strategy(config.model_id, config.strategy, n_classes, config)
+        else:  # never build a Hub model in a request handler: it is counted in the queue, size-checked
+            numbers = {"trainable": None, "total": None, "share": None}
         out = {"config": config, **numbers, "n": None, "seconds": None}
         if dataset is not None:
             n = min(len(dataset), config.max_examples or len(dataset))

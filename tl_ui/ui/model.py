@@ -33,10 +33,11 @@ def shelf_table(modality: Optional[str], offline_mode: bool) -> pd.DataFrame:
 
 
 def shelf_choices(modality: Optional[str], offline_mode: bool) -> list[tuple[str, str]]:
-    return [
-        (f"{e.display_name}{'' if e.offline else ' · needs internet'}", e.id)
-        for e in shelf_entries(modality, offline_mode)
-    ]
+    from tl_ui.catalog import hub_known_unreachable
+
+    # the server checks the Hub in the background at start (remembered a few minutes)
+    online = " · unavailable: no internet here" if hub_known_unreachable() else " · needs internet"
+    return [(f"{e.display_name}{'' if e.offline else online}", e.id) for e in shelf_entries(modality, offline_mode)]
 
 
 def build(offline_mode: bool) -> dict:

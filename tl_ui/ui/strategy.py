@@ -110,10 +110,14 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
     try:
         numbers = lab.plan(model_id, options, state.dataset)
         config = numbers["config"]
-        lines.append(
-            f"**Trains {fmt_count(numbers['trainable'])} of {fmt_count(numbers['total'])} weights "
-            f"({fmt_share(numbers['share'])}).**"
-        )
+        if numbers["trainable"] is None:
+            lines.append("The number of weights it trains is counted when the run starts (a Hub model is "
+                         "downloaded and checked in the queue, not on this page).")
+        else:
+            lines.append(
+                f"**Trains {fmt_count(numbers['trainable'])} of {fmt_count(numbers['total'])} weights "
+                f"({fmt_share(numbers['share'])}).**"
+            )
         if numbers["n"] is not None:
             both = " (twice: also from random weights)" if config.compare_scratch else ""
             lines.append(f"**Rough time on this computer:** about {fmt_duration(numbers['seconds'])} for "
