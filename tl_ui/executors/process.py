@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
+import json
 import subprocess
 import sys
 import threading
@@ -75,7 +75,7 @@ class ProcessExecutor(Executor):
             self._procs[job.id] = proc
         try:
             try:
-                pickle.dump(payload, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                proc.stdin.write(json.dumps(payload).encode("utf-8"))
                 proc.stdin.close()
             except (BrokenPipeError, OSError):  # it died at once; supervise() sees it end
                 pass

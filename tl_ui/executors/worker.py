@@ -10,10 +10,11 @@ itself when the server process is gone.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import logging
 import os
-import pickle
 import socket
 import sys
 import threading
@@ -36,11 +37,22 @@ _MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "Cannot allocate memory
 def make_payload(job, *, executor: str, target: str = ENGINE, memory_gb: float = 0.0,
                  parent_pid: Optional[int] = None, env: Optional[dict] = None,
                  sys_path: Optional[list] = None, nice: int = 0) -> dict:
-    """Everything a worker needs, as plain picklable data (the config as a dict)."""
+    """Everything a worker needs, as plain JSON data (the config and the dataset as dicts): no pickle
+    on the way in, since the dataset's items and labels come from a user's upload."""
     config = job.config.to_dict() if hasattr(job.config, "to_dict") else dict(job.config or {})
-    return {"run_id": job.id, "run_dir": str(job.run_dir), "config": config, "dataset": job.dataset,
+    dataset = dataclasses.asdict(job.dataset) if dataclasses.is_dataclass(job.dataset) else job.dataset
+    return {"run_id": job.id, "run_dir": str(job.run_dir), "config": config, "dataset": dataset,
             "target": target, "executor": executor, "memory_gb": float(memory_gb or 0),
             "parent_pid": parent_pid, "env": dict(env or {}), "sys_path": list(sys_path or []), "nice": nice}
+
+
+def _dataset(data):
+    """The dataset back from the payload's plain dict (None: the engine reads config.data_path)."""
+    if not isinstance(data, dict):
+        return data
+    from tl_ui.data import LabelledDataset
+
+    return LabelledDataset(**data)
 
 
 def run_payload(payload: dict) -> dict:
@@ -67,7 +79,7 @@ def run_payload(payload: dict) -> dict:
     config = _config(payload["config"])
     stop = StopFile(run_dir)
     try:
-        result = train(config, run_dir, on_event=None, should_stop=stop.is_set, dataset=payload.get("dataset"))
+        result = train(config, run_dir, on_event=None, should_stop=stop.is_set, dataset=_dataset(payload.get("dataset")))
     except MemoryError:
         result = _fail(run, memory_message(memory_gb) if memory_gb else
                        "The training process ran out of memory. Try a smaller batch or image size.")
@@ -187,7 +199,7 @@ def main() -> None:
     """The local worker process: payload on stdin; ends at once when the run is recorded (no
     interpreter teardown of torch's threads: the next run starts sooner)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    payload = pickle.load(sys.stdin.buffer)
+    payload = json.load(sys.stdin)
     sys.stdin.close()
     run_payload(payload)
     logging.shutdown()
