@@ -44,7 +44,7 @@ def build(handlers) -> dict:
         a_metrics = gr.JSON(label="metrics")
         a_run_id = gr.Textbox(label="run_id")
         p_run = gr.Textbox(label="run_id")
-        p_image = gr.Image(label="image", type="filepath")
+        p_image = gr.File(label="image", type="filepath")   # any image file, DICOM and 16-bit TIFF too
         p_text = gr.Textbox(label="text")
         p_out = gr.JSON(label="probabilities")
         r_out = gr.JSON(label="runs")

@@ -281,8 +281,9 @@ class Handlers:
                     "results_timer": gr.Timer(active=False)}
 
     @outputs("try_output", "try_set", "try_error")
-    def try_it(self, image, text, state: SessionState, request: gr.Request):
+    def try_it(self, image, file, text, state: SessionState, request: gr.Request):
         owner = self.lab.owner(request)
+        image = file or image   # a DICOM / TIFF file given beside the picture box wins
         if not state.shown_run:
             return {"try_output": None, "try_set": "",
                     "try_error": error_md("Train a model or pick a previous run first.")}

@@ -60,8 +60,12 @@ def build() -> dict:
     with gr.Group():
         gr.Markdown("**Try it** — give the model a new example.")
         with gr.Row():
-            c["try_image"] = gr.Image(type="filepath", label="An image", visible=True, elem_id="try-image",
-                                      sources=["upload", "clipboard"], height=220)
+            with gr.Column():
+                c["try_image"] = gr.Image(type="filepath", label="An image", visible=True, elem_id="try-image",
+                                          sources=["upload", "clipboard"], height=220)
+                # the browser cannot show DICOM or 16-bit TIFF: those come as a plain file
+                c["try_file"] = gr.File(label="…or a DICOM / TIFF file (any extension)", type="filepath",
+                                        elem_id="try-file", height=90)
             c["try_text"] = gr.Textbox(label="A text", lines=3, visible=False, elem_id="try-text")
             with gr.Column():
                 c["try_output"] = gr.Label(num_top_classes=5, label="What the model thinks (calibrated)",

@@ -24,7 +24,7 @@ from tl_ui.ui.thumbnails import thumbnail
 # Everything `show` may set (the handlers' outputs are these components).
 SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_class_table", "group_notes",
              "group_table", "reliability_plot", "calibration_summary", "conformal_summary", "confusion_plot",
-             "mistakes_gallery", "mistakes_table", "try_image", "try_text", "try_output", "try_set", "try_error",
+             "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output", "try_set", "try_error",
              "download_model", "download_run_json", "download_card", "replay_command", "results_timer")
 RUNS_KEYS = ("previous_runs", "runs_table", "compare_runs")
 COMPARE_KEYS = ("compare_plot", "compare_diff")   # and compare_colours: compare_plot
@@ -74,6 +74,7 @@ def show(lab, owner, run: RunFolder) -> dict:
         "conformal_summary": ev.conformal_md(metrics.get("conformal"), metrics),
         "confusion_plot": confusion_html(metrics.get("confusion_matrix") or [], metrics.get("classes") or []),
         "try_image": gr.update(visible=modality == "image", value=None),
+        "try_file": gr.update(visible=modality == "image", value=None),
         "try_text": gr.update(visible=modality == "text", value=""),
         "try_output": None, "try_set": "", "try_error": "",
         "replay_command": (
