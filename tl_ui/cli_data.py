@@ -26,8 +26,7 @@ def add_check_data_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--text-column", help="table column holding the texts (default: detected)")
     parser.add_argument("--label-column", help="table column holding the labels (default: detected)")
     parser.add_argument("--path-column", help="table column holding image file paths (default: detected)")
-    # tl_ui/__main__.py dispatches on `handler`; `func` is the common argparse idiom.
-    parser.set_defaults(handler=check_data_command, func=check_data_command)
+    parser.set_defaults(handler=check_data_command)
     return parser
 
 
@@ -35,7 +34,7 @@ def check_data_command(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tl-check-data-") as workdir:
         try:
             dataset = load_dataset(
-                args.path, workdir, text_column=getattr(args, "text_column", None),
+                args.path, workdir, limits=_settings_limits(), text_column=getattr(args, "text_column", None),
                 label_column=getattr(args, "label_column", None),
                 path_column=getattr(args, "path_column", None),
             )
@@ -65,3 +64,10 @@ def format_summary(summary: dict) -> str:
     else:
         lines += ["", "No problems found."]
     return "\n".join(lines)
+
+
+def _settings_limits():
+    """The same data limits as the server's (TL_* variables), so check-data says what the app would."""
+    from tl_ui.settings import load_settings
+
+    return load_settings([]).limits()
