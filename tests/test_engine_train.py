@@ -61,11 +61,11 @@ def test_pretrained_image_model_beats_random_init(tmp_path, digits):
 
 @pytest.mark.slow
 def test_pretrained_text_model_beats_random_init(tmp_path, reviews):
-    """LoRA (the text default) on 280 reviews: measured 0.68 pretrained vs 0.50 from random weights."""
+    """LoRA (the text default) on the 400 sample reviews (256 train, 64 validation, 80 test)."""
     accuracy = {}
     for random_init in (False, True):
         config = RunConfig(data_path=REVIEWS, model_id="minilm_l6", strategy="lora", max_length=64, epochs=4,
-                           val_fraction=0.3, random_init=random_init)
+                           val_fraction=0.2, random_init=random_init)
         result = train_run(config, tmp_path / f"random-{random_init}", dataset=reviews)
         assert result.status == "finished", result.message
         accuracy[random_init] = result.metrics["accuracy"]

@@ -64,8 +64,8 @@ def test_page_api_and_cli_make_the_same_run_json(tmp_path):
         state = next(v for v in values if isinstance(v, SessionState))
         form = {comp: getattr(comp, "value", None) for comp in handlers.c.values()}
         form[handlers.c["session"]] = state
-        handlers.start(form, request)
-        page_run = lab.list_runs(lab.owner(request))[0].run_dir
+        started = handlers.start(form, request)
+        page_run = lab.runner.get(started[handlers.c["session"]].job_id).run_dir   # keyed by component
 
         # the API: no options at all
         owner = lab.owner(FakeRequest("api-bbbbbbbbbbbbbbbbb"))

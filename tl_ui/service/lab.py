@@ -164,7 +164,7 @@ class Lab:
         if data_path and Path(data_path).exists():
             kept, sha = self.workspace.keep_dataset(owner, data_path)  # replays survive upload clean-up
             config.data_path, config.data_sha256 = str(kept), sha
-        config.limits = self.settings.limits_record()
+        config.limits = {**config.limits, **self.settings.limits_record()}   # data limits + run limits
         job = self._submit(owner, config, dataset, address)
         if config.compare_scratch:
             scratch = RunConfig.from_dict({**config.to_dict(), "random_init": True, "compare_scratch": False,
