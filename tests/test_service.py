@@ -127,3 +127,38 @@ def test_a_run_replays_exactly_after_its_upload_is_deleted(tmp_path):
     for key in ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "n_val", "best_epoch", "confusion_matrix"):
         assert replayed[key] == original[key], key
     assert json.loads((tmp_path / "replay" / "run.json").read_text())["limits"] == recorded["limits"]
+
+
+def test_a_queued_run_is_on_disk_and_shown_interrupted_after_a_restart(tmp_path):
+    import threading
+    from types import SimpleNamespace
+
+    from tl_ui.data import sample_dataset_path
+    from tl_ui.runfolder import RunFolder
+    from tl_ui.service.lab import Lab
+    from tl_ui.service.owners import Owner
+    from tl_ui.settings import Settings
+
+    release = threading.Event()
+
+    def blocking_train(config, run_dir, on_event=None, should_stop=None, dataset=None):
+        release.wait(30)   # holds the only slot, so the next run waits in the queue
+        return SimpleNamespace(status="finished", message="")
+
+    settings = Settings(runs_dir=tmp_path / "runs", max_jobs=1)
+    lab = Lab(settings, train_fn=blocking_train)
+    owner = Owner("user", "queue")
+    sample = lab.load_sample(owner, "image")
+    first = lab.start_run(owner, sample.dataset, sample.data_path, "efficientnet_lite0", {})
+    second = lab.start_run(owner, sample.dataset, sample.data_path, "efficientnet_lite0", {})
+    assert RunFolder(second.run_dir).state() == "queued"          # on disk from the moment it is accepted
+    restarted = Lab(settings)                                      # the server comes back (the old one "crashed")
+    try:
+        assert second.run_dir in restarted.recovered
+        info = {i.run_id: i for i in restarted.list_runs(owner)}[second.id]
+        assert info.state == "interrupted" and "Start it again" in info.message
+    finally:
+        release.set()
+        lab.close()
+        restarted.close()
+    assert first.id != second.id
