@@ -98,3 +98,23 @@ def one_run(modality: str, design: str, n: int, seed: int, data: dict) -> dict:
                        ece_after=expected_calibration_error(probs, targets),
                        set_coverage=coverage, set_size=size)
     return row
+
+
+def main() -> None:
+    """`python -m bench.sections.roles`: run the section alone and write bench/roles-results.json."""
+    import json
+    import time
+
+    cfg = {"sizes": [50, 100, 200], "seeds": [0, 1, 2], "image_heldout_per_class": 10, "text_heldout_per_class": 50}
+    started = time.time()
+
+    def save(partial: dict) -> None:
+        Path("bench/roles-results.json").write_text(json.dumps(
+            {"roles": partial, "command": "python -m bench.sections.roles",
+             "seconds": round(time.time() - started)}, indent=1))
+
+    save(run(cfg, checkpoint=save))
+
+
+if __name__ == "__main__":
+    main()
