@@ -133,12 +133,21 @@ def _busy_jiffies() -> Optional[tuple[float, float]]:
     return (sum(fields[:8]) - idle) / hz, sum(fields[:8]) / hz
 
 
+def _own_cpu() -> float:
+    """CPU seconds of this process and of the child processes it has waited for (workers, servers)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return cpu_s() + r.ru_utime + r.ru_stime
+
+
 class OthersLoad:
     """The share of the machine's CPU used by other processes between start() and share():
-    (machine busy seconds - this process's CPU seconds) / (elapsed seconds x cores)."""
+    (machine busy seconds - this process's and its finished children's CPU seconds) / (elapsed x cores).
+    Call share() after the children started meanwhile have ended (a running child counts as other)."""
 
     def start(self) -> "OthersLoad":
-        self._m, self._c, self._t = _busy_jiffies(), cpu_s(), time.perf_counter()
+        self._m, self._c, self._t = _busy_jiffies(), _own_cpu(), time.perf_counter()
         return self
 
     def share(self) -> Optional[float]:
@@ -146,7 +155,7 @@ class OthersLoad:
         if m is None or self._m is None:
             return None
         wall = max(time.perf_counter() - self._t, 1e-6)
-        others = (m[0] - self._m[0]) - (cpu_s() - self._c)
+        others = (m[0] - self._m[0]) - (_own_cpu() - self._c)
         return rnd(max(others, 0.0) / (wall * (os.cpu_count() or 1)), 3)
 
 

@@ -35,7 +35,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                                     "linear_probe_no_early_stop", "scratch_probe_no_early_stop"]},
         "threads": {"embed_n": 96, "train_n": 48, "rounds": 3, "models": ["image", "text"]},
         "claims": {"seeds": [0, 1, 2], "text_heldout_per_class": 50, "image_heldout_per_class": 6,
-                   "time_runs": _ALL_TIME_RUNS},
+                   "time_runs": _ALL_TIME_RUNS, "busy_retries": 1},
         "roles": {"sizes": [50, 100, 200], "seeds": [0, 1, 2], "image_heldout_per_class": 10,
                   "text_heldout_per_class": 50},
     },

@@ -79,10 +79,12 @@ def figures(c: dict, run: dict) -> dict:
         "measured_on": f"{run.get('started')}, {run.get('cpu')} ({run.get('cores')} cores), code {run.get('git_commit')}",
         "command": CLAIMS_COMMAND,
         "source": "docs/benchmarks.md, section 8",
-        "text_sample": {**text, "heldout": c["settings"]["text_data"],
-                        "lora_minus_probe": {k: c["text_lora_minus_probe"].get(k) for k in ("mean", "sd", "n")}},
+        "text_sample": text,
+        "text_sample_design": c["settings"]["text_data"] + "; held-out accuracy at the app's defaults",
+        "text_lora_minus_probe": {k: c["text_lora_minus_probe"].get(k) for k in ("mean", "sd", "n")},
         "time_estimate": {k: {"estimate_s": t["estimate_s"], "measured_s": t["measured_s"], "ratio": t["ratio"],
-                              "within_2x": t["within_2x"], "n_examples": t["n_examples"]}
+                              "within_2x": t["within_2x"], "n_examples": t["n_examples"], "runs": t.get("runs_used", 1),
+                              "machine_busy": t.get("machine_busy", False)}
                           for k, t in c["time_estimate"].items()},
     }
 

@@ -7,13 +7,16 @@ from typing import Optional
 from tl_ui.catalog import get_model
 from tl_ui.config import RunConfig
 
-# Measured on the lab's 2-core CPU machines (docs/benchmarks.md, ASSETS.md), examples per second
-# at the model's own input size / 128 tokens.
-_INFER_PER_S = {"image": 32.0, "text": 45.0}
-_TRAIN_PER_S = {"image": 10.0, "text": 14.0}
-# Backward work relative to full fine-tuning: partial stops back-propagation early, LoRA skips
-# weight gradients of the frozen layers.
-_BACKWARD_SHARE = {"partial": 0.6, "full": 1.0, "lora": 0.8}
+# Measured on the lab's 2-core CPU machines (`python bench/run.py --only claims`, docs/benchmarks.md
+# section 8): examples per second at the model's own input size; texts are the sample reviews'
+# length (batches are padded to their longest text, not to 128 tokens).
+_INFER_PER_S = {"image": 32.0, "text": 90.0}
+_TRAIN_PER_S = {"image": 15.0, "text": 28.0}
+# Training work per example relative to full fine-tuning, as measured: partial stops
+# back-propagation early; LoRA is cheap on the transformer but costs more than full training on the
+# convolutional image model (its wrapped layers add work to every forward and backward pass).
+_BACKWARD_SHARE = {"image": {"partial": 0.5, "full": 1.0, "lora": 1.4},
+                   "text": {"partial": 0.45, "full": 1.0, "lora": 0.5}}
 
 
 def describe_strategy(model_id: str, strategy: str, num_classes: int, config: Optional[RunConfig] = None) -> dict:
@@ -56,5 +59,5 @@ def estimate_seconds(config: RunConfig, n_examples: int) -> float:
     fixed = 6.0 + 3.0 + 3.0 + n_val / infer
     if config.strategy == "linear_probe":
         return fixed + n_examples / infer + epochs * 0.05
-    per_epoch = n_train / (train / _BACKWARD_SHARE[config.strategy]) + n_val / infer
+    per_epoch = n_train / (train / _BACKWARD_SHARE[modality][config.strategy]) + n_val / infer
     return fixed + epochs * per_epoch
