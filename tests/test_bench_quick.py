@@ -110,7 +110,12 @@ def test_report_renders_figures_and_the_app_reads_them(tmp_path, monkeypatch):
     monkeypatch.setattr(measured, "FIGURES_PATH", path)
     assert measured.load_measured_figures()["time_estimate"]["text/lora"]["ratio"] == 1.0
     assert measured.text_strategy_claim() == ("on the sample reviews LoRA scored 72% ± 3% and a linear probe 64% ± 3% "
-                                              "(2 seeds; docs/benchmarks.md)")
+                                              "(2 seeds; docs/benchmarks.md); on the same splits LoRA minus probe was +8 ± 0 points, "
+                                              "a difference beyond the spread of 2 seeds")
+    noisy = {**figures, "text_lora_minus_probe": {"mean": 0.05, "sd": 0.139, "n": 3}}
+    path.write_text(json.dumps(noisy))
+    measured._load.cache_clear()
+    assert measured.text_strategy_claim().endswith("+5 ± 14 points, which 3 seeds cannot tell from chance")
     monkeypatch.setattr(measured, "FIGURES_PATH", tmp_path / "missing.json")
     assert measured.load_measured_figures() == {} and measured.text_strategy_claim() is None
 
