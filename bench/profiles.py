@@ -4,8 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 SECTIONS = ("probe", "overhead", "app", "cold", "memory", "accuracy", "threads", "claims")
-OPTIONAL_SECTIONS = ("roles",)  # only with --only (bench/sections/roles.py: held-out roles, its own report)
+OPTIONAL_SECTIONS = ("roles", "iterate")  # only with --only (each also has its own entry point and results file:
+# python -m bench.sections.roles / python -m bench.sections.iterate)
 
+_ITERATE = {   # bench/sections/iterate.py (issue 14)
+    "quick": {"fit_rows": 1000, "fit_repeats": 5, "sizes": [100], "seeds": [0, 1, 2], "app_rounds": 1,
+              "image_heldout_per_class": 10, "text_heldout_per_class": 50},
+    "full": {"fit_rows": 1000, "fit_repeats": 9, "sizes": [50, 100, 200, 300], "seeds": [0, 1, 2], "app_rounds": 2,
+             "image_heldout_per_class": 10, "text_heldout_per_class": 50},
+}
 _ALL_TIME_RUNS = [(m, s) for m in ("image", "text") for s in ("linear_probe", "partial", "full", "lora")]
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -21,6 +28,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "claims": {"seeds": [0], "text_heldout_per_class": 50, "image_heldout_per_class": 6,
                    "time_runs": [("image", "linear_probe"), ("text", "linear_probe"), ("text", "lora")]},
         "roles": {"sizes": [50], "seeds": [0, 1], "image_heldout_per_class": 10, "text_heldout_per_class": 50},
+        "iterate": _ITERATE["quick"],
     },
     "full": {
         "probe": {"n": 300, "epochs": 10, "rounds": 3},
@@ -38,6 +46,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                    "time_runs": _ALL_TIME_RUNS, "busy_retries": 1},
         "roles": {"sizes": [50, 100, 200], "seeds": [0, 1, 2], "image_heldout_per_class": 10,
                   "text_heldout_per_class": 50},
+        "iterate": _ITERATE["full"],
     },
 }
 

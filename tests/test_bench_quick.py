@@ -122,4 +122,4 @@ def test_report_renders_figures_and_the_app_reads_them(tmp_path, monkeypatch):
 
 def test_measured_module_stays_small_and_torch_free():
     source = (REPO / "tl_ui" / "measured.py").read_text()
-    assert len(source.splitlines()) < 60 and "torch" not in source.replace("No torch", "")
+    assert len(source.splitlines()) < 80 and "torch" not in source.replace("No torch", "")

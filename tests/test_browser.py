@@ -22,8 +22,10 @@ from pathlib import Path
 import pytest
 
 try:
+    import a11y_helpers as a11y
     import browser_helpers as bh  # tests/ on sys.path (pytest's default rootdir-less import mode)
 except ImportError:  # tests/ is a package
+    from tests import a11y_helpers as a11y
     from tests import browser_helpers as bh
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -207,6 +209,7 @@ def test_new_user_walkthrough(page, tmp_path):
     page.wait_for_timeout(500)
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 1, "open"))
+    a11y.assert_steps_accessible(page, "empty")   # axe-core, WCAG 2.1 A/AA: every step before any data
 
     # Start before any data is loaded: refused in plain words (no silent run on a sample).
     _click(page, "#start-btn")
@@ -214,6 +217,7 @@ def test_new_user_walkthrough(page, tmp_path):
     assert not bh.is_shown(page, "#to-results"), "'See the results' is offered before any run"
     assert "No data loaded yet" in bh.text_of(page, "#data-summary")
     bh.assert_no_crash_signs(page)
+    a11y.assert_steps_accessible(page, "error-shown", ["train"])
 
     # 2. Load the bundled digits sample; the summary shows examples and per-class counts.
     _click(page, "#use-sample-image")
@@ -226,6 +230,7 @@ def test_new_user_walkthrough(page, tmp_path):
     if page.locator("#data-gallery").count():
         bh.wait_images_loaded(page, "#data-gallery")
     shots.append(bh.screenshot(page, 2, "sample-data-loaded"))
+    a11y.assert_steps_accessible(page, "data-loaded", ["data", "model"])
 
     # 3. Model + strategy + small advanced options (fast on 2 CPU cores).
     bh.choose(page, "model-choice", "efficientnet_lite0")
@@ -234,6 +239,7 @@ def test_new_user_walkthrough(page, tmp_path):
     assert bh.set_number(page, "epochs", 3), "no #epochs field"
     bh.set_number(page, "image-size", 64)  # optional: only when the app offers it
     shots.append(bh.screenshot(page, 3, "model-strategy-chosen"))
+    a11y.assert_accessible(page, "data-loaded-strategy")
 
     # 4. Start; the curves fill in while the status advances; the run finishes.
     _click(page, "#start-btn")
@@ -243,6 +249,7 @@ def test_new_user_walkthrough(page, tmp_path):
     _wait_plot_while_training(page, "loss-plot")
     first_points = bh.count_line_points(page, "loss-plot")
     shots.append(bh.screenshot(page, 4, "training-curves"))
+    a11y.assert_accessible(page, "training-train")
     _wait_finished(page)
     page.wait_for_timeout(1_000)  # the last plot rows arrive with the final event
     last_points = bh.count_line_points(page, "loss-plot")
@@ -260,6 +267,15 @@ def test_new_user_walkthrough(page, tmp_path):
     assert bh.is_shown(page, "#to-results"), "no 'See the results' after the run finished"
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 5, "training-finished"))
+    a11y.assert_accessible(page, "finished-train")
+    # the curves in words, and what a screen reader was told (the live region, at a calm rate)
+    # (a linear probe may be fitted by iterations of a full-batch solver instead of epochs)
+    curves_text = bh.text_of(page, "#curves-text")
+    assert re.search(r"after (epoch 3 of 3|iteration \d+), validation accuracy \d", curves_text), curves_text
+    assert page.locator("#curves-text details tbody tr").count() >= 1
+    assert "Training finished: accuracy" in bh.text_of(page, "#train-announce")
+    progress = page.locator("#train-progress [role=progressbar]")
+    assert progress.get_attribute("aria-valuenow") == "100" and progress.get_attribute("aria-label")
 
     # 5. Results (through the "See the results" button when the page offers it): an accuracy
     #    value and a rendered confusion matrix.
@@ -277,6 +293,9 @@ def test_new_user_walkthrough(page, tmp_path):
     if page.locator("#mistakes-gallery").count():
         bh.wait_images_loaded(page, "#mistakes-gallery")
     shots.append(bh.screenshot(page, 6, "results"))
+    a11y.assert_accessible(page, "results-results")
+    assert re.search(r"right on \d+ of \d+ test examples", bh.text_of(page, "#confusion-plot"), re.I)
+    assert page.locator("#reliability-text details td").count() >= 3   # the diagram as a table
     if os.environ.get("TL_UPDATE_SCREENSHOTS") == "1":  # the README's picture of the Results step
         (bh.REPO_ROOT / "docs" / "screenshots").mkdir(parents=True, exist_ok=True)
         shutil.copy(shots[-1], bh.REPO_ROOT / "docs" / "screenshots" / "results.png")
@@ -293,6 +312,7 @@ def test_new_user_walkthrough(page, tmp_path):
     assert re.search(r"Prediction set:\s*(one of: )?[0-9]", set_text), f"#try-set: {set_text!r}"
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 7, "try-prediction"))
+    a11y.assert_accessible(page, "results-prediction")
 
     # 7. Download the exported model as a zip.
     bh.ensure_visible(page, "#download-model")
@@ -322,6 +342,7 @@ def test_new_user_walkthrough(page, tmp_path):
     assert not bh.is_shown(page, "#to-results"), "'See the results' shown after a stopped run"
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 10, "second-run-stopped"))
+    a11y.assert_accessible(page, "stopped-train")
 
     # A third, tiny run in the same session finishes: Stop left nothing stuck. It also trains the
     # same recipe from random weights, for the comparison in Results.
@@ -367,6 +388,8 @@ def test_new_user_walkthrough(page, tmp_path):
     page.locator("#compare-diff").scroll_into_view_if_needed()
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 13, "scratch-comparison-and-runs"))
+    assert "In words, the validation accuracy of the ticked runs" in bh.text_of(page, "#compare-diff")
+    a11y.assert_accessible(page, "results-compared")
     assert len(shots) == 13
 
 
@@ -414,6 +437,7 @@ def test_failed_upload_after_the_sample_says_what_stays_loaded(page, tmp_path):
     # the error is a visible warning box, not plain text
     assert page.locator("#data-error .tl-warn").count() == 1
     bh.screenshot(page, 31, "bad-upload-after-sample")
+    a11y.assert_accessible(page, "error-shown-data")
     bh.assert_no_crash_signs(page)
 
 

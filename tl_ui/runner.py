@@ -50,6 +50,7 @@ class Job:
     label: str = ""                   # short human description for logs
     log_name: str = ""                # the owner as logs may show it (never a raw cookie)
     address: Optional[str] = None     # the client address of a caller without login (per-address cap)
+    embedding_cache: Optional[dict] = None   # the owner's embeddings kept across runs ({"dir", "max_bytes"})
     seq: int = 0                      # submission order
     state: str = QUEUED
     submitted: float = field(default_factory=time.time)
@@ -174,7 +175,7 @@ class Runner:
 
     def submit(self, config, run_dir: str | Path, owner: str = "", dataset=None,
                run_id: Optional[str] = None, label: str = "", log_name: str = "",
-               address: Optional[str] = None) -> Job:
+               address: Optional[str] = None, embedding_cache: Optional[dict] = None) -> Job:
         """Queue a run. `address`: the client address of a caller without login (None for a
         logged-in user or the CLI): such callers share the per-address cap."""
         run_dir = Path(run_dir)
@@ -184,7 +185,7 @@ class Runner:
             self._check_caps(owner, address)
             job = Job(id=run_id or run_dir.name, owner=owner, config=config, run_dir=run_dir,
                       dataset=dataset, label=label, log_name=log_name or "-", address=address,
-                      seq=next(self._seq), max_step_events=self.max_step_events)
+                      seq=next(self._seq), max_step_events=self.max_step_events, embedding_cache=embedding_cache)
             if job.id in self._jobs and not self._jobs[job.id].done:
                 raise ValueError(f"A job with id {job.id} is already active.")
             self._jobs[job.id] = job

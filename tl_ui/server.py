@@ -36,16 +36,6 @@ log = logging.getLogger(__name__)
 LOCK_NAME = ".lock"
 COOKIE_MAX_AGE = 30 * 24 * 3600
 
-# System fonts only: nothing is fetched (offline / Space) and no bundled display font stands in
-# for the user's normal UI font.
-SYSTEM_FONTS = ["system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"]
-MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-
-
-def THEME():  # noqa: N802 (a theme factory)
-    return gr.themes.Soft(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-
-
 def _cookies(scope) -> dict[str, str]:
     jar = SimpleCookie()
     for name, value in scope.get("headers", []):
@@ -158,7 +148,7 @@ def create_server_app(webapp, settings: Optional[Settings] = None):
     from gradio.routes import App as GradioApp
     from starlette.routing import Mount
 
-    from tl_ui.ui.theme import CSS
+    from tl_ui.ui.theme import CSS, build_theme
 
     lab, demo = webapp.lab, webapp.demo
     settings = settings or webapp.settings
@@ -182,7 +172,7 @@ def create_server_app(webapp, settings: Optional[Settings] = None):
         footer_links=["api", "settings"],
         run_history=False,
         css=CSS,
-        theme=THEME(),
+        theme=build_theme(),
     )
 
     def gradio_app():

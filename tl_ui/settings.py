@@ -34,6 +34,7 @@ class Settings:
     offline: bool = False                    # only the offline model shelf; no hub look-ups
     session_ttl_hours: float = 24.0          # anonymous session folders older than this are removed
     cleanup_minutes: float = 30.0            # how often the clean-up runs
+    embedding_cache_mb: float = 256.0        # each owner's embeddings kept across runs (0: none)
     # -- where runs train -------------------------------------------------------------------
     executor: str = "process"                # "process": one worker process per run; "ray": one Ray task per run
     ray_address: str = ""                    # with executor "ray": "auto", a cluster address, or "" (start a local Ray)
@@ -101,6 +102,8 @@ class Settings:
             raise SettingsError("Max image size must be at least 32 pixels and max text length at least 8 tokens.")
         if self.job_memory_gb < 0 or self.job_max_minutes <= 0:
             raise SettingsError("Job memory must be 0 (no cap) or more, and job minutes more than 0.")
+        if self.embedding_cache_mb < 0:
+            raise SettingsError("The embedding cache size must be 0 (none) or more MB.")
         if self.session_ttl_hours <= 0 or self.cleanup_minutes <= 0:
             raise SettingsError("Session lifetime and clean-up interval must be more than 0.")
         return self
@@ -222,6 +225,7 @@ _ENV_SPEC: list[tuple[str, str, str, str]] = [
     ("offline", "TL_OFFLINE", "bool", "Offline mode: only the packaged model shelf, no hub downloads."),
     ("session_ttl_hours", "TL_SESSION_TTL_HOURS", "float", "Anonymous session folders are removed after this many hours. Default 24."),
     ("cleanup_minutes", "TL_CLEANUP_MINUTES", "float", "Minutes between clean-ups of old sessions and caches. Default 30."),
+    ("embedding_cache_mb", "TL_EMBEDDING_CACHE_MB", "float", "Embeddings each user keeps for quicker repeat runs, in MB (0: none). Default 256."),
     ("executor", "TL_EXECUTOR", "str", "Where runs train: 'process' (a worker process each) or 'ray'. Default process."),
     ("ray_address", "TL_RAY_ADDRESS", "str", "With --executor ray: 'auto', a cluster address, or empty for a local Ray."),
     ("job_memory_gb", "TL_JOB_MEMORY_GB", "float", "Memory cap of one training worker in GB (0: none). Default 8."),

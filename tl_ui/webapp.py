@@ -28,7 +28,7 @@ from tl_ui.ui import train as train_step  # noqa: E402
 from tl_ui.service.lab import Lab  # noqa: E402
 from tl_ui.ui.handlers import Handlers  # noqa: E402
 from tl_ui.ui.state import SessionState  # noqa: E402
-from tl_ui.ui.theme import LIVE_REGIONS_JS  # noqa: E402
+from tl_ui.ui.theme import PAGE_SCRIPT_JS  # noqa: E402
 
 log = logging.getLogger("tl_ui.app")
 
@@ -128,7 +128,7 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     demo.load(None, None, token, js=TOKEN_READ_JS, **private).then(
         h.on_load, [state, token], h.output_components(h.on_load), **private)
     token.change(None, token, None, js=TOKEN_WRITE_JS, **private)
-    demo.load(None, None, None, js=LIVE_REGIONS_JS, **private)
+    demo.load(None, None, None, js=PAGE_SCRIPT_JS, **private)
 
     # tab navigation
     for button, target in (("model_next", "data"), ("data_next", "strategy"), ("strategy_next", "train"),

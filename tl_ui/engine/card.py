@@ -67,7 +67,7 @@ tags: [transfer-lab, {loaded.modality}-classification]
 * Accuracy: **{metrics.get("accuracy", 0):.3f}** {_ci(metrics.get("accuracy_ci"))} (always guessing the largest
   class would score {metrics.get("majority_baseline_accuracy", 0):.3f})
 * Macro-F1: **{metrics.get("macro_f1", 0):.3f}** {_ci(metrics.get("macro_f1_ci"))}
-* Best epoch: {metrics.get("best_epoch", "?")}
+* {_kept_weights(metrics)}
 {trust_lines}
 
 | class | precision | recall | F1 | support |
@@ -124,3 +124,11 @@ def _trust_lines(metrics: dict) -> str:
         lines.append(f"* Pretraining gain over the same recipe from random weights: {gain['accuracy']:+.3f} "
                      f"{_ci(gain.get('ci'))}")
     return "\n".join(lines)
+
+
+def _kept_weights(metrics: dict) -> str:
+    fit = metrics.get("probe_fit")
+    if fit:
+        return (f"Last layer: multinomial logistic regression, {fit.get('iterations')} L-BFGS iterations, "
+                f"L2 strength {fit.get('l2'):g} (chosen by cross-validation on the training examples)")
+    return f"Best epoch: {metrics.get('best_epoch', '?')}"

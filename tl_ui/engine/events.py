@@ -36,6 +36,7 @@ class RunStarted(Event):
     trainable_params: int
     total_params: int
     device: str
+    unit: str = "epoch"   # what `epochs` counts: "epoch", or "iteration" (the probe's full-batch solver)
 
 
 @dataclass

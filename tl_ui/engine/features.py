@@ -6,12 +6,12 @@ the backbone in eval mode: no re-implementation of any architecture's pooling.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
-from tl_ui.engine.inputs import forward_logits
+from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
 from tl_ui.engine.models import LoadedModel
 
 
@@ -49,3 +49,38 @@ def compute_head_inputs(loaded: LoadedModel, loader, *, device: torch.device,
         hook.remove()
         model.train(was_training)
     return torch.cat(captured) if captured else torch.empty(0)
+
+
+def embed_sets(loaded: LoadedModel, sets: Sequence[Sequence], *, batch_size: int, device: torch.device,
+               max_length: int, window: Optional[str], on_progress: Callable[[int, int, str], None],
+               should_stop: Callable[[], bool] = lambda: False, cache=None) -> list[torch.Tensor]:
+    """The head's inputs for each list of items (train, choose, report), in order.
+
+    With `cache` (an `embedding_cache.BoundCache`: the owner's cache for this model and every setting
+    that changes its features), examples an earlier run embedded are read back and only the others
+    go through the model; those are added to the cache."""
+    flat = [item for items in sets for item in items]
+    total = len(flat)
+    rows: list[Optional[torch.Tensor]] = [None] * total
+    keys = cache.keys_for(flat) if cache is not None else None
+    if keys is not None:
+        found = cache.lookup(keys)
+        rows = [found.get(key) for key in keys]
+    todo = [i for i, row in enumerate(rows) if row is None]
+    reused = total - len(todo)
+    message = ("Computing embeddings once (the model itself stays frozen)" if not reused else
+               f"Reusing {reused} embeddings from earlier runs; computing the other {len(todo)}")
+    if reused:
+        on_progress(reused, total, message)
+    if todo:
+        data = make_dataset(loaded, [flat[i] for i in todo], None, augment=False, max_length=max_length,
+                            window=window)
+        new = compute_head_inputs(loaded, make_loader(loaded, data, batch_size, shuffle=False), device=device,
+                                  should_stop=should_stop,
+                                  on_batch=lambda done: on_progress(reused + done, total, message))
+        for j, i in enumerate(todo):
+            rows[i] = new[j]
+        if keys is not None:
+            cache.store([keys[i] for i in todo], new)
+    stacked = torch.stack(rows) if rows else torch.empty(0)
+    return list(torch.split(stacked, [len(items) for items in sets]))

@@ -31,6 +31,12 @@ class TrainPlan:
     def trainable_share(self) -> float:
         return self.trainable_params / max(self.total_params, 1)
 
+    def activate(self, model: nn.Module) -> None:
+        """Only this plan's parameters get gradients (the head-only stage freezes the backbone)."""
+        active = {id(p) for group in self.param_groups for p in group["params"]}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in active)
+
     def set_train_mode(self) -> None:
         """model.train(), but frozen BatchNorm layers keep their running statistics."""
         self.model.train()
@@ -118,3 +124,7 @@ def _plan_lora(loaded: LoadedModel, config: RunConfig, lr: float) -> TrainPlan:
 def trainable_parameter_names(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
+
+def snapshot(module: nn.Module) -> dict:
+    """A copy of the module's weights (the best epoch's, restored at the end)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}

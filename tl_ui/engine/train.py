@@ -27,14 +27,16 @@ from tl_ui.data import DataError, LabelledDataset, Limits, load_dataset, stratif
 from tl_ui.engine.evaluate import quick_scores, write_predictions
 from tl_ui.engine.events import EpochEnd, Progress, RunFailed, RunFinished, RunStarted, RunStopped, StepEnd
 from tl_ui.engine.export import export_model
-from tl_ui.engine.features import Stopped, compute_head_inputs, probe_head
+from tl_ui.engine.embedding_cache import bind_for_run
+from tl_ui.engine.features import Stopped, embed_sets, probe_head
 from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
+from tl_ui.engine.probe_solver import MAX_ITER, fit_head_in_run
 from tl_ui.engine.models import load_model
 from tl_ui.engine.recorder import EventCallback, EventRecorder
 from tl_ui.engine.report import (CV_BELOW_N, build_metrics, calibrate, cross_validate_probe,
                                  keep_mistake_images, trust_softmax)
 from tl_ui.engine.roles import split_roles
-from tl_ui.engine.strategies import TrainPlan, plan
+from tl_ui.engine.strategies import TrainPlan, plan, snapshot
 from tl_ui.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -51,9 +53,10 @@ class RunResult:
 
 def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[EventCallback] = None,
               should_stop: Optional[Callable[[], bool]] = None,
-              dataset: Optional[LabelledDataset] = None) -> RunResult:
+              dataset: Optional[LabelledDataset] = None, embedding_cache=None) -> RunResult:
     """Train as `config` says, writing everything under `run_dir`. Never raises for a user's mistake:
-    a bad setting, bad data or an unavailable model ends the run with a `RunFailed` message."""
+    a bad setting, bad data or an unavailable model ends the run with a `RunFailed` message.
+    `embedding_cache`: an `EmbeddingCache` (or its record) the probe reads and adds embeddings to."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     recorder = EventRecorder(run_dir, on_event)
@@ -68,7 +71,7 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
                                        label_column=config.label_column, path_column=config.path_column,
                                        group_column=config.group_column,
                                        limits=Limits.from_record(config.limits) if config.limits else None)
-            return _Run(config, run_dir, dataset, recorder, stop).execute()
+            return _Run(config, run_dir, dataset, recorder, stop, embedding_cache).execute()
     except (ConfigError, DataError, ModelUnavailable) as exc:
         return _fail(recorder, run_dir, str(exc))
     except torch.OutOfMemoryError:
@@ -91,7 +94,7 @@ class _Run:
     """One run's state; `execute()` does the work."""
 
     def __init__(self, config: RunConfig, run_dir: Path, dataset: LabelledDataset, recorder: EventRecorder,
-                 should_stop: Callable[[], bool]):
+                 should_stop: Callable[[], bool], cache=None):
         self.config, self.run_dir, self.recorder, self.should_stop = config, run_dir, recorder, should_stop
         if config.max_examples and config.max_examples < len(dataset):
             dataset = stratified_subset(dataset, int(config.max_examples), config.seed)
@@ -113,6 +116,9 @@ class _Run:
         self.epoch = 0
         self.total_steps = 0
         self.fit_started = 0.0
+        self.probe_fit: Optional[dict] = None   # the full-batch head's record (probe_solver.HeadFit.record)
+        self.cache = cache                       # the owner's EmbeddingCache (or its record), or None
+        self.embedding_cache = None              # ...bound to this model's feature settings (the probe)
 
     # -- the run --------------------------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -135,6 +141,9 @@ class _Run:
         self.loaded = load_model(entry, self.classes, random_init=config.random_init, image_size=config.image_size,
                                  max_params_m=config.limits.get("max_model_params_m"))
         self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
+        if config.strategy == "linear_probe":
+            self.embedding_cache = bind_for_run(self.cache, self.loaded, config, self.window,
+                                                self.accelerator.device.type)
         try:
             if config.strategy == "linear_probe":
                 train_plan, best_epoch, logits = self._fit_probe()
@@ -168,47 +177,45 @@ class _Run:
         weights = compute_class_weight("balanced", classes=np.arange(len(self.classes)), y=self.train_targets)
         return torch.tensor(weights, dtype=torch.float32, device=self.accelerator.device)
 
-    def _started(self, train_plan: TrainPlan, epochs: int, steps_per_epoch: int) -> None:
+    def _started(self, train_plan: TrainPlan, epochs: int, steps_per_epoch: int, unit: str = "epoch") -> None:
         self.total_steps = epochs * steps_per_epoch
         self.recorder.emit(RunStarted(
             run_id=self.run_dir.name, model_id=self.config.model_id, strategy=self.config.strategy,
             modality=self.dataset.modality, classes=self.classes, n_train=len(self.train_items),
             n_val=len(self.val_items), epochs=epochs, total_steps=self.total_steps,
             trainable_params=train_plan.trainable_params, total_params=train_plan.total_params,
-            device=str(self.accelerator.device)))
+            device=str(self.accelerator.device), unit=unit))
 
     # -- linear probe: embeddings once, then the head on the cache ---------------------------------
     def _fit_probe(self):
         config, loaded = self.config, self.loaded
         train_plan = plan(loaded, config)
-        epochs = config.resolved_epochs
-        batch = int(config.batch_size)
-        self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch))
-        device = self.accelerator.device
-        sets = (self.train_items, self.val_items, self.report_items)
-        n_all = sum(map(len, sets))
-        features, offset = [], 0
-        for items in sets:
-            data = make_dataset(loaded, items, None, augment=False, max_length=config.max_length, window=self.window)
-            loader = make_loader(loaded, data, self._inference_batch(), shuffle=False)
-            features.append(compute_head_inputs(
-                loaded, loader, device=device, should_stop=self.should_stop,
-                on_batch=lambda done, offset=offset: self.recorder.emit(Progress(
-                    stage="embeddings", done=offset + done, total=n_all,
-                    message="Computing embeddings once (the model itself stays frozen)"))))
-            offset += len(items)
+        # The full-batch head (probe_solver) is opt-in until it is at least as accurate everywhere:
+        # on pretrained digits it still scored 3 points below the minibatch head (bench/sections/iterate.py).
+        minibatch = config.extra.get("probe_head", "minibatch") != "full_batch"
+        epochs, batch = (config.resolved_epochs if minibatch else MAX_ITER), int(config.batch_size)
+        self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch) if minibatch else 1,
+                      unit="epoch" if minibatch else "iteration")
+        features = embed_sets(
+            loaded, (self.train_items, self.val_items, self.report_items), batch_size=self._inference_batch(),
+            device=self.accelerator.device, max_length=config.max_length, window=self.window,
+            cache=self.embedding_cache, should_stop=self.should_stop,
+            on_progress=lambda done, total, message: self.recorder.emit(Progress(
+                stage="embeddings", done=done, total=total, message=message)))
         self.all_features = (features, (self.train_targets, self.val_targets, self.report_targets))
         head = probe_head(loaded)
-        generator = torch.Generator().manual_seed(config.seed)
-        train_loader = DataLoader(TensorDataset(features[0], torch.as_tensor(self.train_targets)),
-                                  batch_size=batch, shuffle=True, generator=generator)
         val_loader = DataLoader(TensorDataset(features[1], torch.as_tensor(self.val_targets)), batch_size=256)
         report_loader = DataLoader(TensorDataset(features[2], torch.as_tensor(self.report_targets)), batch_size=256)
 
         def forward(model, batch):
             return model(batch[0])
 
-        best_epoch = self._fit(head, [(train_plan, epochs)], forward, train_loader, val_loader)
+        if minibatch:
+            train_loader = DataLoader(TensorDataset(features[0], torch.as_tensor(self.train_targets)), batch_size=batch,
+                                      shuffle=True, generator=torch.Generator().manual_seed(config.seed))
+            best_epoch = self._fit(head, [(train_plan, epochs)], forward, train_loader, val_loader)
+        else:
+            best_epoch = fit_head_in_run(self, head, features)
         return train_plan, best_epoch, (self._predict(head, forward, val_loader),
                                         self._predict(head, forward, self.accelerator.prepare(report_loader)))
 
@@ -257,7 +264,7 @@ class _Run:
         model = acc.prepare(module)
         train_loader, val_loader = acc.prepare(train_loader, val_loader)
         for train_plan, n_epochs in stages:
-            _activate(train_plan, model)
+            train_plan.activate(model)
             optimizer = torch.optim.AdamW(train_plan.param_groups, weight_decay=config.weight_decay)
             steps = n_epochs * len(train_loader)
             scheduler = get_cosine_schedule_with_warmup(optimizer, int(config.warmup_fraction * steps), steps)
@@ -269,7 +276,7 @@ class _Run:
                 val_loss, val_acc, val_f1 = self._validate(model, forward, val_loader)
                 improved = val_loss < best[0] - 1e-6
                 if improved:
-                    best = (val_loss, self.epoch, _snapshot(module))
+                    best = (val_loss, self.epoch, snapshot(module))
                     stale = 0
                 else:
                     stale += 1
@@ -357,6 +364,7 @@ class _Run:
             "strategy": config.strategy, "model_id": config.model_id, "random_init": config.random_init,
             "trainable_params": train_plan.trainable_params, "total_params": train_plan.total_params,
             "train_seconds": round(time.time() - self.fit_started, 2), "evaluation": self.roles.describe(),
+            **({"probe_fit": self.probe_fit} if self.probe_fit else {}),
         })
         if self.all_features is not None and len(self.report_items) < CV_BELOW_N:
             features = torch.cat(self.all_features[0]).numpy()
@@ -386,14 +394,3 @@ def _image_reading(items, window):
     from tl_ui.data.images import image_reading_note
 
     return image_reading_note(items, window)
-
-
-def _activate(train_plan: TrainPlan, model: nn.Module) -> None:
-    """Only this stage's parameters get gradients (the head-only stage freezes the backbone)."""
-    active = {id(p) for group in train_plan.param_groups for p in group["params"]}
-    for p in model.parameters():
-        p.requires_grad_(id(p) in active)
-
-
-def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}

@@ -264,3 +264,19 @@ def worker_env() -> dict[str, str]:
     keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TL_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
             "TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_PROGRESS_BARS")
     return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def train_options(train_fn, job) -> dict[str, Any]:
+    """Keyword arguments beyond the common ones that `train_fn` takes: the owner's embedding cache
+    (the engine's train_run takes it; a test's stand-in train function need not)."""
+    import inspect
+
+    cache = getattr(job, "embedding_cache", None) if not isinstance(job, dict) else job.get("embedding_cache")
+    if not cache:
+        return {}
+    try:
+        params = inspect.signature(train_fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    takes = "embedding_cache" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return {"embedding_cache": cache} if takes else {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from tl_ui.executors.base import Executor
+from tl_ui.executors.base import Executor, train_options
 
 
 class InlineExecutor(Executor):
@@ -17,4 +17,5 @@ class InlineExecutor(Executor):
     def run(self, job) -> Any:
         """The train function's own result; an exception reaches the runner (the job fails cleanly)."""
         return self.train_fn(job.config, job.run_dir, on_event=job.add_event,
-                             should_stop=job.stop_flag.is_set, dataset=job.dataset)
+                             should_stop=job.stop_flag.is_set, dataset=job.dataset,
+                             **train_options(self.train_fn, job))

@@ -23,7 +23,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-from tl_ui.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_event, memory_message)
+from tl_ui.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_event, memory_message,
+                                  train_options)
 from tl_ui.runfolder import FAILED, FINISHED, RUNNING, RunFolder
 
 log = logging.getLogger("tl_ui.worker")
@@ -42,6 +43,7 @@ def make_payload(job, *, executor: str, target: str = ENGINE, memory_gb: float =
     config = job.config.to_dict() if hasattr(job.config, "to_dict") else dict(job.config or {})
     dataset = dataclasses.asdict(job.dataset) if dataclasses.is_dataclass(job.dataset) else job.dataset
     return {"run_id": job.id, "run_dir": str(job.run_dir), "config": config, "dataset": dataset,
+            "embedding_cache": getattr(job, "embedding_cache", None),
             "target": target, "executor": executor, "memory_gb": float(memory_gb or 0),
             "parent_pid": parent_pid, "env": dict(env or {}), "sys_path": list(sys_path or []), "nice": nice}
 
@@ -79,7 +81,8 @@ def run_payload(payload: dict) -> dict:
     config = _config(payload["config"])
     stop = StopFile(run_dir)
     try:
-        result = train(config, run_dir, on_event=None, should_stop=stop.is_set, dataset=_dataset(payload.get("dataset")))
+        result = train(config, run_dir, on_event=None, should_stop=stop.is_set, dataset=_dataset(payload.get("dataset")),
+                       **train_options(train, payload))
     except MemoryError:
         result = _fail(run, memory_message(memory_gb) if memory_gb else
                        "The training process ran out of memory. Try a smaller batch or image size.")

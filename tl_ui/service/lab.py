@@ -29,6 +29,7 @@ NO_DATA_MESSAGE = ("Load a dataset first: upload one on step 2 · Data, or use a
                    "(“Use the sample images” or “Use the sample texts”).")
 SAMPLE_NAMES = {"image": "the sample images (handwritten digits)", "text": "the sample texts (movie reviews)"}
 KIND_WORDS = {"image": "images", "text": "texts"}
+PREDICTORS_KEPT = 4     # loaded models kept for try-it (the most recently used runs)
 
 
 class UserError(ValueError):
@@ -59,6 +60,7 @@ class Lab:
         self.recovered = self.workspace.recover_interrupted()
         self._predictors: OrderedDict[str, object] = OrderedDict()
         self._predictor_lock = threading.Lock()
+        self._predictor_loads: dict[str, threading.Lock] = {}
         self._cleanup_thread: Optional[threading.Thread] = None
         self._stop_cleanup = threading.Event()
 
@@ -184,10 +186,18 @@ class Lab:
         try:
             return self.runner.submit(config, run.path, owner=owner.id, dataset=dataset, run_id=run.id,
                                       label=f"{config.model_id}/{config.strategy}", log_name=owner.log_name,
-                                      address=None if owner.is_user else (address or None))
+                                      address=None if owner.is_user else (address or None),
+                                      embedding_cache=self._embedding_cache(owner))
         except QueueFull as exc:
             shutil.rmtree(run.path, ignore_errors=True)
             raise UserError(str(exc)) from None
+
+    def _embedding_cache(self, owner: Owner) -> Optional[dict]:
+        """Where the owner's runs keep embeddings for the next run, and how much (None: switched off)."""
+        if self.settings.embedding_cache_mb <= 0:
+            return None
+        return {"dir": str(self.workspace.embeddings_dir(owner)),
+                "max_bytes": int(self.settings.embedding_cache_mb * 1024 * 1024)}
 
     def _job_done(self, job: Job) -> None:
         """Runner hook: a scratch companion that finished fills in its main run's comparison."""
@@ -239,19 +249,43 @@ class Lab:
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
+    def warm_predictor(self, owner: Owner, run_id: str) -> None:
+        """Load the run's model in the background (Results shows the run), so that even the first
+        try-it answer does not wait for it; later answers reuse it (see `_predictor`)."""
+        try:
+            run = self.run(owner, run_id)
+        except UserError:
+            return
+        if run.has_model:
+            threading.Thread(target=self._warm, args=(run.path,), name="tl-warm-predictor", daemon=True).start()
+
+    def _warm(self, run_dir: Path) -> None:
+        try:
+            self._predictor(run_dir)
+        except Exception:   # a broken model folder: the try-it click reports it
+            log.info("could not preload the model of %s", Path(run_dir).name, exc_info=True)
+
     def _predictor(self, run_dir: Path):
+        """The run's model, loaded once and kept (the 4 most recently used runs): a try-it click
+        answers from memory. Two callers asking for the same run while it loads share one load."""
         key = str(Path(run_dir).resolve())
         with self._predictor_lock:
             if key in self._predictors:
                 self._predictors.move_to_end(key)
                 return self._predictors[key]
-        from tl_ui.engine import Predictor  # lazy: torch
+            loading = self._predictor_loads.setdefault(key, threading.Lock())
+        with loading:
+            with self._predictor_lock:
+                if key in self._predictors:
+                    return self._predictors[key]
+            from tl_ui.engine import Predictor  # lazy: torch
 
-        predictor = Predictor.load(run_dir)
-        with self._predictor_lock:
-            self._predictors[key] = predictor
-            while len(self._predictors) > 4:
-                self._predictors.popitem(last=False)
+            predictor = Predictor.load(run_dir)
+            with self._predictor_lock:
+                self._predictors[key] = predictor
+                self._predictor_loads.pop(key, None)
+                while len(self._predictors) > PREDICTORS_KEPT:
+                    self._predictors.popitem(last=False)
         return predictor
 
     # -- clean-up and shutdown ------------------------------------------------------------------------

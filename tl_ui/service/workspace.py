@@ -4,6 +4,8 @@
                           uploads/<random>/     uploads as received, and what they unpack to
                           datasets/<sha256>/    the exact data file each run trained on, kept while
                                                 a run refers to it (run.json points here: faithful replays)
+                          embeddings/<key>/     embeddings kept across runs (tl_ui.engine.embedding_cache),
+                                                bounded in size; unread ones go after the same time as uploads
 
 Users' folders survive restarts; anonymous session folders are removed after `session_ttl_hours`
 of inactivity, uploads of any owner after the same time.
@@ -25,6 +27,7 @@ from tl_ui.service.owners import Owner
 
 log = logging.getLogger(__name__)
 
+EMBEDDINGS = "embeddings"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 
 
@@ -86,6 +89,10 @@ class Workspace:
         d = self.owner_dir(owner) / "uploads" / uuid.uuid4().hex[:10]
         d.mkdir(parents=True, exist_ok=True)
         return d
+
+    def embeddings_dir(self, owner: Owner) -> Path:
+        """The owner's embeddings kept across runs (tl_ui/engine/embedding_cache.py; created on first use)."""
+        return self.owner_dir(owner) / EMBEDDINGS
 
     def new_run(self, owner: Owner) -> RunFolder:
         return RunFolder(self.runs_dir(owner) / new_run_id())
@@ -163,6 +170,10 @@ class Workspace:
                 if kept.name not in referenced and now - _mtime(kept) > session_ttl_s:
                     _remove(kept)
                     removed.append(kept)
+            if (d / EMBEDDINGS).is_dir():   # embeddings no run read for as long as an upload is kept
+                from tl_ui.engine.embedding_cache import EmbeddingCache
+
+                removed += EmbeddingCache(d / EMBEDDINGS).prune(session_ttl_s, now)
         return removed
 
 

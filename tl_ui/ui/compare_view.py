@@ -79,6 +79,12 @@ def overlay_df(runs: list[tuple[str, RunFolder]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=OVERLAY_COLUMNS)
 
 
+def empty_overlay() -> pd.DataFrame:
+    """The overlay before any run is ticked: axes, no lines."""
+    return pd.DataFrame({"epoch": pd.Series(dtype=float), "accuracy": pd.Series(dtype=float),
+                         "run": pd.Series(dtype=str)})[OVERLAY_COLUMNS]
+
+
 def colour_map(names: list[str]) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 

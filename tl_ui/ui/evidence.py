@@ -103,7 +103,7 @@ def overview_df(metrics: dict, config: dict, run_seconds: Optional[float] = None
         rows.append(("Validation examples (epoch, calibration chosen on)", str(evaluation["n_chosen"])))
     rows += [
         ("Training examples", str(metrics.get("n_train", "–"))),
-        ("Best epoch", str(metrics.get("best_epoch", "–"))),
+        _fit_row(metrics),
         ("Model", str(config.get("model_id", metrics.get("model_id", "–")))),
         ("Strategy", str(config.get("strategy", metrics.get("strategy", "–")))),
     ]
@@ -145,6 +145,14 @@ def reliability_df(calibration: Optional[dict]) -> Optional[pd.DataFrame]:
         # every series present (a blank row if need be): the plot fixes its legend from its first rows
         rows += points_ or [(float("nan"), float("nan"), series, None)]
     return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
+
+
+def empty_reliability_df() -> pd.DataFrame:
+    """The reliability diagram before there is a run: axes and legend, no points (every series
+    present as a blank row: the plot fixes its legend from its first rows)."""
+    nan = float("nan")
+    return pd.DataFrame([(nan, nan, series, None) for series in (AFTER, BEFORE, DIAGONAL)],
+                        columns=RELIABILITY_COLUMNS)
 
 
 def calibration_md(calibration: Optional[dict], metrics: dict) -> str:
@@ -221,3 +229,15 @@ def group_md(groups: Optional[dict]) -> str:
     for warning in groups.get("warnings") or []:
         lines.append(f"- ⚠️ {html.escape(str(warning))}")
     return "\n\n".join(lines)
+
+
+def _fit_row(metrics: dict) -> tuple[str, str]:
+    """The kept weights: an epoch, or for the probe's full-batch head its solver iterations and L2 strength."""
+    fit = metrics.get("probe_fit")
+    if fit:
+        cv = fit.get("inner_cv")
+        how = (f"chosen by {cv.get('folds')}-fold cross-validation on the training examples" if cv else
+               "the usual default (too few examples per class to cross-validate)")
+        return ("Last layer fitted (full-batch solver)",
+                f"{fit.get('iterations')} iterations; L2 strength {fit.get('l2'):g}, {how}")
+    return ("Best epoch", str(metrics.get("best_epoch", "–")))

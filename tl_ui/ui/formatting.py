@@ -119,10 +119,12 @@ def short_text(text: str, n: int = 300) -> str:
 
 
 def progress_html(fraction: float, text: str) -> str:
+    """The training progress bar: a named `role=progressbar` whose value text is `text`."""
     pct = max(0.0, min(1.0, fraction)) * 100
+    value_text = f' aria-valuetext="{html.escape(text)}"' if text else ""
     return (
         '<div class="tl-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
-        f'aria-valuenow="{pct:.0f}" aria-label="Training progress">'
+        f'aria-valuenow="{pct:.0f}" aria-label="Training progress"{value_text}>'
         f'<div class="tl-progress-bar" style="width:{pct:.1f}%"></div></div>'
         f'<div class="tl-progress-text">{html.escape(text)}</div>'
     )

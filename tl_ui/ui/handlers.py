@@ -18,6 +18,7 @@ from typing import Optional
 import gradio as gr
 
 from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
+from tl_ui.ui import compare_view
 from tl_ui.ui import data as data_step
 from tl_ui.ui import model as model_step
 from tl_ui.ui import results_view
@@ -217,12 +218,13 @@ class Handlers:
         state.job_id = job.id
         return {"session": state, **train_step.view_outputs(job, self.lab.runner, state)}
 
-    @outputs("train_status")
+    @outputs("train_status", "train_announce")
     def stop(self, state: SessionState, request: gr.Request):
         owner = self.lab.owner(request)
         if state.job_id and self.lab.stop_run(owner, state.job_id):
-            return {"train_status": "**Stopping…** the run ends after its current step."}
-        return {"train_status": "There is no run to stop."}
+            return {"train_status": "**Stopping…** the run ends after its current step.",
+                    "train_announce": "Stopping: the run ends after its current step."}
+        return {"train_status": "There is no run to stop.", "train_announce": "There is no run to stop."}
 
     @outputs(train_step.VIEW_KEYS)
     def tick(self, state: SessionState, request: gr.Request):
@@ -247,6 +249,7 @@ class Handlers:
             values = {**results_view.runs_overview(self.lab, owner, shown=run_id),
                       **results_view.empty(error_md(user_message(exc, "showing the results")))}
         state.shown_run = run_id
+        self.lab.warm_predictor(owner, run_id)   # try-it answers from a model already in memory
         return {"session": state, **values}
 
     @outputs(results_view.RUNS_KEYS)
@@ -258,7 +261,8 @@ class Handlers:
         try:
             return results_view.compare(self.lab, self.lab.owner(request), ticked)
         except Exception as exc:
-            return {"compare_plot": None, "compare_diff": error_md(user_message(exc, "comparing the runs"))}
+            return {"compare_plot": compare_view.empty_overlay(),
+                    "compare_diff": error_md(user_message(exc, "comparing the runs"))}
 
     @outputs("compare_plot")
     def compare_colours(self, ticked, request: gr.Request):
@@ -284,14 +288,16 @@ class Handlers:
     def try_it(self, image, file, text, state: SessionState, request: gr.Request):
         owner = self.lab.owner(request)
         image = file or image   # a DICOM / TIFF file given beside the picture box wins
+        no_answer = gr.update(value=None, visible=False)   # an empty gr.Label: see tl_ui/ui/results.py
         if not state.shown_run:
-            return {"try_output": None, "try_set": "",
+            return {"try_output": no_answer, "try_set": "",
                     "try_error": error_md("Train a model or pick a previous run first.")}
         try:
             answer = self.lab.predict(owner, state.shown_run, image, text)
         except Exception as exc:
-            return {"try_output": None, "try_set": "", "try_error": error_md(user_message(exc, "predicting"))}
-        return {"try_output": {str(k): float(v) for k, v in answer["probabilities"].items()},
+            return {"try_output": no_answer, "try_set": "", "try_error": error_md(user_message(exc, "predicting"))}
+        probabilities = {str(k): float(v) for k, v in answer["probabilities"].items()}
+        return {"try_output": gr.update(value=probabilities, visible=True),
                 "try_set": results_view.set_md(answer), "try_error": ""}
 
 

@@ -11,7 +11,7 @@ from tl_ui.ui.formatting import error_md
 
 DEFAULT_MODEL_ID = DEFAULT_MODEL["image"]
 SHELF_COLUMNS = ["Model", "Reads", "Weights", "Offline", "Good for", "Licence"]
-SHELF_WIDTHS = ["21%", "8%", "9%", "10%", "40%", "12%"]
+SHELF_WIDTHS = ["20%", "8%", "9%", "13%", "38%", "12%"]
 
 
 def shelf_entries(modality: Optional[str], offline_mode: bool):

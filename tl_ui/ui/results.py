@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+from tl_ui.ui import compare_view as cv
 from tl_ui.ui.compare_view import OVERLAY_COLUMNS, RUNS_WIDTHS
-from tl_ui.ui.evidence import RELIABILITY_COLORS
+from tl_ui.ui.evidence import RELIABILITY_COLORS, empty_reliability_df
+
+EMPTY_RELIABILITY = empty_reliability_df()
 
 NO_RESULTS = "No results yet: train a model in step 4, or pick a previous run."
 SCRATCH_POLL_SECONDS = 2.0
@@ -29,26 +32,31 @@ def build() -> dict:
         c["refresh_runs"] = gr.Button("↻ Refresh list", elem_id="refresh-runs", scale=1)
     c["results_summary"] = gr.Markdown(NO_RESULTS, elem_id="results-summary")
     c["scratch_comparison"] = gr.Markdown("", elem_id="scratch-comparison", elem_classes="tl-evidence")
+    # the tables appear with a run's results (an empty table is a scroll box with nothing to focus)
     with gr.Row():
         c["metrics_table"] = gr.Dataframe(label="Overall", interactive=False, elem_id="metrics-table", scale=5,
-                                          wrap=True, column_widths=["50%", "50%"], max_height=900)
+                                          wrap=True, column_widths=["50%", "50%"], max_height=900, visible=False)
         c["per_class_table"] = gr.Dataframe(label="Per class (on the test examples)", interactive=False,
                                             elem_id="per-class-table", scale=5, wrap=True, max_height=900,
-                                            column_widths=["14%", "26%", "26%", "12%", "22%"])
+                                            column_widths=["14%", "26%", "26%", "12%", "22%"], visible=False)
     c["group_notes"] = gr.Markdown("", elem_id="group-notes", visible=False)
     c["group_table"] = gr.Dataframe(label="Per group", interactive=False, elem_id="group-table", wrap=True,
                                     visible=False, max_height=400)
     gr.Markdown("**Can you trust its confidence?** When the model says it is 80% sure, it should be right "
                 "about 80% of the time: then its points lie on the grey diagonal.")
     with gr.Row():
+        # plots start from an empty frame: an empty plot is Gradio's "Empty value" box, whose
+        # aria-label on a plain <div> is not allowed (WCAG 4.1.2)
         c["reliability_plot"] = gr.LinePlot(
-            value=None, x="confidence", y="accuracy", color="series", color_map=RELIABILITY_COLORS,
-            color_title="", title="Reliability diagram: how sure vs. how often right (test examples)",
+            value=EMPTY_RELIABILITY, x="confidence", y="accuracy", color="series",
+            color_map=RELIABILITY_COLORS, color_title="",
+            title="Reliability diagram: how sure vs. how often right (test examples)",
             x_title="confidence (how sure it said it was)", y_title="accuracy (how often right)",
-            x_lim=[0, 1], y_lim=[0, 1], height=320, elem_id="reliability-plot", scale=5,
+            x_lim=[0, 1], y_lim=[0, 1], height=320, elem_id="reliability-plot", scale=5, min_width=440,
             tooltip=["series", "confidence", "accuracy", "examples"])
-        with gr.Column(scale=4):
+        with gr.Column(scale=4, min_width=280):   # a narrow screen stacks them (the plot keeps its title)
             c["calibration_summary"] = gr.Markdown("", elem_id="calibration-summary")
+            c["reliability_text"] = gr.HTML("", elem_id="reliability-text")   # the diagram as a table
             c["conformal_summary"] = gr.Markdown("", elem_id="conformal-summary")
     gr.Markdown("**Confusion matrix** — how often each true class (row) was predicted as each class (column).")
     c["confusion_plot"] = gr.HTML("", elem_id="confusion-plot")
@@ -65,11 +73,12 @@ def build() -> dict:
                                           sources=["upload", "clipboard"], height=220)
                 # the browser cannot show DICOM or 16-bit TIFF: those come as a plain file
                 c["try_file"] = gr.File(label="…or a DICOM / TIFF file (any extension)", type="filepath",
-                                        elem_id="try-file", height=90)
+                                        elem_id="try-file", height=150)
             c["try_text"] = gr.Textbox(label="A text", lines=3, visible=False, elem_id="try-text")
             with gr.Column():
+                # shown with the first answer (an empty gr.Label is an "Empty value" box: see above)
                 c["try_output"] = gr.Label(num_top_classes=5, label="What the model thinks (calibrated)",
-                                           elem_id="try-output")
+                                           elem_id="try-output", visible=False)
                 c["try_set"] = gr.Markdown("", elem_id="try-set")
         c["try_btn"] = gr.Button("Predict", elem_id="try-btn")
         c["try_error"] = gr.Markdown("", elem_id="try-error")
@@ -96,10 +105,12 @@ def _compare_section() -> dict:
                                     elem_id="runs-table", max_height=420, column_widths=RUNS_WIDTHS)}
     with gr.Row():
         c["compare_runs"] = gr.CheckboxGroup(choices=[], value=[], label="Runs to compare (finished runs)",
-                                             elem_id="compare-runs", scale=2)
+                                             elem_id="compare-runs", scale=2, min_width=280)
         c["compare_plot"] = gr.LinePlot(
-            value=None, x=OVERLAY_COLUMNS[0], y=OVERLAY_COLUMNS[1], color=OVERLAY_COLUMNS[2], color_title="",
+            value=cv.empty_overlay(), x=OVERLAY_COLUMNS[0], y=OVERLAY_COLUMNS[1], color=OVERLAY_COLUMNS[2],
+            color_title="",
             title="Validation accuracy per epoch of the ticked runs", x_title="epoch", x_axis_format="~g",
-            y_title="validation accuracy", y_lim=[0, 1], height=300, elem_id="compare-plot", scale=3)
+            y_title="validation accuracy", y_lim=[0, 1], height=300, elem_id="compare-plot", scale=3,
+            min_width=440)
     c["compare_diff"] = gr.Markdown("", elem_id="compare-diff")
     return c

@@ -18,14 +18,16 @@ from tl_ui.service.lab import UserError
 from tl_ui.ui import compare_view as cv
 from tl_ui.ui import evidence as ev
 from tl_ui.ui.formatting import short_text
+from tl_ui.ui.plot_text import overlay_sentence, reliability_html
 from tl_ui.ui.results_html import confusion_html
 from tl_ui.ui.thumbnails import thumbnail
 
 # Everything `show` may set (the handlers' outputs are these components).
 SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_class_table", "group_notes",
-             "group_table", "reliability_plot", "calibration_summary", "conformal_summary", "confusion_plot",
-             "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output", "try_set", "try_error",
-             "download_model", "download_run_json", "download_card", "replay_command", "results_timer")
+             "group_table", "reliability_plot", "reliability_text", "calibration_summary", "conformal_summary",
+             "confusion_plot", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
+             "try_set", "try_error", "download_model", "download_run_json", "download_card", "replay_command",
+             "results_timer")
 RUNS_KEYS = ("previous_runs", "runs_table", "compare_runs")
 COMPARE_KEYS = ("compare_plot", "compare_diff")   # and compare_colours: compare_plot
 
@@ -41,10 +43,11 @@ def empty(message: str) -> dict:
     """The step with nothing shown but `message` (a run without results, or a problem)."""
     hidden = gr.update(visible=False, value=None)
     off = gr.update(value=None, interactive=False)
-    return {"results_summary": message, "scratch_comparison": "", "metrics_table": None, "per_class_table": None,
-            "group_notes": gr.update(value="", visible=False), "group_table": hidden, "reliability_plot": None,
-            "calibration_summary": "", "conformal_summary": "", "confusion_plot": "", "mistakes_gallery": hidden,
-            "mistakes_table": hidden, "try_output": None, "try_set": "", "try_error": "", "download_model": off,
+    return {"results_summary": message, "scratch_comparison": "", "metrics_table": hidden, "per_class_table": hidden,
+            "group_notes": gr.update(value="", visible=False), "group_table": hidden,
+            "reliability_plot": ev.empty_reliability_df(), "reliability_text": "", "calibration_summary": "",
+            "conformal_summary": "", "confusion_plot": "", "mistakes_gallery": hidden, "mistakes_table": hidden,
+            "try_output": hidden, "try_set": "", "try_error": "", "download_model": off,
             "download_run_json": off, "download_card": off, "replay_command": "",
             "results_timer": gr.Timer(active=False)}
 
@@ -65,18 +68,19 @@ def show(lab, owner, run: RunFolder) -> dict:
     values = {
         "results_summary": ev.headline_md(run.id, config, metrics),
         "scratch_comparison": scratch_text,
-        "metrics_table": ev.overview_df(metrics, config, _run_seconds(status)),
-        "per_class_table": ev.per_class_df(metrics),
+        "metrics_table": gr.update(value=ev.overview_df(metrics, config, _run_seconds(status)), visible=True),
+        "per_class_table": gr.update(value=ev.per_class_df(metrics), visible=True),
         "group_notes": gr.update(value=ev.group_md(groups), visible=group_table is not None),
         "group_table": gr.update(value=group_table, visible=group_table is not None),
-        "reliability_plot": ev.reliability_df(metrics.get("calibration")),
+        "reliability_plot": _or_empty(ev.reliability_df(metrics.get("calibration"))),
+        "reliability_text": reliability_html(metrics.get("calibration")),
         "calibration_summary": ev.calibration_md(metrics.get("calibration"), metrics),
         "conformal_summary": ev.conformal_md(metrics.get("conformal"), metrics),
         "confusion_plot": confusion_html(metrics.get("confusion_matrix") or [], metrics.get("classes") or []),
         "try_image": gr.update(visible=modality == "image", value=None),
         "try_file": gr.update(visible=modality == "image", value=None),
         "try_text": gr.update(visible=modality == "text", value=""),
-        "try_output": None, "try_set": "", "try_error": "",
+        "try_output": gr.update(value=None, visible=False), "try_set": "", "try_error": "",
         "replay_command": (
             "**Replay this run from the command line** (with the data file at the path inside `run.json`):\n\n"
             f"```\npython -m tl_ui train --config run.json --out {shlex.quote('runs/replay-' + run.id)}\n```"),
@@ -89,6 +93,10 @@ def show(lab, owner, run: RunFolder) -> dict:
         values[key] = (gr.update(value=str(path), interactive=True) if path
                        else gr.update(value=None, interactive=False))
     return values
+
+
+def _or_empty(reliability: Optional[pd.DataFrame]) -> pd.DataFrame:
+    return ev.empty_reliability_df() if reliability is None else reliability
 
 
 def _mistakes(lab, owner, run: RunFolder, mistakes: list[dict], modality: str) -> dict:
@@ -171,8 +179,10 @@ def compare(lab, owner, ticked: Optional[list[str]], infos: Optional[list] = Non
     runs = _ticked_runs(lab, owner, ticked, infos)
     note = "" if len(ticked or []) <= cv.MAX_TICKED else f" (the first {cv.MAX_TICKED} are drawn)"
     legend = zip(cv.legend_names(runs), (RunFolder(i.run_dir) for i in runs))
-    return {"compare_plot": cv.overlay_df(list(legend)) if runs else None,
-            "compare_diff": cv.paired_md([(cv.run_name(i), RunFolder(i.run_dir)) for i in runs]) + note}
+    overlay = cv.overlay_df(list(legend)) if runs else cv.empty_overlay()
+    in_words = overlay_sentence(overlay)
+    paired = cv.paired_md([(cv.run_name(i), RunFolder(i.run_dir)) for i in runs]) + note
+    return {"compare_plot": overlay, "compare_diff": f"{in_words}\n\n{paired}" if in_words else paired}
 
 
 def compare_colours(lab, owner, ticked: Optional[list[str]]) -> dict:

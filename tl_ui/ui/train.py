@@ -6,14 +6,19 @@ reopened page picks the job up again.
 """
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 
 from tl_ui.runfolder import RunFolder
 from tl_ui.ui.formatting import progress_html, warn_box
-from tl_ui.ui.train_view import SERIES_COLORS, train_view
+from tl_ui.ui.plot_text import CURVES_WAITING, curves_html
+from tl_ui.ui.train_view import SERIES_COLORS, TrainView, train_view
 
 POLL_SECONDS = 1.0
 IDLE_STATUS = "Press **Start training** to begin."
+# A screen reader hears about a run at most this often while it trains (its end always at once).
+ANNOUNCE_EVERY_S = 10.0
 
 
 def build() -> dict:
@@ -28,23 +33,32 @@ def build() -> dict:
         start = gr.Button("▶ Start training", variant="primary", elem_id="start-btn", scale=2)
         stop = gr.Button("■ Stop", variant="stop", elem_id="stop-btn", interactive=False, scale=1)
     status = gr.Markdown(IDLE_STATUS, elem_id="train-status")
+    # what screen readers hear (an aria-live region, tl_ui/ui/theme.py): a sentence per state or
+    # epoch, at most every ANNOUNCE_EVERY_S seconds; not shown (the status above says the same)
+    announce = gr.Markdown("", elem_id="train-announce", elem_classes="tl-sr-only")
     progress = gr.HTML(progress_html(0, ""), elem_id="train-progress")
     # Both plots: the same series names in the same colours (training = blue, validation = orange).
+    # min_width: on a narrow screen (a tablet) the two plots stack instead of cutting their titles
     plot_kw = {"x": "epoch", "color": "series", "color_map": SERIES_COLORS, "color_title": "",
-               "x_title": "epoch", "height": 300}
+               "x_title": "epoch", "height": 300, "min_width": 400}
+    # The plots start from an empty frame (axes and legend, no points): an empty plot would be
+    # Gradio's "Empty value" box, whose aria-label on a plain <div> is not allowed (WCAG 4.1.2).
     with gr.Row():
-        loss = gr.LinePlot(value=None, y="loss", title="Loss (lower is better; training: every step)",
-                           elem_id="loss-plot", **plot_kw)
-        acc = gr.LinePlot(value=None, y="accuracy", title="Accuracy (higher is better; once per epoch)",
-                          y_lim=[0, 1], elem_id="acc-plot", **plot_kw)
+        loss = gr.LinePlot(value=TrainView().loss_df(), y="loss",
+                           title="Loss (lower is better; training: every step)", elem_id="loss-plot", **plot_kw)
+        acc = gr.LinePlot(value=TrainView().acc_df(), y="accuracy",
+                          title="Accuracy (higher is better; once per epoch)", y_lim=[0, 1], elem_id="acc-plot",
+                          **plot_kw)
+    curves_text = gr.HTML(CURVES_WAITING, elem_id="curves-text")
     log = gr.Textbox(label="Log", lines=8, max_lines=12, interactive=False, elem_id="train-log",
                      autoscroll=True)
     timer = gr.Timer(POLL_SECONDS, active=False)
     finished_run = gr.Textbox(visible=False, elem_id="finished-run")   # set when a run ends
     # shown only while the run on this page has finished (not during a new run, not after Stop)
     to_results = gr.Button("See the results →", elem_id="to-results", visible=False, variant="primary")
-    return {"start_btn": start, "stop_btn": stop, "train_status": status, "train_progress": progress,
-            "loss_plot": loss, "acc_plot": acc, "train_log": log, "timer": timer,
+    return {"start_btn": start, "stop_btn": stop, "train_status": status, "train_announce": announce,
+            "train_progress": progress, "loss_plot": loss, "acc_plot": acc, "curves_text": curves_text,
+            "train_log": log, "timer": timer,
             "finished_run": finished_run, "to_results": to_results}
 
 
@@ -70,6 +84,7 @@ def view_outputs(job, runner, state=None) -> dict:
         "train_progress": progress_html(view.fraction, view.progress_text),
         "loss_plot": loss,
         "acc_plot": acc,
+        "curves_text": curves_html(view.epoch_rows, view.epochs, view.unit),
         "train_log": view.log_text(),
         "start_btn": gr.update(interactive=not active),
         "stop_btn": gr.update(interactive=active),
@@ -78,7 +93,25 @@ def view_outputs(job, runner, state=None) -> dict:
     }
     if job.state == "finished":
         values["finished_run"] = job.id
+    announcement = _calm_announcement(view, state)
+    if announcement is not None:
+        values["train_announce"] = announcement
     return values
+
+
+def _calm_announcement(view: TrainView, state) -> "str | None":
+    """The run's sentence for screen readers when it should be said now, else None (nothing new, or
+    said less than ANNOUNCE_EVERY_S ago while the run goes on; a run's end is always said)."""
+    text = view.announcement()
+    if state is None:
+        return text
+    if not text or text == state.announced:
+        return None
+    now = time.monotonic()
+    if view.state in ("queued", "running") and state.announced and now - state.announced_at < ANNOUNCE_EVERY_S:
+        return None
+    state.announced, state.announced_at = text, now
+    return text
 
 
 def _plot_updates(view, state):
@@ -97,11 +130,12 @@ def _plot_updates(view, state):
 
 def cannot_start(message: str) -> dict:
     """What the Train step shows when a run could not be started (the reason in a warning box)."""
-    return {"train_status": warn_box(message, "Cannot start"), "train_progress": progress_html(0, ""),
+    return {"train_status": warn_box(message, "Cannot start"), "train_announce": f"Cannot start: {message}",
+            "train_progress": progress_html(0, ""),
             "start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),
             "timer": gr.Timer(active=False), "to_results": gr.update(visible=False)}
 
 
 # Everything view_outputs / cannot_start may set.
-VIEW_KEYS = ("train_status", "train_progress", "loss_plot", "acc_plot", "train_log", "start_btn", "stop_btn",
-             "timer", "finished_run", "to_results")
+VIEW_KEYS = ("train_status", "train_announce", "train_progress", "loss_plot", "acc_plot", "curves_text",
+             "train_log", "start_btn", "stop_btn", "timer", "finished_run", "to_results")

@@ -47,6 +47,8 @@ class TrainView:
     loop_seconds: Optional[float] = None   # the training loop alone (EpochEnd.elapsed_s)
     run_seconds: Optional[float] = None    # the whole run: model load, embeddings, training, export
     n_reported: Optional[int] = None       # the held-out (test) examples the final accuracy is on
+    epoch_rows: list = field(default_factory=list)   # per finished epoch: losses and accuracies (text alternative)
+    unit: str = "epoch"                    # what a row of the curves is: "epoch", or the probe's "iteration"
 
     def loss_df(self) -> pd.DataFrame:
         rows = self.loss_rows
@@ -67,6 +69,30 @@ class TrainView:
     def log_text(self, last: int = 40) -> str:
         return "\n".join(self.log[-last:])
 
+    def announcement(self) -> str:
+        """What a screen reader says about the run, in one plain sentence that changes only with the
+        state or a finished epoch: 'Epoch 3 of 10 done, validation accuracy 91.0%.'"""
+        if self.state == "queued":
+            return self.progress_text + "."
+        if self.state == "running":
+            if not self.epoch_rows:
+                return "Training started: preparing the model and your data."
+            last = self.epoch_rows[-1]
+            if self.unit != "epoch":
+                return (f"Fitting the last layer: iteration {last['epoch']}, validation accuracy "
+                        f"{fmt_pct(last['val_accuracy'])}.")
+            return (f"Epoch {last['epoch']} of {self.epochs or '?'} done, validation accuracy "
+                    f"{fmt_pct(last['val_accuracy'])}.")
+        if self.state == "finished":
+            return (f"Training finished: accuracy {fmt_pct(self.accuracy)} on {_examples(self.n_reported)}. "
+                    "The results are in step 5.")
+        if self.state == "stopped":
+            message = _plain(self.message)
+            return message if message.lower().startswith("stopped") else f"Training stopped. {message}".strip()
+        if self.state == "failed":
+            return "Training failed: " + _plain(self.message or "the run ended with an error.")
+        return ""
+
 
 def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_message: str = "",
                accuracy_ci=None) -> TrainView:
@@ -76,13 +102,15 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
     epochs = None
     last_eta = None
     last_epoch = 0
+    unit = "epoch"      # "iteration": the probe's full-batch solver (a few dozen quick iterations)
     stage_text = ""
     seen_stages: set = set()
     for e in events:
         kind = e.get("kind")
         if kind == "started":
             view.run_id = e.get("run_id", "")
-            epochs = e.get("epochs") or None
+            unit = e.get("unit") or "epoch"
+            epochs = (e.get("epochs") or None) if unit == "epoch" else None
             total = e.get("total_steps") or 0
             steps_per_epoch = (total / epochs) if epochs and total else None
             share = (e.get("trainable_params", 0) / max(e.get("total_params", 1), 1))
@@ -115,14 +143,22 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             last_eta = e.get("eta_s")
             last_epoch = int(e.get("epoch", last_epoch))
             view.progress_text = (f"Epoch {last_epoch} of {epochs or '?'} · step {step} of {total}"
-                                  f" · about {fmt_duration(last_eta)} left")
+                                  f" · about {fmt_duration(last_eta)} left" if unit == "epoch" else
+                                  f"Fitting the last layer: iteration {step}")
         elif kind == "epoch":
             ep = int(e.get("epoch", 0))
+            if unit != "epoch":
+                _iteration_rows(view, e)
+                last_epoch = ep
+                continue
             n_epochs = int(e.get("epochs") or epochs or 0)
             epochs = n_epochs or epochs
             view.loss_rows.append((float(ep), float(e.get("val_loss", float("nan"))), VAL_SERIES))
             view.acc_rows.append((float(ep), float(e.get("train_accuracy", float("nan"))), TRAIN_SERIES))
             view.acc_rows.append((float(ep), float(e.get("val_accuracy", float("nan"))), VAL_SERIES))
+            view.epoch_rows.append({"epoch": ep, "train_loss": e.get("train_loss"), "val_loss": e.get("val_loss"),
+                                    "train_accuracy": e.get("train_accuracy"),
+                                    "val_accuracy": e.get("val_accuracy")})
             last_eta = e.get("eta_s")
             last_epoch = ep
             view.loop_seconds = e.get("elapsed_s", view.loop_seconds)
@@ -143,7 +179,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.run_seconds = e.get("elapsed_s")
             view.n_reported = e.get("n_val")
             view.log.append(f"Finished: accuracy {fmt_pct(e.get('accuracy'))} on {_examples(view.n_reported)} "
-                            f"with the weights of epoch {e.get('best_epoch')}. "
+                            f"with the weights of {unit} {e.get('best_epoch')}. "
                             f"{timing_text(view.loop_seconds, view.run_seconds)}.")
         elif kind == "stopped":
             view.message = e.get("message", "")
@@ -154,12 +190,17 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.log.append(f"Failed: {view.message}")
 
     view.epochs = int(epochs) if epochs else None
+    view.unit = unit
+    if job_state in ("stopped", "failed") and not view.message:
+        view.message = job_message or ""
     if job_state == "queued":
         view.status = (f"**Waiting in queue: position {position}.** Your run starts by itself as soon as "
                        "the computer is free. You can leave this page open or come back later.")
         view.progress_text = f"Waiting in queue: position {position}"
     elif job_state == "running":
-        if view.loss_rows:
+        if view.loss_rows and unit != "epoch":
+            view.status = f"**Training:** fitting the last layer, iteration {max(last_epoch, 1)}"
+        elif view.loss_rows:
             view.status = (f"**Training:** epoch {max(last_epoch, 1)} of {epochs or '?'} · "
                            f"about {fmt_duration(last_eta)} left")
         elif stage_text:
@@ -188,6 +229,27 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
     else:
         view.status = "Press **Start training** to begin."
     return view
+
+
+def _plain(text: str) -> str:
+    return " ".join(str(text or "").replace("**", "").split())
+
+
+def _iteration_rows(view: TrainView, e: dict) -> None:
+    """The full-batch probe's iteration: curve points; one log line, for the weights kept."""
+    it = float(e.get("epoch", 0))
+    view.loss_rows.append((it, float(e.get("val_loss", float("nan"))), VAL_SERIES))
+    view.acc_rows.append((it, float(e.get("train_accuracy", float("nan"))), TRAIN_SERIES))
+    view.acc_rows.append((it, float(e.get("val_accuracy", float("nan"))), VAL_SERIES))
+    view.loop_seconds = e.get("elapsed_s", view.loop_seconds)
+    view.epoch_rows.append({"epoch": int(it), "train_loss": e.get("train_loss"), "val_loss": e.get("val_loss"),
+                            "train_accuracy": e.get("train_accuracy"), "val_accuracy": e.get("val_accuracy")})
+    if e.get("is_best"):
+        view.fraction = max(view.fraction, 0.95)
+        view.log.append(
+            f"Fitted the last layer in {int(it)} iterations (full-batch L-BFGS): train loss "
+            f"{e.get('train_loss', 0):.3f}, validation loss {e.get('val_loss', 0):.3f}, validation accuracy "
+            f"{fmt_pct(e.get('val_accuracy'))}")
 
 
 def _examples(n: Optional[int]) -> str:
