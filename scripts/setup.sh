@@ -9,9 +9,10 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
-stamp=".venv/.installed${extras:+-test}"
+# The app's own extra (explanations: grad-cam, captum); the tests add their tools.
+extras="[explain]"
+[ "${1:-}" = "--test" ] && extras="[explain,test]"
+stamp=".venv/.installed$([ "${1:-}" = "--test" ] && echo -test)"
 log=".venv/setup.log"
 # Reinstall only when the project's requirements changed since the last install.
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
@@ -23,5 +24,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     exit 1
   fi
   touch "$stamp"
-  echo "Transfer Lab is set up in .venv${extras:+ with the test tools} ($(( $(date +%s) - started )) s; pip's log: $log)."
+  echo "Transfer Lab is set up in .venv$([ "${1:-}" = "--test" ] && echo " with the test tools") ($(( $(date +%s) - started )) s; pip's log: $log)."
 fi

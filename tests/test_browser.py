@@ -313,6 +313,11 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 7, "try-prediction"))
     a11y.assert_accessible(page, "results-prediction")
+    _click(page, "#try-why-btn")   # what the answer rests on: a Grad-CAM overlay of the same digit
+    page.wait_for_selector("#try-why img.tl-why-map", timeout=60_000)
+    assert "Warmer colours" in bh.wait_for_text(page, "#try-why-note", "Why", timeout_s=15)
+    shots.append(bh.screenshot(page, 7, "try-why"))
+    a11y.assert_accessible(page, "results-why")
 
     # 7. Download the exported model as a zip.
     bh.ensure_visible(page, "#download-model")
@@ -390,7 +395,7 @@ def test_new_user_walkthrough(page, tmp_path):
     shots.append(bh.screenshot(page, 13, "scratch-comparison-and-runs"))
     assert "In words, the validation accuracy of the ticked runs" in bh.text_of(page, "#compare-diff")
     a11y.assert_accessible(page, "results-compared")
-    assert len(shots) == 13
+    assert len(shots) == 14
 
 
 # --------------------------------------------------------------------------- bad uploads

@@ -141,3 +141,31 @@ def test_explain_cli_writes_an_overlay_or_word_weights(image_run, text_run, tmp_
     errors = capsys.readouterr().err
     assert "--out must end in .html or .json" in errors and "'nope' is not one of" in errors
     assert "No such image file" in errors
+
+
+def test_the_service_explains_a_try_it_text_and_leaves_the_kept_model_alone(tmp_path):
+    """Through the service (the page's try-it "Why this answer?"): a text run's word weights, plain
+    messages for missing input, and predictions unchanged by an explanation of the same run."""
+    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.owners import Owner
+    from tl_ui.settings import Settings
+    from tl_ui.ui.results_view import why_md
+
+    lab = Lab(Settings(runs_dir=tmp_path / "runs"))
+    owner = Owner("user", "explainer")
+    try:
+        sample = lab.load_sample(owner, "text")
+        job = lab.start_run(owner, sample.dataset, sample.data_path, "minilm_l6",
+                            {"strategy": "linear_probe", "max_examples": 40, "epochs": 3})
+        assert lab.runner.wait(job.id, timeout=300).state == "finished"
+        text = "A warm, funny and wonderfully acted film."
+        before = lab.predict(owner, job.id, text=text)
+        why = lab.explain(owner, job.id, text=text)
+        assert why["kind"] == "text" and [w["text"] for w in why["words"]][:2] == ["A", "warm"]
+        assert "tl-explanation" in why["html"] and why["class"] in ("fresh", "rotten")
+        assert why_md(why).startswith(f"**Why “{why['class']}”?** Blue words")
+        assert lab.predict(owner, job.id, text=text) == before
+        with pytest.raises(UserError, match="Type some text first"):
+            lab.explain(owner, job.id, text="  ")
+    finally:
+        lab.close()

@@ -185,6 +185,7 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     try_kw = {"concurrency_limit": 2, "concurrency_id": "predict"}
     for trigger in (c["try_btn"].click, c["try_text"].submit):
         on(trigger, h.try_it, [c["try_image"], c["try_file"], c["try_text"], state], **try_kw)
+    on(c["try_why_btn"].click, h.explain_it, [c["try_image"], c["try_file"], c["try_text"], state], **try_kw)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -249,6 +249,32 @@ class Lab:
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
+    def explain(self, owner: Owner, run_id: str, image=None, text=None) -> dict:
+        """What the run's answer for one input rests on (tl_ui.engine.explain): {"kind", "class",
+        "overlay" (a PIL image; images) or "html" and "words" (texts)}."""
+        run = self.run(owner, run_id)
+        if not run.has_model:
+            raise UserError("This run has no finished model to explain. Pick a run that finished.")
+        predictor = self._predictor(run.path)
+        item = str(image) if predictor.modality == "image" and image else (text if predictor.modality == "text" else None)
+        if not item or not str(item).strip():
+            raise UserError("Upload an image first." if predictor.modality == "image" else "Type some text first.")
+        try:
+            from tl_ui.engine.explain import explain
+        except ImportError as exc:   # grad-cam / captum are the 'explain' extra
+            raise UserError(f"Explanations need the 'explain' extra ({exc.name} is not installed): "
+                            "pip install -e '.[explain]'.") from None
+        import copy
+
+        # Its own copy of the kept model: Grad-CAM hooks the model and would also record a
+        # concurrent try-it prediction's pass through it.
+        own = copy.copy(predictor)
+        own.model = copy.deepcopy(predictor.model)
+        try:
+            return explain(own, item)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
     def warm_predictor(self, owner: Owner, run_id: str) -> None:
         """Load the run's model in the background (Results shows the run), so that even the first
         try-it answer does not wait for it; later answers reuse it (see `_predictor`)."""

@@ -301,6 +301,18 @@ class Handlers:
                 "try_set": results_view.set_md(answer), "try_error": ""}
 
 
+    @outputs("try_why_note", "try_why", "try_error")
+    def explain_it(self, image, file, text, state: SessionState, request: gr.Request):
+        cleared = {**results_view.WHY_CLEARED, "try_error": ""}
+        if not state.shown_run:
+            return {**cleared, "try_error": error_md("Train a model or pick a previous run first.")}
+        try:
+            why = self.lab.explain(self.lab.owner(request), state.shown_run, file or image, text)
+        except Exception as exc:
+            return {**cleared, "try_error": error_md(user_message(exc, "explaining the answer"))}
+        return {**cleared, "try_why_note": results_view.why_md(why), "try_why": results_view.why_html(why)}
+
+
 def client_address(request) -> Optional[str]:
     """The caller's network address (counts toward the per-address cap of callers without login)."""
     return getattr(getattr(request, "client", None), "host", None)

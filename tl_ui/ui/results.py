@@ -80,8 +80,14 @@ def build() -> dict:
                 c["try_output"] = gr.Label(num_top_classes=5, label="What the model thinks (calibrated)",
                                            elem_id="try-output", visible=False)
                 c["try_set"] = gr.Markdown("", elem_id="try-set")
-        c["try_btn"] = gr.Button("Predict", elem_id="try-btn")
+        with gr.Row():
+            c["try_btn"] = gr.Button("Predict", elem_id="try-btn")
+            c["try_why_btn"] = gr.Button("Why this answer?", elem_id="try-why-btn", variant="secondary")
         c["try_error"] = gr.Markdown("", elem_id="try-error")
+        # What the answer rests on: a Grad-CAM overlay (images) or shaded words (texts); shown once asked for.
+        c["try_why_note"] = gr.Markdown("", elem_id="try-why-note")
+        # plain HTML (an <img> with its alt text): gr.Image wraps its picture in an unnamed button
+        c["try_why"] = gr.HTML("", elem_id="try-why")
     gr.Markdown("**Downloads** — the model folder works with the ordinary `timm` / `transformers` "
                 "libraries; `run.json` replays this run from the command line.")
     with gr.Row():

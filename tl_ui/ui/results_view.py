@@ -26,8 +26,9 @@ from tl_ui.ui.thumbnails import thumbnail
 SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_class_table", "group_notes",
              "group_table", "reliability_plot", "reliability_text", "calibration_summary", "conformal_summary",
              "confusion_plot", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
-             "try_set", "try_error", "download_model", "download_run_json", "download_card", "replay_command",
+             "try_set", "try_error", "try_why_note", "try_why", "download_model", "download_run_json", "download_card", "replay_command",
              "results_timer")
+WHY_CLEARED = {"try_why_note": "", "try_why": ""}
 RUNS_KEYS = ("previous_runs", "runs_table", "compare_runs")
 COMPARE_KEYS = ("compare_plot", "compare_diff")   # and compare_colours: compare_plot
 
@@ -47,7 +48,7 @@ def empty(message: str) -> dict:
             "group_notes": gr.update(value="", visible=False), "group_table": hidden,
             "reliability_plot": ev.empty_reliability_df(), "reliability_text": "", "calibration_summary": "",
             "conformal_summary": "", "confusion_plot": "", "mistakes_gallery": hidden, "mistakes_table": hidden,
-            "try_output": hidden, "try_set": "", "try_error": "", "download_model": off,
+            "try_output": hidden, "try_set": "", "try_error": "", **WHY_CLEARED, "download_model": off,
             "download_run_json": off, "download_card": off, "replay_command": "",
             "results_timer": gr.Timer(active=False)}
 
@@ -80,7 +81,7 @@ def show(lab, owner, run: RunFolder) -> dict:
         "try_image": gr.update(visible=modality == "image", value=None),
         "try_file": gr.update(visible=modality == "image", value=None),
         "try_text": gr.update(visible=modality == "text", value=""),
-        "try_output": gr.update(value=None, visible=False), "try_set": "", "try_error": "",
+        "try_output": gr.update(value=None, visible=False), "try_set": "", "try_error": "", **WHY_CLEARED,
         "replay_command": (
             "**Replay this run from the command line** (with the data file at the path inside `run.json`):\n\n"
             f"```\npython -m tl_ui train --config run.json --out {shlex.quote('runs/replay-' + run.id)}\n```"),
@@ -130,6 +131,35 @@ def set_md(answer: dict) -> str:
     if not sentence:
         return ""
     return f"**Prediction set:** {html.escape(str(sentence))}"
+
+
+def why_md(why: dict) -> str:
+    """What an explanation shows, in plain words (the map itself is beside it)."""
+    name = html.escape(str(why["class"]))
+    if why["kind"] == "image":
+        how = (f"Warmer colours mark the parts of the image that raised the score of “{name}” most "
+               "(Grad-CAM on the model's last feature map).")
+    else:
+        how = (f"Blue words pushed the model towards “{name}”, orange words away from it; the stronger the "
+               "shade, the stronger the push (integrated gradients).")
+    return (f"**Why “{name}”?** {how} It shows what the answer rests on, not whether it is right: a model "
+            "that looks at a ruler, a scanner's label or one telling word instead of the real content has learned "
+            "a shortcut.")
+
+
+def why_html(why: dict) -> str:
+    """The explanation itself: the overlay as an image with its alt text, or the shaded words."""
+    if why["kind"] != "image":
+        return why["html"]
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    why["overlay"].save(buffer, format="PNG")
+    alt = (f"The uploaded image with a heat map over it: warm colours where the model found most evidence "
+           f"for “{why['class']}”.")
+    return (f'<img class="tl-why-map" width="260" alt="{html.escape(alt)}" '
+            f'src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode("ascii")}">')
 
 
 def _companion(lab, owner, metrics: dict, status: dict) -> Optional[RunFolder]:
