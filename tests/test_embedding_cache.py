@@ -7,13 +7,13 @@ import time
 import pytest
 import torch
 
-import tl_ui.engine.train as train_module
 from tl_ui.catalog import get_model
 from tl_ui.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
 from tl_ui.engine import train_run
 from tl_ui.engine.embedding_cache import EmbeddingCache, feature_key, feature_settings
 from tl_ui.engine.models import load_model
+from forward_counting import count_forward_examples  # tests/ is on sys.path (rootdir-less import mode)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 DIGITS = str(sample_dataset_path("image"))
@@ -71,20 +71,6 @@ def test_eviction_keeps_the_cache_under_its_size_least_recently_used_first(tmp_p
     assert len(cache.prune(max_age_s=0, now=time.time() + 1)) == 3 and cache.size_bytes() == 0
 
 
-def _counting(monkeypatch) -> dict:
-    seen = {"examples": 0}
-    original = train_module.load_model
-
-    def counting_load_model(*args, **kwargs):
-        loaded = original(*args, **kwargs)
-        loaded.model.register_forward_hook(lambda m, inputs, out: seen.__setitem__(
-            "examples", seen["examples"] + inputs[0].shape[0]))
-        return loaded
-
-    monkeypatch.setattr(train_module, "load_model", counting_load_model)
-    return seen
-
-
 def _comparable(metrics: dict) -> dict:
     out = {k: v for k, v in metrics.items() if k != "train_seconds"}
     if "probe_fit" in out:   # the full-batch head's record (opt-in)
@@ -94,7 +80,7 @@ def _comparable(metrics: dict) -> dict:
 
 def test_second_probe_reuses_every_embedding_and_added_examples_only_embed_themselves(tmp_path, digits,
                                                                                       monkeypatch):
-    seen = _counting(monkeypatch)
+    seen = count_forward_examples(monkeypatch)
     cache = EmbeddingCache(tmp_path / "cache")
     config = RunConfig(data_path=DIGITS, strategy="linear_probe", image_size=64, seed=2)
     first_data = stratified_subset(digits, 50, 0)

@@ -75,16 +75,9 @@ def test_pretrained_text_model_beats_random_init(tmp_path, reviews):
 
 def test_linear_probe_runs_the_backbone_once_per_example(tmp_path, digits, monkeypatch):
     """Ten epochs, still one backbone forward pass per example: the embeddings are cached."""
-    seen = {"examples": 0}
-    original = train_module.load_model
+    from forward_counting import count_forward_examples
 
-    def counting_load_model(*args, **kwargs):
-        loaded = original(*args, **kwargs)
-        loaded.model.register_forward_hook(lambda m, inputs, out: seen.__setitem__(
-            "examples", seen["examples"] + inputs[0].shape[0]))
-        return loaded
-
-    monkeypatch.setattr(train_module, "load_model", counting_load_model)
+    seen = count_forward_examples(monkeypatch)
     result = train_run(tiny_image_config(strategy="linear_probe", epochs=10), tmp_path / "run", dataset=digits)
     assert result.status == "finished", result.message
     assert seen["examples"] == 60  # 48 train + 12 validation examples, once each
