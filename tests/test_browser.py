@@ -378,7 +378,7 @@ def test_new_user_walkthrough(page, tmp_path):
                      r"\d+% \(\d+%–\d+%\)", text), text
     assert re.search(r"gave [+−±]\d+ points? of accuracy on the same \d+ test examples \(95% interval "
                      r"[+−]?\d+ to [+−]?\d+ points\)", text), text
-    bh.wait_until(lambda: len(bh.checked_values(page, "compare-runs")) == 2, 15,
+    bh.wait_until(lambda: len(bh.checked_values(page, "compare-runs")) == 2, 60,
                   "the run and its scratch companion to be ticked", page=page)
     bh.wait_until(lambda: bh.plot_has_data(page, "compare-plot"), 30, "#compare-plot to draw", page=page)
     bh.wait_until(lambda: len(set(bh.series_colours(page, "compare-plot").values()) - {"transparent"}) == 2, 15,
