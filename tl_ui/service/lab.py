@@ -256,14 +256,15 @@ class Lab:
         if not run.has_model:
             raise UserError("This run has no finished model to explain. Pick a run that finished.")
         predictor = self._predictor(run.path)
-        item = str(image) if predictor.modality == "image" and image else (text if predictor.modality == "text" else None)
+        item = (str(image) if image else None) if predictor.modality == "image" else text
         if not item or not str(item).strip():
             raise UserError("Upload an image first." if predictor.modality == "image" else "Type some text first.")
         try:
             from tl_ui.engine.explain import explain
         except ImportError as exc:   # grad-cam / captum are the 'explain' extra
-            raise UserError(f"Explanations need the 'explain' extra ({exc.name} is not installed): "
-                            "pip install -e '.[explain]'.") from None
+            raise UserError(f"Explanations are not installed on this server ({exc.name} is missing). The "
+                            "prediction above still holds; ask whoever runs Transfer Lab to install the "
+                            "'explain' extra (pip install -e '.[explain]').") from None
         import copy
 
         # Its own copy of the kept model: Grad-CAM hooks the model and would also record a
