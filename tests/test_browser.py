@@ -395,7 +395,23 @@ def test_new_user_walkthrough(page, tmp_path):
     shots.append(bh.screenshot(page, 13, "scratch-comparison-and-runs"))
     assert "In words, the validation accuracy of the ticked runs" in bh.text_of(page, "#compare-diff")
     a11y.assert_accessible(page, "results-compared")
-    assert len(shots) == 14
+
+    # 10. "Train more epochs" on the shown run: a new run from its best weights, followed on step 4,
+    #     its epochs numbered after its parent's; the runs list says which run it continues.
+    assert bh.set_number(page, "more-epochs", 2), "no #more-epochs field to set"
+    _click(page, "#continue-btn")
+    bh.wait_for_text(page, "#continue-note", "more epochs from run", timeout_s=30)
+    bh.wait_until(lambda: "stopped" not in _status(page).lower() and bh.is_shown(page, "#train-status"), 30,
+                  "step 4 to follow the continued run", page=page)
+    _wait_finished(page)
+    shots.append(bh.screenshot(page, 14, "continued-run-finished"))
+    page.locator("#to-results").click()
+    bh.wait_until(lambda: "continues" in (page.locator("#previous-runs input").first.input_value() or ""), 30,
+                  "the continued run's results, labelled with its parent", page=page)
+    bh.assert_no_crash_signs(page)
+    shots.append(bh.screenshot(page, 15, "continued-run-results"))
+    a11y.assert_accessible(page, "results-continued")
+    assert len(shots) == 16
 
 
 # --------------------------------------------------------------------------- bad uploads

@@ -50,6 +50,14 @@ def stubborn_train(config, run_dir, on_event, should_stop, dataset=None):
     ctypes.CDLL(None).sleep(600)
 
 
+def quick_train(config, run_dir, on_event, should_stop, dataset=None):
+    """Finishes at once, saying which process it ran in."""
+    print(f"trained in process {os.getpid()}", flush=True)
+    _record(run_dir, kind="started", run_id=Path(run_dir).name)
+    RunFolder(run_dir).set_status("finished", "")
+    return SimpleNamespace(status="finished", message="")
+
+
 # -- helpers ------------------------------------------------------------------------------------
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.time() + timeout
@@ -118,6 +126,22 @@ def test_killed_worker_fails_its_run_and_the_next_job_finishes(tmp_path, runners
     assert nxt.started >= doomed.ended - 1e-3
     if not torch_before:
         assert "torch" not in sys.modules  # the trainer's process imported it, not this one
+
+
+def test_a_spare_worker_takes_the_next_run_logs_into_it_and_ends_with_the_server(tmp_path, runners):
+    executor = ProcessExecutor(target=f"{HERE}:quick_train")
+    runner = runners(1, executor=executor)
+    assert runner.wait(runner.submit({}, tmp_path / "first", owner="me").id, 60).state == "finished"
+    spare = wait_for(lambda: executor._spare, 10, "a spare worker")   # started when the first run ended
+    second = runner.submit({}, tmp_path / "second", owner="me")
+    assert runner.wait(second.id, 60).state == "finished", second.message
+    assert RunFolder(second.run_dir).status()["worker_pid"] == spare.pid   # one run per process, still
+    assert f"trained in process {spare.pid}" in (second.run_dir / "worker.log").read_text()
+    assert spare.wait(10) == 0
+    waiting = wait_for(lambda: executor._spare, 10, "the next spare")
+    assert waiting.pid != spare.pid and alive(waiting.pid)
+    runner.shutdown(timeout=10)
+    wait_for(lambda: waiting.poll() is not None, 10, "the spare to end with the server")
 
 
 # -- Stop -----------------------------------------------------------------------------------------

@@ -201,6 +201,7 @@ class RunFolder:
             n_examples=(metrics.get("n_train") or 0) + (metrics.get("n_val") or 0)
             + ((metrics.get("evaluation") or {}).get("n_chosen") or 0) or None,
             random_init=bool(config.get("random_init")), has_model=self.has_model,
+            continued_from=(config.get("extra") or {}).get("continue_from"),
         )
 
 
@@ -222,6 +223,7 @@ class RunInfo:
     n_reported: Optional[int] = None
     n_examples: Optional[int] = None
     random_init: bool = False
+    continued_from: Optional[str] = None     # the run this one continues ("train N more epochs")
 
     @property
     def seconds(self) -> Optional[float]:
@@ -234,7 +236,8 @@ class RunInfo:
         when = time.strftime("%d %b %H:%M", time.localtime(self.started)) if self.started else self.run_id
         acc = f", accuracy {self.accuracy:.0%}" if self.accuracy is not None else ""
         scratch = " (random init)" if self.random_init else ""
-        return f"{when} · {self.model_id} · {self.strategy}{scratch} · {self.state}{acc}"
+        parent = f" · continues {self.continued_from}" if self.continued_from else ""
+        return f"{when} · {self.model_id} · {self.strategy}{scratch}{parent} · {self.state}{acc}"
 
     def to_dict(self) -> dict:
         return {
@@ -242,5 +245,5 @@ class RunInfo:
             "started": self.started, "ended": self.ended, "model_id": self.model_id,
             "strategy": self.strategy, "accuracy": self.accuracy, "accuracy_ci": self.accuracy_ci,
             "macro_f1": self.macro_f1, "macro_f1_ci": self.macro_f1_ci, "n_reported": self.n_reported,
-            "random_init": self.random_init, "has_model": self.has_model,
+            "random_init": self.random_init, "has_model": self.has_model, "continued_from": self.continued_from,
         }

@@ -35,6 +35,7 @@ class Settings:
     session_ttl_hours: float = 24.0          # anonymous session folders older than this are removed
     cleanup_minutes: float = 30.0            # how often the clean-up runs
     embedding_cache_mb: float = 256.0        # each owner's embeddings kept across runs (0: none)
+    fast_path: bool = True                   # channels-last / native bf16 / length buckets (tl_ui/engine/fast_path.py)
     # -- where runs train -------------------------------------------------------------------
     executor: str = "process"                # "process": one worker process per run; "ray": one Ray task per run
     ray_address: str = ""                    # with executor "ray": "auto", a cluster address, or "" (start a local Ray)
@@ -226,6 +227,7 @@ _ENV_SPEC: list[tuple[str, str, str, str]] = [
     ("session_ttl_hours", "TL_SESSION_TTL_HOURS", "float", "Anonymous session folders are removed after this many hours. Default 24."),
     ("cleanup_minutes", "TL_CLEANUP_MINUTES", "float", "Minutes between clean-ups of old sessions and caches. Default 30."),
     ("embedding_cache_mb", "TL_EMBEDDING_CACHE_MB", "float", "Embeddings each user keeps for quicker repeat runs, in MB (0: none). Default 256."),
+    ("fast_path", "TL_FAST_PATH", "bool", "Channels-last images, bf16 on CPUs that have it, texts batched by length (false: plain float32). Default true."),
     ("executor", "TL_EXECUTOR", "str", "Where runs train: 'process' (a worker process each) or 'ray'. Default process."),
     ("ray_address", "TL_RAY_ADDRESS", "str", "With --executor ray: 'auto', a cluster address, or empty for a local Ray."),
     ("job_memory_gb", "TL_JOB_MEMORY_GB", "float", "Memory cap of one training worker in GB (0: none). Default 8."),

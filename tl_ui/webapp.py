@@ -66,6 +66,8 @@ def apply_process_env(settings: Settings) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # read by the engine in this process and in every worker it starts (tl_ui/engine/fast_path.py)
+    os.environ["TL_FAST_PATH"] = "1" if settings.fast_path else "0"
     if settings.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -170,6 +172,7 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     on(c["start_btn"].click, h.start, form, concurrency_limit=None)
     on(c["stop_btn"].click, h.stop, state, concurrency_limit=None)
     on(c["timer"].tick, h.tick, state, concurrency_limit=None, show_progress="hidden")
+    on(c["continue_btn"].click, h.continue_run, [c["more_epochs"], state], concurrency_limit=None)
 
     # step 5 (each update of the runs overlay is followed by its colours: see compare_colours)
     hidden = {"concurrency_limit": None, "show_progress": "hidden"}

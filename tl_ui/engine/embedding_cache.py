@@ -36,11 +36,16 @@ def feature_settings(loaded, config, window: Optional[str], device_type: str) ->
     """Everything that changes the head's inputs for a given example."""
     import torch
 
+    from tl_ui.engine import fast_path
+
     entry = loaded.entry
     settings: dict[str, Any] = {
         "version": FEATURES_VERSION, "model": entry.id, "load_name": entry.load_name, "source": entry.source,
         "weights": _weights_identity(entry, config), "captured": loaded.head_names[-1],
         "device": device_type, "torch": torch.__version__,
+        # the fast path changes features by float rounding only, but a run with it off must see exactly
+        # the numbers of the plain path, so it is part of the key
+        "fast_path": fast_path.describe(loaded.modality, device_type),
     }
     if len(loaded.head_names) > 1:
         # a newly initialised layer sits below the captured one (DistilBERT's pre_classifier):

@@ -15,6 +15,7 @@ from torch import nn
 
 from tl_ui.config import RunConfig
 from tl_ui.engine.card import model_card
+from tl_ui.engine.fast_path import restore_layout
 from tl_ui.engine.models import LoadedModel
 from tl_ui.runfolder import RunFolder
 
@@ -32,6 +33,7 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
     calibration = calibration or {"temperature": 1.0, "thresholds": {}, "n_calibration": 0}
     try:
         fold_temperature(model, loaded.head_names, float(calibration["temperature"]))
+        restore_layout(model)   # channels-last weights (fast path) are saved plain
         if config.strategy == "lora":
             model.save_pretrained(str(tmp / "adapter"))     # the adapter alone (peft format)
             model = model.merge_and_unload()                  # ...and a merged, ordinary model

@@ -11,6 +11,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from tl_ui.engine.fast_path import inference_autocast, length_order
 from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
 from tl_ui.engine.models import LoadedModel
 
@@ -41,7 +42,8 @@ def compute_head_inputs(loaded: LoadedModel, loader, *, device: torch.device,
             if should_stop():
                 raise Stopped()
             batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-            forward_logits(model, batch)
+            with inference_autocast(device.type):
+                forward_logits(model, batch)
             done += len(batch["labels"])
             if on_batch:
                 on_batch(done)
@@ -73,6 +75,7 @@ def embed_sets(loaded: LoadedModel, sets: Sequence[Sequence], *, batch_size: int
     if reused:
         on_progress(reused, total, message)
     if todo:
+        todo = [todo[j] for j in length_order([flat[i] for i in todo])]   # texts of similar length together
         data = make_dataset(loaded, [flat[i] for i in todo], None, augment=False, max_length=max_length,
                             window=window)
         new = compute_head_inputs(loaded, make_loader(loaded, data, batch_size, shuffle=False), device=device,

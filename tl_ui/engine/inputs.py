@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from tl_ui.engine.fast_path import image_input
 from tl_ui.engine.models import LoadedModel
 
 
@@ -121,6 +122,6 @@ def _collate_images(batch):
 def forward_logits(model, batch: dict) -> torch.Tensor:
     """Logits for a batch, whatever the model family (timm takes a tensor, transformers keywords)."""
     if "pixel_values" in batch:
-        return model(batch["pixel_values"])
+        return model(image_input(batch["pixel_values"]))
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     return model(**inputs).logits

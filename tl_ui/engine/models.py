@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from tl_ui.catalog import ModelEntry, ModelUnavailable, needs_network_message, network_disabled, packaged_path
+from tl_ui.engine.fast_path import prepare_model
 from tl_ui.limits import model_too_large_message
 
 
@@ -60,7 +61,9 @@ def load_model(entry: ModelEntry, classes: list[str], *, random_init: bool = Fal
             raise ModelUnavailable(model_too_large_message(entry.display_name, params_m, max_params_m))
     try:
         if entry.modality == "image":
-            return _load_image_model(entry, classes, random_init, image_size)
+            loaded = _load_image_model(entry, classes, random_init, image_size)
+            prepare_model(loaded.model, "image")   # channels-last (the fast path; changes only rounding)
+            return loaded
         return _load_text_model(entry, classes, random_init)
     except ModelUnavailable:
         raise

@@ -7,6 +7,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from tl_ui.engine.export import read_manifest
+from tl_ui.engine.fast_path import image_input, inference_autocast, length_order, prepare_model
 
 
 class PredictError(ValueError):
@@ -16,7 +17,7 @@ class PredictError(ValueError):
 class Predictor:
     def __init__(self, model, classes: list[str], modality: str, *, transform=None, tokenizer=None,
                  max_length: int = 128, conformal: Optional[dict] = None, window: Optional[str] = None):
-        self.model = model.eval()
+        self.model = prepare_model(model.eval(), modality)   # channels-last for images (fast path)
         self.classes = classes
         self.modality = modality
         self.transform = transform
@@ -54,6 +55,8 @@ class Predictor:
     @torch.no_grad()
     def predict_proba(self, inputs: Sequence[Any], batch_size: int = 8) -> torch.Tensor:
         # batch 8: on CPU larger batches are slower per example (docs/benchmarks.md, section 7)
+        order = length_order(list(inputs)) if self.modality == "text" else list(range(len(inputs)))
+        inputs = [inputs[i] for i in order]   # texts of similar length share a batch: less padding
         rows = []
         for start in range(0, len(inputs), batch_size):
             chunk = list(inputs[start:start + batch_size])
@@ -65,15 +68,21 @@ class Predictor:
                 except (OSError, ValueError) as exc:
                     raise PredictError(f"Could not read the image: {exc}. Use a PNG, JPEG, TIFF or DICOM "
                                        "file.") from None
-                logits = self.model(pixels)
+                with inference_autocast():
+                    logits = self.model(image_input(pixels))
             else:
                 if any(not isinstance(x, str) or not x.strip() for x in chunk):
                     raise PredictError("Type some text to classify.")
                 encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
                                          return_tensors="pt")
-                logits = self.model(**encoded).logits
+                with inference_autocast():
+                    logits = self.model(**encoded).logits
             rows.append(logits.float().softmax(-1))
-        return torch.cat(rows) if rows else torch.empty(0, len(self.classes))
+        if not rows:
+            return torch.empty(0, len(self.classes))
+        probs = torch.empty_like(torch.cat(rows))
+        probs[order] = torch.cat(rows)   # back in the caller's order
+        return probs
 
     def predict(self, inputs: Sequence[Any]) -> list[dict[str, float]]:
         """For each input, {class: probability}, most likely first."""

@@ -24,6 +24,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from tl_ui.catalog import ModelUnavailable, get_model
 from tl_ui.config import ConfigError, RunConfig
 from tl_ui.data import DataError, LabelledDataset, Limits, load_dataset, stratified_subset
+from tl_ui.data.images import image_reading_note
+from tl_ui.engine.continuation import resume
 from tl_ui.engine.evaluate import quick_scores, write_predictions
 from tl_ui.engine.events import EpochEnd, Progress, RunFailed, RunFinished, RunStarted, RunStopped, StepEnd
 from tl_ui.engine.export import export_model
@@ -160,7 +162,7 @@ class _Run:
     def _data_summary(self) -> dict:
         summary = self.dataset.summary()
         if self.dataset.modality == "image":
-            summary["image_reading"] = _image_reading(self.dataset.items, self.window)
+            summary["image_reading"] = image_reading_note(self.dataset.items, self.window)
         return summary
 
     def _inference_batch(self) -> int:
@@ -190,6 +192,7 @@ class _Run:
     def _fit_probe(self):
         config, loaded = self.config, self.loaded
         train_plan = plan(loaded, config)
+        resume(self, train_plan)   # a continued run starts from its parent's head
         # The full-batch head (probe_solver) is opt-in until it is at least as accurate everywhere:
         # on pretrained digits it still scored 3 points below the minibatch head (bench/sections/iterate.py).
         minibatch = config.extra.get("probe_head", "minibatch") != "full_batch"
@@ -235,9 +238,10 @@ class _Run:
         report_loader = make_loader(loaded, report_data, self._inference_batch(), shuffle=False)
 
         final_plan = plan(loaded, config)  # LoRA wraps the model in a PeftModel here
+        continuing = resume(self, final_plan)   # from the parent's best weights (its head is settled)
         stages = [(final_plan, epochs)]
         head_epochs = int(config.head_only_epochs)
-        if config.strategy == "full" and 0 < head_epochs < epochs:
+        if config.strategy == "full" and 0 < head_epochs < epochs and not continuing:
             # probe-then-fine-tune: a settled head first keeps random gradients out of the backbone
             head_plan = plan(loaded, config, head_only=True)
             stages = [(head_plan, head_epochs), (final_plan, epochs - head_epochs)]
@@ -260,9 +264,11 @@ class _Run:
             patience = max(patience, 10)
         best = (math.inf, 0, None)  # (val loss, epoch, state)
         self.fit_started = time.time()
-        stale = 0
+        stale, offset = 0, self.epoch   # offset: a continued run's epochs follow its parent's
         model = acc.prepare(module)
         train_loader, val_loader = acc.prepare(train_loader, val_loader)
+        if offset:   # a continued run keeps its parent's weights unless one of its epochs beats them
+            best = (self._validate(model, forward, val_loader)[0], offset, snapshot(module))
         for train_plan, n_epochs in stages:
             train_plan.activate(model)
             optimizer = torch.optim.AdamW(train_plan.param_groups, weight_decay=config.weight_decay)
@@ -282,7 +288,7 @@ class _Run:
                     stale += 1
                 elapsed = time.time() - self.fit_started
                 self.recorder.emit(EpochEnd(
-                    epoch=self.epoch, epochs=sum(n for _, n in stages), step=self.step, train_loss=train_loss,
+                    epoch=self.epoch, epochs=offset + sum(n for _, n in stages), step=self.step, train_loss=train_loss,
                     train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc, val_macro_f1=val_f1,
                     elapsed_s=elapsed, eta_s=self._eta(), is_best=improved))
                 if patience and stale >= patience:
@@ -389,8 +395,3 @@ class _Run:
         self.recorder.status("finished")
         return RunResult(self.run_dir.name, self.run_dir, "finished", metrics)
 
-
-def _image_reading(items, window):
-    from tl_ui.data.images import image_reading_note
-
-    return image_reading_note(items, window)

@@ -262,7 +262,7 @@ class Executor:
 def worker_env() -> dict[str, str]:
     """What a worker elsewhere (a Ray node) must see as this server does: offline and quiet."""
     keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TL_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
-            "TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_PROGRESS_BARS")
+            "TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_PROGRESS_BARS", "TL_FAST_PATH")
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 

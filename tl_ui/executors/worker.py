@@ -30,6 +30,9 @@ from tl_ui.runfolder import FAILED, FINISHED, RUNNING, RunFolder
 log = logging.getLogger("tl_ui.worker")
 
 ENGINE = "tl_ui.engine.train:train_run"
+# A spare worker (tl_ui/executors/process.py) imports this train function before its payload arrives,
+# lowered to this priority, and ends with the server of this pid.
+SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV = "TL_SPARE_WORKER", "TL_SPARE_NICE", "TL_SPARE_PARENT"
 GB = 1024 ** 3
 _MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc",
                  "out of memory", "failed to map segment")
@@ -198,12 +201,45 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="tl-parent-watch", daemon=True).start()
 
 
+def _prepare_spare(target: str) -> None:
+    """Before any payload: end with the server, lower the priority, import the train function."""
+    parent = os.environ.pop(SPARE_PARENT_ENV, "")
+    if parent:
+        _watch_parent(int(parent))
+    try:
+        os.nice(int(os.environ.pop(SPARE_NICE_ENV, "0") or 0))
+    except (OSError, ValueError):
+        pass
+    try:
+        _resolve(target)
+    except Exception:   # e.g. a test's function on a path the payload adds: imported with the payload
+        pass
+
+
+def _log_to_run(run_dir: Path) -> None:
+    """The spare's output (and any native crash report) into the run's worker.log from now on."""
+    try:   # the name process.WORKER_LOG (that module imports this one)
+        fd = os.open(run_dir / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main() -> None:
     """The local worker process: payload on stdin; ends at once when the run is recorded (no
     interpreter teardown of torch's threads: the next run starts sooner)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    payload = json.load(sys.stdin)
+    spare = os.environ.pop(SPARE_ENV, "")
+    if spare:
+        _prepare_spare(spare)
+    payload = json.load(sys.stdin)   # a spare waits here; the server closing the pipe ends it (EOF)
     sys.stdin.close()
+    if spare:
+        _log_to_run(Path(payload["run_dir"]))
     run_payload(payload)
     logging.shutdown()
     sys.stdout.flush()

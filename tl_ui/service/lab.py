@@ -192,6 +192,29 @@ class Lab:
             shutil.rmtree(run.path, ignore_errors=True)
             raise UserError(str(exc)) from None
 
+    def continue_run(self, owner: Owner, run_id: str, epochs: int, address: Optional[str] = None) -> Job:
+        """Train a finished run `epochs` more epochs from its best weights, as a new run linked to it
+        (tl_ui/engine/continuation.py): the same recipe and data, its epochs numbered after the parent's."""
+        from tl_ui.engine.continuation import continue_config
+
+        parent = self.run(owner, run_id)
+        if parent.state() != "finished" or not parent.has_model:
+            raise UserError("Only a finished run with a model can be continued. Pick a run that finished.")
+        try:
+            epochs = int(epochs)
+        except (TypeError, ValueError):
+            epochs = 0
+        if epochs < 1:
+            raise UserError("More epochs must be a whole number of at least 1.")
+        try:
+            config = self.settings.run_limits().check(continue_config(parent.config(), parent.id, epochs))
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+        if config.data_path and not Path(config.data_path).exists():
+            raise UserError("This run's data are no longer kept here, so it cannot be continued. Load the data "
+                            "again and start a new run.")
+        return self._submit(owner, config, None, address)
+
     def _embedding_cache(self, owner: Owner) -> Optional[dict]:
         """Where the owner's runs keep embeddings for the next run, and how much (None: switched off)."""
         if self.settings.embedding_cache_mb <= 0:

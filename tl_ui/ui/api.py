@@ -60,7 +60,8 @@ def build(handlers) -> dict:
         0 = strategy default; options_json: JSON object of further settings, the same names as
         run.json (learning_rate, batch_size, image_size, val_fraction, seed, random_init,
         compare_scratch, group_column, set_level, unfreeze_groups, lora_rank, max_examples,
-        text_column, label_column, ...). Streams (status, metrics, run_id): status is plain text;
+        text_column, label_column, ...); {"continue_from": "<run_id>"} trains a finished run of yours
+        `epochs` more epochs from its best weights instead (a new run; the other arguments are ignored). Streams (status, metrics, run_id): status is plain text;
         the last metrics are the run's metrics.json plus "state"."""
         owner = lab.owner(request)
         try:
@@ -141,6 +142,8 @@ def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, addre
             raise UserError("options_json is not valid JSON.") from None
         if not isinstance(options, dict):
             raise UserError("options_json must be a JSON object, e.g. {\"max_examples\": 100}.")
+    if options.get("continue_from"):   # "train N more epochs" on a finished run of yours: its recipe and data
+        return lab.continue_run(owner, str(options["continue_from"]), epochs or 5, address=address)
     model_id = (model_id or "").strip() or "efficientnet_lite0"
     options = {**options, "strategy": (strategy or "").strip() or options.get("strategy"), "epochs": epochs or None}
     columns = {k: options.pop(k, None) for k in ("text_column", "label_column")}

@@ -252,6 +252,24 @@ class Handlers:
         self.lab.warm_predictor(owner, run_id)   # try-it answers from a model already in memory
         return {"session": state, **values}
 
+    @outputs("session", "tabs", "continue_note", train_step.VIEW_KEYS)
+    def continue_run(self, more_epochs, state: SessionState, request: gr.Request):
+        """'Train more epochs' on the run shown: a new run from its best weights, followed on step 4."""
+        owner = self.lab.owner(request)
+        current = self.lab.job(owner, state.job_id)
+        if current is not None and not current.done:
+            return {"continue_note": "A run is still training: wait for it to finish, or stop it on step 4."}
+        if not state.shown_run:
+            return {"continue_note": "Pick a finished run in 'Previous runs' first."}
+        try:
+            job = self.lab.continue_run(owner, state.shown_run, more_epochs, address=client_address(request))
+        except Exception as exc:
+            return {"continue_note": error_md(user_message(exc, "continuing the run"))}
+        state.job_id = job.id
+        return {"session": state, "tabs": gr.Tabs(selected="train"),
+                "continue_note": f"Started run {job.id}: {int(more_epochs)} more epochs from run {state.shown_run}.",
+                **train_step.view_outputs(job, self.lab.runner, state)}
+
     @outputs(results_view.RUNS_KEYS)
     def refresh_runs(self, request: gr.Request):
         return results_view.runs_overview(self.lab, self.lab.owner(request))

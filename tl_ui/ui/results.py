@@ -98,6 +98,14 @@ def build() -> dict:
         c["download_card"] = gr.DownloadButton("Download model card", value=None, interactive=False,
                                                elem_id="download-card")
     c["replay_command"] = gr.Markdown("", elem_id="replay-command")
+    gr.Markdown("**Train more** — continue this run from its best weights with the same recipe and data. It "
+                "becomes a new run (the list says which run it continues) and its curves go on where this "
+                "one stopped; its results are measured on the same test examples, so the two compare.")
+    with gr.Row():
+        c["more_epochs"] = gr.Number(value=5, minimum=1, precision=0, label="More epochs", elem_id="more-epochs",
+                                     scale=1)
+        c["continue_btn"] = gr.Button("Train more epochs", elem_id="continue-btn", variant="secondary", scale=1)
+    c["continue_note"] = gr.Markdown("", elem_id="continue-note")
     c.update(_compare_section())
     c["results_timer"] = gr.Timer(SCRATCH_POLL_SECONDS, active=False)   # while the scratch run trains
     return c

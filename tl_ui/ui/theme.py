@@ -111,7 +111,8 @@ CSS = """
 # Training speaks through #train-announce (at a calm rate: tl_ui/ui/train.py), not #train-status,
 # whose time left changes every second.
 LIVE_REGION_IDS = ["train-announce", "data-summary", "data-error", "strategy-info", "model-info",
-                   "results-summary", "scratch-comparison", "compare-diff", "try-set", "try-error"]
+                   "results-summary", "scratch-comparison", "compare-diff", "try-set", "try-error",
+                   "continue-note"]
 
 # Run once on page load (tl_ui/webapp.py), then on every change of the page:
 # * marks the live regions above;

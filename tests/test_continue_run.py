@@ -1,0 +1,86 @@
+"""Continue a finished run (tl_ui/engine/continuation.py, Lab.continue_run): a new run linked to its
+parent, from the parent's best weights, on the same split, with epochs numbered after the parent's."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from tl_ui.catalog import get_model
+from tl_ui.config import RunConfig
+from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
+from tl_ui.engine import train_run
+from tl_ui.engine.continuation import continue_config, load_parent_weights
+from tl_ui.engine.models import load_model
+from tl_ui.engine.predict import Predictor
+from tl_ui.engine.strategies import plan
+from tl_ui.runfolder import RunFolder
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def _epoch_events(run_dir: Path) -> list[dict]:
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+    return [e for e in events if e.get("kind") == "epoch"]
+
+
+def test_a_continued_probe_follows_its_parent_through_the_service(tmp_path):
+    from tl_ui.service.lab import UserError
+    from tl_ui.service.lab import Lab
+    from tl_ui.service.owners import Owner
+    from tl_ui.settings import Settings
+
+    lab = Lab(Settings(runs_dir=tmp_path / "runs"))
+    owner, stranger = Owner("user", "continuer"), Owner("user", "stranger")
+    try:
+        outcome = lab.load_sample(owner, "image")
+        options = {"max_examples": 40, "image_size": 64, "seed": 3, "strategy": "linear_probe", "epochs": 4}
+        parent = lab.runner.wait(lab.start_run(owner, outcome.dataset, outcome.data_path, "efficientnet_lite0",
+                                               options).id, timeout=300)
+        assert parent.state == "finished", parent.message
+        for bad, words in ((0, "at least 1"), ("many", "whole number"), (10_000, "TL_MAX_EPOCHS")):
+            with pytest.raises(UserError, match=words):
+                lab.continue_run(owner, parent.id, bad)
+        with pytest.raises(UserError):
+            lab.continue_run(stranger, parent.id, 2)    # another user's run is not theirs to continue
+
+        child = lab.runner.wait(lab.continue_run(owner, parent.id, 3).id, timeout=300)
+        assert child.state == "finished", child.message
+    finally:
+        lab.close()
+    parent_run, child_run = RunFolder(parent.run_dir), RunFolder(child.run_dir)
+    assert child_run.config()["extra"]["continue_from"] == parent.id
+    before, after = parent_run.metrics(), child_run.metrics()
+    # the curves continue: the parent's epochs 1..4, then the child's 5..7
+    assert [e["epoch"] for e in _epoch_events(parent.run_dir)] == [1, 2, 3, 4]
+    assert [e["epoch"] for e in _epoch_events(child.run_dir)] == [5, 6, 7]
+    assert after["epochs_run"] == 7 and after["best_epoch"] >= 4
+    # the same examples train, choose and report, so the numbers compare
+    assert after["evaluation"] == before["evaluation"]
+    assert (after["n_train"], after["n_val"]) == (before["n_train"], before["n_val"])
+    assert f"continues {parent.id}" in child_run.info().label()
+
+
+def test_a_continued_lora_run_starts_exactly_from_its_parents_calibrated_model(tmp_path):
+    reviews = load_dataset(str(sample_dataset_path("text")), tmp_path / "data")
+    small = stratified_subset(reviews, 24, 0)
+    config = RunConfig(model_id="minilm_l6", strategy="lora", epochs=1, max_length=32, seed=0)
+    parent = train_run(config, tmp_path / "runs" / "parent", dataset=small)
+    assert parent.status == "finished", parent.message
+
+    child_config = continue_config(json.loads((tmp_path / "runs" / "parent" / "run.json").read_text()), "parent", 2)
+    assert child_config.strategy == "lora" and child_config.epochs == 2
+    loaded = load_model(get_model("minilm_l6"), small.classes)
+    lora = plan(loaded, child_config)
+    load_parent_weights(lora.model, loaded.head_names, RunFolder(tmp_path / "runs" / "parent"), "lora")
+
+    texts = small.items[:4]
+    temperature = json.loads((tmp_path / "runs" / "parent" / "model" / "transfer_lab.json").read_text())["temperature"]
+    encoded = loaded.tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        restored = (lora.model.eval()(**encoded).logits / temperature).softmax(-1)
+    exported = Predictor.load(tmp_path / "runs" / "parent").predict_proba(texts)
+    assert torch.allclose(restored, exported, atol=1e-4)

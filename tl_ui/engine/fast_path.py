@@ -1,0 +1,96 @@
+"""The processor's fast path: channels-last layout for convolutional models, bf16 autocast where the
+CPU computes bf16 natively, and texts batched by length.
+
+Each part changes no number beyond float rounding (tests/test_fast_path.py states the tolerance).
+`TL_FAST_PATH=0` (or the server's `--fast-path false`) turns all of it off and restores the plain
+eager float32 path exactly. bf16 is used only for inference (embeddings, predictions) and only on a
+CPU that reports AVX512-BF16 or AMX: elsewhere PyTorch emulates bf16, which measured ~100x slower
+here (docs/benchmarks.md, "Fast path"). Training stays float32 on CPUs: we could not measure bf16
+training accuracy on a machine that has it. Exports are always plain float32, contiguous.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:   # torch only where a function needs it: the web process reads `enabled()` for estimates
+    import torch
+    from torch import nn
+
+ENV_SWITCH = "TL_FAST_PATH"
+
+
+def enabled() -> bool:
+    """The switch: on unless TL_FAST_PATH is 0/false/no/off."""
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX512-BF16 or AMX tiles (bf16 in hardware); False elsewhere or if unknown."""
+    import torch
+
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(cpu, probe, None)
+        try:
+            if check is not None and check():
+                return True
+        except Exception:   # an old or unusual build: treat as absent (silent fall-back)
+            continue
+    return False
+
+
+def describe(modality: str, device_type: str = "cpu") -> dict[str, Any]:
+    """What this process will run: recorded in the embedding cache key and the run's summary."""
+    on = enabled()
+    return {"channels_last": bool(on and modality == "image"),
+            "bf16_inference": bool(on and device_type == "cpu" and cpu_has_native_bf16()),
+            "length_buckets": bool(on and modality == "text")}
+
+
+def prepare_model(model: nn.Module, modality: str) -> nn.Module:
+    """Convert a convolutional model's weights to channels-last (in place); others are left as they are."""
+    import torch
+
+    if enabled() and modality == "image":
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def restore_layout(model: nn.Module) -> nn.Module:
+    """Plain contiguous weights again (safetensors writes only contiguous tensors; exports stay plain)."""
+    for param in model.parameters():
+        if param.dim() == 4 and not param.is_contiguous():
+            param.data = param.data.contiguous()
+    for buffer in model.buffers():
+        if buffer.dim() == 4 and not buffer.is_contiguous():
+            buffer.data = buffer.data.contiguous()
+    return model
+
+
+def image_input(pixels: torch.Tensor) -> torch.Tensor:
+    """A batch of images in the layout the prepared model runs fastest on (a channels-last model given
+    plain input converts it in every layer: slower than plain, measured)."""
+    import torch
+
+    if enabled() and pixels.dim() == 4:
+        return pixels.contiguous(memory_format=torch.channels_last)
+    return pixels
+
+
+def inference_autocast(device_type: str = "cpu"):
+    """bf16 autocast for a forward pass without gradients, where the CPU has bf16; else nothing."""
+    import torch
+
+    if device_type == "cpu" and enabled() and cpu_has_native_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def length_order(texts: Sequence[Any]) -> list[int]:
+    """Indices that put texts of similar length next to each other (less padding per batch).
+    The identity order when the fast path is off or the items are not texts."""
+    if not enabled() or not all(isinstance(t, str) for t in texts):
+        return list(range(len(texts)))
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]))
