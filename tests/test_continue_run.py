@@ -66,9 +66,10 @@ def test_a_continued_probe_follows_its_parent_through_the_service(tmp_path):
 
 def test_a_continued_lora_run_starts_exactly_from_its_parents_calibrated_model(tmp_path):
     reviews = load_dataset(str(sample_dataset_path("text")), tmp_path / "data")
-    small = stratified_subset(reviews, 24, 0)
-    config = RunConfig(model_id="minilm_l6", strategy="lora", epochs=1, max_length=32, seed=0)
-    parent = train_run(config, tmp_path / "runs" / "parent", dataset=small)
+    small = stratified_subset(reviews, 24, 0)   # what the engine trains on: max_examples with the seed
+    config = RunConfig(model_id="minilm_l6", strategy="lora", epochs=1, max_length=32, seed=0, max_examples=24,
+                       data_path=str(sample_dataset_path("text")))
+    parent = train_run(config, tmp_path / "runs" / "parent", dataset=reviews)
     assert parent.status == "finished", parent.message
 
     child_config = continue_config(json.loads((tmp_path / "runs" / "parent" / "run.json").read_text()), "parent", 2)
@@ -84,3 +85,14 @@ def test_a_continued_lora_run_starts_exactly_from_its_parents_calibrated_model(t
         restored = (lora.model.eval()(**encoded).logits / temperature).softmax(-1)
     exported = Predictor.load(tmp_path / "runs" / "parent").predict_proba(texts)
     assert torch.allclose(restored, exported, atol=1e-4)
+
+    # the command line's way (python -m tl_ui train --continue-from RUN --epochs N --out OUT)
+    from tl_ui.service.headless import continue_headless
+    from tl_ui.service.lab import UserError
+
+    with pytest.raises(UserError, match="same folder"):
+        continue_headless(tmp_path / "runs" / "parent", 1, tmp_path / "elsewhere" / "child")
+    child = continue_headless(tmp_path / "runs" / "parent", 1, tmp_path / "runs" / "child")
+    assert child.status == "finished", child.message
+    assert [e["epoch"] for e in _epoch_events(tmp_path / "runs" / "child")] == [2]
+    assert child.metrics["evaluation"] == parent.metrics["evaluation"]

@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                                               "per-group metrics")
     train.add_argument("--set-level", type=float, choices=SET_LEVELS,
                        help="prediction sets hold the right class this often (default 0.9)")
+    train.add_argument("--continue-from", metavar="RUN_DIR",
+                       help="train this finished run --epochs more epochs from its best weights, same recipe and "
+                            "data (--out must lie in the same folder as RUN_DIR)")
     train.add_argument("--out", required=True, help="run folder to write")
     train.add_argument("--quiet", action="store_true", help="print only the final JSON")
     train.set_defaults(handler=_train)
@@ -110,7 +113,7 @@ _TRAIN_OPTIONS = {"data": "data_path", "model": "model_id", "strategy": "strateg
 
 
 def _train(args) -> int:
-    from tl_ui.service.headless import train_headless
+    from tl_ui.service.headless import continue_headless, train_headless
     from tl_ui.service.lab import UserError
 
     options = {field: getattr(args, arg) for arg, field in _TRAIN_OPTIONS.items() if getattr(args, arg) is not None}
@@ -125,7 +128,10 @@ def _train(args) -> int:
             print(f"{event.kind}: {getattr(event, 'message', '') or event.to_dict()}", file=sys.stderr)
 
     try:
-        result = train_headless(options, args.out, replay_of=args.config, on_event=show)
+        if args.continue_from:
+            result = continue_headless(args.continue_from, args.epochs, args.out, on_event=show)
+        else:
+            result = train_headless(options, args.out, replay_of=args.config, on_event=show)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

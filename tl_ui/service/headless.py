@@ -76,3 +76,27 @@ def train_headless(options: Mapping[str, Any], out_dir: str | Path, *, replay_of
         link_scratch_run(RunFolder(out_dir), RunFolder(scratch_dir))
         result.metrics = RunFolder(out_dir).metrics()
     return result
+
+
+def continue_headless(parent_dir: str | Path, epochs: Optional[int], out_dir: str | Path, *,
+                      on_event: Optional[Callable] = None):
+    """`epochs` more epochs of a finished run (tl_ui/engine/continuation.py), into `out_dir`, which must
+    lie beside the parent (a continued run names its parent by its folder's name)."""
+    from tl_ui.engine import train_run
+    from tl_ui.engine.continuation import continue_config
+    from tl_ui.settings import load_settings
+
+    parent = RunFolder(parent_dir)
+    if parent.state() != "finished" or not parent.has_model:
+        raise UserError(f"'{parent_dir}' is not a finished run with a model. Point --continue-from at one.")
+    if Path(out_dir).resolve().parent != parent.path.resolve().parent:
+        raise UserError(f"Put --out in the same folder as the run it continues ({parent.path.resolve().parent}).")
+    if not epochs or int(epochs) < 1:
+        raise UserError("Say how many more epochs: --epochs N (at least 1).")
+    try:
+        config = load_settings([]).run_limits().check(continue_config(parent.config(), parent.id, int(epochs)))
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+    if not config.data_path or not Path(config.data_path).exists():
+        raise UserError(f"The run's data ('{config.data_path}') are no longer there, so it cannot be continued.")
+    return train_run(config, out_dir, on_event=on_event)
