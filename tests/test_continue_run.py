@@ -96,3 +96,21 @@ def test_a_continued_lora_run_starts_exactly_from_its_parents_calibrated_model(t
     assert child.status == "finished", child.message
     assert [e["epoch"] for e in _epoch_events(tmp_path / "runs" / "child")] == [2]
     assert child.metrics["evaluation"] == parent.metrics["evaluation"]
+
+
+def test_the_train_step_draws_a_continued_run_after_its_parents_epochs():
+    from tl_ui.ui.train_view import TRAIN_SERIES, VAL_SERIES, train_view
+
+    events = [{"kind": "started", "run_id": "child", "unit": "epoch", "epochs": 2, "total_steps": 4,
+               "trainable_params": 10, "total_params": 100, "classes": ["a", "b"]}]
+    for step, epoch in ((1, 5), (2, 5), (3, 6), (4, 6)):
+        events.append({"kind": "step", "epoch": epoch, "step": step, "total_steps": 4, "train_loss": 0.5})
+        if step % 2 == 0:
+            events.append({"kind": "epoch", "epoch": epoch, "epochs": 6, "step": step, "train_loss": 0.5,
+                           "val_loss": 0.6, "train_accuracy": 0.8, "val_accuracy": 0.7, "is_best": False})
+    view = train_view(events[:3], "running")
+    assert "epoch 5 of 6" in view.status
+    view = train_view(events, "running")
+    assert [x for x, _, series in view.loss_rows if series == TRAIN_SERIES] == [4.5, 5.0, 5.5, 6.0]
+    assert [x for x, _, series in view.loss_rows if series == VAL_SERIES] == [5.0, 6.0] and view.epochs == 6
+    assert [row["epoch"] for row in view.epoch_rows] == [5, 6] and view.fraction == 1.0

@@ -105,6 +105,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
     unit = "epoch"      # "iteration": the probe's full-batch solver (a few dozen quick iterations)
     stage_text = ""
     seen_stages: set = set()
+    offset = 0   # a continued run (tl_ui/engine/continuation.py) numbers its epochs after its parent's
     for e in events:
         kind = e.get("kind")
         if kind == "started":
@@ -136,13 +137,15 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
         elif kind == "step":
             step, total = int(e.get("step", 0)), max(int(e.get("total_steps") or 1), 1)
             spe = steps_per_epoch or (total / epochs if epochs else None)
-            x = step / spe if spe else float(e.get("epoch", 0))
+            if step == 1 and unit == "epoch":
+                offset = max(int(e.get("epoch", 1)) - 1, 0)
+            x = offset + step / spe if spe else float(e.get("epoch", 0))
             view.loss_rows.append((round(x, 4), float(e.get("train_loss", float("nan"))), TRAIN_SERIES))
             prep = 0.5 if seen_stages else 0.0
             view.fraction = max(view.fraction, prep + (1 - prep) * step / total)
             last_eta = e.get("eta_s")
             last_epoch = int(e.get("epoch", last_epoch))
-            view.progress_text = (f"Epoch {last_epoch} of {epochs or '?'} · step {step} of {total}"
+            view.progress_text = (f"Epoch {last_epoch} of {offset + epochs if epochs else '?'} · step {step} of {total}"
                                   f" · about {fmt_duration(last_eta)} left" if unit == "epoch" else
                                   f"Fitting the last layer: iteration {step}")
         elif kind == "epoch":
@@ -152,7 +155,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
                 last_epoch = ep
                 continue
             n_epochs = int(e.get("epochs") or epochs or 0)
-            epochs = n_epochs or epochs
+            epochs = (n_epochs - offset) or epochs   # this run's own epochs
             view.loss_rows.append((float(ep), float(e.get("val_loss", float("nan"))), VAL_SERIES))
             view.acc_rows.append((float(ep), float(e.get("train_accuracy", float("nan"))), TRAIN_SERIES))
             view.acc_rows.append((float(ep), float(e.get("val_accuracy", float("nan"))), VAL_SERIES))
@@ -169,9 +172,9 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
                 f"Epoch {ep}/{n_epochs}: train loss {e.get('train_loss', 0):.3f}, validation loss "
                 f"{e.get('val_loss', 0):.3f}, validation accuracy {fmt_pct(e.get('val_accuracy'))}{best}"
             )
-            if n_epochs:
+            if n_epochs > offset:
                 prep = 0.5 if seen_stages else 0.0
-                view.fraction = max(view.fraction, prep + (1 - prep) * ep / n_epochs)
+                view.fraction = max(view.fraction, prep + (1 - prep) * (ep - offset) / (n_epochs - offset))
             view.progress_text = f"Epoch {ep} of {n_epochs} done · about {fmt_duration(last_eta)} left"
         elif kind == "finished":
             view.accuracy = e.get("accuracy")
@@ -189,7 +192,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.message = e.get("message", "")
             view.log.append(f"Failed: {view.message}")
 
-    view.epochs = int(epochs) if epochs else None
+    view.epochs = offset + int(epochs) if epochs else None   # the last epoch's number
     view.unit = unit
     if job_state in ("stopped", "failed") and not view.message:
         view.message = job_message or ""
@@ -201,7 +204,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
         if view.loss_rows and unit != "epoch":
             view.status = f"**Training:** fitting the last layer, iteration {max(last_epoch, 1)}"
         elif view.loss_rows:
-            view.status = (f"**Training:** epoch {max(last_epoch, 1)} of {epochs or '?'} · "
+            view.status = (f"**Training:** epoch {max(last_epoch, 1)} of {offset + epochs if epochs else '?'} · "
                            f"about {fmt_duration(last_eta)} left")
         elif stage_text:
             view.status = f"**Preparing:** {stage_text} (the pretrained model stays frozen)…"
