@@ -68,7 +68,7 @@ def test_new_shelf_models_recognise_real_photos_and_attach_lora(model_id):
 @pytest.mark.parametrize("model_id", [m for m in NEW_MODELS if m != "efficientnet_lite2"])
 def test_new_shelf_models_train_a_linear_probe(model_id, tmp_path):
     digits = stratified_subset(load_dataset(str(sample_dataset_path("image")), tmp_path / "data"), 30, 0)
-    config = RunConfig(model_id=model_id, strategy="linear_probe", image_size=48, epochs=2)
+    config = RunConfig(model_id=model_id, strategy="linear_probe", image_size=32, epochs=2)
     result = train_run(config, tmp_path / "run", dataset=digits)
     assert result.status == "finished", result.message
     assert (tmp_path / "run" / "model").is_dir() and 0.0 <= result.metrics["accuracy"] <= 1.0
