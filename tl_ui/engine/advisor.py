@@ -77,7 +77,7 @@ def advise(dataset: LabelledDataset, *, base_config: Optional[RunConfig] = None,
             reused = {"n": 0}
 
             def progress(done, total, message, _n=number):
-                if message.startswith("Reusing"):
+                if message.startswith("Reusing") and not reused["n"]:   # its first report: the count read back
                     reused["n"] = done
                 on_progress(_n, len(models), f"{entry.display_name}: {message.lower()} ({done}/{total})")
 
