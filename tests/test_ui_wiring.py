@@ -101,7 +101,8 @@ def test_new_ids_exist(webapp):
                     "stop-btn", "train-status", "loss-plot", "acc-plot", "train-log", "metrics-table",
                     "per-class-table", "confusion-plot", "mistakes-gallery", "mistakes-table", "try-text",
                     "try-image", "try-btn", "try-output", "download-model", "download-run-json", "download-card",
-                    "to-results", "tab-model", "tab-data", "tab-strategy", "tab-train", "tab-results"):
+                    "to-results", "tab-model", "tab-data", "tab-strategy", "tab-train", "tab-results",
+                    "advisor-btn", "advisor-table", "advisor-note"):
         assert elem_id in ids, elem_id
 
 

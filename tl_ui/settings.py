@@ -36,6 +36,7 @@ class Settings:
     cleanup_minutes: float = 30.0            # how often the clean-up runs
     embedding_cache_mb: float = 256.0        # each owner's embeddings kept across runs (0: none)
     fast_path: bool = True                   # channels-last / native bf16 / length buckets (tl_ui/engine/fast_path.py)
+    advisor_max_examples: int = 1000         # the model advisor ranks models on at most this many examples
     # -- where runs train -------------------------------------------------------------------
     executor: str = "process"                # "process": one worker process per run; "ray": one Ray task per run
     ray_address: str = ""                    # with executor "ray": "auto", a cluster address, or "" (start a local Ray)
@@ -93,7 +94,8 @@ class Settings:
             )
         if self.max_upload_mb <= 0:
             raise SettingsError("Maximum upload size must be more than 0 MB.")
-        for name in ("max_images", "max_rows", "max_jobs", "max_queued_per_user", "max_queued",
+        for name in ("advisor_max_examples",
+                     "max_images", "max_rows", "max_jobs", "max_queued_per_user", "max_queued",
                      "max_queued_per_address", "max_epochs", "max_batch_size", "max_lora_rank", "max_classes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name.replace('_', ' ').capitalize()} must be at least 1.")
@@ -228,6 +230,7 @@ _ENV_SPEC: list[tuple[str, str, str, str]] = [
     ("cleanup_minutes", "TL_CLEANUP_MINUTES", "float", "Minutes between clean-ups of old sessions and caches. Default 30."),
     ("embedding_cache_mb", "TL_EMBEDDING_CACHE_MB", "float", "Embeddings each user keeps for quicker repeat runs, in MB (0: none). Default 256."),
     ("fast_path", "TL_FAST_PATH", "bool", "Channels-last images, bf16 on CPUs that have it, texts batched by length (false: plain float32). Default true."),
+    ("advisor_max_examples", "TL_ADVISOR_MAX_EXAMPLES", "int", "Examples the model advisor embeds per model (a stratified sample of larger datasets). Default 1000."),
     ("executor", "TL_EXECUTOR", "str", "Where runs train: 'process' (a worker process each) or 'ray'. Default process."),
     ("ray_address", "TL_RAY_ADDRESS", "str", "With --executor ray: 'auto', a cluster address, or empty for a local Ray."),
     ("job_memory_gb", "TL_JOB_MEMORY_GB", "float", "Memory cap of one training worker in GB (0: none). Default 8."),

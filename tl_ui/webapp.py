@@ -157,6 +157,9 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     ]
     for event in data_events:
         on(event.success, h.strategy_info, form, **info_kw)
+    # the model advisor: models run in a worker process (at most settings.max_jobs at once)
+    on(c["advisor_btn"].click, h.advise, [state, c["dicom_window"], c["image_size"]],
+       concurrency_limit=2, concurrency_id="advisor", show_progress_on=c["advisor_note"])
     # DICOM data: the previews follow the display window (a user's choice only: .input)
     on(c["dicom_window"].input, h.on_dicom_window, [c["dicom_window"], state],
        **{**data_kw, "show_progress_on": c["data_gallery"]})

@@ -105,7 +105,9 @@ def _load_image_model(entry: ModelEntry, classes: list[str], random_init: bool,
     if entry.source == "packaged":
         model = timm.create_model(entry.load_name, pretrained=False)
         if not random_init:
-            model.load_state_dict(efficientnet_pytorch_to_timm(_load_packaged_state(entry)), strict=True)
+            from tl_ui.engine.packaged_weights import to_timm
+
+            model.load_state_dict(to_timm(entry.weights_naming, _load_packaged_state(entry)), strict=True)
         model.reset_classifier(len(classes))
     else:
         model = timm.create_model(entry.load_name, pretrained=not random_init, num_classes=len(classes))

@@ -63,6 +63,9 @@ class Lab:
         self._predictor_loads: dict[str, threading.Lock] = {}
         self._cleanup_thread: Optional[threading.Thread] = None
         self._stop_cleanup = threading.Event()
+        from tl_ui.service.advise import Advisor
+
+        self.advisor = Advisor(settings)
 
     def owner(self, request) -> Owner:
         return self.identity.owner(request)
@@ -153,6 +156,12 @@ class Lab:
             n = min(len(dataset), config.max_examples or len(dataset))
             out.update(n=n, seconds=estimate_seconds(config, n) * (2 if config.compare_scratch else 1))
         return out
+
+    def advise(self, owner: Owner, dataset, options: Optional[Mapping[str, Any]] = None, **progress) -> list[dict]:
+        """Rank the offline models for the owner's dataset, best first (tl_ui/service/advise.py); the
+        embeddings stay in the owner's cache for the run that follows."""
+        return self.advisor.advise(dataset, dict(options or {}), embedding_cache=self._embedding_cache(owner),
+                                   **progress)
 
     # -- runs ---------------------------------------------------------------------------------------
     def start_run(self, owner: Owner, dataset, data_path: str, model_id: str,

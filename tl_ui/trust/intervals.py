@@ -127,6 +127,11 @@ def _corrected_t_interval(scores: np.ndarray, test_over_train: float, level: flo
     return round(max(mean - half_width, 0.0), 4), round(min(mean + half_width, 1.0), 4)
 
 
+def corrected_t_interval(scores, test_over_train: float, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
+    """The interval of a mean over resampled folds (public name for other cross-validated scores)."""
+    return _corrected_t_interval(np.asarray(scores, dtype=np.float64), test_over_train, level)
+
+
 def _fit_probe_and_predict(train_x, train_y, test_x) -> np.ndarray:
     if len(np.unique(train_y)) < 2:  # a training fold with one class: the only possible answer
         return np.full(len(test_x), train_y[0])

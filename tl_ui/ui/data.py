@@ -65,8 +65,11 @@ def build(max_upload_mb: float) -> dict:
                                  elem_id="data-gallery", allow_preview=True)
             table = gr.Dataframe(label="Some of your texts", visible=False, interactive=False, wrap=True,
                                  elem_id="data-table", max_height=300)
+    from tl_ui.ui import advisor_view
+
+    advisor = advisor_view.build()
     next_btn = gr.Button("Next: choose how to train →", variant="primary", elem_id="data-next")
-    return {"data_upload": upload, "use_sample_image": sample_image, "use_sample_text": sample_text,
+    return {**advisor, "data_upload": upload, "use_sample_image": sample_image, "use_sample_text": sample_text,
             "text_column": text_col, "label_column": label_col, "group_column": group_col,
             "data_reload": reload_btn,
             "data_error": error, "data_summary": summary, "class_counts": counts,

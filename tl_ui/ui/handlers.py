@@ -18,7 +18,7 @@ from typing import Optional
 import gradio as gr
 
 from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
-from tl_ui.ui import compare_view
+from tl_ui.ui import advisor_view, compare_view
 from tl_ui.ui import data as data_step
 from tl_ui.ui import model as model_step
 from tl_ui.ui import results_view
@@ -30,7 +30,8 @@ from tl_ui.ui.state import SessionState
 log = logging.getLogger(__name__)
 
 DATA_KEYS = ("session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
-             "dicom_window", "model_shelf", "model_choice", "data_upload", "strategy_choice")
+             "dicom_window", "model_shelf", "model_choice", "data_upload", "strategy_choice",
+             *advisor_view.KEYS)
 
 
 class KeysAsComponents(dict):
@@ -153,10 +154,26 @@ class Handlers:
                   "class_counts": gr.update(value=data_step.counts_df(ds), visible=True),
                   "data_gallery": gallery, "data_table": table, "dicom_window": data_step.window_update(dicom),
                   "model_shelf": shelf,
-                  "model_choice": choice_update, "data_upload": None}
+                  "model_choice": choice_update, "data_upload": None, **advisor_view.cleared()}
         if ds.modality != previous_modality:  # texts: LoRA, images: linear probe
             values["strategy_choice"] = default_strategy(ds.modality)
         return values
+
+    @outputs(advisor_view.KEYS, "model_choice")
+    def advise(self, state: SessionState, window, image_size, request: gr.Request, progress=gr.Progress()):
+        """Rank the offline models on the loaded data (in a worker process) and preselect the best."""
+        if state.dataset is None:
+            return {"advisor_note": error_md(NO_DATA_MESSAGE)}
+        options = {"dicom_window": data_step.window_option(window), "image_size": image_size}
+        try:
+            rows = self.lab.advise(self.lab.owner(request), state.dataset, options, on_progress=lambda i, n, message:
+                                   progress((i - 1) / max(n, 1), desc=f"Model {i} of {n}: {message}"))
+        except UserError as exc:
+            return {"advisor_note": error_md(str(exc))}
+        except Exception as exc:
+            return {"advisor_note": error_md(user_message(exc, "ranking the models"))}
+        choices = [c[1] for c in model_step.shelf_choices(state.modality, self.lab.settings.offline)]
+        return advisor_view.outcome(rows, choices)
 
     @outputs("data_gallery", "data_error")
     def on_dicom_window(self, window, state: SessionState, request: gr.Request):
