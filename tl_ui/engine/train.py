@@ -36,6 +36,7 @@ from tl_ui.engine.recorder import EventCallback, EventRecorder
 from tl_ui.engine.report import (CV_BELOW_N, build_metrics, calibrate, cross_validate_probe,
                                  keep_mistake_images, trust_softmax)
 from tl_ui.engine.roles import split_roles
+from tl_ui.engine.sentence import default_probe_head, sentence_model_for
 from tl_ui.engine.strategies import TrainPlan, plan, snapshot
 from tl_ui.runfolder import RunFolder
 
@@ -140,6 +141,7 @@ class _Run:
                 f"{self.dataset.modality}s. Pick a {self.dataset.modality} model.")
         self.loaded = load_model(entry, self.classes, random_init=config.random_init, image_size=config.image_size,
                                  max_params_m=config.limits.get("max_model_params_m"))
+        self.loaded = sentence_model_for(self.loaded, config)   # text probe: the encoder's own pooling
         self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
         if config.strategy == "linear_probe":
             self.embedding_cache = bind_for_run(self.cache, self.loaded, config, self.window,
@@ -192,7 +194,7 @@ class _Run:
         train_plan = plan(loaded, config)
         # The full-batch head (probe_solver) is opt-in until it is at least as accurate everywhere:
         # on pretrained digits it still scored 3 points below the minibatch head (bench/sections/iterate.py).
-        minibatch = config.extra.get("probe_head", "minibatch") != "full_batch"
+        minibatch = config.extra.get("probe_head", default_probe_head(loaded)) != "full_batch"
         epochs, batch = (config.resolved_epochs if minibatch else MAX_ITER), int(config.batch_size)
         self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch) if minibatch else 1,
                       unit="epoch" if minibatch else "iteration")
