@@ -107,3 +107,48 @@ def assert_no_pickle(model_dir):
         if p.suffix == ".safetensors":
             with safe_open(str(p), framework="pt") as fh:
                 assert fh.keys()
+
+
+def setfit_config(**changes) -> RunConfig:
+    settings = dict(data_path=REVIEWS, model_id="minilm_l6", strategy="setfit", max_length=32, max_examples=40,
+                    extra={"setfit_max_pairs": 48})
+    settings.update(changes)
+    return RunConfig(**settings)
+
+
+def test_setfit_trains_on_pairs_exports_and_reloads(tmp_path):
+    """SetFit: contrastive steps on the live curve, then the head; the export reloads through
+    Predictor.load and the card's snippet with the app's probabilities; no pickle."""
+    from test_engine_train import events_of
+
+    reviews = load_dataset(REVIEWS, tmp_path / "data")
+    result = train_run(setfit_config(), tmp_path / "run", dataset=reviews)
+    assert result.status == "finished", result.message
+    record = result.metrics["probe_fit"]["setfit"]
+    assert record["pairs"] == 48 and 1 <= record["steps_run"] <= record["steps"] == 3 and record["checks"]
+    events = events_of(result.run_dir)
+    contrastive = [e for e in events if e.kind == "progress" and e.stage == "contrastive"]
+    assert contrastive and contrastive[-1].done == record["steps_run"]
+    steps = [e.step for e in events if e.kind == "step"]
+    assert steps == sorted(steps) and len(steps) > record["steps_run"]   # pairs first, then the head
+    expected, items = probabilities_in(result.run_dir, reviews.classes)
+    np.testing.assert_allclose(Predictor.load(result.run_dir).predict_proba(items).numpy(), expected, atol=1e-4)
+    card = (result.run_dir / "model" / "README.md").read_text()
+    code = re.search(r"## How to load it\n```python\n(.*?)```", card, re.S).group(1)
+    scope = {"texts": items}
+    exec(code.replace("PATH/TO/model", str(result.run_dir / "model")).replace('["your text here"]', "texts"), scope)
+    np.testing.assert_allclose(scope["probs"].numpy(), expected, atol=1e-4)
+    assert_no_pickle(result.run_dir / "model")
+
+
+def test_setfit_stops_on_request_during_the_pairs(tmp_path):
+    reviews = load_dataset(REVIEWS, tmp_path / "data")
+    seen = []
+
+    def on_event(event):
+        seen.append(event)
+
+    stop = lambda: any(e.kind == "step" for e in seen)   # noqa: E731 - after the first contrastive step
+    result = train_run(setfit_config(), tmp_path / "run", dataset=reviews, on_event=on_event, should_stop=stop)
+    assert result.status == "stopped" and not (result.run_dir / "model").exists()
+    assert sum(e.kind == "step" for e in seen) == 1

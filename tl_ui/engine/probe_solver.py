@@ -293,20 +293,21 @@ def fit_head_in_run(run, head: torch.nn.Module, features: list[torch.Tensor]) ->
     weights = None if run.criterion.weight is None else run.criterion.weight.cpu().numpy()
     run.fit_started = time.time()
     pending: list = []
+    before = int(getattr(run, "steps_before_head", 0))   # SetFit's contrastive steps come first on the curve
 
     def emit_pending(is_best: bool) -> None:
         if pending:
             it = pending.pop()
             elapsed = time.time() - run.fit_started
             run.recorder.emit(EpochEnd(
-                epoch=it.iteration, epochs=MAX_ITER, step=it.iteration, train_loss=it.train_loss,
+                epoch=it.iteration, epochs=MAX_ITER, step=before + it.iteration, train_loss=it.train_loss,
                 train_accuracy=it.train_accuracy, val_loss=it.val_loss, val_accuracy=it.val_accuracy,
                 val_macro_f1=it.val_macro_f1, elapsed_s=elapsed, eta_s=None, is_best=is_best))
 
     def on_iteration(it: Iteration) -> None:
         emit_pending(False)            # an iteration followed by another is not the one kept
-        run.step = run.epoch = it.iteration
-        run.recorder.emit(StepEnd(epoch=it.iteration, step=it.iteration, total_steps=MAX_ITER,
+        run.epoch, run.step = it.iteration, before + it.iteration
+        run.recorder.emit(StepEnd(epoch=it.iteration, step=before + it.iteration, total_steps=before + MAX_ITER,
                                   train_loss=it.train_loss, learning_rate=0.0,
                                   elapsed_s=time.time() - run.fit_started, eta_s=None))
         pending.append(it)
@@ -319,5 +320,6 @@ def fit_head_in_run(run, head: torch.nn.Module, features: list[torch.Tensor]) ->
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(fitted.weight))
         head.bias.copy_(torch.from_numpy(fitted.bias))
-    run.probe_fit = fitted.record()
+    run.probe_fit = {**fitted.record(), **({"setfit": run.setfit_record} if getattr(run, "setfit_record", None)
+                                           else {})}
     return fitted.iterations

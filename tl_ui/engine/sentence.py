@@ -99,6 +99,11 @@ def uses_sentence_pooling(config) -> bool:
 
 def sentence_model_for(loaded, config):
     """`loaded` as the run trains it: text probes (and SetFit) read the encoder's own pooling."""
+    if config.strategy == "setfit" and loaded.modality != "text":
+        from tl_ui.config import ConfigError
+
+        raise ConfigError("SetFit works on texts only. Pick another strategy for images (the linear probe "
+                          "is the quickest).")
     if loaded.modality == "text" and uses_sentence_pooling(config):
         return to_sentence_classifier(loaded)
     return loaded
@@ -142,3 +147,11 @@ def _source_folder(entry) -> Optional[Path]:
                                       allow_patterns=["modules.json", "*/config.json"]))
     except Exception:   # not in the local cache: mean pooling with the attention mask
         return None
+
+
+def contrastive_stage_in_run(run) -> None:
+    """SetFit runs: the contrastive stage (tl_ui.engine.setfit) before the probe's embeddings."""
+    if run.config.strategy == "setfit":
+        from tl_ui.engine.setfit import contrastive_stage_in_run as stage
+
+        stage(run)

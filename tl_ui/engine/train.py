@@ -36,7 +36,7 @@ from tl_ui.engine.recorder import EventCallback, EventRecorder
 from tl_ui.engine.report import (CV_BELOW_N, build_metrics, calibrate, cross_validate_probe,
                                  keep_mistake_images, trust_softmax)
 from tl_ui.engine.roles import split_roles
-from tl_ui.engine.sentence import default_probe_head, sentence_model_for
+from tl_ui.engine.sentence import contrastive_stage_in_run, default_probe_head, sentence_model_for
 from tl_ui.engine.strategies import TrainPlan, plan, snapshot
 from tl_ui.runfolder import RunFolder
 
@@ -147,7 +147,7 @@ class _Run:
             self.embedding_cache = bind_for_run(self.cache, self.loaded, config, self.window,
                                                 self.accelerator.device.type)
         try:
-            if config.strategy == "linear_probe":
+            if config.strategy in ("linear_probe", "setfit"):   # setfit: pairs first, then the probe
                 train_plan, best_epoch, logits = self._fit_probe()
             else:
                 train_plan, best_epoch, logits = self._fit_finetune()
@@ -198,6 +198,7 @@ class _Run:
         epochs, batch = (config.resolved_epochs if minibatch else MAX_ITER), int(config.batch_size)
         self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch) if minibatch else 1,
                       unit="epoch" if minibatch else "iteration")
+        contrastive_stage_in_run(self)   # SetFit only: tune the encoder on pairs before the embeddings
         features = embed_sets(
             loaded, (self.train_items, self.val_items, self.report_items), batch_size=self._inference_batch(),
             device=self.accelerator.device, max_length=config.max_length, window=self.window,

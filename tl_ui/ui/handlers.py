@@ -154,8 +154,8 @@ class Handlers:
                   "data_gallery": gallery, "data_table": table, "dicom_window": data_step.window_update(dicom),
                   "model_shelf": shelf,
                   "model_choice": choice_update, "data_upload": None}
-        if ds.modality != previous_modality:  # texts: LoRA, images: linear probe
-            values["strategy_choice"] = default_strategy(ds.modality)
+        if ds.modality != previous_modality or ds.modality == "text":  # texts: by their number (benchmark)
+            values["strategy_choice"] = default_strategy(ds.modality, len(ds))
         return values
 
     @outputs("data_gallery", "data_error")
