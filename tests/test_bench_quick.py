@@ -15,7 +15,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 BENCH_MODULES = ["bench", "bench.harness", "bench.data", "bench.profiles", "bench.targets", "bench.console",
-                 "bench.report_tables", "bench.report", "bench.run"] + [
+                 "bench.report_tables", "bench.report", "bench.report_text", "bench.run"] + [
     f"bench.sections.{p.stem}" for p in sorted((REPO / "bench" / "sections").glob("*.py"))]
 
 
@@ -118,6 +118,46 @@ def test_report_renders_figures_and_the_app_reads_them(tmp_path, monkeypatch):
     assert measured.text_strategy_claim().endswith("+5 ± 14 points, which 3 seeds cannot tell from chance")
     monkeypatch.setattr(measured, "FIGURES_PATH", tmp_path / "missing.json")
     assert measured.load_measured_figures() == {} and measured.text_strategy_claim() is None
+
+
+def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeypatch):
+    """bench/sections/text_small_n.py picks, per size, the best app strategy on the draws every method
+    ran on (ties to the cheaper); the app preselects it by the user's number of texts and says why."""
+    from bench import report_text
+    from bench.sections.text_small_n import choose_default
+    from tl_ui import measured
+    from tl_ui.config import default_strategy
+    from tl_ui.measured_text import text_default
+
+    def cell(per_draw):
+        return {"accuracy": sum(per_draw) / len(per_draw), "ci": [0.4, 0.8], "draws": len(per_draw),
+                "per_draw": per_draw, "median_s": 1.0, "test_per_draw": 100}
+
+    sizes = {"16": {"sklearn": cell([0.60, 0.70]), "probe": cell([0.60, 0.69]), "setfit": cell([0.66]),
+                    "lora": cell([0.55])},
+             "32": {"sklearn": cell([0.62, 0.66]), "probe": cell([0.62, 0.65])},   # LoRA not run: no pick
+             "300": {"sklearn": cell([0.70, 0.70]), "probe": cell([0.71, 0.70]), "lora": cell([0.705])}}
+    results = {"command": "python -m bench.sections.text_small_n", "started": "now", "seconds": 1.0, "notes": {},
+               "settings": {"max_length": 48, "repeats": 2, "test_cap": 100, "setfit_pairs": 160,
+                            "slow_repeats": 1, "slow_sizes": [16, 300], "slow_datasets": ["reviews"]},
+               "datasets": {"reviews": {"description": "toy", "n_texts": 400, "classes": ["a", "b"],
+                                        "embed_all_s": 1.0, "sizes": sizes}}}
+    results["default"] = picks = choose_default(results)
+    assert picks["16"]["strategy"] == "setfit" and picks["16"]["gap"] == 0.0      # draw 0 only: 0.66 vs 0.60
+    assert picks["300"]["strategy"] == "linear_probe" and picks["300"]["gap"] == 0.01   # 0.71 vs LoRA 0.705: a tie
+    assert "32" not in picks and "| 300 | linear_probe |" in "\n".join(report_text.render(results))
+    path = tmp_path / "measured_figures.json"
+    path.write_text(json.dumps(report_text.figures(results)))
+    monkeypatch.setattr(measured, "FIGURES_PATH", path)
+    measured._load.cache_clear()
+    try:
+        assert text_default(20)["strategy"] == "setfit" and text_default(10)["size"] == 16
+        assert default_strategy("text", 400) == "linear_probe" and default_strategy("image", 400) == "linear_probe"
+        assert text_default(400)["sentence"].startswith("The linear probe is preselected for your 400 texts")
+        assert text_default(None) is None and text_default(70) is None   # no size within a factor of 2
+        assert default_strategy("text", 70) == "lora"                   # unmeasured there: the static default
+    finally:
+        measured._load.cache_clear()
 
 
 def test_measured_module_stays_small_and_torch_free():

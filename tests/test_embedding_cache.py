@@ -45,6 +45,12 @@ def test_keys_change_with_every_feature_setting_and_only_then():
                    for n in (32, 64))
     same = feature_key(feature_settings(text, RunConfig(model_id="minilm_l6", max_length=32, seed=9), None, "cpu"))
     assert short != long and short == same and short != base
+    # the mean-pooled sentence probe (issue 13) reads other features than BERT's [CLS] pooler
+    from tl_ui.engine.sentence import to_sentence_classifier
+
+    pooled = feature_key(feature_settings(to_sentence_classifier(text), RunConfig(model_id="minilm_l6", max_length=32),
+                                          None, "cpu"))
+    assert pooled != short
 
 
 def _store(cache: EmbeddingCache, n_rows: int, tag: str):

@@ -59,8 +59,16 @@ def with_random_weights(predictor: Predictor) -> Predictor:
     """The same architecture and preprocessing, freshly initialised weights."""
     import torch
 
-    model = type(predictor.model)(predictor.model.config) if predictor.modality == "text" else None
-    if model is None:
+    from tl_ui.engine.sentence import SentenceClassifier
+
+    model = type(predictor.model)(predictor.model.config) if predictor.modality == "text" and not isinstance(
+        predictor.model, SentenceClassifier) else None
+    if isinstance(predictor.model, SentenceClassifier):   # the text probe: encoder, pooling, head
+        trained = predictor.model
+        model = SentenceClassifier(type(trained.encoder)(trained.encoder.config),
+                                   torch.nn.Linear(*trained.classifier.weight.shape[::-1]), trained.pooling,
+                                   trained.normalize)
+    elif model is None:
         import timm
 
         model = timm.create_model(predictor.model.pretrained_cfg["architecture"],

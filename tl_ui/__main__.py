@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--config", help="a run.json to replay (other options override it)")
     train.add_argument("--data", help="zip of class folders, folder, CSV/TSV/XLSX")
     train.add_argument("--model", help="shelf id or Hugging Face Hub id (see `models`)")
-    train.add_argument("--strategy", choices=STRATEGIES, help="default: linear_probe for images, lora for texts")
+    train.add_argument("--strategy", choices=STRATEGIES, help="default: linear_probe for images; for texts the "
+                       "benchmark's best for their number (docs/benchmarks.md)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--batch-size", type=int)

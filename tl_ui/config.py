@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
 
-Strategy = Literal["linear_probe", "partial", "full", "lora"]
-STRATEGIES: tuple[str, ...] = ("linear_probe", "partial", "full", "lora")
+Strategy = Literal["linear_probe", "partial", "full", "lora", "setfit"]
+STRATEGIES: tuple[str, ...] = ("linear_probe", "partial", "full", "lora", "setfit")
+TEXT_ONLY_STRATEGIES = ("setfit",)
 
 # Plain-words explanation of each strategy, shown in the UI and the CLI help.
 STRATEGY_HELP: dict[str, str] = {
@@ -33,6 +34,11 @@ STRATEGY_HELP: dict[str, str] = {
         "LoRA: add small trainable 'adapter' matrices inside the model and train only those plus the "
         "last layer. Close to full fine-tuning in quality at a fraction of the trainable weights."
     ),
+    "setfit": (
+        "SetFit (texts only): first teach the sentence encoder which of your texts belong together, "
+        "from pairs of examples (same label: pull together, different labels: push apart), then train a "
+        "new last layer on its sentences. Made for a few dozen to a few hundred texts; takes minutes."
+    ),
 }
 
 # Defaults a user who changes nothing should get a good model with (see docs/benchmarks.md).
@@ -41,17 +47,25 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "partial": {"epochs": 5, "learning_rate": 5e-4},
     "full": {"epochs": 5, "learning_rate": 1e-3},
     "lora": {"epochs": 5, "learning_rate": 3e-3},
+    # epochs: one pass over the bounded pairs (SetFit's default); the rate is the encoder's (SetFit's body rate)
+    "setfit": {"epochs": 1, "learning_rate": 2e-5},
 }
 
 
-# The strategy a user who picks none gets, by kind of data (texts: a probe reads BERT's [CLS]
-# pooler, which MiniLM was not trained to produce; LoRA also retrains it).
+# The strategy a user who picks none gets, by kind of data; for texts the benchmark's table
+# (bench/sections/text_small_n.py, via tl_ui.measured) picks by the number of examples when it has run.
 DEFAULT_STRATEGY_FOR: dict[str, str] = {"image": "linear_probe", "text": "lora"}
 SET_LEVELS = (0.8, 0.9, 0.95)
 DICOM_WINDOWS = ("header", "soft_tissue", "lung", "bone", "brain")   # tl_ui.data.dicom.WINDOW_PRESETS
 
 
-def default_strategy(modality: Optional[str]) -> str:
+def default_strategy(modality: Optional[str], n_examples: Optional[int] = None) -> str:
+    if modality == "text":
+        from tl_ui.measured_text import text_default
+
+        measured = text_default(n_examples)
+        if measured and measured["strategy"] in STRATEGIES:
+            return measured["strategy"]
     return DEFAULT_STRATEGY_FOR.get(modality or "image", "linear_probe")
 
 
@@ -143,7 +157,8 @@ class RunConfig:
 
     # -- the one translator -------------------------------------------------------------------
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], *, modality: Optional[str] = None) -> "RunConfig":
+    def from_options(cls, options: Mapping[str, Any], *, modality: Optional[str] = None,
+                     n_examples: Optional[int] = None) -> "RunConfig":
         """The RunConfig for a mapping of settings, whoever sends it: the page's form, the API's
         options JSON, the CLI's flags. Empty values (None, "", and 0 where 0 means "automatic")
         take the one set of defaults; the strategy's epochs and learning rate are filled in, so
@@ -157,7 +172,7 @@ class RunConfig:
             if _is_empty(raw) or (name in ZERO_MEANS_AUTO and _is_zero(raw)):
                 continue
             values[name] = _coerce(name, known[name].type, raw)
-        values.setdefault("strategy", default_strategy(modality))
+        values.setdefault("strategy", default_strategy(modality, n_examples))
         if values["strategy"] not in STRATEGIES:
             raise ConfigError(f"Unknown strategy '{values['strategy']}'. Choose one of: {', '.join(STRATEGIES)}.")
         defaults = STRATEGY_DEFAULTS[values["strategy"]]

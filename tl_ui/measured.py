@@ -61,3 +61,4 @@ def _paired_difference(diff: dict) -> str:
     verdict = (f"which {n} seeds cannot tell from chance" if abs(mean) <= half_width
                else f"a difference beyond the spread of {n} seeds")
     return f"; on the same splits LoRA minus probe was {100 * mean:+.0f} ± {100 * sd:.0f} points, {verdict}"
+

@@ -159,7 +159,8 @@ class RunFolder:
     # -- the model --------------------------------------------------------------------------------
     @property
     def has_model(self) -> bool:
-        return (self.model_dir / "config.json").is_file()
+        # transfer_lab.json: a sentence-transformers export keeps its config.json under encoder/
+        return (self.model_dir / "config.json").is_file() or (self.model_dir / "transfer_lab.json").is_file()
 
     def manifest(self) -> dict:
         return read_json(self.model_dir / "transfer_lab.json") or {}

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 MB = 1024 * 1024
+# SetFit's contrastive pairs per run, at most (SetFit would draw 40 per training text): keeps a CPU
+# run of MiniLM-L6 to minutes (tl_ui/engine/planning.py estimates it; RunConfig.extra
+# "setfit_max_pairs" changes it for one run).
+SETFIT_MAX_PAIRS = 480
 
 
 class SettingsError(ValueError):

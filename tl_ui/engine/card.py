@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tl_ui.config import STRATEGY_HELP, RunConfig
 from tl_ui.engine.models import LoadedModel
+from tl_ui.engine.sentence_export import CARD_SNIPPET as SENTENCE_SNIPPET
 
 
 def model_card(loaded: LoadedModel, config: RunConfig, data_summary: dict, metrics: dict) -> str:
@@ -24,6 +25,8 @@ def model_card(loaded: LoadedModel, config: RunConfig, data_summary: dict, metri
             "probs = model(transform(Image.open('x.png').convert('RGB')).unsqueeze(0)).softmax(-1)\n"
             "labels = model.pretrained_cfg['label_names']\n```"
         )
+    elif getattr(loaded, "sentence", None):
+        how_to = SENTENCE_SNIPPET
     else:
         how_to = (
             "```python\nfrom transformers import pipeline\n"
@@ -43,7 +46,7 @@ def model_card(loaded: LoadedModel, config: RunConfig, data_summary: dict, metri
                         f"): apply the same window before predicting (Transfer Lab's `predict` does).")
     trust_lines = _trust_lines(metrics)
     return f"""---
-library_name: {"timm" if loaded.modality == "image" else "transformers"}
+library_name: {"timm" if loaded.modality == "image" else ("sentence-transformers" if getattr(loaded, "sentence", None) else "transformers")}
 tags: [transfer-lab, {loaded.modality}-classification]
 ---
 # {loaded.modality.capitalize()} classifier fine-tuned with Transfer Lab

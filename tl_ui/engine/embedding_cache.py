@@ -62,7 +62,9 @@ def feature_settings(loaded, config, window: Optional[str], device_type: str) ->
         import transformers
 
         settings.update(transformers=transformers.__version__, max_length=int(config.max_length),
-                        tokenizer=type(loaded.tokenizer).__name__)
+                        tokenizer=type(loaded.tokenizer).__name__,
+                        # mean-pooled sentence embeddings or BERT's [CLS] pooler (issue 13)
+                        pooling=getattr(loaded, "sentence", None) or "classifier input of the transformers model")
     return settings
 
 

@@ -17,6 +17,7 @@ from tl_ui.config import RunConfig
 from tl_ui.engine.card import model_card
 from tl_ui.engine.fast_path import restore_layout
 from tl_ui.engine.models import LoadedModel
+from tl_ui.engine.sentence_export import FORMAT as SENTENCE_FORMAT, is_sentence_model, save_sentence_export
 from tl_ui.runfolder import RunFolder
 
 MANIFEST = "transfer_lab.json"   # our own small manifest: modality, classes, base model
@@ -37,13 +38,16 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
         if config.strategy == "lora":
             model.save_pretrained(str(tmp / "adapter"))     # the adapter alone (peft format)
             model = model.merge_and_unload()                  # ...and a merged, ordinary model
+        sentence = is_sentence_model(model)
         if loaded.modality == "image":
             _save_timm(loaded, model, tmp)
+        elif sentence:   # the text probe / SetFit: a sentence-transformers folder + the head (issue 13)
+            save_sentence_export(model, loaded.tokenizer, tmp, config.max_length)
         else:
             model.save_pretrained(str(tmp))
             loaded.tokenizer.save_pretrained(str(tmp))
         manifest = {
-            "format": "timm" if loaded.modality == "image" else "transformers",
+            "format": "timm" if loaded.modality == "image" else (SENTENCE_FORMAT if sentence else "transformers"),
             "modality": loaded.modality,
             "classes": loaded.classes,
             "base_model": loaded.entry.id,

@@ -59,5 +59,13 @@ def estimate_seconds(config: RunConfig, n_examples: int) -> float:
     fixed = 6.0 + 3.0 + 3.0 + n_val / infer
     if config.strategy == "linear_probe":
         return fixed + n_examples / infer + epochs * 0.05
+    if config.strategy == "setfit":
+        # both texts of each pair forward and backward through the whole encoder, 8 checks on the
+        # validation examples, then the probe's embeddings of every example
+        from tl_ui.engine.setfit import CHECKS, PAIRS_PER_EXAMPLE
+        from tl_ui.settings import SETFIT_MAX_PAIRS
+
+        pairs = min(int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS), 2 * PAIRS_PER_EXAMPLE * n_train)
+        return fixed + 2 * pairs / train + CHECKS * n_val / 2 / infer + n_examples / infer
     per_epoch = n_train / (train / _BACKWARD_SHARE[modality][config.strategy]) + n_val / infer
     return fixed + epochs * per_epoch

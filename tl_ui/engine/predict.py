@@ -8,6 +8,7 @@ import torch
 
 from tl_ui.engine.export import read_manifest
 from tl_ui.engine.fast_path import image_input, inference_autocast, length_order, prepare_model
+from tl_ui.engine.sentence_export import FORMAT as SENTENCE_FORMAT, load_sentence_classifier
 
 
 class PredictError(ValueError):
@@ -32,6 +33,10 @@ class Predictor:
         if (folder / "model").is_dir():
             folder = folder / "model"
         manifest = read_manifest(folder)
+        if manifest is not None and manifest.get("format") == SENTENCE_FORMAT:
+            model, tokenizer = load_sentence_classifier(folder)
+            return cls(model, list(manifest["classes"]), "text", tokenizer=tokenizer,
+                       max_length=manifest.get("max_length") or 128, conformal=manifest.get("conformal"))
         if manifest is None or not (folder / "config.json").exists():
             raise PredictError("This run has no finished model to predict with. Train a model first, or "
                                "pick a run that finished.")

@@ -27,6 +27,10 @@ import torch
 # Per-example L2 strength, strongest first, one per decade (as scikit-learn's LogisticRegressionCV spaces
 # its Cs); for N training examples, l2 = 1 / (C * N).
 L2_GRID = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
+# Sentence embeddings (unit length, cosine geometry): one scale for all features and stronger
+# strengths too, as scikit-learn's default C = 1 on unit vectors is; matched it within 0.01 on
+# 16-300 sample reviews where the grid above, per-feature scaled, trailed by up to 0.013.
+SENTENCE_L2_GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)
 CV_FOLDS = 3
 MAX_ITER = 200          # the final fit; its iterations are the live curve's x axis
 CV_MAX_ITER = 30
@@ -133,7 +137,7 @@ def _few_threads():
         torch.set_num_threads(before)
 
 
-def standardise(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def standardise(features: np.ndarray, isotropic: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Mean and spread of each feature over the training examples, the spread floored at the median
     spread (a constant feature gets 1). Without the floor, a unit that barely fired on the training
     examples was blown up to unit spread, and one new example where it fired got a logit in the
@@ -141,6 +145,8 @@ def standardise(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     examples: ECE 0.66; with the floor 0.09, and accuracy 0.60 -> 0.90 on 100 examples)."""
     mean = features.mean(axis=0)
     std = features.std(axis=0)
+    if isotropic:   # sentence embeddings: one scale for all, so cosine geometry is kept (issue 13)
+        return mean, np.full_like(std, max(float(np.sqrt((std ** 2).mean())), 1e-12))
     std[std < 1e-6 * max(float(std.max()), 1e-12)] = 1.0
     return mean, np.maximum(std, np.median(std))
 
@@ -148,21 +154,23 @@ def standardise(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def fit_head(train_x: np.ndarray, train_y: np.ndarray, n_classes: int, *, choose_x: np.ndarray,
              choose_y: np.ndarray, class_weights: Optional[np.ndarray] = None, seed: int = 0,
              on_iteration: Optional[Callable[[Iteration], None]] = None,
-             should_stop: Callable[[], bool] = lambda: False, l2: Optional[float] = None) -> HeadFit:
+             should_stop: Callable[[], bool] = lambda: False, l2: Optional[float] = None,
+             isotropic: bool = False, grid: tuple = L2_GRID) -> HeadFit:
     """Fit the probe's head on the training examples' embeddings. `choose_x/choose_y` (the validation
     examples) are only *watched*: their loss per iteration feeds `on_iteration` (the live curve);
     nothing is chosen on them here (the run chooses the calibration there, as for every strategy).
-    `l2`: a fixed strength instead of the cross-validated choice."""
+    `l2`: a fixed strength instead of the cross-validated choice. `isotropic`: one scale for every
+    feature (sentence embeddings) instead of each feature's own; `grid`: the strengths tried."""
     with _few_threads():
         return _fit_head(train_x, train_y, n_classes, choose_x, choose_y, class_weights, seed, on_iteration,
-                         should_stop, l2)
+                         should_stop, l2, isotropic, tuple(grid))
 
 
 def _fit_head(train_x, train_y, n_classes, choose_x, choose_y, class_weights, seed, on_iteration, should_stop,
-              l2) -> HeadFit:
+              l2, isotropic=False, grid=L2_GRID) -> HeadFit:
     started = time.perf_counter()
     train_x = np.asarray(train_x, dtype=np.float32)
-    mean, std = standardise(train_x)
+    mean, std = standardise(train_x, isotropic)
     used = np.flatnonzero(train_x.std(axis=0) > 0)     # a constant feature (a unit that never fires) gets weight 0
     z = torch.from_numpy(((train_x - mean) / std)[:, used]).float()
     y = torch.as_tensor(np.asarray(train_y), dtype=torch.long)
@@ -171,7 +179,8 @@ def _fit_head(train_x, train_y, n_classes, choose_x, choose_y, class_weights, se
     basis = _row_span(z)
     if basis is not None:
         z = z @ basis
-    l2, cv = (float(l2), None) if l2 is not None else _choose_l2(z, y, sample_w, n_classes, seed, should_stop)
+    l2, cv = (float(l2), None) if l2 is not None else _choose_l2(z, y, sample_w, n_classes, seed, should_stop,
+                                                                     grid)
 
     final = _Stacked(z, y, sample_w, n_classes, should_stop)
     final.l2 = l2
@@ -236,7 +245,7 @@ def _watched(logits: torch.Tensor, targets: torch.Tensor, n_classes: int, class_
 
 
 def _choose_l2(z: torch.Tensor, y: torch.Tensor, sample_w: torch.Tensor, n_classes: int, seed: int,
-               should_stop) -> tuple[float, Optional[dict]]:
+               should_stop, grid: tuple = L2_GRID) -> tuple[float, Optional[dict]]:
     """The L2 strength with the lowest cross-validated log loss (stratified folds of the training
     examples). With a class of fewer than two examples there is nothing to fold: 1/n, which is
     scikit-learn's default (C = 1)."""
@@ -254,7 +263,7 @@ def _choose_l2(z: torch.Tensor, y: torch.Tensor, sample_w: torch.Tensor, n_class
     objective = _Stacked(z, y, masks, n_classes, should_stop)
     x = np.zeros(folds * (z.shape[1] * n_classes + n_classes))
     losses: list[float] = []
-    for l2 in L2_GRID:
+    for l2 in grid:
         objective.l2 = l2
         x, _ = _minimise(objective, x, CV_MAX_ITER, ftol=CV_FTOL)
         w, b = objective.unpack(x)
@@ -266,8 +275,13 @@ def _choose_l2(z: torch.Tensor, y: torch.Tensor, sample_w: torch.Tensor, n_class
         if len(losses) - 1 - int(np.argmin(losses)) >= STALE_STEPS:
             break
     best = int(np.argmin(losses))
-    return L2_GRID[best], {"folds": folds, "grid": list(L2_GRID[:len(losses)]),
-                           "loss": [round(v, 5) for v in losses], "chosen": L2_GRID[best]}
+    return grid[best], {"folds": folds, "grid": list(grid[:len(losses)]),
+                        "loss": [round(v, 5) for v in losses], "chosen": grid[best]}
+
+
+def sentence_options(sentence: Optional[dict]) -> dict:
+    """fit_head's scaling and grid for sentence embeddings (None: per-feature scaling, default grid)."""
+    return {"isotropic": True, "grid": SENTENCE_L2_GRID} if sentence else {}
 
 
 def fit_head_in_run(run, head: torch.nn.Module, features: list[torch.Tensor]) -> int:
@@ -279,30 +293,33 @@ def fit_head_in_run(run, head: torch.nn.Module, features: list[torch.Tensor]) ->
     weights = None if run.criterion.weight is None else run.criterion.weight.cpu().numpy()
     run.fit_started = time.time()
     pending: list = []
+    before = int(getattr(run, "steps_before_head", 0))   # SetFit's contrastive steps come first on the curve
 
     def emit_pending(is_best: bool) -> None:
         if pending:
             it = pending.pop()
             elapsed = time.time() - run.fit_started
             run.recorder.emit(EpochEnd(
-                epoch=it.iteration, epochs=MAX_ITER, step=it.iteration, train_loss=it.train_loss,
+                epoch=it.iteration, epochs=MAX_ITER, step=before + it.iteration, train_loss=it.train_loss,
                 train_accuracy=it.train_accuracy, val_loss=it.val_loss, val_accuracy=it.val_accuracy,
                 val_macro_f1=it.val_macro_f1, elapsed_s=elapsed, eta_s=None, is_best=is_best))
 
     def on_iteration(it: Iteration) -> None:
         emit_pending(False)            # an iteration followed by another is not the one kept
-        run.step = run.epoch = it.iteration
-        run.recorder.emit(StepEnd(epoch=it.iteration, step=it.iteration, total_steps=MAX_ITER,
+        run.epoch, run.step = it.iteration, before + it.iteration
+        run.recorder.emit(StepEnd(epoch=it.iteration, step=before + it.iteration, total_steps=before + MAX_ITER,
                                   train_loss=it.train_loss, learning_rate=0.0,
                                   elapsed_s=time.time() - run.fit_started, eta_s=None))
         pending.append(it)
 
     fitted = fit_head(features[0].numpy(), run.train_targets, len(run.classes), choose_x=features[1].numpy(),
                       choose_y=run.val_targets, class_weights=weights, seed=run.config.seed,
-                      on_iteration=on_iteration, should_stop=run.should_stop)
+                      on_iteration=on_iteration, should_stop=run.should_stop,
+                      **sentence_options(getattr(run.loaded, "sentence", None)))
     emit_pending(True)
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(fitted.weight))
         head.bias.copy_(torch.from_numpy(fitted.bias))
-    run.probe_fit = fitted.record()
+    run.probe_fit = {**fitted.record(), **({"setfit": run.setfit_record} if getattr(run, "setfit_record", None)
+                                           else {})}
     return fitted.iterations

@@ -38,6 +38,7 @@ from tl_ui.engine.recorder import EventCallback, EventRecorder
 from tl_ui.engine.report import (CV_BELOW_N, build_metrics, calibrate, cross_validate_probe,
                                  keep_mistake_images, trust_softmax)
 from tl_ui.engine.roles import split_roles
+from tl_ui.engine.sentence import contrastive_stage_in_run, default_probe_head, sentence_model_for
 from tl_ui.engine.strategies import TrainPlan, plan, snapshot
 from tl_ui.runfolder import RunFolder
 
@@ -142,12 +143,13 @@ class _Run:
                 f"{self.dataset.modality}s. Pick a {self.dataset.modality} model.")
         self.loaded = load_model(entry, self.classes, random_init=config.random_init, image_size=config.image_size,
                                  max_params_m=config.limits.get("max_model_params_m"))
+        self.loaded = sentence_model_for(self.loaded, config)   # text probe: the encoder's own pooling
         self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
         if config.strategy == "linear_probe":
             self.embedding_cache = bind_for_run(self.cache, self.loaded, config, self.window,
                                                 self.accelerator.device.type)
         try:
-            if config.strategy == "linear_probe":
+            if config.strategy in ("linear_probe", "setfit"):   # setfit: pairs first, then the probe
                 train_plan, best_epoch, logits = self._fit_probe()
             else:
                 train_plan, best_epoch, logits = self._fit_finetune()
@@ -195,10 +197,11 @@ class _Run:
         resume(self, train_plan)   # a continued run starts from its parent's head
         # The full-batch head (probe_solver) is opt-in until it is at least as accurate everywhere:
         # on pretrained digits it still scored 3 points below the minibatch head (bench/sections/iterate.py).
-        minibatch = config.extra.get("probe_head", "minibatch") != "full_batch"
+        minibatch = config.extra.get("probe_head", default_probe_head(loaded)) != "full_batch"
         epochs, batch = (config.resolved_epochs if minibatch else MAX_ITER), int(config.batch_size)
         self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch) if minibatch else 1,
                       unit="epoch" if minibatch else "iteration")
+        contrastive_stage_in_run(self)   # SetFit only: tune the encoder on pairs before the embeddings
         features = embed_sets(
             loaded, (self.train_items, self.val_items, self.report_items), batch_size=self._inference_batch(),
             device=self.accelerator.device, max_length=config.max_length, window=self.window,

@@ -53,7 +53,8 @@ def prepare_run(options: Mapping[str, Any], replay_of: Optional[str] = None):
     dataset = read_dataset(data_path, merged, limits)
     merged.update(data_path=str(Path(data_path).resolve()), data_sha256=sha, limits=limits)
     try:
-        config = settings.run_limits().check(RunConfig.from_options(merged, modality=dataset.modality))
+        config = settings.run_limits().check(RunConfig.from_options(merged, modality=dataset.modality,
+                                                                                    n_examples=len(dataset)))
     except ConfigError as exc:
         raise UserError(str(exc)) from None
     return config, dataset

@@ -134,7 +134,8 @@ class Lab:
             config = RunConfig.from_options({**{k: v for k, v in columns.items() if v}, **options,
                                              "model_id": entry.id if entry.source == "packaged" else model_id,
                                              "data_path": data_path},
-                                            modality=modality or entry.modality)
+                                            modality=modality or entry.modality,
+                                            n_examples=len(dataset) if dataset is not None else None)
             return self.settings.run_limits().check(config)
         except ConfigError as exc:
             raise UserError(str(exc)) from None

@@ -56,7 +56,8 @@ def build(handlers) -> dict:
     async def train(model_id, dataset, strategy, epochs, options_json, request: gr.Request):
         """Train a model. model_id: a shelf id (e.g. efficientnet_lite0, minilm_l6) or Hub id;
         dataset: zip/CSV/TSV/XLSX file (empty: the sample for the model's kind); strategy:
-        linear_probe|partial|full|lora (empty: the default for the data, LoRA for texts); epochs:
+        linear_probe|partial|full|lora|setfit (empty: the default for the data; for texts the one the
+        benchmark found best for their number, docs/benchmarks.md); epochs:
         0 = strategy default; options_json: JSON object of further settings, the same names as
         run.json (learning_rate, batch_size, image_size, val_fraction, seed, random_init,
         compare_scratch, group_column, set_level, unfreeze_groups, lora_rank, max_examples,

@@ -155,8 +155,8 @@ class Handlers:
                   "data_gallery": gallery, "data_table": table, "dicom_window": data_step.window_update(dicom),
                   "model_shelf": shelf,
                   "model_choice": choice_update, "data_upload": None, **advisor_view.cleared()}
-        if ds.modality != previous_modality:  # texts: LoRA, images: linear probe
-            values["strategy_choice"] = default_strategy(ds.modality)
+        if ds.modality != previous_modality or ds.modality == "text":  # texts: by their number (benchmark)
+            values["strategy_choice"] = default_strategy(ds.modality, len(ds))
         return values
 
     @outputs(advisor_view.KEYS, "model_choice")

@@ -1,4 +1,4 @@
-"""Step 3 · Strategy: four ways to adapt the model, what each trains, how long it may take."""
+"""Step 3 · Strategy: the ways to adapt the model, what each trains, how long it may take."""
 from __future__ import annotations
 
 import gradio as gr
@@ -12,20 +12,21 @@ STRATEGY_LABELS = {
     "partial": "Partial unfreezing — middle ground",
     "full": "Full fine-tuning — slowest",
     "lora": "LoRA adapters — small add-ons",
+    "setfit": "SetFit — texts only, few examples",
 }
 # When to use each, in one line (the selected one is explained in full in #strategy-info).
 WHEN_TO_USE = ("Little data or a first try: linear probe · a few hundred examples: partial · "
-               "lots of data and time: full · near full quality with few trained weights: LoRA")
+               "lots of data and time: full · near full quality with few trained weights: LoRA · "
+               "a few dozen texts: SetFit")
 DEFAULT_STRATEGY = "linear_probe"
-# Why texts default to LoRA. Figures only as measured by the benchmark (tl_ui/measured.py), never typed in.
-TEXT_LORA_REASON = (
-    "LoRA is preselected for texts: a linear probe can only read the model's sentence summary "
-    "(BERT's [CLS] “pooler”), which MiniLM was never trained to produce, while LoRA also retrains it."
-)
-TEXT_LORA_REASON_OTHER = ("LoRA is preselected for texts: it also adapts the model's sentence summary, "
-                          "which a linear probe can only read as it is.")
-TEXT_PROBE_HINT = ("For texts, **LoRA** also adapts the model's sentence summary, which a linear probe can "
-                   "only read as it is; it takes a few minutes instead of seconds.")
+# Why a text strategy is preselected: the benchmark's table for the user's number of examples
+# (tl_ui.measured.text_default); these lines only when it has not run. Figures only as measured.
+TEXT_LORA_REASON = ("LoRA is preselected for texts: it adapts the model itself to your labels, which a "
+                    "linear probe cannot; the probe reads MiniLM's mean-pooled sentence embeddings as they are.")
+TEXT_LORA_REASON_OTHER = ("LoRA is preselected for texts: it adapts the model itself, which a linear probe "
+                          "can only read as it is.")
+TEXT_PROBE_HINT = ("For texts the linear probe reads the encoder's own sentence embeddings (mean pooling), "
+                   "in seconds; **LoRA** and **SetFit** also adapt the encoder and take minutes.")
 COMPARE_SCRATCH_LABEL = ("Also train the same recipe from random weights (shows what pretraining bought you; "
                          "takes twice as long)")
 SET_LEVEL_CHOICES = [("80%", 0.8), ("90%", 0.9), ("95%", 0.95)]
@@ -52,7 +53,7 @@ def build() -> dict:
     gr.Markdown(
         "### Step 3 · How to train\n"
         "Choose how much of the pretrained model may change. If unsure, keep the preselected one "
-        "(**linear probe** for images, **LoRA** for texts). The box below says what the choice does, how "
+        "(**linear probe** for images; for texts the one the benchmark found best for your number of examples). The box below says what the choice does, how "
         "many of the model's weights it trains and roughly how long it takes on this computer.",
         elem_classes="tl-step-intro",
     )
@@ -103,10 +104,8 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
     """One sentence on the strategy, the trainable share and a time estimate (never raises)."""
     strategy = options.get("strategy") or DEFAULT_STRATEGY
     lines = [STRATEGY_HELP.get(strategy, "")]
-    if state.modality == "text" and strategy in ("lora", "linear_probe"):
-        reason = (TEXT_PROBE_HINT if strategy == "linear_probe" else
-                  TEXT_LORA_REASON if model_id == "minilm_l6" else TEXT_LORA_REASON_OTHER)
-        lines.append(" ".join(part for part in (reason, measured_claim()) if part))
+    if state.modality == "text":
+        lines.append(text_reason(strategy, model_id, state.n_examples))
     try:
         numbers = lab.plan(model_id, options, state.dataset)
         config = numbers["config"]
@@ -127,6 +126,24 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
     except Exception as exc:
         lines.append(f"_{user_message(exc, 'estimating the run')}_")
     return "\n\n".join(line for line in lines if line)
+
+
+def text_reason(strategy: str, model_id: str, n_examples) -> str:
+    """One line: why this text strategy is (or is not) the preselected one for this many examples."""
+    from tl_ui.measured_text import STRATEGY_WORDS, text_default
+
+    measured = text_default(n_examples) if model_id == "minilm_l6" else None
+    if measured and measured["strategy"] == strategy:
+        return measured["sentence"]
+    if measured:
+        return (f"{STRATEGY_WORDS.get(measured['strategy'], measured['strategy'])} is preselected for "
+                f"{n_examples:,} texts: the benchmark found it best with {measured['size']} examples "
+                f"(docs/benchmarks.md).")
+    if strategy in ("lora", "linear_probe"):
+        reason = (TEXT_PROBE_HINT if strategy == "linear_probe" else
+                  TEXT_LORA_REASON if model_id == "minilm_l6" else TEXT_LORA_REASON_OTHER)
+        return " ".join(part for part in (reason, measured_claim()) if part)
+    return ""
 
 
 def defaults_for(strategy: str):

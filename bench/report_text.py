@@ -1,0 +1,60 @@
+"""The "Text with 16 to 300 examples" part of docs/benchmarks.md and the text default the app
+preselects by (tl_ui/measured_figures.json, key "text_default"), from bench/text-small-n-results.json
+(`python -m bench.sections.text_small_n`)."""
+from __future__ import annotations
+
+from bench.sections.text_small_n import METHODS, RESULTS
+
+NAMES = {"sklearn": "scikit-learn LR", "probe": "our probe", "setfit": "SetFit", "lora": "LoRA", "full": "full"}
+
+
+def load() -> dict:
+    from bench.harness import load_results
+
+    return load_results(RESULTS) if RESULTS.exists() else {}
+
+
+def render(r: dict) -> list[str]:
+    if not r.get("datasets"):
+        return []
+    s = r["settings"]
+    out = ["## Text with 16 to 300 examples\n",
+           f"Command: `{r['command']}` ({r['started']}, {r['seconds']:.0f} s on a shared 2-core machine; other "
+           f"engineers' jobs ran at the same time, so times are indicative). MiniLM-L6, texts cut at "
+           f"{s['max_length']} tokens. Each size: {s['repeats']} stratified draws of n training examples, the "
+           f"test examples drawn from the rest (at most {s['test_cap']}); every method sees all n examples. "
+           f"SetFit ({s['setfit_pairs']} pairs) and LoRA (the app's defaults, fixed epochs) ran on the first "
+           f"{s['slow_repeats']} draw(s) at n = {', '.join(map(str, s['slow_sizes']))} of "
+           f"{', '.join(s['slow_datasets'])} only (one SetFit fit took minutes here); full fine-tuning was not "
+           "run in this pass. Accuracy pooled over draws, 95% Wilson interval; time: median seconds per fit "
+           "(the linear methods share one embedding pass, listed per data set).\n"]
+    for note in (r.get("notes") or {}).values():
+        out.append(f"* {note}")
+    for name, d in r["datasets"].items():
+        out += [f"\n**{d['description']}** ({d['n_texts']} texts; embedding them all: {d['embed_all_s']} s)\n",
+                "| n | " + " | ".join(NAMES[m] for m in METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
+        for n, row in d["sizes"].items():
+            cells = []
+            for m in METHODS:
+                c = row.get(m)
+                cells.append("–" if not c else f"{c['accuracy']:.3f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
+                                               f"×{c['draws']}, {c['median_s']:.1f} s")
+            out.append(f"| {n} | " + " | ".join(cells) + " |")
+    out += ["\n**The text default, by number of examples** (best app strategy on the draws every method at "
+            "that size shared; ties within half a point go to the cheaper; gap: to the better of scikit-learn "
+            "and SetFit on the same draws):\n", "| n | preselected | accuracy | reference | gap | compared on |",
+            "|---|---|---|---|---|---|"]
+    for n, p in (r.get("default") or {}).items():
+        out.append(f"| {n} | {p['strategy']} | {p['accuracy']:.3f} | {p['reference']:.3f} | {p['gap']:+.3f} | "
+                   f"{p['compared_on']} |")
+    return out + [""]
+
+
+def figures(r: dict) -> dict:
+    """What tl_ui.measured.text_default reads."""
+    if not r.get("default"):
+        return {}
+    return {"text_default": {"command": r["command"], "measured_on": r["started"],
+                             "source": "docs/benchmarks.md, section “Text with 16 to 300 examples”",
+                             "by_size": {n: {k: p[k] for k in ("method", "strategy", "accuracy", "all")}
+                                         for n, p in r["default"].items()}}}
