@@ -318,6 +318,13 @@ def test_new_user_walkthrough(page, tmp_path):
     assert "Warmer colours" in bh.wait_for_text(page, "#try-why-note", "Why", timeout_s=15)
     shots.append(bh.screenshot(page, 7, "try-why"))
     a11y.assert_accessible(page, "results-why")
+    # ...and what it looked at in its most confident mistakes (Grad-CAM overlays)
+    _click(page, "#mistakes-why-btn")
+    page.wait_for_selector("#mistakes-why-gallery img", timeout=90_000)
+    assert "went wrong" in bh.wait_for_text(page, "#mistakes-why-note", "went wrong", timeout_s=15)
+    page.locator("#mistakes-why-gallery").scroll_into_view_if_needed()
+    shots.append(bh.screenshot(page, 7, "mistakes-why"))
+    a11y.assert_accessible(page, "results-mistakes-why")
 
     # 7. Download the exported model as a zip.
     bh.ensure_visible(page, "#download-model")
@@ -411,7 +418,7 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 15, "continued-run-results"))
     a11y.assert_accessible(page, "results-continued")
-    assert len(shots) == 16
+    assert len(shots) == 17
 
 
 # --------------------------------------------------------------------------- bad uploads

@@ -177,3 +177,32 @@ def test_the_service_explains_a_try_it_text_and_leaves_the_kept_model_alone(tmp_
             lab.explain(owner, job.id, text="  ")
     finally:
         lab.close()
+
+
+def test_the_most_confident_mistakes_are_drawn_with_what_the_model_looked_at(image_run, tmp_path):
+    """Results' "Show what the model looked at": Grad-CAM overlays of the run's own mistake previews,
+    in the owner's private folder; texts are refused with a pointer to the try-it box."""
+    import shutil
+
+    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.mistakes import MAX_OVERLAYS, mistake_overlays
+    from tl_ui.service.owners import Owner
+    from tl_ui.settings import Settings
+
+    lab = Lab(Settings(runs_dir=tmp_path / "runs"))
+    owner = Owner("user", "looker")
+    try:
+        run = lab.workspace.new_run(owner)
+        shutil.copytree(image_run, run.path)
+        mistakes = [m for m in json.loads((run.path / "metrics.json").read_text())["mistakes"] if m.get("file")]
+        assert mistakes, "the fixture run made no mistakes to draw"
+        overlays = mistake_overlays(lab, owner, run.id)
+        assert [o["mistake"] for o in overlays] == mistakes[:MAX_OVERLAYS]
+        for overlay in overlays:
+            assert str(lab.private.owner_root(owner)) in overlay["path"]
+            with Image.open(overlay["path"]) as picture:
+                assert picture.size == (96, 96) and picture.mode == "RGB"
+        with pytest.raises(UserError):
+            mistake_overlays(lab, Owner("user", "someone-else"), run.id)
+    finally:
+        lab.close()

@@ -192,6 +192,7 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     for trigger in (c["try_btn"].click, c["try_text"].submit):
         on(trigger, h.try_it, [c["try_image"], c["try_file"], c["try_text"], state], **try_kw)
     on(c["try_why_btn"].click, h.explain_it, [c["try_image"], c["try_file"], c["try_text"], state], **try_kw)
+    on(c["mistakes_why_btn"].click, h.explain_mistakes, state, **try_kw)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -13,7 +13,7 @@ _os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 _warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # raised inside peft, not ours
 
 _LAZY = {
-    "train_run": "tl_ui.engine.train", "RunResult": "tl_ui.engine.train",
+    "train_run": "tl_ui.engine.train", "RunResult": "tl_ui.engine.events",
     "Predictor": "tl_ui.engine.predict", "PredictError": "tl_ui.engine.predict",
     "describe_strategy": "tl_ui.engine.planning", "estimate_seconds": "tl_ui.engine.planning",
 }

@@ -115,3 +115,13 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     data = dict(data)
     cls = EVENT_TYPES[data.pop("kind")]
     return cls(**data)
+
+
+@dataclass
+class RunResult:
+    """What `train_run` returns (the run folder holds everything else)."""
+    run_id: str
+    run_dir: Any                    # Path
+    status: str                     # "finished" | "stopped" | "failed"
+    metrics: Optional[dict] = None
+    message: str = ""

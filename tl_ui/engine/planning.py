@@ -6,6 +6,7 @@ from typing import Optional
 
 from tl_ui.catalog import get_model
 from tl_ui.config import RunConfig
+from tl_ui.engine import fast_path
 
 # Measured on the lab's 2-core CPU machines (`python bench/run.py --only claims`, docs/benchmarks.md
 # section 8): examples per second at the model's own input size; texts are the sample reviews'
@@ -17,6 +18,12 @@ _TRAIN_PER_S = {"image": 15.0, "text": 28.0}
 # convolutional image model (its wrapped layers add work to every forward and backward pass).
 _BACKWARD_SHARE = {"image": {"partial": 0.5, "full": 1.0, "lora": 1.4},
                    "text": {"partial": 0.45, "full": 1.0, "lora": 0.5}}
+# The rates above were measured on the plain float32 path. With the fast path on
+# (tl_ui/engine/fast_path.py), forward passes and training steps run this much faster, as measured side
+# by side (`python -m bench.sections.fast`, docs/benchmarks.md "Fast path"; bf16 is not counted: these
+# machines lack it). Kept below the measured medians: an estimate that is a little long is kinder.
+_FAST_PATH_SPEEDUP = {"image": {"infer": FAST_IMAGE_INFER, "train": FAST_IMAGE_TRAIN},
+                      "text": {"infer": FAST_TEXT_INFER, "train": 1.0}}
 
 
 def describe_strategy(model_id: str, strategy: str, num_classes: int, config: Optional[RunConfig] = None) -> dict:
@@ -52,6 +59,9 @@ def estimate_seconds(config: RunConfig, n_examples: int) -> float:
     n_train = n_examples - n_val
     infer = _INFER_PER_S[modality] / scale
     train = _TRAIN_PER_S[modality] / scale
+    if fast_path.enabled():   # the path the worker will really run
+        infer *= _FAST_PATH_SPEEDUP[modality]["infer"]
+        train *= _FAST_PATH_SPEEDUP[modality]["train"]
     epochs = config.resolved_epochs
     # Fixed costs of every run, measured on the lab machines: starting the worker process and
     # importing torch (~6 s), loading the model (~3 s), then calibration, intervals, the probe's

@@ -12,7 +12,6 @@ import math
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,7 +26,8 @@ from tl_ui.data import DataError, LabelledDataset, Limits, load_dataset, stratif
 from tl_ui.data.images import image_reading_note
 from tl_ui.engine.continuation import resume
 from tl_ui.engine.evaluate import quick_scores, write_predictions
-from tl_ui.engine.events import EpochEnd, Progress, RunFailed, RunFinished, RunStarted, RunStopped, StepEnd
+from tl_ui.engine.events import (EpochEnd, Progress, RunFailed, RunFinished, RunResult, RunStarted, RunStopped,
+                                 StepEnd)
 from tl_ui.engine.export import export_model
 from tl_ui.engine.embedding_cache import bind_for_run
 from tl_ui.engine.features import Stopped, embed_sets, probe_head
@@ -43,15 +43,6 @@ from tl_ui.engine.strategies import TrainPlan, plan, snapshot
 from tl_ui.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    run_dir: Path
-    status: str                     # "finished" | "stopped" | "failed"
-    metrics: Optional[dict] = None
-    message: str = ""
 
 
 def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[EventCallback] = None,

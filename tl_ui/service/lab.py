@@ -282,9 +282,10 @@ class Lab:
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
-    def explain(self, owner: Owner, run_id: str, image=None, text=None) -> dict:
+    def explain(self, owner: Owner, run_id: str, image=None, text=None, target: Optional[str] = None) -> dict:
         """What the run's answer for one input rests on (tl_ui.engine.explain): {"kind", "class",
-        "overlay" (a PIL image; images) or "html" and "words" (texts)}."""
+        "overlay" (a PIL image; images) or "html" and "words" (texts)}. `target`: the class to explain
+        (default: the predicted one)."""
         run = self.run(owner, run_id)
         if not run.has_model:
             raise UserError("This run has no finished model to explain. Pick a run that finished.")
@@ -305,7 +306,7 @@ class Lab:
         own = copy.copy(predictor)
         own.model = copy.deepcopy(predictor.model)
         try:
-            return explain(own, item)
+            return explain(own, item, target)
         except ValueError as exc:
             raise UserError(str(exc)) from None
 

@@ -287,6 +287,19 @@ class Handlers:
                 "continue_note": f"Started run {job.id}: {int(more_epochs)} more epochs from run {state.shown_run}.",
                 **train_step.view_outputs(job, self.lab.runner, state)}
 
+    @outputs(results_view.MISTAKES_WHY_KEYS)
+    def explain_mistakes(self, state: SessionState, request: gr.Request):
+        """Grad-CAM overlays of the shown run's most confident mistakes."""
+        from tl_ui.service.mistakes import mistake_overlays
+
+        if not state.shown_run:
+            return {"mistakes_why_note": "Pick a finished run in 'Previous runs' first."}
+        try:
+            overlays = mistake_overlays(self.lab, self.lab.owner(request), state.shown_run)
+        except Exception as exc:
+            return {"mistakes_why_note": error_md(user_message(exc, "drawing what the model looked at"))}
+        return results_view.mistakes_why(overlays)
+
     @outputs(results_view.RUNS_KEYS)
     def refresh_runs(self, request: gr.Request):
         return results_view.runs_overview(self.lab, self.lab.owner(request))

@@ -65,6 +65,11 @@ def build() -> dict:
                                        elem_id="mistakes-gallery", elem_classes="tl-mistakes")
     c["mistakes_table"] = gr.Dataframe(label="Most confident mistakes", interactive=False, visible=False, wrap=True,
                                        elem_id="mistakes-table", column_widths=["14%", "14%", "8%", "64%"])
+    c["mistakes_why_btn"] = gr.Button("Show what the model looked at in these mistakes", visible=False,
+                                      elem_id="mistakes-why-btn", variant="secondary")
+    c["mistakes_why_note"] = gr.Markdown("", elem_id="mistakes-why-note")
+    c["mistakes_why_gallery"] = gr.Gallery(label="What the model looked at (Grad-CAM) in its mistakes", columns=6,
+                                           height="auto", visible=False, elem_id="mistakes-why-gallery")
     with gr.Group():
         gr.Markdown("**Try it** — give the model a new example.")
         with gr.Row():

@@ -27,8 +27,10 @@ SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_clas
              "group_table", "reliability_plot", "reliability_text", "calibration_summary", "conformal_summary",
              "confusion_plot", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
              "try_set", "try_error", "try_why_note", "try_why", "download_model", "download_run_json", "download_card", "replay_command",
-             "results_timer")
+             "results_timer", "mistakes_why_btn", "mistakes_why_note", "mistakes_why_gallery")
 WHY_CLEARED = {"try_why_note": "", "try_why": ""}
+MISTAKES_WHY_KEYS = ("mistakes_why_note", "mistakes_why_gallery")
+MISTAKES_WHY_CLEARED = {"mistakes_why_note": "", "mistakes_why_gallery": gr.update(value=None, visible=False)}
 RUNS_KEYS = ("previous_runs", "runs_table", "compare_runs")
 COMPARE_KEYS = ("compare_plot", "compare_diff")   # and compare_colours: compare_plot
 
@@ -50,7 +52,8 @@ def empty(message: str) -> dict:
             "conformal_summary": "", "confusion_plot": "", "mistakes_gallery": hidden, "mistakes_table": hidden,
             "try_output": hidden, "try_set": "", "try_error": "", **WHY_CLEARED, "download_model": off,
             "download_run_json": off, "download_card": off, "replay_command": "",
-            "results_timer": gr.Timer(active=False)}
+            "results_timer": gr.Timer(active=False), "mistakes_why_btn": gr.update(visible=False),
+            **MISTAKES_WHY_CLEARED}
 
 
 def show(lab, owner, run: RunFolder) -> dict:
@@ -88,6 +91,8 @@ def show(lab, owner, run: RunFolder) -> dict:
         "results_timer": gr.Timer(active=pending),
     }
     values.update(_mistakes(lab, owner, run, metrics.get("mistakes") or [], modality))
+    values.update(MISTAKES_WHY_CLEARED, mistakes_why_btn=gr.update(
+        visible=modality == "image" and any(m.get("file") for m in metrics.get("mistakes") or [])))
     files = lab.private.run_downloads(owner, run.path)
     for key, name in (("download_model", "model"), ("download_run_json", "run_json"), ("download_card", "card")):
         path = files.get(name)
@@ -249,3 +254,16 @@ def scratch_update(lab, owner, run_id: str) -> dict:
     ticked = cv.default_ticks(run.id, metrics, cv.tick_choices(infos))
     return {"scratch_comparison": text, "results_timer": gr.Timer(active=False),
             **runs_overview(lab, owner, ticked=ticked, infos=infos), **compare(lab, owner, ticked, infos)}
+
+
+def mistakes_why(overlays: list[dict]) -> dict:
+    """Grad-CAM overlays of the most confident mistakes (tl_ui/service/mistakes.py), in a gallery."""
+    if not overlays:
+        return {"mistakes_why_note": "This run made no mistakes on its test examples that could be drawn.",
+                "mistakes_why_gallery": gr.update(value=None, visible=False)}
+    items = [(o["path"], f"{mistake_caption(o['mistake'])}: where it saw {o['mistake'].get('predicted')}")
+             for o in overlays]
+    note = ("**What the model looked at when it went wrong.** Warmer colours mark the parts of each image "
+            "that pushed the model towards the class it wrongly chose. A map on the background or the "
+            "border, not on the object, suggests it learned something other than what you meant.")
+    return {"mistakes_why_note": note, "mistakes_why_gallery": gr.update(value=items, visible=True)}
