@@ -98,6 +98,13 @@ def test_advisor_button_ranks_every_offline_model_in_a_worker_and_the_next_run_r
     best = offline[table["Model"][0]]
     assert shown["model_choice"] == best and "What the numbers mean" in shown["advisor_note"]
     assert "you can still pick another" in shown["advisor_note"]
+    # the map of the data, in the best model's embeddings (tl_ui/engine/data_map.py), with its words
+    points = shown["data_map_plot"]["value"]
+    assert len(points) == len(digits) and shown["data_map_plot"]["visible"]
+    assert "Map of your data" in shown["data_map_note"] and table["Model"][0] in shown["data_map_note"]
+    listed = shown["label_problems_table"]["value"]
+    assert (listed is None or len(listed) == 0) == (not shown["label_problems_table"]["visible"])
+    assert (points["class"] == "possible label problem").sum() >= (0 if listed is None else len(listed))
 
     # The user keeps the advisor's choice: its linear probe goes through the model zero times.
     seen = count_forward_examples(monkeypatch)

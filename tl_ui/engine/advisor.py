@@ -51,10 +51,12 @@ def run_config_for(entry: ModelEntry, base: Optional[RunConfig]) -> RunConfig:
 def advise(dataset: LabelledDataset, *, base_config: Optional[RunConfig] = None,
            models: Optional[list[ModelEntry]] = None, max_examples: int = 1000, cache=None,
            on_progress: ProgressFn = lambda i, n, message: None,
-           should_stop: Callable[[], bool] = lambda: False) -> list[dict]:
+           should_stop: Callable[[], bool] = lambda: False, keep: Optional[dict] = None) -> list[dict]:
     """One row per candidate model, best first: {model_id, display_name, knn_accuracy, knn_accuracy_ci,
     logme, seconds, params_m, n_examples, reused, k, folds, repeats} (or {model_id, error} for a model
-    that could not be scored, listed last). `cache`: the owner's EmbeddingCache (or its record)."""
+    that could not be scored, listed last). `cache`: the owner's EmbeddingCache (or its record).
+    `keep`: a dict that receives the examples ranked on ("dataset") and each model's embeddings
+    ("features": {model_id: array}), for the data map."""
     base = base_config or RunConfig()
     if max_examples and len(dataset) > max_examples:
         dataset = stratified_subset(dataset, int(max_examples), base.seed)
@@ -65,6 +67,8 @@ def advise(dataset: LabelledDataset, *, base_config: Optional[RunConfig] = None,
     counts = np.bincount(targets)
     if len(counts) < 2 or counts.min() < 2:
         raise ValueError(NOT_RANKABLE)
+    if keep is not None:
+        keep.update(dataset=dataset, features={})
     rows = []
     for number, entry in enumerate(models, 1):
         on_progress(number, len(models), f"Embedding your data with {entry.display_name}")
@@ -86,6 +90,8 @@ def advise(dataset: LabelledDataset, *, base_config: Optional[RunConfig] = None,
                                   should_stop=should_stop, cache=bound)[0].numpy()
             params = sum(p.numel() for p in loaded.model.parameters()) / 1e6
             del loaded
+            if keep is not None:
+                keep["features"][entry.id] = features
             knn = knn_cv_accuracy(features, targets, seed=base.seed)
             rows.append({
                 "model_id": entry.id, "display_name": entry.display_name,

@@ -23,11 +23,24 @@ def run(payload: dict) -> dict:
 
     dataset = LabelledDataset(**payload["dataset"])
     config = RunConfig.from_dict(payload["config"]) if payload.get("config") else None
+    kept: dict = {}
     rows = advise(dataset, base_config=config, max_examples=int(payload.get("max_examples") or 0),
-                  cache=payload.get("embedding_cache"),
+                  cache=payload.get("embedding_cache"), keep=kept,
                   on_progress=lambda done, total, message: _say(
                       {"kind": "progress", "done": done, "total": total, "message": message}))
-    return {"kind": "result", "rows": rows}
+    return {"kind": "result", "rows": rows, "map": best_model_map(rows, kept, config.seed if config else 0)}
+
+
+def best_model_map(rows: list[dict], kept: dict, seed: int = 0):
+    """The data map (tl_ui.engine.data_map) in the best-ranked model's embeddings, or None."""
+    from tl_ui.engine.data_map import data_map
+
+    best = next((r for r in rows if r.get("knn_accuracy") is not None), None)
+    if best is None or best["model_id"] not in kept.get("features", {}):
+        return None
+    ranked = kept["dataset"]
+    result = data_map(kept["features"][best["model_id"]], ranked.labels, ranked.items, seed=seed)
+    return {**result, "model_id": best["model_id"], "display_name": best.get("display_name") or best["model_id"]}
 
 
 def main() -> None:

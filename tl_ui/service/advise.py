@@ -36,6 +36,13 @@ class Advisor:
                on_progress: Callable[[int, int, str], None] = lambda done, total, message: None,
                should_stop: Callable[[], bool] = lambda: False) -> list[dict]:
         """The ranked rows (tl_ui.engine.advisor.advise). Raises UserError with a plain message."""
+        return self.advise_and_map(dataset, options, embedding_cache=embedding_cache, on_progress=on_progress,
+                                   should_stop=should_stop)[0]
+
+    def advise_and_map(self, dataset, options: Optional[dict] = None, *, embedding_cache: Optional[dict] = None,
+                       on_progress: Callable[[int, int, str], None] = lambda done, total, message: None,
+                       should_stop: Callable[[], bool] = lambda: False) -> tuple[list[dict], Optional[dict]]:
+        """(the ranked rows, the data map in the best model's embeddings or None)."""
         if dataset is None:
             raise UserError(NO_DATA_MESSAGE)
         try:
@@ -55,7 +62,7 @@ class Advisor:
         finally:
             self._slots.release()
 
-    def _run_worker(self, payload: dict, on_progress, should_stop) -> list[dict]:
+    def _run_worker(self, payload: dict, on_progress, should_stop) -> tuple[list[dict], Optional[dict]]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.setdefault("MALLOC_ARENA_MAX", "2")
         proc = subprocess.Popen(WORKER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -94,7 +101,7 @@ class Advisor:
             if proc.poll() is None:
                 proc.kill()
         if outcome.get("kind") == "result":
-            return list(outcome.get("rows") or [])
+            return list(outcome.get("rows") or []), outcome.get("map")
         if outcome.get("kind") == "error":
             raise UserError(str(outcome.get("message")))
         if should_stop():

@@ -161,8 +161,12 @@ class Lab:
     def advise(self, owner: Owner, dataset, options: Optional[Mapping[str, Any]] = None, **progress) -> list[dict]:
         """Rank the offline models for the owner's dataset, best first (tl_ui/service/advise.py); the
         embeddings stay in the owner's cache for the run that follows."""
-        return self.advisor.advise(dataset, dict(options or {}), embedding_cache=self._embedding_cache(owner),
-                                   **progress)
+        return self.advise_and_map(owner, dataset, options, **progress)[0]
+
+    def advise_and_map(self, owner: Owner, dataset, options: Optional[Mapping[str, Any]] = None, **progress):
+        """(the ranked rows, the data map in the best model's embeddings: tl_ui/engine/data_map.py)."""
+        return self.advisor.advise_and_map(dataset, dict(options or {}),
+                                           embedding_cache=self._embedding_cache(owner), **progress)
 
     # -- runs ---------------------------------------------------------------------------------------
     def start_run(self, owner: Owner, dataset, data_path: str, model_id: str,

@@ -65,9 +65,9 @@ def build(max_upload_mb: float) -> dict:
                                  elem_id="data-gallery", allow_preview=True)
             table = gr.Dataframe(label="Some of your texts", visible=False, interactive=False, wrap=True,
                                  elem_id="data-table", max_height=300)
-    from tl_ui.ui import advisor_view
+    from tl_ui.ui import advisor_view, data_map_view
 
-    advisor = advisor_view.build()
+    advisor = {**advisor_view.build(), **data_map_view.build()}
     next_btn = gr.Button("Next: choose how to train →", variant="primary", elem_id="data-next")
     return {**advisor, "data_upload": upload, "use_sample_image": sample_image, "use_sample_text": sample_text,
             "text_column": text_col, "label_column": label_col, "group_column": group_col,
@@ -178,3 +178,16 @@ def preview_updates(lab, owner, dataset, window: str | None = None):
     rows = [[short_text(dataset.items[i], 240), dataset.labels[i]] for i in idx]
     return gr.update(value=None, visible=False), gr.update(
         value=pd.DataFrame(rows, columns=["text", "label"]), visible=True)
+
+
+def problem_thumbnails(lab, owner, data_map, modality: str, window: str | None = None) -> list:
+    """(preview PNG, caption) for the data map's listed image problems, in the owner's private folder."""
+    if modality != "image" or not data_map or not data_map.get("problems"):
+        return []
+    folder = lab.private.new_folder(owner, "label-problems")
+    out = []
+    for k, problem in enumerate(data_map["problems"][:12]):
+        thumb = thumbnail(problem["item"], folder, f"problem-{k}", window=window)
+        if thumb is not None:
+            out.append((str(thumb), f"labelled {problem['label']}; its neighbours say {problem['neighbours_say']}"))
+    return out

@@ -18,7 +18,7 @@ from typing import Optional
 import gradio as gr
 
 from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
-from tl_ui.ui import advisor_view, compare_view
+from tl_ui.ui import advisor_view, compare_view, data_map_view
 from tl_ui.ui import data as data_step
 from tl_ui.ui import model as model_step
 from tl_ui.ui import results_view
@@ -154,26 +154,32 @@ class Handlers:
                   "class_counts": gr.update(value=data_step.counts_df(ds), visible=True),
                   "data_gallery": gallery, "data_table": table, "dicom_window": data_step.window_update(dicom),
                   "model_shelf": shelf,
-                  "model_choice": choice_update, "data_upload": None, **advisor_view.cleared()}
+                  "model_choice": choice_update, "data_upload": None, **advisor_view.cleared(),
+                  **data_map_view.cleared()}
         if ds.modality != previous_modality or ds.modality == "text":  # texts: by their number (benchmark)
             values["strategy_choice"] = default_strategy(ds.modality, len(ds))
         return values
 
-    @outputs(advisor_view.KEYS, "model_choice")
+    @outputs(advisor_view.KEYS, data_map_view.KEYS, "model_choice")
     def advise(self, state: SessionState, window, image_size, request: gr.Request, progress=gr.Progress()):
-        """Rank the offline models on the loaded data (in a worker process) and preselect the best."""
+        """Rank the offline models on the loaded data (in a worker process), preselect the best, and draw
+        the map of the data in the best model's embeddings."""
         if state.dataset is None:
             return {"advisor_note": error_md(NO_DATA_MESSAGE)}
+        owner = self.lab.owner(request)
         options = {"dicom_window": data_step.window_option(window), "image_size": image_size}
         try:
-            rows = self.lab.advise(self.lab.owner(request), state.dataset, options, on_progress=lambda i, n, message:
-                                   progress((i - 1) / max(n, 1), desc=f"Model {i} of {n}: {message}"))
+            rows, data_map = self.lab.advise_and_map(owner, state.dataset, options, on_progress=lambda i, n, message:
+                                                     progress((i - 1) / max(n, 1), desc=f"Model {i} of {n}: {message}"))
         except UserError as exc:
             return {"advisor_note": error_md(str(exc))}
         except Exception as exc:
             return {"advisor_note": error_md(user_message(exc, "ranking the models"))}
         choices = [c[1] for c in model_step.shelf_choices(state.modality, self.lab.settings.offline)]
-        return advisor_view.outcome(rows, choices)
+        thumbs = data_step.problem_thumbnails(self.lab, owner, data_map, state.modality,
+                                             data_step.window_option(window))
+        return {**advisor_view.outcome(rows, choices),
+                **data_map_view.outcome(data_map, (data_map or {}).get("display_name", ""), state.modality, thumbs)}
 
     @outputs("data_gallery", "data_error")
     def on_dicom_window(self, window, state: SessionState, request: gr.Request):

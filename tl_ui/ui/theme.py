@@ -112,7 +112,7 @@ CSS = """
 # whose time left changes every second.
 LIVE_REGION_IDS = ["train-announce", "data-summary", "data-error", "strategy-info", "model-info",
                    "results-summary", "scratch-comparison", "compare-diff", "try-set", "try-error",
-                   "continue-note", "mistakes-why-note"]
+                   "continue-note", "mistakes-why-note", "data-map-note"]
 
 # Run once on page load (tl_ui/webapp.py), then on every change of the page:
 # * marks the live regions above;
