@@ -40,3 +40,20 @@ def test_the_map_has_a_point_per_example_and_marks_the_suspects():
     # a tiny dataset still gets a map (PCA alone)
     tiny = data_map(features[:6], labels[:6], items[:6])
     assert len(tiny["points"]) == 6 and tiny["method"].startswith("PCA")
+
+
+def test_the_page_shows_the_map_and_the_list_for_texts_as_for_images():
+    from tl_ui.ui import data_map_view
+
+    features, labels = _clusters(per_class=12)
+    labels[5] = "owl"
+    texts = [f"review number {i}, which says something about the film" for i in range(len(labels))]
+    result = data_map(features, labels, texts)
+    shown = data_map_view.outcome(result, "MiniLM-L6", "text", thumbnails=[])
+    assert shown["data_map_plot"]["visible"] and len(shown["data_map_plot"]["value"]) == len(labels)
+    problems = shown["label_problems_table"]["value"]
+    assert shown["label_problems_table"]["visible"] and list(problems["labelled"]) == ["owl"]
+    assert problems["its nearest neighbours say"][0] == "cat" and not shown["label_problems_gallery"]["visible"]
+    assert "1 example looks like another class" in shown["data_map_note"]
+    images = data_map_view.outcome(result, "EfficientNet-Lite0", "image", thumbnails=[("x.png", "labelled owl")])
+    assert images["label_problems_gallery"]["visible"]
