@@ -4,8 +4,18 @@ from __future__ import annotations
 from typing import Any
 
 SECTIONS = ("probe", "overhead", "app", "cold", "memory", "accuracy", "threads", "claims")
-OPTIONAL_SECTIONS = ("roles", "iterate", "text_small_n")  # only with --only (each also has its own entry point and results file:
-# python -m bench.sections.roles / python -m bench.sections.iterate)
+OPTIONAL_SECTIONS = ("roles", "iterate", "text_small_n", "familiarity")  # only with --only (each has its own
+# entry point and results file too: python -m bench.sections.roles / ...iterate / ...text_small_n / ...familiarity)
+
+_FAMILIARITY = {   # bench/sections/familiarity.py (issue 12, item 3)
+    "quick": {"modalities": ["image", "text"], "strategies": {"image": ["linear_probe"], "text": ["linear_probe"]},
+              "image_heldout_per_class": 10, "image_pool_per_class": 20, "text_heldout_per_class": 50,
+              "text_other_n": 50, "seed": 0, "epochs": {}, "image_size": None},
+    "full": {"modalities": ["image", "text"], "strategies": {"image": ["linear_probe", "full"],
+                                                             "text": ["linear_probe", "lora"]},
+             "image_heldout_per_class": 20, "image_pool_per_class": 30, "text_heldout_per_class": 50,
+             "text_other_n": 100, "seed": 0, "epochs": {"full": 3, "lora": 3}, "image_size": None},
+}
 
 _ITERATE = {   # bench/sections/iterate.py (issue 14)
     "quick": {"fit_rows": 1000, "fit_repeats": 5, "sizes": [100], "seeds": [0, 1, 2], "app_rounds": 1,
@@ -29,6 +39,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                    "time_runs": [("image", "linear_probe"), ("text", "linear_probe"), ("text", "lora")]},
         "roles": {"sizes": [50], "seeds": [0, 1], "image_heldout_per_class": 10, "text_heldout_per_class": 50},
         "iterate": _ITERATE["quick"],
+        "familiarity": _FAMILIARITY["quick"],
     },
     "full": {
         "probe": {"n": 300, "epochs": 10, "rounds": 3},
@@ -47,6 +58,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "roles": {"sizes": [50, 100, 200], "seeds": [0, 1, 2], "image_heldout_per_class": 10,
                   "text_heldout_per_class": 50},
         "iterate": _ITERATE["full"],
+        "familiarity": _FAMILIARITY["full"],
     },
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from bench.report_familiarity import familiarity
 from bench.targets import med
 
 NAMES = {
@@ -198,7 +199,8 @@ def claims(c: dict) -> list[str]:
 
 SECTION_TABLES = (("probe", probe, "ours_fit_s"), ("overhead", overhead, None), ("app", app, None),
                   ("cold", cold, "seconds"), ("memory", memory, None), ("accuracy", accuracy, "image"),
-                  ("threads", threads, None), ("claims", claims, "text_sample"))
+                  ("threads", threads, None), ("claims", claims, "text_sample"),
+                  ("familiarity", familiarity, "settings"))
 
 
 def sections(results: dict) -> list[str]:

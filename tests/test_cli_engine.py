@@ -41,7 +41,9 @@ def test_train_predict_and_replay(tmp_path):
     predicted = cli("predict", "--run", str(tmp_path / "first"), str(image), "--json")
     assert predicted.returncode == 0, predicted.stderr
     row = json.loads(predicted.stdout)
-    assert set(row) == {"probabilities", "prediction_set", "set_level"} and row["set_level"] == 0.9
+    assert set(row) == {"probabilities", "prediction_set", "set_level", "unlike_training_data",
+                        "unlike_training_data_score", "unlike_training_data_threshold"} and row["set_level"] == 0.9
+    assert isinstance(row["unlike_training_data"], bool) and row["unlike_training_data_score"] >= 0
     assert set(row["probabilities"]) == {str(d) for d in range(10)}
     assert abs(sum(row["probabilities"].values()) - 1) < 1e-4
     plain = cli("predict", "--run", str(tmp_path / "first"), str(image))

@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--run", required=True, help="run folder (or its model/ folder)")
     predict.add_argument("inputs", nargs="+", help="image files, or texts")
     predict.add_argument("--json", action="store_true",
-                         help="print JSON: {probabilities, prediction_set, set_level} (a list for several inputs)")
+                         help="print JSON: {probabilities, prediction_set, set_level, unlike_training_data (true/false; "
+                         "null for runs without the reference), unlike_training_data_score, "
+                         "unlike_training_data_threshold} (a list for several inputs)")
     predict.add_argument("--level", type=float, choices=SET_LEVELS, help="prediction-set level (default: the run's)")
     predict.set_defaults(handler=_predict)
 
@@ -164,13 +166,15 @@ def _predict(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        keep = ("probabilities", "prediction_set", "set_level")
+        keep = ("probabilities", "prediction_set", "set_level",
+                "unlike_training_data", "unlike_training_data_score", "unlike_training_data_threshold")
         shown = [{k: a[k] for k in keep} for a in answers]
         print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
         return 0
     for item, answer in zip(args.inputs, answers):
         top, p = next(iter(answer["probabilities"].items()))
-        print(f"{item}: {top} ({p:.0%})" + (f" · {answer['set_sentence']}" if answer.get("set_sentence") else ""))
+        print(f"{item}: {top} ({p:.0%})" + (f" · {answer['set_sentence']}" if answer.get("set_sentence") else "")
+              + (f" · {answer['unlike_training_data_sentence']}" if answer.get("unlike_training_data") else ""))
     return 0
 
 

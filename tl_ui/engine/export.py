@@ -24,7 +24,8 @@ MANIFEST = "transfer_lab.json"   # our own small manifest: modality, classes, ba
 
 
 def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, config: RunConfig,
-                 data_summary: dict, metrics: dict, calibration: Optional[dict] = None) -> Path:
+                 data_summary: dict, metrics: dict, calibration: Optional[dict] = None,
+                 familiarity=None) -> Path:
     """`calibration` ({"temperature", "thresholds", "n_calibration"}, fitted on the validation
     examples): the temperature is folded into the classifier layer, so the files give calibrated
     probabilities in plain timm / transformers; the prediction-set thresholds go into the manifest."""
@@ -63,6 +64,8 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
                           "n_calibration": calibration["n_calibration"], "default_level": config.set_level},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if familiarity is not None:   # tl_ui.engine.familiarity: the "unlike your training data" reference
+            familiarity.save(tmp)
         (tmp / "README.md").write_text(model_card(loaded, config, data_summary, metrics), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -26,9 +26,20 @@ class Predictor:
         self.max_length = max_length
         self.conformal = conformal or {}   # {"thresholds": {level: qhat}, "default_level", "n_calibration"}
         self.window = window               # DICOM window preset the model was trained with
+        self.familiarity = None            # tl_ui.engine.familiarity reference (None: an older export)
 
     @classmethod
     def load(cls, run_or_model_dir: str | Path) -> "Predictor":
+        from tl_ui.engine import familiarity
+
+        predictor = cls._load_model(run_or_model_dir)
+        folder = Path(run_or_model_dir)
+        predictor.familiarity = familiarity.attach(predictor.model, folder / "model" if (folder / "model").is_dir()
+                                                   else folder)   # the "unlike your training data" reference
+        return predictor
+
+    @classmethod
+    def _load_model(cls, run_or_model_dir: str | Path) -> "Predictor":
         folder = Path(run_or_model_dir)
         if (folder / "model").is_dir():
             folder = folder / "model"
@@ -108,15 +119,19 @@ class Predictor:
 
         level = float(level or self.conformal.get("default_level") or 0.9)
         qhat = (self.conformal.get("thresholds") or {}).get(str(level))
-        probs = self.predict_proba(inputs).numpy()
+        from tl_ui.engine.familiarity import judge_recorded, recording
+
+        with recording() as features:   # what the classifier layer reads, for the "unlike" flag
+            probs = self.predict_proba(inputs).numpy()
+        unlike = judge_recorded(self.familiarity, features, len(probs))
         sets = prediction_sets(probs, qhat) if qhat is not None else [None] * len(probs)
         out = []
-        for row, chosen in zip(probs, sets):
+        for row, chosen, flag in zip(probs, sets, unlike):
             pairs = sorted(zip(self.classes, row.tolist()), key=lambda kv: -kv[1])
             names = None if chosen is None else [self.classes[k] for k in sorted(chosen, key=lambda k: -row[k])]
             sentence = set_sentence(names, level) if names else (
                 f"No prediction set: this model kept too few validation examples for the {level:.0%} level "
                 f"(at least {min_calibration_size(level)} needed).")
             out.append({"probabilities": {c: float(p) for c, p in pairs}, "prediction_set": names,
-                        "set_level": level, "set_sentence": sentence})
+                        "set_level": level, "set_sentence": sentence, **flag})
         return out

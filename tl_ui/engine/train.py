@@ -29,6 +29,7 @@ from tl_ui.engine.evaluate import quick_scores, write_predictions
 from tl_ui.engine.events import (EpochEnd, Progress, RunFailed, RunFinished, RunResult, RunStarted, RunStopped,
                                  StepEnd)
 from tl_ui.engine.export import export_model
+from tl_ui.engine.familiarity import familiarity_for_run
 from tl_ui.engine.embedding_cache import bind_for_run
 from tl_ui.engine.features import Stopped, embed_sets, probe_head
 from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
@@ -373,13 +374,14 @@ class _Run:
                 metrics["cross_validation"] = cv
         model = self.accelerator.unwrap_model(train_plan.model)
         run = RunFolder(self.run_dir)
+        familiarity = familiarity_for_run(self, metrics)   # "unlike your training data" reference, or None
         if self.accelerator.is_main_process:
             probs = trust_softmax(report_logits, fitted["temperature"])
             if self.dataset.modality == "image":
                 keep_mistake_images(metrics["mistakes"], run, self.window)
             write_predictions(run.predictions_csv, probs, self.report_targets, self.classes, report_items)
             export_model(self.loaded, model, run, config=config, data_summary=self._data_summary(),
-                         metrics=metrics, calibration=fitted)
+                         metrics=metrics, calibration=fitted, familiarity=familiarity)
             run.write_metrics(metrics)
         self.accelerator.wait_for_everyone()
         elapsed = time.time() - self.recorder.started

@@ -131,11 +131,23 @@ def mistake_caption(m: dict) -> str:
 
 
 def set_md(answer: dict) -> str:
-    """The prediction set of a try-it answer in plain words, under the probabilities."""
+    """The prediction set of a try-it answer in plain words, under the probabilities, and whether the
+    input looks unlike the training examples (tl_ui.engine.familiarity)."""
     sentence = answer.get("set_sentence")
-    if not sentence:
+    parts = [f"**Prediction set:** {html.escape(str(sentence))}"] if sentence else []
+    unlike = unlike_md(answer)
+    return "\n\n".join(parts + ([unlike] if unlike else []))
+
+
+def unlike_md(answer: dict) -> str:
+    """The "unlike your training data" flag in words (never by colour alone); "" for runs without it."""
+    flagged = answer.get("unlike_training_data")
+    if flagged is None:
         return ""
-    return f"**Prediction set:** {html.escape(str(sentence))}"
+    sentence = html.escape(str(answer.get("unlike_training_data_sentence") or ""))
+    if flagged:
+        return f"**⚠ Warning: unlike the training data.** {sentence}"
+    return f"**Familiar input.** {sentence}"
 
 
 def why_md(why: dict) -> str:
