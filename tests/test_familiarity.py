@@ -112,6 +112,15 @@ def test_text_flag_separates_other_kinds_from_unseen_reviews(tmp_path):
     out_kind = predictor.predict_with_set(other)
     assert np.mean([a["unlike_training_data"] for a in out_kind]) >= 0.8
     assert np.mean([a["unlike_training_data"] for a in in_kind]) <= 0.15
+    # texts of mixed lengths in one call (the fast path runs them by length): every answer, flag and
+    # score included, is the one that text gets alone
+    mixed = [other[0], "ok", _unseen(reviews, used, 1)[0], other[4]]
+    together = predictor.predict_with_set(mixed)
+    alone = [predictor.predict_with_set([text])[0] for text in mixed]
+    for a, b in zip(together, alone):
+        assert a["unlike_training_data"] == b["unlike_training_data"]
+        assert a["prediction_set"] == b["prediction_set"]
+        assert max(abs(a["probabilities"][c] - b["probabilities"][c]) for c in a["probabilities"]) < 1e-4
 
 
 def test_try_it_says_it_in_words():

@@ -121,8 +121,11 @@ class Predictor:
         qhat = (self.conformal.get("thresholds") or {}).get(str(level))
         from tl_ui.engine.familiarity import judge_recorded, recording
 
+        # texts in the order predict_proba runs them (by length), so that the features recorded for the
+        # "unlike" flag line up with the rows; the answers go back in the caller's order at the end
+        order = length_order(list(inputs)) if self.modality == "text" else list(range(len(inputs)))
         with recording() as features:   # what the classifier layer reads, for the "unlike" flag
-            probs = self.predict_proba(inputs).numpy()
+            probs = self.predict_proba([inputs[i] for i in order]).numpy()
         unlike = judge_recorded(self.familiarity, features, len(probs))
         sets = prediction_sets(probs, qhat) if qhat is not None else [None] * len(probs)
         out = []
@@ -134,4 +137,7 @@ class Predictor:
                 f"(at least {min_calibration_size(level)} needed).")
             out.append({"probabilities": {c: float(p) for c, p in pairs}, "prediction_set": names,
                         "set_level": level, "set_sentence": sentence, **flag})
-        return out
+        in_order: list = [None] * len(out)
+        for position, index in enumerate(order):
+            in_order[index] = out[position]
+        return in_order
