@@ -232,6 +232,19 @@ def test_new_user_walkthrough(page, tmp_path):
     shots.append(bh.screenshot(page, 2, "sample-data-loaded"))
     a11y.assert_steps_accessible(page, "data-loaded", ["data", "model"])
 
+    # "Which model suits my data?": every offline image model ranked on the data (in a worker process),
+    # the best preselected; below, the map of the data and its possible label problems.
+    _click(page, "#advisor-btn")
+    bh.wait_until(lambda: bh.is_shown(page, "#advisor-table"), TRAIN_TIMEOUT_S, "the advisor's table", page=page,
+                  describe=lambda: f"#advisor-note shows {bh.text_of(page, '#advisor-note')!r}")
+    assert "suits your data best" in bh.text_of(page, "#advisor-note")
+    assert len(bh.table_rows(page, "advisor-table")) >= 3
+    bh.wait_until(lambda: bh.plot_has_data(page, "data-map-plot"), 30, "#data-map-plot to draw", page=page)
+    assert "Map of your data" in bh.text_of(page, "#data-map-note")
+    page.locator("#data-map-plot").scroll_into_view_if_needed()
+    shots.append(bh.screenshot(page, 2, "advisor-and-data-map"))
+    a11y.assert_accessible(page, "data-advisor")
+
     # 3. Model + strategy + small advanced options (fast on 2 CPU cores).
     bh.choose(page, "model-choice", "efficientnet_lite0")
     bh.choose(page, "strategy-choice", "linear_probe")
@@ -325,6 +338,13 @@ def test_new_user_walkthrough(page, tmp_path):
     page.locator("#mistakes-why-gallery").scroll_into_view_if_needed()
     shots.append(bh.screenshot(page, 7, "mistakes-why"))
     a11y.assert_accessible(page, "results-mistakes-why")
+    # a photo is nothing like the digits it learned from: the answer comes with a warning in words
+    bh.upload(page, "try-image", bh.REPO_ROOT / "tests" / "data" / "imagenet" / "imagenet_00_243.jpg")
+    page.wait_for_selector("#try-image img", timeout=15_000)
+    _click(page, "#try-btn")
+    bh.wait_for_text(page, "#try-set", "unlike the training data", timeout_s=60)
+    shots.append(bh.screenshot(page, 7, "try-unlike"))
+    a11y.assert_accessible(page, "results-unlike")
 
     # 7. Download the exported model as a zip.
     bh.ensure_visible(page, "#download-model")
@@ -418,7 +438,7 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 15, "continued-run-results"))
     a11y.assert_accessible(page, "results-continued")
-    assert len(shots) == 17
+    assert len(shots) == 19
 
 
 # --------------------------------------------------------------------------- bad uploads
