@@ -18,15 +18,18 @@ def render(r: dict) -> list[str]:
     if not r.get("datasets"):
         return []
     s = r["settings"]
+    slow = [NAMES[m] for m in ("setfit", "lora", "full") if m in s["slow"]]
+    skipped = [NAMES[m] for m in ("setfit", "lora", "full") if m not in s["slow"]]
     out = ["## Text with 16 to 300 examples\n",
            f"Command: `{r['command']}` ({r['started']}, {r['seconds']:.0f} s on a shared 2-core machine; other "
            f"engineers' jobs ran at the same time, so times are indicative). MiniLM-L6, texts cut at "
            f"{s['max_length']} tokens. Each size: {s['repeats']} stratified draws of n training examples, the "
            f"test examples drawn from the rest (at most {s['test_cap']}); every method sees all n examples. "
-           f"SetFit ({s['setfit_pairs']} pairs) and LoRA (the app's defaults, fixed epochs) ran on the first "
-           f"{s['slow_repeats']} draw(s) at n = {', '.join(map(str, s['slow_sizes']))} of "
-           f"{', '.join(s['slow_datasets'])} only (one SetFit fit took minutes here); full fine-tuning was not "
-           "run in this pass. Accuracy pooled over draws, 95% Wilson interval; time: median seconds per fit "
+           f"{' and '.join(slow)} (SetFit: {s['setfit_pairs']} pairs; LoRA and full: the app's defaults, fixed "
+           f"epochs) ran on the first {s['slow_repeats']} draw(s) at n = {', '.join(map(str, s['slow_sizes']))} "
+           f"of {', '.join(s['slow_datasets'])} only (one SetFit fit took minutes here)"
+           + (f"; {' and '.join(skipped)} not run in this pass" if skipped else "") +
+           ". Accuracy pooled over draws, 95% Wilson interval; time: median seconds per fit "
            "(the linear methods share one embedding pass, listed per data set).\n"]
     for note in (r.get("notes") or {}).values():
         out.append(f"* {note}")

@@ -138,7 +138,7 @@ def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeyp
              "32": {"sklearn": cell([0.62, 0.66]), "probe": cell([0.62, 0.65])},   # LoRA not run: no pick
              "300": {"sklearn": cell([0.70, 0.70]), "probe": cell([0.71, 0.70]), "lora": cell([0.705])}}
     results = {"command": "python -m bench.sections.text_small_n", "started": "now", "seconds": 1.0, "notes": {},
-               "settings": {"max_length": 48, "repeats": 2, "test_cap": 100, "setfit_pairs": 160,
+               "settings": {"max_length": 48, "repeats": 2, "test_cap": 100, "setfit_pairs": 160, "slow": ["setfit", "lora"],
                             "slow_repeats": 1, "slow_sizes": [16, 300], "slow_datasets": ["reviews"]},
                "datasets": {"reviews": {"description": "toy", "n_texts": 400, "classes": ["a", "b"],
                                         "embed_all_s": 1.0, "sizes": sizes}}}

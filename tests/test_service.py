@@ -38,6 +38,9 @@ def test_translator_defaults_are_one_set_for_every_caller():
     assert empty == form_like and empty.batch_size == RunConfig().batch_size
     assert empty.epochs == 30 and empty.learning_rate == 3e-3            # the strategy's defaults, filled in
     assert RunConfig.from_options({}, modality="text").strategy == "lora"  # texts: LoRA from every entry point
+    assert RunConfig.from_options({}, modality="text", n_examples=40).strategy == "linear_probe"  # by the table
+    with pytest.raises(ConfigError, match="SetFit works on texts only"):
+        RunConfig.from_options({"strategy": "setfit"}, modality="image")
     with pytest.raises(ConfigError, match="Unknown setting.*colour"):
         RunConfig.from_options({"colour": "red"})
     with pytest.raises(ConfigError, match="batch size"):

@@ -175,6 +175,9 @@ class RunConfig:
         values.setdefault("strategy", default_strategy(modality, n_examples))
         if values["strategy"] not in STRATEGIES:
             raise ConfigError(f"Unknown strategy '{values['strategy']}'. Choose one of: {', '.join(STRATEGIES)}.")
+        if values["strategy"] in TEXT_ONLY_STRATEGIES and modality == "image":
+            raise ConfigError("SetFit works on texts only. Pick another strategy for images (the linear probe "
+                              "is the quickest).")
         defaults = STRATEGY_DEFAULTS[values["strategy"]]
         values.setdefault("epochs", defaults["epochs"])
         values.setdefault("learning_rate", defaults["learning_rate"])

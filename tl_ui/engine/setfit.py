@@ -99,7 +99,7 @@ def contrastive_fit(model: SentenceClassifier, tokenizer, texts: Sequence[str], 
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
             if on_step:
-                on_step(ContrastiveStep(step + 1, steps, float(loss), time.time() - started))
+                on_step(ContrastiveStep(step + 1, steps, losses[-1], time.time() - started))
             if validate is not None and ((step + 1) % every == 0 or step + 1 == steps):
                 model.eval()
                 with torch.no_grad():

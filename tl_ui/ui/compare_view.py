@@ -18,7 +18,7 @@ RUNS_COLUMNS = ["started", "model", "strategy", "examples", "tested on", "accura
 RUNS_WIDTHS = ["14%", "14%", "15%", "9%", "8%", "13%", "13%", "7%", "7%"]
 OVERLAY_COLUMNS = ["epoch", "accuracy", "run"]
 MAX_TICKED = 6
-SHORT_STRATEGY = {"linear_probe": "probe", "partial": "partial", "full": "full", "lora": "LoRA"}
+SHORT_STRATEGY = {"linear_probe": "probe", "partial": "partial", "full": "full", "lora": "LoRA", "setfit": "SetFit"}
 # Okabe–Ito colours (told apart with colour blindness too); the legend names each run.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9"]
 

@@ -11,7 +11,7 @@ import pandas as pd
 from tl_ui.ui.formatting import fmt_count, fmt_seconds, fmt_share, pct_ci, pct_range, points
 
 STRATEGY_NAMES = {"linear_probe": "linear probe", "partial": "partial unfreezing", "full": "full fine-tuning",
-                  "lora": "LoRA adapters"}
+                  "lora": "LoRA adapters", "setfit": "SetFit"}
 AFTER, BEFORE, DIAGONAL = "after calibration", "before calibration", "perfectly calibrated"
 RELIABILITY_COLORS = {AFTER: "#2563eb", BEFORE: "#ea580c", DIAGONAL: "#6b7280"}   # blue / orange / grey
 RELIABILITY_COLUMNS = ["confidence", "accuracy", "series", "examples"]

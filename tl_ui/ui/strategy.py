@@ -119,8 +119,10 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
             )
         if numbers["n"] is not None:
             both = " (twice: also from random weights)" if config.compare_scratch else ""
+            work = (f"{config.resolved_epochs} epochs" if strategy != "setfit" else
+                    f"one pass over at most {setfit_pairs(config):,} pairs of them, then the last layer")
             lines.append(f"**Rough time on this computer:** about {fmt_duration(numbers['seconds'])} for "
-                         f"{numbers['n']:,} examples and {config.resolved_epochs} epochs{both}.")
+                         f"{numbers['n']:,} examples and {work}{both}.")
         else:
             lines.append("Load data in step 2 to see a time estimate.")
     except Exception as exc:
@@ -144,6 +146,12 @@ def text_reason(strategy: str, model_id: str, n_examples) -> str:
                   TEXT_LORA_REASON if model_id == "minilm_l6" else TEXT_LORA_REASON_OTHER)
         return " ".join(part for part in (reason, measured_claim()) if part)
     return ""
+
+
+def setfit_pairs(config) -> int:
+    from tl_ui.settings import SETFIT_MAX_PAIRS
+
+    return int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS)
 
 
 def defaults_for(strategy: str):
