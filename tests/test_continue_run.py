@@ -114,3 +114,18 @@ def test_the_train_step_draws_a_continued_run_after_its_parents_epochs():
     assert [x for x, _, series in view.loss_rows if series == TRAIN_SERIES] == [4.5, 5.0, 5.5, 6.0]
     assert [x for x, _, series in view.loss_rows if series == VAL_SERIES] == [5.0, 6.0] and view.epochs == 6
     assert [row["epoch"] for row in view.epoch_rows] == [5, 6] and view.fraction == 1.0
+
+
+def test_runs_that_cannot_train_further_say_why(tmp_path):
+    from tl_ui.engine.continuation import why_not
+
+    def run_with(metrics: dict, export_format: str) -> RunFolder:
+        run = RunFolder(tmp_path / export_format / str(len(metrics))).create()
+        run.write_metrics(metrics)
+        (run.model_dir).mkdir()
+        (run.model_dir / "transfer_lab.json").write_text(json.dumps({"format": export_format}))
+        return run
+
+    assert why_not(run_with({"accuracy": 0.9}, "timm")) is None
+    assert "converge" in why_not(run_with({"accuracy": 0.9, "probe_fit": {"l2": 0.01}}, "transformers"))
+    assert "sentence encoder" in why_not(run_with({"accuracy": 0.9}, "sentence-transformers"))

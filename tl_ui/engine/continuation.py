@@ -68,6 +68,17 @@ def load_parent_weights(model: nn.Module, head_names: list[str], parent: RunFold
         fold_temperature(model, head_names, 1.0 / temperature)
 
 
+def why_not(parent: RunFolder) -> Optional[str]:
+    """Why this finished run cannot be continued, in plain words (None: it can)."""
+    if (parent.metrics() or {}).get("probe_fit"):
+        return ("This probe's last layer was fitted to convergence in one go: more epochs would change "
+                "nothing. Start a new run with another strategy instead.")
+    if (parent.manifest() or {}).get("format") not in ("timm", "transformers"):
+        return ("Runs of this strategy are exported as a sentence encoder and a separate head, which cannot be "
+                "trained further here. Start a new run instead.")
+    return None
+
+
 def continue_config(parent_config: dict, parent_id: str, epochs: int) -> RunConfig:
     """The child's config: the parent's recipe and data, `epochs` more, linked to its parent."""
     record = json.loads(json.dumps(parent_config))   # a deep copy

@@ -84,12 +84,14 @@ def continue_headless(parent_dir: str | Path, epochs: Optional[int], out_dir: st
     """`epochs` more epochs of a finished run (tl_ui/engine/continuation.py), into `out_dir`, which must
     lie beside the parent (a continued run names its parent by its folder's name)."""
     from tl_ui.engine import train_run
-    from tl_ui.engine.continuation import continue_config
+    from tl_ui.engine.continuation import continue_config, why_not
     from tl_ui.settings import load_settings
 
     parent = RunFolder(parent_dir)
     if parent.state() != "finished" or not parent.has_model:
         raise UserError(f"'{parent_dir}' is not a finished run with a model. Point --continue-from at one.")
+    if why_not(parent):
+        raise UserError(why_not(parent))
     if Path(out_dir).resolve().parent != parent.path.resolve().parent:
         raise UserError(f"Put --out in the same folder as the run it continues ({parent.path.resolve().parent}).")
     if not epochs or int(epochs) < 1:

@@ -209,11 +209,14 @@ class Lab:
     def continue_run(self, owner: Owner, run_id: str, epochs: int, address: Optional[str] = None) -> Job:
         """Train a finished run `epochs` more epochs from its best weights, as a new run linked to it
         (tl_ui/engine/continuation.py): the same recipe and data, its epochs numbered after the parent's."""
-        from tl_ui.engine.continuation import continue_config
+        from tl_ui.engine.continuation import continue_config, why_not
 
         parent = self.run(owner, run_id)
         if parent.state() != "finished" or not parent.has_model:
             raise UserError("Only a finished run with a model can be continued. Pick a run that finished.")
+        reason = why_not(parent)
+        if reason:
+            raise UserError(reason)
         try:
             epochs = int(epochs)
         except (TypeError, ValueError):
