@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 DATA_KEYS = ("session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
              "dicom_window", "model_shelf", "model_choice", "data_upload", "strategy_choice",
-             *advisor_view.KEYS)
+             *advisor_view.KEYS, *data_map_view.KEYS)
 
 
 class KeysAsComponents(dict):
