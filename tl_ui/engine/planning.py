@@ -22,8 +22,8 @@ _BACKWARD_SHARE = {"image": {"partial": 0.5, "full": 1.0, "lora": 1.4},
 # (tl_ui/engine/fast_path.py), forward passes and training steps run this much faster, as measured side
 # by side (`python -m bench.sections.fast`, docs/benchmarks.md "Fast path"; bf16 is not counted: these
 # machines lack it). Kept below the measured medians: an estimate that is a little long is kinder.
-_FAST_PATH_SPEEDUP = {"image": {"infer": FAST_IMAGE_INFER, "train": FAST_IMAGE_TRAIN},
-                      "text": {"infer": FAST_TEXT_INFER, "train": 1.0}}
+_FAST_PATH_SPEEDUP = {"image": {"infer": 1.0, "train": 1.0},
+                      "text": {"infer": 1.0, "train": 1.0}}
 
 
 def describe_strategy(model_id: str, strategy: str, num_classes: int, config: Optional[RunConfig] = None) -> dict:
