@@ -271,7 +271,8 @@ class Lab:
 
     # -- predictions ----------------------------------------------------------------------------------
     def predict(self, owner: Owner, run_id: str, image=None, text=None, level: Optional[float] = None) -> dict:
-        """{"probabilities": {class: p}, "prediction_set": [...], "set_level": 0.9, "set_sentence": str}."""
+        """{"probabilities": {class: p}, "prediction_set": [...], "set_level": 0.9, "set_sentence": str,
+        "unlike_training_data": bool or None, "unlike_training_data_score", ...} (Predictor.predict_with_set)."""
         run = self.run(owner, run_id)
         if not run.has_model:
             raise UserError("This run has no finished model to predict with. Pick a run that finished.")

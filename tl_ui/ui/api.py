@@ -7,7 +7,8 @@
     # job.status() / job.outputs() show progress meanwhile; avoid `for update in job` in the same
     # process as the server: it polls every millisecond and slows the run ~18% (docs/benchmarks.md).
     c.predict(run_id, handle_file("seven.png"), "", api_name="/predict")
-    # -> {"probabilities": {class: p}, "prediction_set": [classes], "set_level": 0.9, "set_sentence": "..."}
+    # -> {"probabilities": {class: p}, "prediction_set": [classes], "set_level": 0.9, "set_sentence": "...",
+    #     "unlike_training_data": false, "unlike_training_data_score": 0.61, ...}   (None for older runs)
 
 Status texts are plain text (no markup); `metrics["state"]` is the machine-readable state.
 
@@ -87,7 +88,9 @@ def build(handlers) -> dict:
 
     def predict(run_id, image, text, request: gr.Request):
         """For one image (file) or one text, with a finished run of yours: {"probabilities": {class: p},
-        "prediction_set": [classes that hold the right one 90% of the time], "set_level", "set_sentence"}."""
+        "prediction_set": [classes that hold the right one 90% of the time], "set_level", "set_sentence",
+        "unlike_training_data": true when the input lies far from the training examples (None: older run),
+        "unlike_training_data_score", "unlike_training_data_threshold", "unlike_training_data_sentence"}."""
         owner = lab.owner(request)
         try:
             return lab.predict(owner, (run_id or "").strip(), image, text)
