@@ -26,9 +26,9 @@ from tl_ui.engine.transferability import knn_cv_accuracy, logme
 ProgressFn = Callable[[int, int, str], None]   # (model number, models, message)
 
 MEANING = ("kNN accuracy: how often a model's nearest neighbours among your own examples carry the right "
-           "label (cross-validated, with its 95% interval); models that score higher here usually reach a "
-           "higher accuracy after training. LogME is a second score of the same kind: higher is better, "
-           "compare it between models only.")
+           "label (cross-validated, with its 95% interval). LogME: a second score of the same kind, higher is "
+           "better, comparable between models on the same data only. Both are hints, not promises: models "
+           "whose intervals overlap may finish in either order after training.")
 
 NOT_RANKABLE = ("Ranking models needs at least two classes with two or more examples each. Add examples to "
                 "the smaller classes, then ask again.")

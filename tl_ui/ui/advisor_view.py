@@ -15,10 +15,12 @@ INTRO = ("Before training, Transfer Lab can look at your data through every mode
 # The one plain sentence on what the numbers mean (tl_ui.engine.advisor.MEANING says it at more length).
 MEANING = ("**What the numbers mean:** *kNN accuracy* is how often an example's nearest neighbours, as the "
            "model sees them, carry the right label (measured on your own examples, cross-validated; the "
-           "range is its 95% interval); a model that scores higher here usually trains to a higher "
-           "accuracy. *LogME* is a second such score: higher is better, and it only compares models on "
-           "the same data. The embeddings are kept, so training the chosen model with the linear probe "
-           "does not compute them again.")
+           "range is its 95% interval). *LogME* is a second such score: higher is better, and it only "
+           "compares models on the same data. Both are a quick hint, not a promise: models whose ranges "
+           "overlap may finish in either order after training (on our benchmark data the top-ranked model "
+           "was the best or tied best after training on 2 of 3 datasets; docs/benchmarks.md). The "
+           "embeddings are kept, so training the chosen model with the linear probe does not compute "
+           "them again.")
 
 
 def build() -> dict:
