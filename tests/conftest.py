@@ -32,9 +32,9 @@ def app_settings(tmp_path_factory):
     """Settings for the shared test app: its own runs folder, 1 job at a time, small limits."""
     from tl_ui.settings import Settings
 
-    # the advisor ranks the models on 60 of the sample's 300 digits: seconds, not minutes, on 2 cores
+    # the advisor ranks the models on 40 of the sample's 300 digits: seconds, not minutes, on 2 cores
     return Settings(runs_dir=tmp_path_factory.mktemp("runs"), max_jobs=1, max_upload_mb=TEST_UPLOAD_MB,
-                    max_queued_per_user=3, advisor_max_examples=60)
+                    max_queued_per_user=3, advisor_max_examples=40)
 
 
 @pytest.fixture(scope="session")
