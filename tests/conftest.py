@@ -33,7 +33,7 @@ def app_settings(tmp_path_factory):
     from tl_ui.settings import Settings
 
     return Settings(runs_dir=tmp_path_factory.mktemp("runs"), max_jobs=1, max_upload_mb=TEST_UPLOAD_MB,
-                    max_queued_per_user=3)
+                    max_queued_per_user=3, advisor_max_examples=40)
 
 
 @pytest.fixture(scope="session")

@@ -238,6 +238,15 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.wait_for_regex(page, "#strategy-info", r"\d", timeout_s=30)  # trainable share / time estimate
     assert bh.set_number(page, "epochs", 3), "no #epochs field"
     bh.set_number(page, "image-size", 64)  # optional: only when the app offers it
+    # The model advisor (at 64 px, on a sample of the digits: conftest) ranks every offline model and
+    # preselects the best; the choice stays the user's, and this walk-through keeps EfficientNet-Lite0.
+    _click(page, "#advisor-btn")
+    bh.wait_for_regex(page, "#advisor-note", r"suits your data best", timeout_s=300)
+    assert bh.is_shown(page, "#advisor-table") and "kNN accuracy" in bh.text_of(page, "#advisor-table")
+    assert "What the numbers mean" in bh.text_of(page, "#advisor-note")
+    shots.append(bh.screenshot(page, 3, "model-advisor"))
+    a11y.assert_accessible(page, "advisor-shown")
+    bh.choose(page, "model-choice", "efficientnet_lite0")
     shots.append(bh.screenshot(page, 3, "model-strategy-chosen"))
     a11y.assert_accessible(page, "data-loaded-strategy")
 
@@ -395,7 +404,7 @@ def test_new_user_walkthrough(page, tmp_path):
     shots.append(bh.screenshot(page, 13, "scratch-comparison-and-runs"))
     assert "In words, the validation accuracy of the ticked runs" in bh.text_of(page, "#compare-diff")
     a11y.assert_accessible(page, "results-compared")
-    assert len(shots) == 14
+    assert len(shots) == 15
 
 
 # --------------------------------------------------------------------------- bad uploads
