@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tl_ui.data import LabelledDataset
 from tl_ui.engine.roles import DEFAULT_DESIGN, split_roles
@@ -31,3 +32,12 @@ def test_roles_are_disjoint_and_cover_every_example():
     assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
     assert set().union(*parts) == set(range(50))
     assert all(len(np.unique(np.array(labels)[list(p)])) == 3 for p in parts)   # every class in every role
+
+
+def test_too_few_examples_for_three_roles_get_a_plain_message(tmp_path):
+    from tl_ui.data import DataError, load_dataset, sample_dataset_path, stratified_subset
+    from tl_ui.engine.roles import split_roles
+
+    tiny = stratified_subset(load_dataset(str(sample_dataset_path("image")), tmp_path), 20, 0)   # 2 per class
+    with pytest.raises(DataError, match=r"20 examples in 10 classes are too few .* at least 3 per class"):
+        split_roles(tiny, 0.2, 0)

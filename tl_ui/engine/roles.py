@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tl_ui.data import LabelledDataset, stratified_split
+from tl_ui.data import DataError, LabelledDataset, stratified_split
 
 DESIGNS = ("three_way", "same_set")
 DEFAULT_DESIGN = "three_way"
@@ -61,4 +61,10 @@ def split_roles(dataset: LabelledDataset, val_fraction: float, seed: int, design
     if design == "same_set":
         return Roles(design, rest, report, report)
     inner_train, inner_choose = stratified_split(dataset.subset(rest), val_fraction, seed + 1)
-    return Roles(design, rest[inner_train], rest[inner_choose], report)
+    roles = Roles(design, rest[inner_train], rest[inner_choose], report)
+    if min(len(roles.train), len(roles.choose), len(roles.report)) == 0:
+        raise DataError(
+            f"{len(dataset)} examples in {len(dataset.classes)} classes are too few to train on some, choose "
+            f"the epoch on others and test on still others ({len(roles.train)} / {len(roles.choose)} / "
+            f"{len(roles.report)}). Add examples: at least 3 per class, better 10 or more.")
+    return roles
