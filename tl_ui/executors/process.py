@@ -10,7 +10,7 @@ A spare worker (`spare=True`, the default) is started when a run ends: it import
 engine while nobody waits, then blocks on stdin until the next run's payload arrives. Each worker
 still trains exactly one run and exits, so a crash or a memory cap takes only its own run; what the
 spare saves is the interpreter start and the imports (2-6 s of every run after the first here; it
-holds about 0.4 GB while it waits; docs/benchmarks.md, "Iterate in seconds").
+holds about 0.6 GB (resident) while it waits; docs/benchmarks.md, "Iterate in seconds").
 """
 from __future__ import annotations
 
