@@ -34,4 +34,4 @@ def make_executor(settings, **kwargs) -> Executor:
 
         caps.pop("memory_gb")  # Ray's own memory monitor guards its nodes (see ray_tasks.py)
         return RayExecutor(settings.ray_address, **caps)
-    return ProcessExecutor(**caps)
+    return ProcessExecutor(spare=getattr(settings, "spare_worker", True), **caps)

@@ -32,7 +32,7 @@ log = logging.getLogger("tl_ui.worker")
 ENGINE = "tl_ui.engine.train:train_run"
 # A spare worker (tl_ui/executors/process.py) imports this train function before its payload arrives,
 # lowered to this priority, and ends with the server of this pid.
-SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV = "TL_SPARE_WORKER", "TL_SPARE_NICE", "TL_SPARE_PARENT"
+SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV = "TL_SPARE_TARGET", "TL_SPARE_NICE", "TL_SPARE_PARENT"
 GB = 1024 ** 3
 _MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc",
                  "out of memory", "failed to map segment")
