@@ -24,7 +24,7 @@ def build() -> dict:
                               title="Map of your data: similar examples lie close together",
                               x_title="map x (no units)", y_title="map y (no units)", height=380,
                               elem_id="data-map-plot")
-        gallery = gr.Gallery(label="Possible label problems", columns=6, height="auto", visible=False,
+        gallery = gr.Gallery(label="Possible label problems", columns=6, height="auto", visible=False, preview=False,
                              elem_id="label-problems-gallery")
         table = gr.Dataframe(headers=PROBLEM_COLUMNS, label="Possible label problems", visible=False,
                              interactive=False, wrap=True, elem_id="label-problems-table")

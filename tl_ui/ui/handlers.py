@@ -338,7 +338,7 @@ class Handlers:
             return {"scratch_comparison": error_md(user_message(exc, "comparing with the scratch run")),
                     "results_timer": gr.Timer(active=False)}
 
-    @outputs("try_output", "try_set", "try_error")
+    @outputs("try_output", "try_set", "try_error", *results_view.WHY_CLEARED)
     def try_it(self, image, file, text, state: SessionState, request: gr.Request):
         owner = self.lab.owner(request)
         image = file or image   # a DICOM / TIFF file given beside the picture box wins
@@ -352,7 +352,8 @@ class Handlers:
             return {"try_output": no_answer, "try_set": "", "try_error": error_md(user_message(exc, "predicting"))}
         probabilities = {str(k): float(v) for k, v in answer["probabilities"].items()}
         return {"try_output": gr.update(value=probabilities, visible=True),
-                "try_set": results_view.set_md(answer), "try_error": ""}
+                "try_set": results_view.set_md(answer), "try_error": "",
+                **results_view.WHY_CLEARED}   # an earlier "Why this answer?" was about another input
 
 
     @outputs("try_why_note", "try_why", "try_error")

@@ -273,9 +273,8 @@ def mistakes_why(overlays: list[dict]) -> dict:
     if not overlays:
         return {"mistakes_why_note": "This run made no mistakes on its test examples that could be drawn.",
                 "mistakes_why_gallery": gr.update(value=None, visible=False)}
-    items = [(o["path"], f"{mistake_caption(o['mistake'])}: where it saw {o['mistake'].get('predicted')}")
-             for o in overlays]
+    items = [(o["path"], mistake_caption(o["mistake"])) for o in overlays]   # the map is towards "model said" 
     note = ("**What the model looked at when it went wrong.** Warmer colours mark the parts of each image "
-            "that pushed the model towards the class it wrongly chose. A map on the background or the "
+            "that pushed the model towards the class it wrongly chose (\"model said\"). A map on the background or the "
             "border, not on the object, suggests it learned something other than what you meant.")
     return {"mistakes_why_note": note, "mistakes_why_gallery": gr.update(value=items, visible=True)}
