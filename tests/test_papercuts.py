@@ -26,7 +26,7 @@ def test_an_online_model_without_a_network_fails_within_seconds(tmp_path):
     env["HF_ENDPOINT"] = f"http://127.0.0.1:{_closed_port()}"
     started = time.time()
     done = subprocess.run([sys.executable, "-m", "tl_ui", "train", "--data", str(sample_dataset_path("image")),
-                           "--model", "resnet18", "--max-examples", "20", "--image-size", "32", "--epochs", "1",
+                           "--model", "resnet18", "--max-examples", "30", "--image-size", "32", "--epochs", "1",
                            "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=REPO, env=env,
                           timeout=120)
     elapsed = time.time() - started
