@@ -46,19 +46,9 @@ def best_model_map(rows: list[dict], kept: dict, seed: int = 0):
 def main() -> None:
     payload = json.load(sys.stdin)
     sys.stdin.close()
-    os.environ.update(payload.get("env") or {})
-    for entry in reversed(payload.get("sys_path") or []):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    from tl_ui.executors.worker import _watch_parent, cap_memory
+    from tl_ui.executors.worker import cap_memory, prepare_process
 
-    if payload.get("parent_pid"):
-        _watch_parent(int(payload["parent_pid"]))
-    if payload.get("nice"):
-        try:
-            os.nice(int(payload["nice"]))
-        except OSError:
-            pass
+    prepare_process(payload)
     import torch
 
     if payload.get("memory_gb") and not torch.cuda.is_available():

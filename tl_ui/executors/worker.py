@@ -60,8 +60,9 @@ def _dataset(data):
     return LabelledDataset(**data)
 
 
-def run_payload(payload: dict) -> dict:
-    """Train one run as `payload` says. Returns {"status", "message"}; the run folder holds the rest."""
+def prepare_process(payload: dict) -> None:
+    """What every worker process (a run's, the advisor's) does first: the server's environment and
+    import path, end with the server, and a lower priority than the page."""
     os.environ.update(payload.get("env") or {})
     for entry in reversed(payload.get("sys_path") or []):
         if entry not in sys.path:
@@ -73,6 +74,11 @@ def run_payload(payload: dict) -> dict:
             os.nice(int(payload["nice"]))  # the page's server on the same cores answers first
         except OSError:
             pass
+
+
+def run_payload(payload: dict) -> dict:
+    """Train one run as `payload` says. Returns {"status", "message"}; the run folder holds the rest."""
+    prepare_process(payload)
     run_dir = Path(payload["run_dir"])
     run = RunFolder(run_dir)
     run.set_status(RUNNING, "", worker_pid=os.getpid(), worker_host=socket.gethostname(),
