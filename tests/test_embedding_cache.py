@@ -86,6 +86,9 @@ def _comparable(metrics: dict) -> dict:
 
 def test_second_probe_reuses_every_embedding_and_added_examples_only_embed_themselves(tmp_path, digits,
                                                                                       monkeypatch):
+    # one precision throughout (as on CPUs without native bf16): on such CPUs the examples that choose
+    # and report are embedded exactly, the training ones on the fast path (the next test)
+    monkeypatch.setattr("tl_ui.engine.fast_path.cpu_has_native_bf16", lambda: False)
     seen = count_forward_examples(monkeypatch)
     cache = EmbeddingCache(tmp_path / "cache")
     config = RunConfig(data_path=DIGITS, strategy="linear_probe", image_size=64, seed=2)
@@ -113,6 +116,34 @@ def test_second_probe_reuses_every_embedding_and_added_examples_only_embed_thems
                        tmp_path / "fourth", dataset=first_data, embedding_cache=cache)
     assert bigger.status == "finished" and seen["examples"] == 120
     assert len(list((tmp_path / "cache").iterdir())) == 2
+
+
+@pytest.mark.skipif(not __import__("tl_ui.engine.fast_path", fromlist=["x"]).cpu_has_native_bf16(),
+                    reason="this CPU has no native bf16: every embedding is computed in full precision")
+def test_a_probe_trains_on_fast_embeddings_and_chooses_and_reports_on_exact_ones(tmp_path, digits):
+    """Where the CPU has native bf16, only the examples the head learns from take the bf16 path; those
+    that choose and report are computed exactly as the exported model computes them."""
+    from tl_ui.engine.features import embed_sets
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    data = stratified_subset(digits, 40, 0)
+    config = RunConfig(data_path=DIGITS, strategy="linear_probe", image_size=64, seed=2, epochs=2)
+    assert train_run(config, tmp_path / "run", dataset=data, embedding_cache=cache).status == "finished"
+    loaded = load_model(get_model("efficientnet_lite0"), data.classes, image_size=64)
+    fast, exact = (cache.bind(feature_settings(loaded, config, None, "cpu", full_precision=p)) for p in (False, True))
+    assert fast.key != exact.key
+    options = dict(batch_size=16, device=torch.device("cpu"), max_length=32, window=None, on_progress=lambda *a: None)
+    plain = embed_sets(loaded, [data.items], full_precision=True, **options)[0]
+    quick = embed_sets(loaded, [data.items], **options)[0]
+    kept_exact, kept_fast = exact.lookup(exact.keys_for(data.items)), fast.lookup(fast.keys_for(data.items))
+    assert kept_exact and kept_fast and len(kept_exact) + len(kept_fast) == len(data)
+    for i, key in enumerate(exact.keys_for(data.items)):
+        if key in kept_exact:
+            assert torch.equal(kept_exact[key], plain[i])
+    for i, key in enumerate(fast.keys_for(data.items)):
+        if key in kept_fast:   # bf16 rounding through the whole backbone: ~5% of their length here
+            assert torch.allclose(kept_fast[key], quick[i], atol=1e-6)
+            assert 0 < (kept_fast[key] - plain[i]).norm() <= 0.1 * plain[i].norm()
 
 
 def test_app_runs_share_the_owner_cache_and_try_it_keeps_the_model_loaded(tmp_path, monkeypatch):

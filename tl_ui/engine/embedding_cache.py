@@ -32,8 +32,10 @@ DEFAULT_MAX_MB = 256.0
 SHARD_SUFFIX = ".safetensors"
 
 
-def feature_settings(loaded, config, window: Optional[str], device_type: str) -> dict[str, Any]:
-    """Everything that changes the head's inputs for a given example."""
+def feature_settings(loaded, config, window: Optional[str], device_type: str, *,
+                     full_precision: bool = False) -> dict[str, Any]:
+    """Everything that changes the head's inputs for a given example (`full_precision`: computed without
+    bf16, as the exported model computes them; see features.embed_for_run)."""
     import torch
 
     from tl_ui.engine import fast_path
@@ -45,7 +47,7 @@ def feature_settings(loaded, config, window: Optional[str], device_type: str) ->
         "device": device_type, "torch": torch.__version__,
         # the fast path changes features by float rounding only, but a run with it off must see exactly
         # the numbers of the plain path, so it is part of the key
-        "fast_path": fast_path.describe(loaded.modality, device_type),
+        "fast_path": fast_path.describe(loaded.modality, device_type, full_precision=full_precision),
     }
     if len(loaded.head_names) > 1:
         # a newly initialised layer sits below the captured one (DistilBERT's pre_classifier):
@@ -68,7 +70,8 @@ def feature_settings(loaded, config, window: Optional[str], device_type: str) ->
     return settings
 
 
-def bind_for_run(cache, loaded, config, window: Optional[str], device_type: str) -> Optional["BoundCache"]:
+def bind_for_run(cache, loaded, config, window: Optional[str], device_type: str, *,
+                 full_precision: bool = False) -> Optional["BoundCache"]:
     """The run's view of the owner's cache (`cache`: an EmbeddingCache, its record, or None), or None
     when there is none or it cannot be used: the cache only ever saves time, it never fails a run."""
     if isinstance(cache, dict):
@@ -76,10 +79,17 @@ def bind_for_run(cache, loaded, config, window: Optional[str], device_type: str)
     if cache is None:
         return None
     try:
-        return cache.bind(feature_settings(loaded, config, window, device_type))
+        return cache.bind(feature_settings(loaded, config, window, device_type, full_precision=full_precision))
     except Exception:
         log.warning("embedding cache unavailable for this run", exc_info=True)
         return None
+
+
+def bind_probe_caches(cache, loaded, config, window: Optional[str], device_type: str) -> tuple:
+    """(fast, exact): the probe's training examples are read from and added to the first, the examples
+    that choose and report to the second (the same cache where the fast path has no bf16)."""
+    return (bind_for_run(cache, loaded, config, window, device_type),
+            bind_for_run(cache, loaded, config, window, device_type, full_precision=True))
 
 
 def _weights_identity(entry, config) -> dict[str, Any]:

@@ -174,7 +174,8 @@ def reference_for_run(loaded, sets: Sequence[Sequence], features: Optional[Seque
         from tl_ui.engine.features import embed_sets
 
         features = embed_sets(loaded, sets, batch_size=batch_size, device=device, max_length=max_length,
-                              window=window, should_stop=should_stop, on_progress=lambda *a: None)
+                              window=window, should_stop=should_stop, on_progress=lambda *a: None,
+                              full_precision=True)   # as the Predictor computes them
     reference = fit_reference(features[0], features[1], seed=seed,
                               feature_module=module_name if encoder is not None else loaded.head_names[-1],
                               feature="sentence_mean" if encoder is not None else "head_input")

@@ -41,11 +41,12 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def describe(modality: str, device_type: str = "cpu") -> dict[str, Any]:
-    """What this process will run: recorded in the embedding cache key and the run's summary."""
+def describe(modality: str, device_type: str = "cpu", *, full_precision: bool = False) -> dict[str, Any]:
+    """What this process will run: recorded in the embedding cache key and the run's summary.
+    `full_precision`: a pass that must give the exported model's own numbers (no bf16)."""
     on = enabled()
     return {"channels_last": bool(on and modality == "image"),
-            "bf16_inference": bool(on and device_type == "cpu" and cpu_has_native_bf16()),
+            "bf16_inference": bool(on and not full_precision and device_type == "cpu" and cpu_has_native_bf16()),
             "length_buckets": bool(on and modality == "text")}
 
 
@@ -79,11 +80,12 @@ def image_input(pixels: torch.Tensor) -> torch.Tensor:
     return pixels
 
 
-def inference_autocast(device_type: str = "cpu"):
-    """bf16 autocast for a forward pass without gradients, where the CPU has bf16; else nothing."""
+def inference_autocast(device_type: str = "cpu", *, full_precision: bool = False):
+    """bf16 autocast for a forward pass without gradients, where the CPU has bf16; else nothing.
+    `full_precision`: never bf16 (passes whose outputs a user sees or an export must reproduce)."""
     import torch
 
-    if device_type == "cpu" and enabled() and cpu_has_native_bf16():
+    if not full_precision and device_type == "cpu" and enabled() and cpu_has_native_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from tl_ui.engine.export import read_manifest
-from tl_ui.engine.fast_path import image_input, inference_autocast, length_order, prepare_model
+from tl_ui.engine.fast_path import image_input, length_order, prepare_model
 from tl_ui.engine.sentence_export import FORMAT as SENTENCE_FORMAT, load_sentence_classifier
 
 
@@ -84,15 +84,13 @@ class Predictor:
                 except (OSError, ValueError) as exc:
                     raise PredictError(f"Could not read the image: {exc}. Use a PNG, JPEG, TIFF or DICOM "
                                        "file.") from None
-                with inference_autocast():
-                    logits = self.model(image_input(pixels))
+                logits = self.model(image_input(pixels))   # full precision: the downloaded model's answers
             else:
                 if any(not isinstance(x, str) or not x.strip() for x in chunk):
                     raise PredictError("Type some text to classify.")
                 encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
                                          return_tensors="pt")
-                with inference_autocast():
-                    logits = self.model(**encoded).logits
+                logits = self.model(**encoded).logits
             rows.append(logits.float().softmax(-1))
         if not rows:
             return torch.empty(0, len(self.classes))

@@ -30,7 +30,7 @@ from tl_ui.engine.events import (EpochEnd, Progress, RunFailed, RunFinished, Run
                                  StepEnd)
 from tl_ui.engine.export import export_model
 from tl_ui.engine.familiarity import familiarity_for_run
-from tl_ui.engine.embedding_cache import bind_for_run
+from tl_ui.engine.embedding_cache import bind_probe_caches
 from tl_ui.engine.features import Stopped, embed_sets, probe_head
 from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
 from tl_ui.engine.probe_solver import MAX_ITER, fit_head_in_run
@@ -113,7 +113,7 @@ class _Run:
         self.fit_started = 0.0
         self.probe_fit: Optional[dict] = None   # the full-batch head's record (probe_solver.HeadFit.record)
         self.cache = cache                       # the owner's EmbeddingCache (or its record), or None
-        self.embedding_cache = None              # ...bound to this model's feature settings (the probe)
+        self.embedding_cache = (None, None)      # ...bound to this model's feature settings (the probe)
 
     # -- the run --------------------------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -138,8 +138,8 @@ class _Run:
         self.loaded = sentence_model_for(self.loaded, config)   # text probe: the encoder's own pooling
         self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
         if config.strategy == "linear_probe":
-            self.embedding_cache = bind_for_run(self.cache, self.loaded, config, self.window,
-                                                self.accelerator.device.type)
+            self.embedding_cache = bind_probe_caches(self.cache, self.loaded, config, self.window,
+                                                     self.accelerator.device.type)
         try:
             if config.strategy in ("linear_probe", "setfit"):   # setfit: pairs first, then the probe
                 train_plan, best_epoch, logits = self._fit_probe()
@@ -194,10 +194,11 @@ class _Run:
         self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch) if minibatch else 1,
                       unit="epoch" if minibatch else "iteration")
         contrastive_stage_in_run(self)   # SetFit only: tune the encoder on pairs before the embeddings
+        # training examples on the fast path (bf16 where native); choose/report exact, as the export computes
         features = embed_sets(
             loaded, (self.train_items, self.val_items, self.report_items), batch_size=self._inference_batch(),
             device=self.accelerator.device, max_length=config.max_length, window=self.window,
-            cache=self.embedding_cache, should_stop=self.should_stop,
+            cache=self.embedding_cache, full_precision=(False, True, True), should_stop=self.should_stop,
             on_progress=lambda done, total, message: self.recorder.emit(Progress(
                 stage="embeddings", done=done, total=total, message=message)))
         self.all_features = (features, (self.train_targets, self.val_targets, self.report_targets))
