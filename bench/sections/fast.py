@@ -185,7 +185,9 @@ def _steps(modality: str, strategies, n: int, cfg: dict) -> dict:
         steps = {}
         for name, loaded in (("plain", plain), ("fast", fast)):
             with switch(name == "fast"):
-                model = plan(loaded, RunConfig(strategy=strategy)).model.train()
+                train_plan = plan(loaded, RunConfig(strategy=strategy))
+                train_plan.set_train_mode()   # as the engine does: frozen BatchNorm keeps its statistics
+                model = train_plan.model
                 data = make_dataset(loaded, ds.items[:n], ds.targets[:n], augment=False, max_length=128)
                 batches = list(make_loader(loaded, data, 8, shuffle=False))
             # lr 0: the same work every round on both sides, weights unchanged
