@@ -1,12 +1,22 @@
 """The processor's fast path: channels-last layout for convolutional models, bf16 autocast where the
 CPU computes bf16 natively, and texts batched by length.
 
-Each part changes no number beyond float rounding (tests/test_fast_path.py states the tolerance).
 `TL_FAST_PATH=0` (or the server's `--fast-path false`) turns all of it off and restores the plain
-eager float32 path exactly. bf16 is used only for inference (embeddings, predictions) and only on a
-CPU that reports AVX512-BF16 or AMX: elsewhere PyTorch emulates bf16, which measured ~100x slower
-here (docs/benchmarks.md, "Fast path"). Training stays float32 on CPUs: we could not measure bf16
-training accuracy on a machine that has it. Exports are always plain float32, contiguous.
+eager float32 path exactly. bf16 runs only on a CPU that reports AVX512-BF16 or AMX (elsewhere PyTorch
+emulates it, measured ~80x slower on an AVX2 EPYC); there it runs in:
+* inference (embeddings, predictions): `inference_autocast`;
+* the training forward of full, partial and LoRA fine-tuning, images and texts (`training_autocast`,
+  table BF16_TRAINING). Only the forward: master weights, gradients, the optimizer state and the loss
+  stay float32, and exports are always plain float32, contiguous. Validation and the report's
+  predictions inside a run stay float32 (the calibration and the epoch choice see fp32 logits).
+Decision, by the numbers (docs/benchmarks.md "Fast path"; `python -m bench.sections.fast --quick
+--only accuracy`, AVX512-BF16 EPYC, same subsets and seeds): on the sample digits, MNIST-5k and the
+sample reviews, every strategy's held-out accuracy with bf16 lies inside the fp32 result's 95%
+interval (and both sides give the same label to most held-out examples), so bf16 is on for all three
+fine-tuning strategies of both modalities. SetFit's contrastive stage and the probes' head fits run
+float32 (not measured; the head is a single linear layer, nothing to gain).
+bf16 changes numbers beyond float32 rounding: each example's features move by up to ~9% (relative
+L2) on EfficientNet-Lite0, ~0.6% on MiniLM-L6 (tests/test_fast_path.py states the tolerances).
 """
 from __future__ import annotations
 
