@@ -307,7 +307,8 @@ def run(cfg: dict, parts, previous: dict, only_sets=None) -> dict:
 
     from tl_ui.engine.fast_path import cpu_has_native_bf16
 
-    out = {k: v for k, v in previous.items() if k in PARTS or k.endswith("_from")}
+    keys = {"image_forward", "training", "text_embedding", "compile", "accuracy", "measured_under"}
+    out = {k: v for k, v in previous.items() if k in keys or k.endswith("_from")}
     out.update(native_bf16=cpu_has_native_bf16(), amx=bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: 0)()),
                threads=torch.get_num_threads())
     funcs = {"forward": ("image_forward", image_forward), "training": ("training", training),
