@@ -1,12 +1,22 @@
 """The processor's fast path: channels-last layout for convolutional models, bf16 autocast where the
 CPU computes bf16 natively, and texts batched by length.
 
-Each part changes no number beyond float rounding (tests/test_fast_path.py states the tolerance).
 `TL_FAST_PATH=0` (or the server's `--fast-path false`) turns all of it off and restores the plain
-eager float32 path exactly. bf16 is used only for inference (embeddings, predictions) and only on a
-CPU that reports AVX512-BF16 or AMX: elsewhere PyTorch emulates bf16, which measured ~100x slower
-here (docs/benchmarks.md, "Fast path"). Training stays float32 on CPUs: we could not measure bf16
-training accuracy on a machine that has it. Exports are always plain float32, contiguous.
+eager float32 path exactly. bf16 runs only on a CPU that reports AVX512-BF16 or AMX (elsewhere PyTorch
+emulates it, measured ~80x slower on an AVX2 EPYC); there it runs in:
+* inference (embeddings, predictions): `inference_autocast`;
+* the training forward of full, partial and LoRA fine-tuning, images and texts (`training_autocast`,
+  table BF16_TRAINING). Only the forward: master weights, gradients, the optimizer state and the loss
+  stay float32, and exports are always plain float32, contiguous. Validation and the report's
+  predictions inside a run stay float32 (the calibration and the epoch choice see fp32 logits).
+Decision, by the numbers (docs/benchmarks.md "Fast path"; `python -m bench.sections.fast --quick
+--only accuracy`, AVX512-BF16 EPYC, same subsets and seeds): on the sample digits, MNIST-5k and the
+sample reviews, every strategy's held-out accuracy with bf16 lies inside the fp32 result's 95%
+interval (and both sides give the same label to most held-out examples), so bf16 is on for all three
+fine-tuning strategies of both modalities. SetFit's contrastive stage and the probes' head fits run
+float32 (not measured; the head is a single linear layer, nothing to gain).
+bf16 changes numbers beyond float32 rounding: each example's features move by up to ~9% (relative
+L2) on EfficientNet-Lite0, ~0.6% on MiniLM-L6 (tests/test_fast_path.py states the tolerances).
 """
 from __future__ import annotations
 
@@ -86,6 +96,29 @@ def inference_autocast(device_type: str = "cpu", *, full_precision: bool = False
     import torch
 
     if not full_precision and device_type == "cpu" and enabled() and cpu_has_native_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# Where bf16 autocast runs in the training forward (native-bf16 CPUs only), per modality and
+# strategy. Decided by the measured accuracy, fp32 vs bf16, same subsets and seeds (module docstring).
+BF16_TRAINING: dict[str, frozenset[str]] = {"image": frozenset({"full", "partial", "lora"}),
+                                            "text": frozenset({"full", "partial", "lora"})}
+
+
+def bf16_training(modality: str, strategy: str, device_type: str = "cpu") -> bool:
+    """Whether this run's training forward runs under bf16 autocast (see BF16_TRAINING)."""
+    return bool(device_type == "cpu" and enabled() and strategy in BF16_TRAINING.get(modality, ())
+                and cpu_has_native_bf16())
+
+
+def training_autocast(modality: str, strategy: str, device_type: str = "cpu"):
+    """bf16 autocast around a training forward where bf16_training says so; else nothing. Only the
+    forward: master weights, gradients and the optimizer stay float32 (autocast casts copies), and the
+    caller computes the loss outside it, on float32 logits."""
+    import torch
+
+    if bf16_training(modality, strategy, device_type):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -19,11 +19,28 @@ _TRAIN_PER_S = {"image": 15.0, "text": 28.0}
 _BACKWARD_SHARE = {"image": {"partial": 0.5, "full": 1.0, "lora": 1.4},
                    "text": {"partial": 0.45, "full": 1.0, "lora": 0.5}}
 # The rates above were measured on the plain float32 path. With the fast path on
-# (tl_ui/engine/fast_path.py), forward passes and training steps run this much faster, as measured side
-# by side (`python -m bench.sections.fast`, docs/benchmarks.md "Fast path"; bf16 is not counted: these
-# machines lack it). Kept below the measured medians: an estimate that is a little long is kinder.
-_FAST_PATH_SPEEDUP = {"image": {"infer": 1.4, "train": 1.3},     # measured 1.53; full 1.60, LoRA 1.32
-                      "text": {"infer": 1.2, "train": 1.0}}      # measured 1.23 (length buckets)
+# (tl_ui/engine/fast_path.py), forward passes and training steps run this much faster, measured side by
+# side (`python -m bench.sections.fast`, docs/benchmarks.md "Fast path"), kept a little below the
+# measured medians (an estimate that is a little long is kinder). Two machines: without native bf16
+# only channels-last and length buckets count (AVX2 EPYC); with it (AVX512-BF16 EPYC, no AMX) bf16
+# autocast also runs in forward passes and, where fast_path.BF16_TRAINING says so, in training.
+_FAST_PATH_SPEEDUP = {
+    False: {"image": {"infer": 1.4, "train": 1.3},    # measured 1.53; full 1.60, LoRA 1.32
+            "text": {"infer": 1.2, "train": 1.0}},    # measured 1.23 (length buckets)
+    True: {"image": {"infer": 2.8, "full": 1.6, "partial": 1.3, "lora": 1.7},  # 3.29; 1.80, 1.36, 1.94
+           "text": {"infer": 2.0, "full": 1.3, "lora": 1.1, "partial": 1.1}},  # 2.38; 1.47, 1.19
+}
+
+
+def fast_path_factors(modality: str, strategy: str) -> tuple[float, float]:
+    """(forward, training step) speed-ups of the path the worker will really run, 1.0 with it off."""
+    if not fast_path.enabled():
+        return 1.0, 1.0
+    bf16 = fast_path.cpu_has_native_bf16()   # imports torch on first use, as the worker will
+    table = _FAST_PATH_SPEEDUP[bf16][modality]
+    if bf16 and fast_path.bf16_training(modality, strategy):
+        return table["infer"], table[strategy]
+    return table["infer"], _FAST_PATH_SPEEDUP[False][modality]["train"]   # training forward in fp32
 
 
 def describe_strategy(model_id: str, strategy: str, num_classes: int, config: Optional[RunConfig] = None) -> dict:
@@ -59,9 +76,8 @@ def estimate_seconds(config: RunConfig, n_examples: int) -> float:
     n_train = n_examples - n_val
     infer = _INFER_PER_S[modality] / scale
     train = _TRAIN_PER_S[modality] / scale
-    if fast_path.enabled():   # the path the worker will really run
-        infer *= _FAST_PATH_SPEEDUP[modality]["infer"]
-        train *= _FAST_PATH_SPEEDUP[modality]["train"]
+    infer_factor, train_factor = fast_path_factors(modality, config.strategy)   # the path that will run
+    infer, train = infer * infer_factor, train * train_factor
     epochs = config.resolved_epochs
     # Fixed costs of every run, measured on the lab machines: starting the worker process and
     # importing torch (~6 s), loading the model (~3 s), then calibration, intervals, the probe's

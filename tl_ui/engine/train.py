@@ -29,6 +29,7 @@ from tl_ui.engine.evaluate import quick_scores, write_predictions
 from tl_ui.engine.events import (EpochEnd, Progress, RunFailed, RunFinished, RunResult, RunStarted, RunStopped,
                                  StepEnd)
 from tl_ui.engine.export import export_model
+from tl_ui.engine.fast_path import training_autocast
 from tl_ui.engine.familiarity import familiarity_for_run
 from tl_ui.engine.embedding_cache import bind_probe_caches
 from tl_ui.engine.features import Stopped, embed_sets, probe_head
@@ -310,8 +311,9 @@ class _Run:
             if self.should_stop():
                 raise Stopped()
             labels = batch[1] if isinstance(batch, (list, tuple)) else batch["labels"]
-            logits = forward(model, batch)
-            loss = self.criterion(logits.float(), labels)
+            with training_autocast(self.loaded.modality, self.config.strategy, acc.device.type):
+                logits = forward(model, batch)
+            loss = self.criterion(logits.float(), labels)   # the loss in float32 (outside autocast)
             acc.backward(loss)
             optimizer.step()
             scheduler.step()
