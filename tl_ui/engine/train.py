@@ -24,6 +24,7 @@ from tl_ui.catalog import ModelUnavailable, get_model
 from tl_ui.config import ConfigError, RunConfig
 from tl_ui.data import DataError, LabelledDataset, Limits, load_dataset, stratified_subset
 from tl_ui.data.images import image_reading_note
+from tl_ui.data.load import dataset_options
 from tl_ui.engine.continuation import resume
 from tl_ui.engine.evaluate import quick_scores, write_predictions
 from tl_ui.engine.events import (EpochEnd, Progress, RunFailed, RunFinished, RunResult, RunStarted, RunStopped,
@@ -62,11 +63,12 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
         config.validate()
         with tempfile.TemporaryDirectory(prefix="tl-data-") as scratch:
             if dataset is None:
-                dataset = load_dataset(config.data_path, scratch, text_column=config.text_column,
-                                       label_column=config.label_column, path_column=config.path_column,
-                                       group_column=config.group_column,
+                dataset = load_dataset(config.data_path, scratch, **dataset_options(config),
                                        limits=Limits.from_record(config.limits) if config.limits else None)
-            return _Run(config, run_dir, dataset, recorder, stop, embedding_cache).execute()
+            runner = _Run
+            if dataset.multilabel:   # several labels per example: sigmoid outputs (engine/multilabel.py)
+                from tl_ui.engine.multilabel import MultiLabelRun as runner
+            return runner(config, run_dir, dataset, recorder, stop, embedding_cache).execute()
     except (ConfigError, DataError, ModelUnavailable) as exc:
         return _fail(recorder, run_dir, str(exc))
     except torch.OutOfMemoryError:
@@ -87,6 +89,8 @@ def _fail(recorder: "EventRecorder", run_dir: Path, message: str) -> RunResult:
 
 class _Run:
     """One run's state; `execute()` does the work."""
+    SCORE = "accuracy"               # what the curves' score is (multi-label runs: micro-F1)
+    fit_full_batch = fit_head_in_run  # the probe's full-batch head: fit_full_batch(head, features)
 
     def __init__(self, config: RunConfig, run_dir: Path, dataset: LabelledDataset, recorder: EventRecorder,
                  should_stop: Callable[[], bool], cache=None):
@@ -136,7 +140,7 @@ class _Run:
         self.loaded = load_model(entry, self.classes, random_init=config.random_init, image_size=config.image_size,
                                  max_params_m=config.limits.get("max_model_params_m"))
         self.loaded = sentence_model_for(self.loaded, config)   # text probe: the encoder's own pooling
-        self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
+        self.criterion = self._criterion()
         if config.strategy == "linear_probe":
             self.embedding_cache = bind_for_run(self.cache, self.loaded, config, self.window,
                                                 self.accelerator.device.type)
@@ -165,6 +169,9 @@ class _Run:
         batch = int(self.config.batch_size)
         return max(batch, 64) if self.accelerator.device.type == "cuda" else batch
 
+    def _criterion(self) -> nn.Module:
+        return nn.CrossEntropyLoss(weight=self._class_weights())
+
     def _class_weights(self) -> Optional[torch.Tensor]:
         if not self.config.class_weighted:
             return None
@@ -180,7 +187,7 @@ class _Run:
             modality=self.dataset.modality, classes=self.classes, n_train=len(self.train_items),
             n_val=len(self.val_items), epochs=epochs, total_steps=self.total_steps,
             trainable_params=train_plan.trainable_params, total_params=train_plan.total_params,
-            device=str(self.accelerator.device), unit=unit))
+            device=str(self.accelerator.device), unit=unit, score=self.SCORE))
 
     # -- linear probe: embeddings once, then the head on the cache ---------------------------------
     def _fit_probe(self):
@@ -213,7 +220,7 @@ class _Run:
                                       shuffle=True, generator=torch.Generator().manual_seed(config.seed))
             best_epoch = self._fit(head, [(train_plan, epochs)], forward, train_loader, val_loader)
         else:
-            best_epoch = fit_head_in_run(self, head, features)
+            best_epoch = self.fit_full_batch(head, features)
         return train_plan, best_epoch, (self._predict(head, forward, val_loader),
                                         self._predict(head, forward, self.accelerator.prepare(report_loader)))
 

@@ -130,6 +130,9 @@ class Lab:
             raise UserError(f"Offline mode is on and '{entry.display_name}' is not installed here. "
                             "Pick a model with 'Offline: yes' in step 1.")
         columns = {k: getattr(dataset, k, None) for k in ("group_column",)} if dataset is not None else {}
+        from tl_ui.data.multilabel import label_options
+
+        columns.update(label_options(dataset))   # multi-label: how the labels were read, for the worker
         try:
             config = RunConfig.from_options({**{k: v for k, v in columns.items() if v}, **options,
                                              "model_id": entry.id if entry.source == "packaged" else model_id,
