@@ -143,7 +143,7 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
 
     # step 2 (reading data is CPU-heavy: at most two at once across all users)
     data_kw = {"concurrency_limit": 2, "concurrency_id": "data", "show_progress_on": c["data_summary"]}
-    columns = [c["text_column"], c["label_column"], c["group_column"]]
+    columns = [c["text_column"], c["label_column"], c["group_column"], c["label_columns"], c["label_separator"]]
     # step 3's box is refreshed after data loads (a chained step, so it reads the model choice
     # after the data step has updated it)
     form = h.form_inputs()

@@ -71,6 +71,13 @@ class Predictor:
         return cls(model, classes, "text", tokenizer=tokenizer, max_length=manifest.get("max_length") or 128,
                    conformal=manifest.get("conformal"))
 
+    def _autocast(self):
+        """bf16 where the CPU has it; multi-label models in float32, so that a score at its threshold is
+        the exported model's score (within 1e-6) and the labels above it are the same."""
+        import contextlib
+
+        return contextlib.nullcontext() if self.multilabel else inference_autocast()
+
     @torch.no_grad()
     def predict_proba(self, inputs: Sequence[Any], batch_size: int = 8) -> torch.Tensor:
         # batch 8: on CPU larger batches are slower per example (docs/benchmarks.md, section 7)
@@ -87,14 +94,14 @@ class Predictor:
                 except (OSError, ValueError) as exc:
                     raise PredictError(f"Could not read the image: {exc}. Use a PNG, JPEG, TIFF or DICOM "
                                        "file.") from None
-                with inference_autocast():
+                with self._autocast():
                     logits = self.model(image_input(pixels))
             else:
                 if any(not isinstance(x, str) or not x.strip() for x in chunk):
                     raise PredictError("Type some text to classify.")
                 encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
                                          return_tensors="pt")
-                with inference_autocast():
+                with self._autocast():
                     logits = self.model(**encoded).logits
             rows.append(logits.float().sigmoid() if self.multilabel else logits.float().softmax(-1))
         if not rows:

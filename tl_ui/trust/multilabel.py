@@ -135,8 +135,8 @@ def label_sentence(name: str, tp: int, fp: int, fn: int) -> str:
     has = tp + fn
     if not has:
         return f"No test example has '{name}'; the model marked it on {fp} that do not."
-    return (f"Of {has} test examples with '{name}', the model found {tp}; it also marked {fp} "
-            f"example{'' if fp == 1 else 's'} that do not have it.")
+    return (f"Of {has} test example{'' if has == 1 else 's'} with '{name}', the model found {tp}; it also marked "
+            f"{fp} {'example that does' if fp == 1 else 'examples that do'} not have it.")
 
 
 def overall_sentences(block: dict) -> dict:
