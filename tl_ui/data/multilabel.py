@@ -117,15 +117,16 @@ def read_zero_one_columns(table_name: str, frame, columns: Sequence[str], rows: 
 
 def check_label_sets(labels: Labels, table_name: str, rows: Sequence[int], where: str, limits: Limits) -> list[str]:
     """Errors a user must fix (raised) and warnings to read (returned)."""
-    counts = Counter(n for s in labels.sets for n in s)
+    counts = Counter({name: 0 for name in labels.names})
+    counts.update(n for s in labels.sets for n in s)
     n = len(labels.sets)
-    if not counts:
+    if not any(counts.values()):
         raise DataError(f"No row of '{table_name}' has a label in {where}. Give each row the labels it has.")
     if len(counts) > limits.max_classes:
         raise DataError(f"'{table_name}' has {len(counts):,} different labels in {where}; this Transfer Lab accepts "
                         f"at most {limits.max_classes} (setting TL_MAX_CLASSES). Merge rare labels.")
-    if len(counts) < 2:
-        (only,) = counts
+    if sum(1 for c in counts.values() if c) < 2:
+        only = next(name for name, c in counts.items() if c)
         raise DataError(
             f"Only one label ('{only}') occurs in {where} of '{table_name}'. Multi-label data needs at least two "
             f"labels; to learn whether a row has '{only}' or not, give every row one label ('{only}' or "
@@ -136,9 +137,9 @@ def check_label_sets(labels: Labels, table_name: str, rows: Sequence[int], where
         first = rare[0]
         where_rows = [r for r, s in zip(rows, labels.sets) if first in s]
         others = f" So do {quoted_list(rare[1:])}." if len(rare) > 1 else ""
+        seen = f"occurs in only {plural(counts[first], 'row')} ({_rows(where_rows)})" if where_rows else "never occurs"
         raise DataError(
-            f"The label '{first}' ({where} in '{table_name}') occurs in only {plural(counts[first], 'row')} "
-            f"({_rows(where_rows)}).{others} Each label needs at least {need} rows (20 or more is better) so "
+            f"The label '{first}' ({where} in '{table_name}') {seen}.{others} Each label needs at least {need} rows (20 or more is better) so "
             "that one can be held back to check the model. Add rows with that label, or remove it.")
     always = sorted(name for name in counts if counts[name] == n)
     if always:
@@ -253,3 +254,27 @@ def label_options(dataset) -> dict:
     if source.get("form") == "separator":
         return {"label_separator": source["separator"]}
     return {}
+
+
+def folder_copies_note(images: Sequence[tuple]) -> list[str]:
+    """Class folders give each image one label: say so when the same file (name and size) lies in
+    several class folders, as people do to give an image two labels. `images`: (path, shown, label)."""
+    import hashlib
+
+    by_name: dict[tuple, list] = {}
+    for path, _, label in images:
+        by_name.setdefault((path.name.lower(), path.stat().st_size), []).append((path, label))
+    where: dict[tuple, set] = {}
+    for (name, _), found in by_name.items():
+        if len({label for _, label in found}) < 2:
+            continue
+        for path, label in found:   # same name and size: the same file only if the bytes are the same
+            where.setdefault((name, hashlib.sha1(path.read_bytes()).hexdigest()), set()).add(label)
+    copies = [k for k, labels in where.items() if len(labels) > 1]
+    if not copies:
+        return []
+    first = copies[0]
+    return [f"{plural(len(copies), 'file lies', 'files lie')} in more than one class folder (e.g. '{first[0]}' in "
+            f"{quoted_list(sorted(where[first]))}). A zip of class folders gives each image one label, so these "
+            "copies count as separate examples with different labels. To give an image several labels, upload a "
+            "CSV of image paths with a labels column (e.g. 'effusion;cardiomegaly') instead."]
