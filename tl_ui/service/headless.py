@@ -49,6 +49,9 @@ def prepare_run(options: Mapping[str, Any], replay_of: Optional[str] = None):
     settings = load_settings([])   # TL_* variables: the same limits as the server's
     limits = base.get("limits") or settings.limits_record()
     dataset = read_dataset(data_path, merged, limits)
+    from tl_ui.data.multilabel import label_options
+
+    merged = {**label_options(dataset), **merged}   # multi-label: how the labels were read, in run.json
     merged.update(data_path=str(Path(data_path).resolve()), data_sha256=sha, limits=limits)
     try:
         config = settings.run_limits().check(RunConfig.from_options(merged, modality=dataset.modality,
