@@ -125,7 +125,10 @@ def _plot_updates(view, state):
     if state is not None and x_lim != state.plot_x_lim:
         state.plot_x_lim = x_lim
         return gr.update(x_lim=x_lim), gr.update(x_lim=x_lim), True
-    return gr.update(value=view.loss_df(), x_lim=x_lim), gr.update(value=view.acc_df(), x_lim=x_lim), False
+    titles = ({"title": "Micro-F1 (higher is better; every label decision at score 0.5)", "y_title": "micro-F1"}
+              if getattr(view, "score", "accuracy") != "accuracy" else {})   # multi-label runs
+    return (gr.update(value=view.loss_df(), x_lim=x_lim), gr.update(value=view.acc_df(), x_lim=x_lim, **titles),
+            False)
 
 
 def cannot_start(message: str) -> dict:
