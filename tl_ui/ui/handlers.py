@@ -92,8 +92,8 @@ class Handlers:
 
     # -- step 2 -----------------------------------------------------------------------------------
     @outputs(DATA_KEYS)
-    def on_upload(self, file_path, text_col, label_col, group_col, label_cols, separator, model_choice,
-                  state: SessionState, request: gr.Request):
+    def on_upload(self, file_path, text_col, label_col, group_col, model_choice, state: SessionState,
+                  request: gr.Request, label_cols: str = "", separator: str = "auto"):
         if not file_path:
             return {"session": state}
         owner = self.lab.owner(request)
@@ -102,8 +102,8 @@ class Handlers:
         return self._data_loaded(owner, state, outcome, model_choice)
 
     @outputs(DATA_KEYS)
-    def on_reload(self, text_col, label_col, group_col, label_cols, separator, model_choice, state: SessionState,
-                  request: gr.Request):
+    def on_reload(self, text_col, label_col, group_col, model_choice, state: SessionState, request: gr.Request,
+                  label_cols: str = "", separator: str = "auto"):
         """Read the last upload again with the column names the user typed."""
         path, name = (state.pending_path, state.pending_name) if state.pending_path else \
             (state.data_path, state.data_name)
