@@ -134,9 +134,9 @@ def multilabel_scores(probs: np.ndarray, targets: np.ndarray, names: Sequence[st
 def label_sentence(name: str, tp: int, fp: int, fn: int) -> str:
     has = tp + fn
     if not has:
-        return f"No test example has '{name}'; the model marked it on {fp} that do not."
-    return (f"Of {has} test example{'' if has == 1 else 's'} with '{name}', the model found {tp}; it also marked "
-            f"{fp} {'example that does' if fp == 1 else 'examples that do'} not have it.")
+        return f"No test example has '{name}'; marked it on {fp} wrongly."
+    return (f"Found {tp} of the {has} test example{'' if has == 1 else 's'} with '{name}'; marked it on {fp} "
+            f"{'other' if fp == 1 else 'others'} wrongly.")
 
 
 def overall_sentences(block: dict) -> dict:
