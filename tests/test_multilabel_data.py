@@ -151,3 +151,43 @@ def test_roles_give_every_label_to_training_and_test(tmp_path):
     for part in (roles.train, roles.report, roles.choose):
         assert (y[part].sum(axis=0) >= 1).all()
     assert stratified_split(ds, 0.2, 0)[1].tolist() == roles.report.tolist()
+
+
+def test_thresholds_are_chosen_on_validation_and_default_to_half_when_few():
+    from tl_ui.trust.multilabel import choose_thresholds
+
+    rng = np.random.default_rng(0)
+    y = np.zeros((40, 2))
+    y[:20, 0] = 1
+    y[:3, 1] = 1                                   # label 1: 3 positives, too few to choose on
+    probs = np.column_stack([np.where(y[:, 0] > 0, 0.3, 0.1) + rng.random(40) * 0.05, rng.random(40)])
+    thresholds, how = choose_thresholds(probs, y)
+    assert 0.15 < thresholds[0] < 0.3 and thresholds[1] == 0.5
+    assert how[0].startswith("best F1") and how[1].startswith("default")
+
+
+def test_scores_match_scikit_learn_and_the_bootstrap_ap_matches_resampled_rows():
+    from sklearn.metrics import average_precision_score, f1_score, hamming_loss
+
+    from tl_ui.trust.multilabel import _weighted_ap, multilabel_scores
+
+    rng = np.random.default_rng(1)
+    y = rng.random((30, 4)) < 0.4
+    probs = np.clip(y * 0.5 + rng.random((30, 4)) * 0.6, 0, 1)
+    block = multilabel_scores(probs, y, list("abcd"), [0.5, 0.4, 0.6, 0.5])
+    pred = probs >= np.array([0.5, 0.4, 0.6, 0.5])
+    assert block["micro_f1"] == pytest.approx(f1_score(y, pred, average="micro"))
+    assert block["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
+    assert block["hamming_loss"] == pytest.approx(hamming_loss(y, pred))
+    assert block["subset_accuracy"] == pytest.approx((pred == y).all(axis=1).mean())
+    row = block["per_label"]["b"]
+    assert (row["tp"], row["fp"]) == (int((pred[:, 1] & y[:, 1]).sum()), int((pred[:, 1] & ~y[:, 1]).sum()))
+    assert row["average_precision"] == pytest.approx(average_precision_score(y[:, 1], probs[:, 1]))
+    for key in ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "mean_average_precision"):
+        low, high = block[key + "_ci"]
+        assert low <= block[key] <= high, key
+    scores = np.round(probs[:, 0], 1)   # ties, as resampling makes them
+    weights = rng.multinomial(30, np.full(30, 1 / 30), size=5).astype(float)
+    for b, ap in enumerate(_weighted_ap(y[:, 0], scores, weights)):
+        rows = np.repeat(np.arange(30), weights[b].astype(int))
+        assert ap == pytest.approx(average_precision_score(y[rows, 0], scores[rows]))

@@ -189,6 +189,13 @@ def fit_ovr_head(train_x: np.ndarray, train_y: np.ndarray, pos_weight: np.ndarra
                  should_stop=lambda: False) -> dict:
     """{"weight" (labels, features), "bias", "C", "iterations"}: one logistic regression per label on
     features centred and scaled by one spread (the standardisation folded back into the weights)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):   # tiny problems: BLAS threads beside torch's only spin (probe_solver.py)
+        return _fit_ovr_head(train_x, train_y, pos_weight, seed, should_stop)
+
+
+def _fit_ovr_head(train_x, train_y, pos_weight, seed, should_stop) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
