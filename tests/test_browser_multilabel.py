@@ -90,6 +90,7 @@ def test_multilabel_text_run_from_upload_to_try_it(page, tmp_path):
     assert "subset accuracy" in text, text
     bh.wait_until(lambda: "micro-F1" in page.locator("#train-log textarea").first.input_value(), 15,
                   "the log to speak of micro-F1", page=page)
+    bh.wait_for_text(page, "#curves-text", "validation micro-F1", timeout_s=15)
     page.wait_for_timeout(1_000)
     _shot(page, "trained")
 

@@ -84,7 +84,7 @@ def view_outputs(job, runner, state=None) -> dict:
         "train_progress": progress_html(view.fraction, view.progress_text),
         "loss_plot": loss,
         "acc_plot": acc,
-        "curves_text": curves_html(view.epoch_rows, view.epochs, view.unit),
+        "curves_text": _curves_text(view),
         "train_log": view.log_text(),
         "start_btn": gr.update(interactive=not active),
         "stop_btn": gr.update(interactive=active),
@@ -111,6 +111,15 @@ def _calm_announcement(view: TrainView, state) -> "str | None":
     if view.state in ("queued", "running") and state.announced and now - state.announced_at < ANNOUNCE_EVERY_S:
         return None
     state.announced, state.announced_at = text, now
+    return text
+
+
+def _curves_text(view) -> str:
+    text = curves_html(view.epoch_rows, view.epochs, view.unit)
+    if getattr(view, "score", "accuracy") != "accuracy":   # multi-label runs: the score is micro-F1
+        text = text.replace("validation accuracy", "validation micro-F1").replace("training accuracy",
+                                                                                   "training micro-F1")
+        text = text.replace("Loss and accuracy after each", "Loss and micro-F1 after each")
     return text
 
 
