@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import zipfile
-from contextlib import redirect_stdout
 
 import numpy as np
 import pytest
@@ -195,3 +194,11 @@ def test_image_csv_run_exports_timm_with_label_names_and_thresholds(tmp_path):
         plain = model(transform(Image.open(image).convert("RGB")).unsqueeze(0)).sigmoid()[0].tolist()
     answer = predictor.predict_with_set([str(image)])[0]
     assert max(abs(p - answer["probabilities"][n]) for n, p in zip(["blue", "red"], plain)) < 1e-4
+
+
+def test_setfit_says_it_needs_one_label_per_example(tmp_path, terms):
+    from tl_ui.engine.train import train_run
+
+    result = train_run(RunConfig(model_id="minilm_l6", strategy="setfit", max_length=32), tmp_path / "run",
+                       dataset=terms)
+    assert result.status == "failed" and "needs one label per example" in result.message

@@ -58,6 +58,11 @@ class MultiLabelRun(_Run):
     SCORE = "micro_f1"
 
     def _criterion(self) -> nn.Module:
+        if self.config.strategy == "setfit":
+            from tl_ui.config import ConfigError
+
+            raise ConfigError("SetFit learns from pairs with the same or a different label, so it needs one label "
+                              "per example. For multi-label data pick the linear probe, partial, full or LoRA.")
         config = getattr(self.loaded.model, "config", None)
         if config is not None and hasattr(config, "problem_type"):   # transformers: sigmoid in pipeline()
             config.problem_type = "multi_label_classification"

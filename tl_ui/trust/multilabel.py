@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import warnings
 
 import numpy as np
-from sklearn.metrics import accuracy_score, average_precision_score, f1_score, hamming_loss
+from sklearn.metrics import average_precision_score, f1_score, hamming_loss
 
 from .intervals import DEFAULT_LEVEL, _percentile_interval, wilson_interval
 from .wording import _level_percent, _percent_range
