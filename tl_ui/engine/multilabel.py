@@ -57,12 +57,15 @@ def _f1(tp: int, fp: int, fn: int) -> float:
 class MultiLabelRun(_Run):
     SCORE = "micro_f1"
 
-    def _criterion(self) -> nn.Module:
-        if self.config.strategy == "setfit":
+    def __init__(self, config, *args, **kwargs):
+        if config.strategy == "setfit":   # before any model is loaded
             from tl_ui.config import ConfigError
 
             raise ConfigError("SetFit learns from pairs with the same or a different label, so it needs one label "
                               "per example. For multi-label data pick the linear probe, partial, full or LoRA.")
+        super().__init__(config, *args, **kwargs)
+
+    def _criterion(self) -> nn.Module:
         config = getattr(self.loaded.model, "config", None)
         if config is not None and hasattr(config, "problem_type"):   # transformers: sigmoid in pipeline()
             config.problem_type = "multi_label_classification"
