@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                             "difference pretraining makes")
     train.add_argument("--text-column", help="table column holding the texts (default: detected)")
     train.add_argument("--label-column", help="table column holding the labels (default: detected)")
+    train.add_argument("--label-columns", help="multi-label: several 0/1 columns, one per label (a,b,c)")
+    train.add_argument("--label-separator", help="multi-label: ';' or '|' between labels in the label column "
+                                                 "(default: detected; 'none': one label per row)")
     train.add_argument("--group-column", help="table column naming each example's group (site, scanner, ...): "
                                               "per-group metrics")
     train.add_argument("--set-level", type=float, choices=SET_LEVELS,
@@ -115,7 +118,8 @@ _TRAIN_OPTIONS = {"data": "data_path", "model": "model_id", "strategy": "strateg
                   "learning_rate": "learning_rate", "batch_size": "batch_size", "image_size": "image_size",
                   "max_examples": "max_examples", "seed": "seed", "random_init": "random_init",
                   "compare_scratch": "compare_scratch", "text_column": "text_column",
-                  "label_column": "label_column", "group_column": "group_column", "set_level": "set_level"}
+                  "label_column": "label_column", "group_column": "group_column", "set_level": "set_level",
+                  "label_columns": "label_columns", "label_separator": "label_separator"}
 
 
 def _train(args) -> int:
@@ -145,7 +149,7 @@ def _train(args) -> int:
         print(f"error: {result.message}", file=sys.stderr)
         return 2 if "unexpectedly" not in result.message else 1
     keys = ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "n_val", "best_epoch", "cross_validation",
-            "calibration", "conformal", "evaluation", "scratch_run", "pretraining_gain", "groups")
+            "calibration", "conformal", "evaluation", "scratch_run", "pretraining_gain", "groups", "micro_f1", "micro_f1_ci")
     print(json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), "status": result.status,
                       "metrics": {k: result.metrics.get(k) for k in keys if k in result.metrics}
                       if result.metrics else None}, indent=2))
@@ -168,7 +172,7 @@ def _predict(args) -> int:
     if args.json:
         keep = ("probabilities", "prediction_set", "set_level",
                 "unlike_training_data", "unlike_training_data_score", "unlike_training_data_threshold")
-        shown = [{k: a[k] for k in keep} for a in answers]
+        shown = [{k: a[k] for k in keep + ("labels", "thresholds") if k in a} for a in answers]   # multi-label: labels
         print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
         return 0
     for item, answer in zip(args.inputs, answers):

@@ -26,6 +26,9 @@ def add_check_data_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--text-column", help="table column holding the texts (default: detected)")
     parser.add_argument("--label-column", help="table column holding the labels (default: detected)")
     parser.add_argument("--path-column", help="table column holding image file paths (default: detected)")
+    parser.add_argument("--label-columns", help="multi-label: several 0/1 columns, one per label (a,b,c)")
+    parser.add_argument("--label-separator", help="multi-label: ';' or '|' between labels (default: detected; "
+                                                  "'none': one label per row)")
     parser.set_defaults(handler=check_data_command)
     return parser
 
@@ -37,6 +40,8 @@ def check_data_command(args: argparse.Namespace) -> int:
                 args.path, workdir, limits=_settings_limits(), text_column=getattr(args, "text_column", None),
                 label_column=getattr(args, "label_column", None),
                 path_column=getattr(args, "path_column", None),
+                label_columns=getattr(args, "label_columns", None),
+                label_separator=getattr(args, "label_separator", None),
             )
         except DataError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -58,6 +63,9 @@ def format_summary(summary: dict) -> str:
     width = max(len(str(label)) for label in summary["classes"])
     for label, count in summary["classes"].items():
         lines.append(f"  {str(label):<{width}}  {count}")
+    if summary.get("multilabel"):
+        lines += ["", summary["multilabel"]["sentence"]]
+        lines += [f"  together: {' + '.join(p['labels'])}  {p['n']}" for p in summary["multilabel"]["co_occurrence"][:8]]
     if summary["warnings"]:
         lines += ["", "Warnings:"]
         lines += [f"  - {warning}" for warning in summary["warnings"]]

@@ -102,6 +102,8 @@ class RunConfig:
     label_column: Optional[str] = None
     path_column: Optional[str] = None
     group_column: Optional[str] = None      # site / scanner / source: per-group metrics in Results
+    label_columns: Optional[str] = None     # multi-label: several 0/1 columns, one per label ("a,b,c")
+    label_separator: Optional[str] = None   # multi-label: ";" or "|" in the label column; None: detected
     compare_scratch: bool = False           # also queue the same recipe from random weights
     set_level: float = 0.9                  # prediction sets: the right class is in the set this often
     evaluation: str = "three_way"           # held-out roles (engine/roles.py); "same_set" only for benchmarks

@@ -144,14 +144,16 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     # step 2 (reading data is CPU-heavy: at most two at once across all users)
     data_kw = {"concurrency_limit": 2, "concurrency_id": "data", "show_progress_on": c["data_summary"]}
     columns = [c["text_column"], c["label_column"], c["group_column"]]
+    multilabel = [c["label_columns"], c["label_separator"]]   # after the session state (handlers' signatures)
     # step 3's box is refreshed after data loads (a chained step, so it reads the model choice
     # after the data step has updated it)
     form = h.form_inputs()
     info_kw = {"concurrency_limit": 2, "concurrency_id": "info", "show_progress": "minimal",
                "show_progress_on": c["strategy_info"]}
     data_events = [
-        on(c["data_upload"].upload, h.on_upload, [c["data_upload"], *columns, c["model_choice"], state], **data_kw),
-        on(c["data_reload"].click, h.on_reload, [*columns, c["model_choice"], state], **data_kw),
+        on(c["data_upload"].upload, h.on_upload, [c["data_upload"], *columns, c["model_choice"], state, *multilabel],
+           **data_kw),
+        on(c["data_reload"].click, h.on_reload, [*columns, c["model_choice"], state, *multilabel], **data_kw),
         on(c["use_sample_image"].click, h.sample_loader("image"), [c["model_choice"], state], **data_kw),
         on(c["use_sample_text"].click, h.sample_loader("text"), [c["model_choice"], state], **data_kw),
     ]

@@ -23,22 +23,40 @@ class LabelledDataset:
     warnings: list[str] = field(default_factory=list)
     groups: Optional[list[str]] = None   # one group name per item (site, scanner, ...) when chosen
     group_column: Optional[str] = None
+    # multi-label data (tl_ui/data/multilabel.py): each item's labels (possibly none), the label names
+    # in order, and how they were read; `labels` then holds each item's labels joined for display
+    label_sets: Optional[list[tuple[str, ...]]] = None
+    label_names: Optional[list[str]] = None
+    label_source: Optional[dict] = None
+
+    @property
+    def multilabel(self) -> bool:
+        return self.label_sets is not None
 
     @property
     def classes(self) -> list[str]:
         """Sorted class names; the index of a name is its class id everywhere (head, export, metrics)."""
+        if self.multilabel:
+            return list(self.label_names or [])
         return sorted(set(self.labels))
 
     @property
     def targets(self) -> np.ndarray:
+        """Class ids (n,); multi-label: a 0/1 matrix (n, labels) of float32."""
         index = {name: i for i, name in enumerate(self.classes)}
+        if self.multilabel:
+            matrix = np.zeros((len(self.items), len(index)), dtype=np.float32)
+            for row, names in enumerate(self.label_sets):
+                matrix[row, [index[n] for n in names]] = 1.0
+            return matrix
         return np.array([index[label] for label in self.labels], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def class_counts(self) -> dict[str, int]:
-        counts = Counter(self.labels)
+        counts = Counter(name for names in self.label_sets for name in names) if self.multilabel \
+            else Counter(self.labels)
         return {name: counts[name] for name in self.classes}
 
     def summary(self) -> dict:
@@ -49,6 +67,7 @@ class LabelledDataset:
             "n_classes": len(self.classes),
             "classes": self.class_counts(),
             "warnings": list(self.warnings),
+            **({"multilabel": _multilabel_summary(self)} if self.multilabel else {}),
         }
 
     def subset(self, indices) -> "LabelledDataset":
@@ -58,4 +77,12 @@ class LabelledDataset:
             self.source, list(self.warnings),
             groups=None if self.groups is None else [self.groups[i] for i in indices],
             group_column=self.group_column,
+            label_sets=None if self.label_sets is None else [self.label_sets[i] for i in indices],
+            label_names=self.label_names, label_source=self.label_source,
         )
+
+
+def _multilabel_summary(dataset: "LabelledDataset") -> dict:
+    from .multilabel import label_summary
+
+    return label_summary(dataset)

@@ -17,6 +17,7 @@ from .dataset import DataError, LabelledDataset
 from .dicom import (DICOM_EXTENSIONS, auto_range, dicom_reading_note, is_dicom_path, read_dicom,
                     scale_to_uint8)
 from .limits import Limits
+from .multilabel import folder_copies_note
 from .validate import Origin, check_classes, check_total_pixels, class_warnings, duplicate_warning
 from .wording import plural, quoted_list
 from .zips import is_junk
@@ -216,6 +217,7 @@ def load_image_folders(root: Path, origin: Origin, limits: Limits,
     shown = [rel for _, rel, _ in images]
     warnings += class_warnings(labels)
     warnings += inspect_images(paths, shown, labels, source, limits)
+    warnings += folder_copies_note(images)   # class folders stay single-label (tl_ui/data/multilabel.py)
     return LabelledDataset("image", [str(p.resolve()) for p in paths], labels, source, warnings)
 
 

@@ -16,7 +16,8 @@ from .zips import extract_zip
 
 def load_dataset(path: str | Path, workdir: str | Path, *, text_column: Optional[str] = None,
                  label_column: Optional[str] = None, path_column: Optional[str] = None,
-                 group_column: Optional[str] = None, limits: Optional[Limits] = None) -> LabelledDataset:
+                 group_column: Optional[str] = None, limits: Optional[Limits] = None,
+                 label_columns: Optional[str] = None, label_separator: Optional[str] = None) -> LabelledDataset:
     """Read and check an upload: a zip or folder of class folders, or a CSV/TSV/TXT/XLSX table.
 
     Anything unpacked goes into `workdir` (created if missing) and nowhere else. Raises
@@ -26,7 +27,8 @@ def load_dataset(path: str | Path, workdir: str | Path, *, text_column: Optional
     path = Path(path)
     name = path.name or str(path)
     columns = dict(text_column=text_column, label_column=label_column, path_column=path_column,
-                   group_column=group_column)
+                   group_column=group_column, label_columns=label_columns or None,
+                   label_separator=label_separator or None)
     if not path.exists():
         raise DataError(f"Could not find '{name}'. Check that the file or folder exists and try again.")
     workdir = Path(workdir)
@@ -71,10 +73,10 @@ def _load_tree(root: Path, origin: Origin, limits: Limits, columns: dict) -> Lab
         if is_image_table(table, columns["path_column"], columns["text_column"]):
             return load_image_table(table, tables[0].parent, limits,
                                     path_column=columns["path_column"],
-                                    label_column=columns["label_column"], group_column=columns["group_column"])
+                                    **_label_options(columns))
         if not subdirs:
             return load_text_table(table, limits, text_column=columns["text_column"],
-                                   label_column=columns["label_column"], group_column=columns["group_column"])
+                                   **_label_options(columns))
     _no_groups_for_folders(columns)
     return load_image_folders(top, origin, limits, shown_from=root)
 
@@ -83,12 +85,28 @@ def _load_table(path: Path, limits: Limits, columns: dict) -> LabelledDataset:
     table = read_table(path, limits)
     if is_image_table(table, columns["path_column"], columns["text_column"]):
         return load_image_table(table, path.parent, limits, path_column=columns["path_column"],
-                                label_column=columns["label_column"], group_column=columns["group_column"])
+                                **_label_options(columns))
     return load_text_table(table, limits, text_column=columns["text_column"],
-                           label_column=columns["label_column"], group_column=columns["group_column"])
+                           **_label_options(columns))
+
+
+DATASET_OPTIONS = ("text_column", "label_column", "path_column", "group_column", "label_columns", "label_separator")
+
+
+def dataset_options(config_like) -> dict:
+    """load_dataset's column options from a RunConfig or a mapping of settings (empty: detected)."""
+    get = config_like.get if hasattr(config_like, "get") else lambda k: getattr(config_like, k, None)
+    return {k: (get(k) or None) for k in DATASET_OPTIONS}
+
+
+def _label_options(columns: dict) -> dict:
+    return {k: columns[k] for k in ("label_column", "group_column", "label_columns", "label_separator")}
 
 
 def _no_groups_for_folders(columns: dict) -> None:
+    if columns.get("label_columns"):
+        raise DataError(f"Label columns ('{columns['label_columns']}') need a table: class folders have no "
+                        "columns. Upload a CSV with one row per example and one 0/1 column per label.")
     if columns.get("group_column"):
         raise DataError(
             f"A group column ('{columns['group_column']}') needs a table: class folders have no columns. "

@@ -18,6 +18,10 @@ def stratified_split(dataset: LabelledDataset, val_fraction: float,
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    if dataset.multilabel:   # several labels per example: iterative stratification
+        from .multilabel import iterative_split
+
+        return iterative_split(dataset.targets, val_fraction, seed)
     targets = dataset.targets
     counts = np.bincount(targets)
     indices = np.arange(len(targets))
@@ -40,6 +44,10 @@ def stratified_subset(dataset: LabelledDataset, n: int, seed: int) -> LabelledDa
     """
     if n >= len(dataset):
         return dataset.subset(range(len(dataset)))
+    if dataset.multilabel:
+        from .multilabel import multilabel_subset
+
+        return multilabel_subset(dataset, n, seed)
     by_class = _indices_by_class(dataset.targets)
     counts = {c: len(idx) for c, idx in by_class.items()}
     total = sum(counts.values())

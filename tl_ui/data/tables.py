@@ -13,6 +13,8 @@ import pandas as pd
 from .dataset import DataError, LabelledDataset
 from .images import IMAGE_EXTENSIONS, inspect_images
 from .limits import Limits
+from .multilabel import read_label_column
+from .multilabel_tables import parse_label_columns, read_columns
 from .table_read import _DELIMITERS, _OTHER_SEPARATORS, TABLE_EXTENSIONS, Table, read_table  # noqa: F401
 from .validate import Origin, check_classes, class_warnings, duplicate_warning, long_text_warning
 from .wording import quoted_list, row_list, short
@@ -38,9 +40,15 @@ def is_image_table(table: Table, path_column: Optional[str], text_column: Option
 
 
 def load_text_table(table: Table, limits: Limits, *, text_column: Optional[str] = None,
-                    label_column: Optional[str] = None, group_column: Optional[str] = None) -> LabelledDataset:
+                    label_column: Optional[str] = None, group_column: Optional[str] = None,
+                    label_columns: Optional[str] = None, label_separator: Optional[str] = None) -> LabelledDataset:
     frame = table.frame
     _need_two_columns(table)
+    if label_columns:   # several 0/1 columns, one per label (multi-label)
+        from .multilabel_tables import load_text_columns
+
+        return load_text_columns(table, limits, text_column=text_column, label_columns=label_columns,
+                                 group_column=group_column)
     group_col = _resolve_column(table, group_column, "group") if group_column else None
     text_col = _resolve_column(table, text_column, "text") if text_column else None
     label_col, label_guessed = _pick_label_column(table, label_column, exclude=(text_col, group_col))
@@ -54,30 +62,35 @@ def load_text_table(table: Table, limits: Limits, *, text_column: Optional[str] 
         )
     frame = _drop_blank_rows(frame, [text_col, label_col])
     _no_empty_cells(table, frame, text_col, "text")
-    _no_empty_cells(table, frame, label_col, "label")
+    rows = [int(i) + 2 for i in frame.index]
+    multi, notes = read_label_column(table.name, frame[label_col].tolist(), rows, label_col, label_separator, limits)
+    if multi is None:
+        _no_empty_cells(table, frame, label_col, "label")
 
     texts = frame[text_col].tolist()
-    labels = [_label(v) for v in frame[label_col]]
-    rows = [int(i) + 2 for i in frame.index]
-    origin = Origin(table.name, "table", label_column=label_col, rows=rows)
-    check_classes(labels, origin, limits)
+    labels = multi.shown() if multi else [_label(v) for v in frame[label_col]]
+    if multi is None:
+        check_classes(labels, Origin(table.name, "table", label_column=label_col, rows=rows), limits)
 
     shown = [f"row {r}" for r in rows]
-    warnings = list(table.warnings)
+    warnings = list(table.warnings) + notes
     if label_guessed or text_guessed:
         warnings.append(
             f"Guessed from the contents that column '{text_col}' holds the text and '{label_col}' "
             "the label. If that is wrong, pick the columns by name."
         )
-    warnings += class_warnings(labels)
+    warnings += multi.warnings if multi else class_warnings(labels)
     warnings += duplicate_warning([" ".join(t.split()) for t in texts], labels, shown, "text")
     warnings += long_text_warning(texts, shown)
-    return _with_groups(LabelledDataset("text", texts, labels, table.name, warnings), frame, group_col,
-                        (text_col, label_col))
+    dataset = LabelledDataset("text", texts, labels, table.name, warnings)
+    if multi:
+        dataset.label_sets, dataset.label_names, dataset.label_source = multi.sets, multi.names, multi.source
+    return _with_groups(dataset, frame, group_col, (text_col, label_col))
 
 
 def load_image_table(table: Table, base: Path, limits: Limits, *, path_column: Optional[str] = None,
-                     label_column: Optional[str] = None, group_column: Optional[str] = None) -> LabelledDataset:
+                     label_column: Optional[str] = None, group_column: Optional[str] = None,
+                     label_columns: Optional[str] = None, label_separator: Optional[str] = None) -> LabelledDataset:
     """Images listed in a table, with paths relative to the table's folder `base`."""
     frame = table.frame
     _need_two_columns(table)
@@ -89,15 +102,20 @@ def load_image_table(table: Table, base: Path, limits: Limits, *, path_column: O
             f"The file '{table.name}' has no column of image file names. Name that column "
             f"'path' or pick it by name. Columns found: {quoted_list(frame.columns, 8)}."
         )
-    label_col, _ = _pick_label_column(table, label_column, exclude=(path_col, group_col))
-    if label_col == path_col:
+    multi_cols = parse_label_columns(table, label_columns) if label_columns else None   # 0/1 columns
+    label_col = None if multi_cols else _pick_label_column(table, label_column, exclude=(path_col, group_col))[0]
+    if label_col == path_col or path_col in (multi_cols or ()):
         raise DataError(
             f"The image paths and the labels of '{table.name}' cannot both come from column "
             f"'{path_col}'. Choose two different columns."
         )
-    frame = _drop_blank_rows(frame, [path_col, label_col])
+    frame = _drop_blank_rows(frame, [path_col, *(multi_cols or [label_col])])
     _no_empty_cells(table, frame, path_col, "image path")
-    _no_empty_cells(table, frame, label_col, "label")
+    rows = [int(i) + 2 for i in frame.index]
+    multi, notes = ((read_columns(table, frame, multi_cols, limits)[1], []) if multi_cols else
+                    read_label_column(table.name, frame[label_col].tolist(), rows, label_col, label_separator, limits))
+    if multi is None:
+        _no_empty_cells(table, frame, label_col, "label")
 
     base = base.resolve()
     paths, outside, missing = [], [], []
@@ -126,14 +144,16 @@ def load_image_table(table: Table, base: Path, limits: Limits, *, path_column: O
             "the table: check the spelling, or upload one zip holding the table and the images."
         )
 
-    labels = [_label(v) for v in frame[label_col]]
-    rows = [int(i) + 2 for i in frame.index]
-    check_classes(labels, Origin(table.name, "table", label_column=label_col, rows=rows), limits)
+    labels = multi.shown() if multi else [_label(v) for v in frame[label_col]]
+    if multi is None:
+        check_classes(labels, Origin(table.name, "table", label_column=label_col, rows=rows), limits)
     shown = [short(v) for v in frame[path_col]]
-    warnings = list(table.warnings) + class_warnings(labels)
+    warnings = list(table.warnings) + notes + (multi.warnings if multi else class_warnings(labels))
     warnings += inspect_images(paths, shown, labels, table.name, limits)
-    return _with_groups(LabelledDataset("image", [str(p) for p in paths], labels, table.name, warnings),
-                        frame, group_col, (path_col, label_col))
+    dataset = LabelledDataset("image", [str(p) for p in paths], labels, table.name, warnings)
+    if multi:
+        dataset.label_sets, dataset.label_names, dataset.label_source = multi.sets, multi.names, multi.source
+    return _with_groups(dataset, frame, group_col, (path_col, label_col, *(multi_cols or ())))
 
 
 NO_GROUP = "(no group)"

@@ -8,6 +8,10 @@ from tl_ui.engine.sentence_export import CARD_SNIPPET as SENTENCE_SNIPPET
 
 
 def model_card(loaded: LoadedModel, config: RunConfig, data_summary: dict, metrics: dict) -> str:
+    if metrics.get("multilabel"):   # several labels per case: scores per label, thresholds
+        from tl_ui.engine.multilabel_card import multilabel_card
+
+        return multilabel_card(loaded, config, data_summary, metrics)
     classes = data_summary.get("classes", {})
     class_lines = "\n".join(f"| {name} | {count} |" for name, count in classes.items())
     per_class = metrics.get("per_class", {})

@@ -37,6 +37,7 @@ class RunStarted(Event):
     total_params: int
     device: str
     unit: str = "epoch"   # what `epochs` counts: "epoch", or "iteration" (the probe's full-batch solver)
+    score: str = "accuracy"   # what `train_accuracy` / `val_accuracy` hold: "accuracy", or "micro_f1" (multi-label)
 
 
 @dataclass

@@ -82,7 +82,8 @@ def explain_image(predictor: Predictor, item: Any, target: Optional[str] = None)
         raise PredictError(f"Could not read the image: {exc}. Use a PNG, JPEG, TIFF or DICOM file.") from None
     model = predictor.model.eval()
     with torch.no_grad():
-        probs = model(pixels).float().softmax(-1)[0]
+        logits = model(pixels).float()
+        probs = (logits.sigmoid() if getattr(predictor, "multilabel", None) else logits.softmax(-1))[0]
     index = _target_index(predictor, probs, target)
     with GradCAM(model=model, target_layers=[cam_layer(model)]) as cam:
         heatmap = cam(input_tensor=pixels, targets=[ClassifierOutputTarget(index)])[0]
@@ -115,7 +116,8 @@ def explain_text(predictor: Predictor, text: str, target: Optional[str] = None, 
     baseline = torch.where(special, input_ids[0], torch.full_like(input_ids[0], tokenizer.pad_token_id)).unsqueeze(0)
 
     def probabilities(ids, mask):
-        return model(input_ids=ids, attention_mask=mask).logits.float().softmax(-1)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()   # multi-label: each label's own score
+        return logits.sigmoid() if getattr(predictor, "multilabel", None) else logits.softmax(-1)
 
     with torch.no_grad():
         probs = probabilities(input_ids, attention_mask)[0]

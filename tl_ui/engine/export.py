@@ -25,10 +25,12 @@ MANIFEST = "transfer_lab.json"   # our own small manifest: modality, classes, ba
 
 def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, config: RunConfig,
                  data_summary: dict, metrics: dict, calibration: Optional[dict] = None,
-                 familiarity=None) -> Path:
+                 familiarity=None, multilabel: Optional[dict] = None) -> Path:
     """`calibration` ({"temperature", "thresholds", "n_calibration"}, fitted on the validation
     examples): the temperature is folded into the classifier layer, so the files give calibrated
-    probabilities in plain timm / transformers; the prediction-set thresholds go into the manifest."""
+    probabilities in plain timm / transformers; the prediction-set thresholds go into the manifest.
+    `multilabel` ({"thresholds": {label: t}, ...}): a multi-label run; its thresholds go into the manifest
+    and the model's own config (tl_ui/engine/multilabel_export.py)."""
     out_dir = run.model_dir
     tmp = run.partial_model_dir()
     tmp.mkdir(parents=True)
@@ -40,8 +42,12 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
             model.save_pretrained(str(tmp / "adapter"))     # the adapter alone (peft format)
             model = model.merge_and_unload()                  # ...and a merged, ordinary model
         sentence = is_sentence_model(model)
+        if multilabel:
+            from tl_ui.engine.multilabel_export import mark_multilabel
+
+            mark_multilabel(model, multilabel)
         if loaded.modality == "image":
-            _save_timm(loaded, model, tmp)
+            _save_timm(loaded, model, tmp, multilabel)
         elif sentence:   # the text probe / SetFit: a sentence-transformers folder + the head (issue 13)
             save_sentence_export(model, loaded.tokenizer, tmp, config.max_length)
         else:
@@ -62,6 +68,8 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
             "temperature": float(calibration["temperature"]),      # already folded into the weights
             "conformal": {"method": "LAC", "thresholds": calibration["thresholds"],
                           "n_calibration": calibration["n_calibration"], "default_level": config.set_level},
+            **({"multilabel": {"problem_type": "multi_label_classification", "activation": "sigmoid",
+                               **multilabel}} if multilabel else {}),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if familiarity is not None:   # tl_ui.engine.familiarity: the "unlike your training data" reference
@@ -76,12 +84,14 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
     return out_dir
 
 
-def _save_timm(loaded: LoadedModel, model: nn.Module, folder: Path) -> None:
+def _save_timm(loaded: LoadedModel, model: nn.Module, folder: Path, multilabel: Optional[dict] = None) -> None:
     from timm.models import save_for_hf
 
     cfg = loaded.data_config
+    extra = ({"problem_type": "multi_label_classification", "label_thresholds": multilabel["thresholds"]}
+             if multilabel else {})
     save_for_hf(
-        model, str(folder), model_config={"label_names": list(loaded.classes)}, safe_serialization=True,
+        model, str(folder), model_config={"label_names": list(loaded.classes), **extra}, safe_serialization=True,
         data_config={"input_size": cfg["input_size"], "mean": cfg["mean"], "std": cfg["std"],
                      "interpolation": cfg["interpolation"], "crop_pct": cfg["crop_pct"]},
     )

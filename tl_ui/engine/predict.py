@@ -27,6 +27,7 @@ class Predictor:
         self.conformal = conformal or {}   # {"thresholds": {level: qhat}, "default_level", "n_calibration"}
         self.window = window               # DICOM window preset the model was trained with
         self.familiarity = None            # tl_ui.engine.familiarity reference (None: an older export)
+        self.multilabel: Optional[dict] = None   # multi-label runs: {"thresholds": {label: t}, ...}; sigmoid scores
 
     @classmethod
     def load(cls, run_or_model_dir: str | Path) -> "Predictor":
@@ -34,6 +35,8 @@ class Predictor:
 
         predictor = cls._load_model(run_or_model_dir)
         folder = Path(run_or_model_dir)
+        predictor.multilabel = (read_manifest(folder / "model" if (folder / "model").is_dir() else folder)
+                                or {}).get("multilabel")
         predictor.familiarity = familiarity.attach(predictor.model, folder / "model" if (folder / "model").is_dir()
                                                    else folder)   # the "unlike your training data" reference
         return predictor
@@ -91,7 +94,7 @@ class Predictor:
                 encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
                                          return_tensors="pt")
                 logits = self.model(**encoded).logits
-            rows.append(logits.float().softmax(-1))
+            rows.append(logits.float().sigmoid() if self.multilabel else logits.float().softmax(-1))
         if not rows:
             return torch.empty(0, len(self.classes))
         probs = torch.empty_like(torch.cat(rows))
@@ -115,6 +118,10 @@ class Predictor:
         "set_level", "set_sentence": the set in plain words}."""
         from tl_ui.trust import min_calibration_size, prediction_sets, set_sentence
 
+        if self.multilabel:   # every label's score and the labels at or above their thresholds
+            from tl_ui.engine.multilabel_export import multilabel_answers
+
+            return multilabel_answers(self, inputs)
         level = float(level or self.conformal.get("default_level") or 0.9)
         qhat = (self.conformal.get("thresholds") or {}).get(str(level))
         from tl_ui.engine.familiarity import judge_recorded, recording

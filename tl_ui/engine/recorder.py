@@ -40,3 +40,12 @@ class EventRecorder:
         self.run.set_status(state, message)
         if state != RUNNING:
             self._log.close()
+
+
+def fail_run(recorder: EventRecorder, run_dir: Path, message: str):
+    """A failed run: the event, the status and the result, with the user's message."""
+    from tl_ui.engine.events import RunFailed, RunResult
+
+    recorder.emit(RunFailed(run_id=run_dir.name, message=message))
+    recorder.status("failed", message)
+    return RunResult(run_dir.name, run_dir, "failed", None, message)

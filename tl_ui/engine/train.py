@@ -24,10 +24,10 @@ from tl_ui.catalog import ModelUnavailable, get_model
 from tl_ui.config import ConfigError, RunConfig
 from tl_ui.data import DataError, LabelledDataset, Limits, load_dataset, stratified_subset
 from tl_ui.data.images import image_reading_note
+from tl_ui.data.load import dataset_options
 from tl_ui.engine.continuation import resume
 from tl_ui.engine.evaluate import quick_scores, write_predictions
-from tl_ui.engine.events import (EpochEnd, Progress, RunFailed, RunFinished, RunResult, RunStarted, RunStopped,
-                                 StepEnd)
+from tl_ui.engine.events import EpochEnd, Progress, RunFinished, RunResult, RunStarted, RunStopped, StepEnd
 from tl_ui.engine.export import export_model
 from tl_ui.engine.fast_path import training_autocast
 from tl_ui.engine.familiarity import familiarity_for_run
@@ -36,7 +36,7 @@ from tl_ui.engine.features import Stopped, embed_sets, probe_head
 from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
 from tl_ui.engine.probe_solver import MAX_ITER, fit_head_in_run
 from tl_ui.engine.models import load_model
-from tl_ui.engine.recorder import EventCallback, EventRecorder
+from tl_ui.engine.recorder import EventCallback, EventRecorder, fail_run
 from tl_ui.engine.report import (CV_BELOW_N, build_metrics, calibrate, cross_validate_probe,
                                  keep_mistake_images, trust_softmax)
 from tl_ui.engine.roles import split_roles
@@ -63,31 +63,28 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
         config.validate()
         with tempfile.TemporaryDirectory(prefix="tl-data-") as scratch:
             if dataset is None:
-                dataset = load_dataset(config.data_path, scratch, text_column=config.text_column,
-                                       label_column=config.label_column, path_column=config.path_column,
-                                       group_column=config.group_column,
+                dataset = load_dataset(config.data_path, scratch, **dataset_options(config),
                                        limits=Limits.from_record(config.limits) if config.limits else None)
-            return _Run(config, run_dir, dataset, recorder, stop, embedding_cache).execute()
+            runner = _Run
+            if dataset.multilabel:   # several labels per example: sigmoid outputs (engine/multilabel.py)
+                from tl_ui.engine.multilabel import MultiLabelRun as runner
+            return runner(config, run_dir, dataset, recorder, stop, embedding_cache).execute()
     except (ConfigError, DataError, ModelUnavailable) as exc:
-        return _fail(recorder, run_dir, str(exc))
+        return fail_run(recorder, run_dir, str(exc))
     except torch.OutOfMemoryError:
-        return _fail(recorder, run_dir, "The computer ran out of memory. Lower the batch size or the image size "
-                                        "and start again.")
+        return fail_run(recorder, run_dir, "The computer ran out of memory. Lower the batch size or the image size "
+                                           "and start again.")
     except Exception as exc:  # anything unexpected: keep the details on disk, tell the user plainly
         (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
         log.exception("run %s failed", run_dir.name)
-        return _fail(recorder, run_dir, f"Training failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
-                                        "The details are in error.log in the run folder.")
-
-
-def _fail(recorder: "EventRecorder", run_dir: Path, message: str) -> RunResult:
-    recorder.emit(RunFailed(run_id=run_dir.name, message=message))
-    recorder.status("failed", message)
-    return RunResult(run_dir.name, run_dir, "failed", None, message)
+        return fail_run(recorder, run_dir, f"Training failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
+                                           "The details are in error.log in the run folder.")
 
 
 class _Run:
     """One run's state; `execute()` does the work."""
+    SCORE = "accuracy"               # what the curves' score is (multi-label runs: micro-F1)
+    fit_full_batch = fit_head_in_run  # the probe's full-batch head: fit_full_batch(head, features)
 
     def __init__(self, config: RunConfig, run_dir: Path, dataset: LabelledDataset, recorder: EventRecorder,
                  should_stop: Callable[[], bool], cache=None):
@@ -137,7 +134,7 @@ class _Run:
         self.loaded = load_model(entry, self.classes, random_init=config.random_init, image_size=config.image_size,
                                  max_params_m=config.limits.get("max_model_params_m"))
         self.loaded = sentence_model_for(self.loaded, config)   # text probe: the encoder's own pooling
-        self.criterion = nn.CrossEntropyLoss(weight=self._class_weights())
+        self.criterion = self._criterion()
         if config.strategy == "linear_probe":
             self.embedding_cache = bind_probe_caches(self.cache, self.loaded, config, self.window,
                                                      self.accelerator.device.type)
@@ -166,6 +163,9 @@ class _Run:
         batch = int(self.config.batch_size)
         return max(batch, 64) if self.accelerator.device.type == "cuda" else batch
 
+    def _criterion(self) -> nn.Module:
+        return nn.CrossEntropyLoss(weight=self._class_weights())
+
     def _class_weights(self) -> Optional[torch.Tensor]:
         if not self.config.class_weighted:
             return None
@@ -181,7 +181,7 @@ class _Run:
             modality=self.dataset.modality, classes=self.classes, n_train=len(self.train_items),
             n_val=len(self.val_items), epochs=epochs, total_steps=self.total_steps,
             trainable_params=train_plan.trainable_params, total_params=train_plan.total_params,
-            device=str(self.accelerator.device), unit=unit))
+            device=str(self.accelerator.device), unit=unit, score=self.SCORE))
 
     # -- linear probe: embeddings once, then the head on the cache ---------------------------------
     def _fit_probe(self):
@@ -215,7 +215,7 @@ class _Run:
                                       shuffle=True, generator=torch.Generator().manual_seed(config.seed))
             best_epoch = self._fit(head, [(train_plan, epochs)], forward, train_loader, val_loader)
         else:
-            best_epoch = fit_head_in_run(self, head, features)
+            best_epoch = self.fit_full_batch(head, features)
         return train_plan, best_epoch, (self._predict(head, forward, val_loader),
                                         self._predict(head, forward, self.accelerator.prepare(report_loader)))
 

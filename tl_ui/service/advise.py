@@ -45,6 +45,9 @@ class Advisor:
         """(the ranked rows, the data map in the best model's embeddings or None)."""
         if dataset is None:
             raise UserError(NO_DATA_MESSAGE)
+        if getattr(dataset, "multilabel", False):   # its ranking scores one label per example
+            raise UserError("The model advisor ranks models for data with one label per example. For multi-label "
+                            "data, train a linear probe in step 4 (seconds) with each model you want to compare.")
         try:
             config = self.settings.run_limits().check(
                 RunConfig.from_options({**(options or {}), "strategy": "linear_probe"}, modality=dataset.modality))

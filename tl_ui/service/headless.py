@@ -18,11 +18,9 @@ def read_dataset(data_path: str, config_like: Mapping[str, Any], limits: dict):
 
     workdir = tempfile.mkdtemp(prefix="tl-cli-data-")
     try:
-        return load_dataset(data_path, workdir, text_column=config_like.get("text_column") or None,
-                            label_column=config_like.get("label_column") or None,
-                            path_column=config_like.get("path_column") or None,
-                            group_column=config_like.get("group_column") or None,
-                            limits=Limits.from_record(limits))
+        from tl_ui.data.load import dataset_options
+
+        return load_dataset(data_path, workdir, **dataset_options(config_like), limits=Limits.from_record(limits))
     except DataError as exc:
         raise UserError(str(exc)) from None
 
@@ -51,6 +49,9 @@ def prepare_run(options: Mapping[str, Any], replay_of: Optional[str] = None):
     settings = load_settings([])   # TL_* variables: the same limits as the server's
     limits = base.get("limits") or settings.limits_record()
     dataset = read_dataset(data_path, merged, limits)
+    from tl_ui.data.multilabel import label_options
+
+    merged = {**label_options(dataset), **merged}   # multi-label: how the labels were read, in run.json
     merged.update(data_path=str(Path(data_path).resolve()), data_sha256=sha, limits=limits)
     try:
         config = settings.run_limits().check(RunConfig.from_options(merged, modality=dataset.modality,

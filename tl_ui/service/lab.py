@@ -77,7 +77,7 @@ class Lab:
     # -- data -------------------------------------------------------------------------------------
     def load_data(self, owner: Owner, src: str | Path, name: str = "", *, text_column: Optional[str] = None,
                   label_column: Optional[str] = None, group_column: Optional[str] = None,
-                  copy: bool = True) -> LoadOutcome:
+                  copy: bool = True, **label_reading: Optional[str]) -> LoadOutcome:
         """Size-check, copy the upload into the owner's folder, and read it. Never raises."""
         from tl_ui.service.errors import user_message
 
@@ -100,6 +100,7 @@ class Lab:
             try:
                 dataset = load_dataset(data_path, workdir / "unpacked", text_column=text_column or None,
                                        label_column=label_column or None, group_column=group_column or None,
+                                       **{k: v or None for k, v in label_reading.items()},   # multi-label
                                        limits=self.settings.limits())
             except Exception as exc:  # DataError (user-facing) or anything unexpected (logged)
                 return LoadOutcome(error=user_message(exc, "reading the data"), name=name, data_path=str(data_path))
@@ -130,6 +131,9 @@ class Lab:
             raise UserError(f"Offline mode is on and '{entry.display_name}' is not installed here. "
                             "Pick a model with 'Offline: yes' in step 1.")
         columns = {k: getattr(dataset, k, None) for k in ("group_column",)} if dataset is not None else {}
+        from tl_ui.data.multilabel import label_options
+
+        columns.update(label_options(dataset))   # multi-label: how the labels were read, for the worker
         try:
             config = RunConfig.from_options({**{k: v for k, v in columns.items() if v}, **options,
                                              "model_id": entry.id if entry.source == "packaged" else model_id,

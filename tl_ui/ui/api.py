@@ -150,7 +150,7 @@ def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, addre
         return lab.continue_run(owner, str(options["continue_from"]), epochs or 5, address=address)
     model_id = (model_id or "").strip() or "efficientnet_lite0"
     options = {**options, "strategy": (strategy or "").strip() or options.get("strategy"), "epochs": epochs or None}
-    columns = {k: options.pop(k, None) for k in ("text_column", "label_column")}
+    columns = {k: options.pop(k, None) for k in ("text_column", "label_column", "label_columns", "label_separator")}
     if options.get("group_column"):
         columns["group_column"] = options["group_column"]
     if dataset:

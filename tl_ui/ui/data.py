@@ -49,6 +49,13 @@ def build(max_upload_mb: float) -> dict:
             group_col = gr.Textbox(label="Group column (optional)", placeholder="e.g. site",
                                    elem_id="group-column")
             reload_btn = gr.Button("Reload with these columns", elem_id="data-reload")
+        gr.Markdown("**Several labels per example** (multi-label): a label column whose cells list labels "
+                    "separated by `;` or `|` is detected by itself; or name several 0/1 columns, one per label.")
+        with gr.Row():
+            label_cols = gr.Textbox(label="Label columns (0/1, one per label; optional)",
+                                    placeholder="e.g. billing,outage,refund", elem_id="label-columns")
+            separator = gr.Dropdown(["auto", ";", "|", "none"], value="auto", label="Separator between labels",
+                                    info="'none': one label per row", elem_id="label-separator", interactive=True)
     error = gr.Markdown("", elem_id="data-error")
     summary = gr.Markdown(NO_DATA_YET, elem_id="data-summary")
     with gr.Row():
@@ -71,7 +78,7 @@ def build(max_upload_mb: float) -> dict:
     next_btn = gr.Button("Next: choose how to train →", variant="primary", elem_id="data-next")
     return {**advisor, "data_upload": upload, "use_sample_image": sample_image, "use_sample_text": sample_text,
             "text_column": text_col, "label_column": label_col, "group_column": group_col,
-            "data_reload": reload_btn,
+            "data_reload": reload_btn, "label_columns": label_cols, "label_separator": separator,
             "data_error": error, "data_summary": summary, "class_counts": counts,
             "data_gallery": gallery, "data_table": table, "dicom_window": window, "data_next": next_btn}
 
@@ -90,11 +97,12 @@ def summary_md(dataset, name: str, notes: list[str]) -> str:
     kind = "images" if dataset.modality == "image" else "texts"
     counts = dataset.class_counts()
     smallest = min(counts.values()) if counts else 0
+    word = "labels" if s.get("multilabel") else "classes"
     lines = [
-        f"**{s['n_examples']:,} {kind}** in **{s['n_classes']} classes** from *{html.escape(name)}*. "
-        f"Smallest class: {smallest} examples.",
+        f"**{s['n_examples']:,} {kind}** in **{s['n_classes']} {word}** from *{html.escape(name)}*. "
+        f"Smallest {word[:-1]}: {smallest} examples.",
         "",
-        "Classes: " + ", ".join(f"`{html.escape(c)}` ({n})" for c, n in counts.items()),
+        f"{word.capitalize()}: " + ", ".join(f"`{html.escape(c)}` ({n})" for c, n in counts.items()),
     ]
     groups = getattr(dataset, "groups", None)
     if getattr(dataset, "group_column", None) and groups:
@@ -105,6 +113,10 @@ def summary_md(dataset, name: str, notes: list[str]) -> str:
         more = f" and {len(per_group) - 20} more" if len(per_group) > 20 else ""
         lines += ["", f"Groups from column `{html.escape(dataset.group_column)}`: {shown}{more}. "
                       "Step 5 shows the numbers per group."]
+    if s.get("multilabel"):
+        from tl_ui.ui.results_multilabel import data_step_md
+
+        lines += ["", data_step_md(s["multilabel"])]
     warnings = list(s.get("warnings") or [])
     if warnings:
         lines += ["", "**Please check:**"] + [f"- {html.escape(w)}" for w in warnings[:10]]

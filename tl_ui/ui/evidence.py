@@ -234,7 +234,7 @@ def group_md(groups: Optional[dict]) -> str:
 def _fit_row(metrics: dict) -> tuple[str, str]:
     """The kept weights: an epoch, or for the probe's full-batch head its solver iterations and L2 strength."""
     fit = metrics.get("probe_fit")
-    if fit:
+    if fit and fit.get("l2") is not None:   # (a multi-label probe records C per label instead)
         cv = fit.get("inner_cv")
         how = (f"chosen by {cv.get('folds')}-fold cross-validation on the training examples" if cv else
                "the usual default (too few examples per class to cross-validate)")

@@ -93,23 +93,24 @@ class Handlers:
     # -- step 2 -----------------------------------------------------------------------------------
     @outputs(DATA_KEYS)
     def on_upload(self, file_path, text_col, label_col, group_col, model_choice, state: SessionState,
-                  request: gr.Request):
+                  request: gr.Request, label_cols: str = "", separator: str = "auto"):
         if not file_path:
             return {"session": state}
         owner = self.lab.owner(request)
-        state.columns = _columns(text_col, label_col, group_col)
+        state.columns = _columns(text_col, label_col, group_col, label_cols, separator)
         outcome = self.lab.load_data(owner, Path(file_path), Path(str(file_path)).name, **state.columns)
         return self._data_loaded(owner, state, outcome, model_choice)
 
     @outputs(DATA_KEYS)
-    def on_reload(self, text_col, label_col, group_col, model_choice, state: SessionState, request: gr.Request):
+    def on_reload(self, text_col, label_col, group_col, model_choice, state: SessionState, request: gr.Request,
+                  label_cols: str = "", separator: str = "auto"):
         """Read the last upload again with the column names the user typed."""
         path, name = (state.pending_path, state.pending_name) if state.pending_path else \
             (state.data_path, state.data_name)
         if not path or not Path(path).exists():
             return {"session": state, "data_error": error_md("Upload a file first.")}
         owner = self.lab.owner(request)
-        state.columns = _columns(text_col, label_col, group_col)
+        state.columns = _columns(text_col, label_col, group_col, label_cols, separator)
         outcome = self.lab.load_data(owner, Path(path), name, **state.columns, copy=False)
         if outcome.error and not outcome.data_path:
             outcome.data_path = path
@@ -373,6 +374,7 @@ def client_address(request) -> Optional[str]:
     return getattr(getattr(request, "client", None), "host", None)
 
 
-def _columns(text_col, label_col, group_col) -> dict:
+def _columns(text_col, label_col, group_col, label_cols=None, separator=None) -> dict:
     return {"text_column": (text_col or "").strip(), "label_column": (label_col or "").strip(),
-            "group_column": (group_col or "").strip()}
+            "group_column": (group_col or "").strip(), "label_columns": (label_cols or "").strip(),
+            "label_separator": "" if separator in (None, "", "auto") else str(separator)}

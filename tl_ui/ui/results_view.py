@@ -90,6 +90,10 @@ def show(lab, owner, run: RunFolder) -> dict:
             f"```\npython -m tl_ui train --config run.json --out {shlex.quote('runs/replay-' + run.id)}\n```"),
         "results_timer": gr.Timer(active=pending),
     }
+    if metrics.get("multilabel"):   # several labels per example: per-label table, micro-/macro-F1
+        from tl_ui.ui.results_multilabel import results_values
+
+        values.update(results_values(run.id, config, metrics, _run_seconds(status)))
     values.update(_mistakes(lab, owner, run, metrics.get("mistakes") or [], modality))
     values.update(MISTAKES_WHY_CLEARED, mistakes_why_btn=gr.update(
         visible=modality == "image" and any(m.get("file") for m in metrics.get("mistakes") or [])))
@@ -132,9 +136,13 @@ def mistake_caption(m: dict) -> str:
 
 def set_md(answer: dict) -> str:
     """The prediction set of a try-it answer in plain words, under the probabilities, and whether the
-    input looks unlike the training examples (tl_ui.engine.familiarity)."""
+    input looks unlike the training examples (tl_ui.engine.familiarity). Multi-label: the labels given."""
     sentence = answer.get("set_sentence")
     parts = [f"**Prediction set:** {html.escape(str(sentence))}"] if sentence else []
+    if "labels" in answer:
+        from tl_ui.ui.results_multilabel import try_md
+
+        parts = [try_md(answer)]
     unlike = unlike_md(answer)
     return "\n\n".join(parts + ([unlike] if unlike else []))
 

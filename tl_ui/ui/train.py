@@ -84,7 +84,7 @@ def view_outputs(job, runner, state=None) -> dict:
         "train_progress": progress_html(view.fraction, view.progress_text),
         "loss_plot": loss,
         "acc_plot": acc,
-        "curves_text": curves_html(view.epoch_rows, view.epochs, view.unit),
+        "curves_text": _curves_text(view),
         "train_log": view.log_text(),
         "start_btn": gr.update(interactive=not active),
         "stop_btn": gr.update(interactive=active),
@@ -114,6 +114,15 @@ def _calm_announcement(view: TrainView, state) -> "str | None":
     return text
 
 
+def _curves_text(view) -> str:
+    text = curves_html(view.epoch_rows, view.epochs, view.unit)
+    if getattr(view, "score", "accuracy") != "accuracy":   # multi-label runs: the score is micro-F1
+        text = text.replace("validation accuracy", "validation micro-F1").replace("training accuracy",
+                                                                                   "training micro-F1")
+        text = text.replace("Loss and accuracy after each", "Loss and micro-F1 after each")
+    return text
+
+
 def _plot_updates(view, state):
     """(loss update, accuracy update, axis_only) for the two LinePlots.
 
@@ -125,7 +134,10 @@ def _plot_updates(view, state):
     if state is not None and x_lim != state.plot_x_lim:
         state.plot_x_lim = x_lim
         return gr.update(x_lim=x_lim), gr.update(x_lim=x_lim), True
-    return gr.update(value=view.loss_df(), x_lim=x_lim), gr.update(value=view.acc_df(), x_lim=x_lim), False
+    titles = ({"title": "Micro-F1 (higher is better; every label decision at score 0.5)", "y_title": "micro-F1"}
+              if getattr(view, "score", "accuracy") != "accuracy" else {})   # multi-label runs
+    return (gr.update(value=view.loss_df(), x_lim=x_lim), gr.update(value=view.acc_df(), x_lim=x_lim, **titles),
+            False)
 
 
 def cannot_start(message: str) -> dict:

@@ -49,6 +49,7 @@ class TrainView:
     n_reported: Optional[int] = None       # the held-out (test) examples the final accuracy is on
     epoch_rows: list = field(default_factory=list)   # per finished epoch: losses and accuracies (text alternative)
     unit: str = "epoch"                    # what a row of the curves is: "epoch", or the probe's "iteration"
+    score: str = "accuracy"                # what the second plot shows: "accuracy", or "micro_f1" (multi-label)
 
     def loss_df(self) -> pd.DataFrame:
         rows = self.loss_rows
@@ -78,13 +79,17 @@ class TrainView:
             if not self.epoch_rows:
                 return "Training started: preparing the model and your data."
             last = self.epoch_rows[-1]
+            if self.score != "accuracy":
+                return (f"Epoch {last['epoch']} done, validation micro-F1 {fmt_pct(last['val_accuracy'])}."
+                        if self.unit == "epoch" else f"Last layer fitted, validation micro-F1 "
+                        f"{fmt_pct(last['val_accuracy'])}.")
             if self.unit != "epoch":
                 return (f"Fitting the last layer: iteration {last['epoch']}, validation accuracy "
                         f"{fmt_pct(last['val_accuracy'])}.")
             return (f"Epoch {last['epoch']} of {self.epochs or '?'} done, validation accuracy "
                     f"{fmt_pct(last['val_accuracy'])}.")
         if self.state == "finished":
-            return (f"Training finished: accuracy {fmt_pct(self.accuracy)} on {_examples(self.n_reported)}. "
+            return (f"Training finished: {'accuracy' if self.score == 'accuracy' else 'subset accuracy'} {fmt_pct(self.accuracy)} on {_examples(self.n_reported)}. "
                     "The results are in step 5.")
         if self.state == "stopped":
             message = _plain(self.message)
@@ -110,6 +115,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
         kind = e.get("kind")
         if kind == "started":
             view.run_id = e.get("run_id", "")
+            view.score = e.get("score") or "accuracy"
             unit = e.get("unit") or "epoch"
             epochs = (e.get("epochs") or None) if unit == "epoch" else None
             total = e.get("total_steps") or 0
@@ -231,6 +237,10 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
         view.progress_text = "Failed"
     else:
         view.status = "Press **Start training** to begin."
+    if view.score != "accuracy":   # multi-label: the curves' score is micro-F1 (tl_ui/engine/multilabel.py)
+        from tl_ui.ui.results_multilabel import relabel_view
+
+        relabel_view(view)
     return view
 
 
