@@ -12,7 +12,10 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=1
 set +e
-.venv/bin/python -m pytest "$@"
+# Two test processes (TL_TEST_WORKERS; 0 = one process): much of a test's time is a worker process
+# starting, a page waiting or a file being written, so two share the 2 cores well. Each test file
+# stays in one process (its module fixtures share trained runs).
+.venv/bin/python -m pytest -n "${TL_TEST_WORKERS:-2}" --dist loadfile "$@"
 status=$?
 set -e
 # pytest exits 5 when it collected no tests: for CI that is a failure too.

@@ -4,7 +4,11 @@ CPU computes bf16 natively, and texts batched by length.
 `TL_FAST_PATH=0` (or the server's `--fast-path false`) turns all of it off and restores the plain
 eager float32 path exactly. bf16 runs only on a CPU that reports AVX512-BF16 or AMX (elsewhere PyTorch
 emulates it, measured ~80x slower on an AVX2 EPYC); there it runs in:
-* inference (embeddings, predictions): `inference_autocast`;
+* embeddings of the examples a probe trains on, and the model advisor's (`inference_autocast`). Never
+  where a user sees the number: the examples that choose (epoch, temperature, set thresholds) and
+  report are embedded in full precision (`full_precision=True`), and the `Predictor` (try-it, /predict,
+  the CLI) runs full precision, so every number and answer the app shows is exactly what the exported
+  model computes (bf16 moved probabilities by up to 0.03 otherwise, measured here);
 * the training forward of full, partial and LoRA fine-tuning, images and texts (`training_autocast`,
   table BF16_TRAINING). Only the forward: master weights, gradients, the optimizer state and the loss
   stay float32, and exports are always plain float32, contiguous. Validation and the report's

@@ -73,31 +73,14 @@ class MultiLabelRun(_Run):
         return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight, dtype=torch.float32,
                                                             device=self.accelerator.device))
 
-    def _train_epoch(self, train_plan, model, forward, loader, optimizer, scheduler):
-        acc = self.accelerator
-        train_plan.set_train_mode()
-        total_loss, seen, counts = 0.0, 0, np.zeros(3, dtype=np.int64)
-        for batch in loader:
-            if self.should_stop():
-                from tl_ui.engine.features import Stopped
+    def _targets(self, batch):
+        return (batch[1] if isinstance(batch, (list, tuple)) else batch["labels"]).float()
 
-                raise Stopped()
-            labels = (batch[1] if isinstance(batch, (list, tuple)) else batch["labels"]).float()
-            logits = forward(model, batch).float()
-            loss = self.criterion(logits, labels)
-            acc.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            self.step += 1
-            total_loss += loss.item() * len(labels)
-            seen += len(labels)
-            counts += micro_f1_at(logits.detach(), labels)
-            self.recorder.emit(StepEnd(
-                epoch=self.epoch, step=self.step, total_steps=self.total_steps, train_loss=loss.item(),
-                learning_rate=scheduler.get_last_lr()[0], elapsed_s=time.time() - self.fit_started,
-                eta_s=self._eta()))
-        return total_loss / max(seen, 1), _f1(*counts)
+    def _step_counts(self, logits: torch.Tensor, labels: torch.Tensor):
+        return np.array(micro_f1_at(logits, labels), dtype=np.int64)
+
+    def _epoch_score(self, counts, seen: int) -> float:
+        return _f1(*counts) if seen else 0.0
 
     @torch.no_grad()
     def _validate(self, model, forward, loader) -> tuple[float, float, float]:

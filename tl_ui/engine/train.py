@@ -36,6 +36,7 @@ from tl_ui.engine.features import Stopped, embed_sets, probe_head
 from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
 from tl_ui.engine.probe_solver import MAX_ITER, fit_head_in_run
 from tl_ui.engine.models import load_model
+from tl_ui.engine.objective import SingleLabelObjective
 from tl_ui.engine.recorder import EventCallback, EventRecorder, fail_run
 from tl_ui.engine.report import (CV_BELOW_N, build_metrics, calibrate, cross_validate_probe,
                                  keep_mistake_images, trust_softmax)
@@ -81,7 +82,7 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
                                            "The details are in error.log in the run folder.")
 
 
-class _Run:
+class _Run(SingleLabelObjective):
     """One run's state; `execute()` does the work."""
     SCORE = "accuracy"               # what the curves' score is (multi-label runs: micro-F1)
     fit_full_batch = fit_head_in_run  # the probe's full-batch head: fit_full_batch(head, features)
@@ -162,17 +163,6 @@ class _Run:
         # batch 8, 54 img/s at batch 32; docs/benchmarks.md); a GPU wants them large.
         batch = int(self.config.batch_size)
         return max(batch, 64) if self.accelerator.device.type == "cuda" else batch
-
-    def _criterion(self) -> nn.Module:
-        return nn.CrossEntropyLoss(weight=self._class_weights())
-
-    def _class_weights(self) -> Optional[torch.Tensor]:
-        if not self.config.class_weighted:
-            return None
-        from sklearn.utils.class_weight import compute_class_weight
-
-        weights = compute_class_weight("balanced", classes=np.arange(len(self.classes)), y=self.train_targets)
-        return torch.tensor(weights, dtype=torch.float32, device=self.accelerator.device)
 
     def _started(self, train_plan: TrainPlan, epochs: int, steps_per_epoch: int, unit: str = "epoch") -> None:
         self.total_steps = epochs * steps_per_epoch
@@ -306,11 +296,11 @@ class _Run:
     def _train_epoch(self, train_plan: TrainPlan, model, forward, loader, optimizer, scheduler):
         acc = self.accelerator
         train_plan.set_train_mode()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, counts, seen = 0.0, 0, 0
         for batch in loader:
             if self.should_stop():
                 raise Stopped()
-            labels = batch[1] if isinstance(batch, (list, tuple)) else batch["labels"]
+            labels = self._targets(batch)
             with training_autocast(self.loaded.modality, self.config.strategy, acc.device.type):
                 logits = forward(model, batch)
             loss = self.criterion(logits.float(), labels)   # the loss in float32 (outside autocast)
@@ -321,13 +311,13 @@ class _Run:
             self.step += 1
             n = len(labels)
             total_loss += loss.item() * n
-            correct += (logits.argmax(-1) == labels).sum().item()
+            counts = counts + self._step_counts(logits.detach().float(), labels)
             seen += n
             self.recorder.emit(StepEnd(
                 epoch=self.epoch, step=self.step, total_steps=self.total_steps, train_loss=loss.item(),
                 learning_rate=scheduler.get_last_lr()[0], elapsed_s=time.time() - self.fit_started,
                 eta_s=self._eta()))
-        return total_loss / max(seen, 1), correct / max(seen, 1)
+        return total_loss / max(seen, 1), self._epoch_score(counts, seen)
 
     @torch.no_grad()
     def _validate(self, model, forward, loader) -> tuple[float, float, float]:
