@@ -63,6 +63,7 @@ class _Worker:
         self.proc, self.replies = proc, replies
         self._buffer = b""
         self._eof = False
+        self.ready = False    # it has imported the engine and waits for a payload
 
     @property
     def pid(self) -> int:
@@ -76,7 +77,14 @@ class _Worker:
         self.proc.stdin.flush()
 
     def reply(self, timeout: float) -> Optional[dict]:
-        """The next reply, waiting up to `timeout` s; None if none came (or the worker is gone)."""
+        """The next reply about a run, waiting up to `timeout` s; None if none came (or the worker is gone)."""
+        while True:
+            answer = self._line(timeout)
+            if answer is None or not answer.get("ready"):
+                return answer
+            self.ready = True
+
+    def _line(self, timeout: float) -> Optional[dict]:
         while b"\n" not in self._buffer and not self._eof:
             ready, _, _ = select.select([self.replies], [], [], max(timeout, 0))
             if not ready:
@@ -192,6 +200,16 @@ class ProcessExecutor(Executor):
                 self._idle = worker
         if surplus is not None:
             surplus.retire()
+
+    def idle_ready(self, timeout: float = 0.0) -> bool:
+        """Whether a worker waits with its imports done (waiting up to `timeout` s to find out)."""
+        with self._lock:
+            worker = self._idle
+        if worker is None or not worker.alive():
+            return False
+        if not worker.ready:
+            worker.reply(timeout)   # the one line a waiting worker sends is "ready"
+        return worker.ready
 
     def prestart(self) -> None:
         """Start the waiting worker now (the server's start), so that even the first run finds torch imported."""

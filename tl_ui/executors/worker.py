@@ -297,6 +297,7 @@ def serve(reply_fd: int) -> None:
     """A warm worker: one run per line of stdin, one reply line per run on `reply_fd`
     ({"run_id", "status", "warm", "idle_rss_mb", "models"}); returns at EOF or after a run that
     leaves it unfit to serve another."""
+    os.write(reply_fd, b'{"ready": true}\n')   # imports done (the executor's `idle_ready`)
     for line in sys.stdin:
         if not line.strip():
             continue
