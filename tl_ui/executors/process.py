@@ -207,8 +207,8 @@ class ProcessExecutor(Executor):
             worker = self._idle
         if worker is None or not worker.alive():
             return False
-        if not worker.ready:
-            worker.reply(timeout)   # the one line a waiting worker sends is "ready"
+        if not worker.ready:   # the one line a waiting worker sends is "ready"
+            worker.ready = bool((worker._line(timeout) or {}).get("ready"))
         return worker.ready
 
     def prestart(self) -> None:
