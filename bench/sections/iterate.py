@@ -301,11 +301,14 @@ def main(argv=None) -> None:
     started = time.time()
     from bench.harness import git_state, machine_info
 
-    if "--only-app" in argv:   # just the through-the-app ratios (the spare worker's effect)
-        out = app_runs(PROFILES[mode]["iterate"])
+    if "--only-app" in argv:   # just the through-the-app ratios (the warm worker's effect); --rounds N
+        cfg = dict(PROFILES[mode]["iterate"])
+        if "--rounds" in argv:
+            cfg["app_rounds"] = int(argv[argv.index("--rounds") + 1])
+        out = app_runs(cfg)
         (ROOT / "bench" / "iterate-app-results.json").write_text(json.dumps(
             {"app": out, "mode": mode, "machine": machine_info(), "code": git_state(),
-             "command": f"python -m bench.sections.iterate{' --quick' if mode == 'quick' else ''} --only-app",
+             "command": "python -m bench.sections.iterate " + " ".join(argv),
              "seconds": round(time.time() - started)}, indent=1))
         print(json.dumps({k: out[k] for k in ("second_over_first", "first_over_floor")}, indent=1))
         return
