@@ -76,6 +76,7 @@ def served(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow   # the fixture trains four tiny runs in three worker processes
 def test_two_runs_in_one_warm_worker_match_two_fresh_workers(served):
     warm, fresh = served["warm"], served["fresh"]
     for job in (*warm, *fresh):
@@ -88,6 +89,7 @@ def test_two_runs_in_one_warm_worker_match_two_fresh_workers(served):
     assert (served["warm_started"], served["fresh_started"]) == (1, 2)
 
 
+@pytest.mark.slow   # the fixture trains four tiny runs in three worker processes
 def test_the_second_run_copies_the_kept_model_instead_of_building_it(served):
     first, second = (RunFolder(job.run_dir).status()["model_cache"] for job in served["warm"])
     assert (first["built"], first["reused"]) == (1, 0)
@@ -95,6 +97,7 @@ def test_the_second_run_copies_the_kept_model_instead_of_building_it(served):
     assert first["kept"] == ["efficientnet_lite0"] and 0 < second["kept_mb"] < 100
 
 
+@pytest.mark.slow   # the fixture trains four tiny runs in three worker processes
 def test_the_probe_never_sees_the_fine_tuned_weights(served):
     """The fine-tune changed backbone weights in the same process; the probe after it embeds with
     the untouched pretrained ones: its predictions equal those of a probe in a fresh process."""
