@@ -47,7 +47,8 @@ ENGINE_LAZY_IMPORTS = ("accelerate", "timm", "timm.data", "transformers", "sklea
 IDLE_MAX_MB = 2048
 GB = 1024 ** 3
 _MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc",
-                 "out of memory", "failed to map segment")
+                 "out of memory", "failed to map segment",
+                 "could not create a primitive")   # oneDNN when its scratch memory cannot be had (the cap)
 
 
 def make_payload(job, *, executor: str, target: str = ENGINE, memory_gb: float = 0.0,
