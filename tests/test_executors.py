@@ -128,20 +128,22 @@ def test_killed_worker_fails_its_run_and_the_next_job_finishes(tmp_path, runners
         assert "torch" not in sys.modules  # the trainer's process imported it, not this one
 
 
-def test_a_spare_worker_takes_the_next_run_logs_into_it_and_ends_with_the_server(tmp_path, runners):
+def test_a_warm_worker_takes_the_next_run_logs_into_it_and_ends_with_the_server(tmp_path, runners):
     executor = ProcessExecutor(target=f"{HERE}:quick_train")
     runner = runners(1, executor=executor)
-    assert runner.wait(runner.submit({}, tmp_path / "first", owner="me").id, 60).state == "finished"
-    spare = wait_for(lambda: executor._spare, 10, "a spare worker")   # started when the first run ended
+    first = runner.wait(runner.submit({}, tmp_path / "first", owner="me").id, 60)
+    assert first.state == "finished"
+    waiting = wait_for(lambda: executor._idle, 10, "the warm worker")   # it served the first run and waits
+    assert RunFolder(first.run_dir).status()["worker_pid"] == waiting.pid
     second = runner.submit({}, tmp_path / "second", owner="me")
     assert runner.wait(second.id, 60).state == "finished", second.message
-    assert RunFolder(second.run_dir).status()["worker_pid"] == spare.pid   # one run per process, still
-    assert f"trained in process {spare.pid}" in (second.run_dir / "worker.log").read_text()
-    assert spare.wait(10) == 0
-    waiting = wait_for(lambda: executor._spare, 10, "the next spare")
-    assert waiting.pid != spare.pid and alive(waiting.pid)
+    assert RunFolder(second.run_dir).status()["worker_pid"] == waiting.pid   # tests/test_warm_worker.py: the rest
+    log = (second.run_dir / "worker.log").read_text()
+    assert f"trained in process {waiting.pid}" in log and "served 2 run(s)" in log
+    assert "served 2 run(s)" not in (first.run_dir / "worker.log").read_text()   # each run's own log
+    assert executor._idle is waiting and waiting.alive() and executor.started_workers == 1
     runner.shutdown(timeout=10)
-    wait_for(lambda: waiting.poll() is not None, 10, "the spare to end with the server")
+    wait_for(lambda: not waiting.alive(), 10, "the warm worker to end with the server")
 
 
 # -- Stop -----------------------------------------------------------------------------------------
@@ -154,7 +156,8 @@ def test_stop_reaches_the_worker_before_its_next_step(tmp_path, runners):
     assert runner.stop(job.id, owner="me")
     assert runner.wait(job.id, 20).state == "stopped"
     assert time.time() - t0 < 5 and job.message.startswith("Stopped by the user")
-    assert job.events[-1]["kind"] == "stopped" and not alive(pid)
+    assert job.events[-1]["kind"] == "stopped"
+    assert runner.executor._idle.pid == pid   # it stopped by itself: the warm worker waits for the next run
     assert not (job.run_dir / ".stop-requested").exists()
 
 

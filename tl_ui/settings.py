@@ -43,7 +43,7 @@ class Settings:
     advisor_max_examples: int = 1000         # the model advisor ranks models on at most this many examples
     # -- where runs train -------------------------------------------------------------------
     executor: str = "process"                # "process": one worker process per run; "ray": one Ray task per run
-    spare_worker: bool = True                # process executor: a worker waits, imports done, for the next run
+    spare_worker: bool = True                # process executor: a warm worker serves runs one after another
     ray_address: str = ""                    # with executor "ray": "auto", a cluster address, or "" (start a local Ray)
     job_memory_gb: float = 8.0               # a worker's address-space cap; 0 = no cap
     job_max_minutes: float = 120.0           # a run's wall-clock cap
@@ -237,7 +237,7 @@ _ENV_SPEC: list[tuple[str, str, str, str]] = [
     ("fast_path", "TL_FAST_PATH", "bool", "Channels-last images, bf16 on CPUs that have it, texts batched by length (false: plain float32). Default true."),
     ("advisor_max_examples", "TL_ADVISOR_MAX_EXAMPLES", "int", "Examples the model advisor embeds per model (a stratified sample of larger datasets). Default 1000."),
     ("executor", "TL_EXECUTOR", "str", "Where runs train: 'process' (a worker process each) or 'ray'. Default process."),
-    ("spare_worker", "TL_SPARE_WORKER", "bool", "Keep one worker process waiting, torch already imported, for the next run (about 0.6 GB while it waits). Default true."),
+    ("spare_worker", "TL_SPARE_WORKER", "bool", "Warm worker: one worker process serves runs one after another, keeping up to 2 pretrained models loaded (about 1.2 GB while it waits); a run that fails, crashes or is killed ends it and the next run gets a fresh one. Off: a new process per run. Default true."),
     ("ray_address", "TL_RAY_ADDRESS", "str", "With --executor ray: 'auto', a cluster address, or empty for a local Ray."),
     ("job_memory_gb", "TL_JOB_MEMORY_GB", "float", "Memory cap of one training worker in GB (0: none). Default 8."),
     ("job_max_minutes", "TL_JOB_MAX_MINUTES", "float", "Wall-clock cap of one run in minutes. Default 120."),

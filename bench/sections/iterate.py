@@ -7,11 +7,12 @@
   head it replaced (`extra={"probe_head": "minibatch"}`: 30 AdamW epochs, early stopping), same seeds,
   same subsets, on every benchmark dataset: digits and reviews, pretrained and random weights;
 * **app**: two linear-probe runs with the defaults on the sample digits through the service
-  (`Lab.start_run`: runner, worker process, engine), each from Start until its results are on disk; the
-  second reads the owner's embedding cache. Between the two, 10 s pass (a user reading the results), in
-  which the executor's spare worker process imports torch and the engine. Each round's first run
-  records whether it too found a spare waiting (rounds after the first do). The first is also compared
-  with one plain forward pass over the same images plus loading the model (the floor);
+  (`Lab.start_run`: runner, warm worker process, engine), each from Start until its results are on disk.
+  Each round is a new Lab started as the server starts it (its warm worker imports torch and the engine
+  before the first run; the model is built by the first run) and a new owner (empty embedding cache);
+  the second run, 10 s later, is served by the same worker: the kept model, the cached embeddings.
+  The first is also compared with one plain forward pass over the same images plus loading the model
+  (the floor); each run's time is split by its events (worker and model, embeddings, head, the end);
 * **try-it**: `Lab.predict` on a run's model: the first answer (loads the model) and the second (kept).
 
     python -m bench.sections.iterate [--quick]     # writes bench/iterate-results.json
@@ -149,52 +150,92 @@ def accuracy(cfg: dict) -> dict:
 
 # -- through the app -----------------------------------------------------------------------------------
 def app_runs(cfg: dict) -> dict:
+    """Each round is a new server (a new Lab, started as the server starts it: its warm worker imports
+    torch and the engine before the first run) and a new owner (an empty embedding cache): the first
+    run builds the model in the worker and computes the embeddings; after a pause (a user reading the
+    results) the second run, in the same warm worker, copies the kept model and reads the cache."""
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
     from tl_ui.settings import Settings
 
     rounds = []
-    with tempfile.TemporaryDirectory(prefix="tlbench-iter-app-") as d:
-        lab = Lab(Settings(runs_dir=Path(d) / "runs", max_images=1000))
-        try:
-            for r in range(cfg["app_rounds"]):
-                owner = Owner("user", f"bench{r}")   # a new owner: an empty embedding cache
+    for r in range(cfg["app_rounds"]):
+        with tempfile.TemporaryDirectory(prefix="tlbench-iter-app-") as d:
+            lab = Lab(Settings(runs_dir=Path(d) / "runs", max_images=1000))
+            try:
+                lab.start_background()
+                executor = lab.runner.executor
+                ready = executor.idle_ready(timeout=180) if hasattr(executor, "idle_ready") else False
+                owner = Owner("user", f"bench{r}")
                 outcome = lab.load_sample(owner, "image")
-                walls, jobs = [], []
+                walls, jobs, queued = [], [], []
                 for i in range(2):
                     if i:
                         time.sleep(cfg.get("pause_s", 10.0))   # reading the first run's results
-                    spare_waiting = lab.runner.executor._spare is not None if hasattr(lab.runner.executor,
-                                                                                     "_spare") else False
                     with Clock() as c:
                         job = lab.start_run(owner, outcome.dataset, outcome.data_path, MODEL_FOR["image"], {})
+                        queued.append(len([j for j in lab.runner.jobs() if not j.done]))   # a scratch companion?
                         job = lab.runner.wait(job.id, timeout=1800)
                     assert job.state == "finished", job.message
                     walls.append(c.wall)
                     jobs.append(job)
-                    if not i:
-                        first_had_spare = spare_waiting
                 metrics = [_metrics(j.run_dir) for j in jobs]
                 same = all(metrics[0].get(k) == metrics[1].get(k) for k in
                            ("accuracy", "accuracy_ci", "macro_f1", "confusion_matrix", "cross_validation", "calibration"))
                 reused = "Reusing" in (jobs[1].run_dir / "events.jsonl").read_text()
+                status = [_status(j.run_dir) for j in jobs]
                 floor = _floor(outcome.dataset)
                 try_it = _try_it(lab, owner, jobs[0].id, outcome.dataset.items)
-                rounds.append({"first_s": rnd(walls[0]), "second_s": rnd(walls[1]), "identical_metrics": same,
-                               "first_found_a_spare_worker": first_had_spare,
-                               "second_reused_embeddings": reused, "accuracy": metrics[0].get("accuracy"),
-                               "strategy": metrics[0].get("strategy"), **floor, **try_it})
-                log(f"app round {r}: first {walls[0]:.1f} s, second {walls[1]:.1f} s, floor {floor['floor_s']:.1f} s, "
-                    f"identical metrics {same}; try-it {try_it['try_first_s']:.3f} s then {try_it['try_second_s']:.3f} s")
-        finally:
-            lab.close()
+                phases = [_phases(j) for j in jobs]
+            finally:
+                lab.close()
+        rounds.append({"first_s": rnd(walls[0]), "second_s": rnd(walls[1]), "identical_metrics": same,
+                       "worker_ready_before_first": ready, "jobs_queued_per_start": queued,
+                       "same_worker": status[0].get("worker_pid") == status[1].get("worker_pid"),
+                       "model_cache_after_second": status[1].get("model_cache"),
+                       "second_reused_embeddings": reused, "accuracy": metrics[0].get("accuracy"),
+                       "strategy": metrics[0].get("strategy"),
+                       "phases_first": phases[0], "phases_second": phases[1], **floor, **try_it})
+        log(f"app round {r}: first {walls[0]:.1f} s, second {walls[1]:.1f} s, floor {floor['floor_s']:.1f} s, "
+            f"identical metrics {same}; try-it {try_it['try_first_s']:.3f} s then {try_it['try_second_s']:.3f} s")
     return {"rounds": rounds, "n_images": len(sample_dataset("image")), "settings": "the defaults (no options)",
             "second_over_first": summary(r["second_s"] / r["first_s"] for r in rounds),
             "first_over_floor": summary(r["first_s"] / r["floor_s"] for r in rounds),
             "try_it": {"second_over_first": summary(r["try_second_s"] / r["try_first_s"] for r in rounds),
                        "after_warm_s": summary(r["try_after_warm_s"] for r in rounds)},
-            "how": "Lab.start_run -> runner -> worker process -> engine, timed until the job is done (results on "
-                   "disk); the floor is measured in this process"}
+            "how": "a new Lab per round (its warm worker started as the server starts it) -> Lab.start_run -> "
+                   "runner -> warm worker process -> engine, timed from Start until the job is done (results on "
+                   "disk); the floor (model load + one plain forward pass) is measured in this process"}
+
+
+def _status(run_dir: Path) -> dict:
+    import json
+
+    return json.loads((run_dir / "status.json").read_text())
+
+
+def _phases(job) -> dict:
+    """Where a run's time went, from its events' timestamps: until the engine started (worker, model),
+    the embeddings, the head, and the end (cross-validation, calibration, export)."""
+    import json
+
+    events = [json.loads(line) for line in (job.run_dir / "events.jsonl").read_text().splitlines() if line.strip()]
+    t = {}
+    for e in events:
+        kind, when = e.get("kind"), e.get("time")
+        if when is None:
+            continue
+        t.setdefault(kind, when)
+        if kind == "progress":
+            t["progress_last"] = when
+        if kind in ("epoch", "step"):
+            t["fit_last"] = when
+    start = job.started or job.submitted
+    out = {"to_started_s": t.get("started", start) - start}
+    out["embeddings_s"] = t.get("progress_last", t.get("started", start)) - t.get("started", start)
+    out["head_s"] = t.get("fit_last", t.get("progress_last", start)) - t.get("progress_last", t.get("started", start))
+    out["finish_s"] = (job.ended or time.time()) - t.get("fit_last", start)
+    return {k: rnd(v) for k, v in out.items()}
 
 
 def _metrics(run_dir: Path) -> dict:
@@ -260,11 +301,14 @@ def main(argv=None) -> None:
     started = time.time()
     from bench.harness import git_state, machine_info
 
-    if "--only-app" in argv:   # just the through-the-app ratios (the spare worker's effect)
-        out = app_runs(PROFILES[mode]["iterate"])
+    if "--only-app" in argv:   # just the through-the-app ratios (the warm worker's effect); --rounds N
+        cfg = dict(PROFILES[mode]["iterate"])
+        if "--rounds" in argv:
+            cfg["app_rounds"] = int(argv[argv.index("--rounds") + 1])
+        out = app_runs(cfg)
         (ROOT / "bench" / "iterate-app-results.json").write_text(json.dumps(
             {"app": out, "mode": mode, "machine": machine_info(), "code": git_state(),
-             "command": f"python -m bench.sections.iterate{' --quick' if mode == 'quick' else ''} --only-app",
+             "command": "python -m bench.sections.iterate " + " ".join(argv),
              "seconds": round(time.time() - started)}, indent=1))
         print(json.dumps({k: out[k] for k in ("second_over_first", "first_over_floor")}, indent=1))
         return

@@ -19,6 +19,7 @@ from torch import nn
 
 from tl_ui.catalog import ModelEntry, ModelUnavailable, needs_network_message, network_disabled, packaged_path
 from tl_ui.engine.fast_path import prepare_model
+from tl_ui.engine.model_cache import pristine_image_model
 from tl_ui.limits import model_too_large_message
 
 
@@ -102,15 +103,15 @@ def _load_image_model(entry: ModelEntry, classes: list[str], random_init: bool,
     import timm
     from timm.data import resolve_data_config
 
-    if entry.source == "packaged":
-        model = timm.create_model(entry.load_name, pretrained=False)
-        if not random_init:
-            from tl_ui.engine.packaged_weights import to_timm
-
-            model.load_state_dict(to_timm(entry.weights_naming, _load_packaged_state(entry)), strict=True)
+    if random_init:   # the scratch baseline: every weight from the run's seed, as timm draws them
+        if entry.source == "packaged":
+            model = timm.create_model(entry.load_name, pretrained=False)
+            model.reset_classifier(len(classes))
+        else:
+            model = timm.create_model(entry.load_name, pretrained=False, num_classes=len(classes))
+    else:   # pretrained: built once per warm worker and copied (tl_ui/engine/model_cache.py), then a new head
+        model = pristine_image_model(entry, lambda: _pretrained_image_model(entry))
         model.reset_classifier(len(classes))
-    else:
-        model = timm.create_model(entry.load_name, pretrained=not random_init, num_classes=len(classes))
     size = int(image_size or entry.input_size)
     data_config = resolve_data_config({"input_size": (3, size, size)}, model=model)
     if entry.source == "packaged":
@@ -122,6 +123,18 @@ def _load_image_model(entry: ModelEntry, classes: list[str], random_init: bool,
     head_names = [head] if isinstance(head, str) else list(head)
     groups = _timm_layer_groups(model, head_names)
     return LoadedModel(entry, model, list(classes), head_names, groups, image_size=size, data_config=data_config)
+
+
+def _pretrained_image_model(entry: ModelEntry) -> nn.Module:
+    import timm
+
+    if entry.source != "packaged":
+        return timm.create_model(entry.load_name, pretrained=True)
+    from tl_ui.engine.packaged_weights import to_timm
+
+    model = timm.create_model(entry.load_name, pretrained=False)
+    model.load_state_dict(to_timm(entry.weights_naming, _load_packaged_state(entry)), strict=True)
+    return model
 
 
 def _load_packaged_state(entry: ModelEntry) -> dict[str, torch.Tensor]:

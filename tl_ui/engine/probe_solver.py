@@ -35,7 +35,6 @@ CV_FOLDS = 3
 MAX_ITER = 200          # the final fit; its iterations are the live curve's x axis
 CV_MAX_ITER = 30
 CV_FTOL = 1e-4          # the inner fits only rank the strengths: a looser tolerance ranks them alike
-STALE_STEPS = 1         # stop walking the grid once the cross-validated loss rises
 METHOD = ("multinomial logistic regression, full-batch L-BFGS on standardised embeddings (spread floored "
           "at the median spread); L2 strength chosen by stratified k-fold cross-validation within the "
           "training examples")
@@ -179,8 +178,8 @@ def _fit_head(train_x, train_y, n_classes, choose_x, choose_y, class_weights, se
     basis = _row_span(z)
     if basis is not None:
         z = z @ basis
-    l2, cv = (float(l2), None) if l2 is not None else _choose_l2(z, y, sample_w, n_classes, seed, should_stop,
-                                                                     grid)
+    l2, cv, start = ((float(l2), None, None) if l2 is not None else
+                     _choose_l2(z, y, sample_w, n_classes, seed, should_stop, grid))
 
     final = _Stacked(z, y, sample_w, n_classes, should_stop)
     final.l2 = l2
@@ -202,7 +201,8 @@ def _fit_head(train_x, train_y, n_classes, choose_x, choose_y, class_weights, se
         on_iteration(Iteration(count[0], float(data_loss[0]), train_acc,
                                *_watched(choose_z @ w[0] + b[0], choose_t, n_classes, class_weights)))
 
-    x, _ = _minimise(final, np.zeros(final.d * n_classes + n_classes), MAX_ITER, watch)
+    x0 = np.zeros(final.d * n_classes + n_classes) if start is None else start.double().numpy()
+    x, _ = _minimise(final, x0, MAX_ITER, watch)   # from the folds' mean at that strength: fewer iterations
     w, b = final.unpack(x)
     if basis is not None:
         w = basis @ w                                              # back from the rows' span to the features
@@ -245,38 +245,54 @@ def _watched(logits: torch.Tensor, targets: torch.Tensor, n_classes: int, class_
 
 
 def _choose_l2(z: torch.Tensor, y: torch.Tensor, sample_w: torch.Tensor, n_classes: int, seed: int,
-               should_stop, grid: tuple = L2_GRID) -> tuple[float, Optional[dict]]:
+               should_stop, grid: tuple = L2_GRID) -> tuple[float, Optional[dict], Optional[torch.Tensor]]:
     """The L2 strength with the lowest cross-validated log loss (stratified folds of the training
-    examples). With a class of fewer than two examples there is nothing to fold: 1/n, which is
-    scikit-learn's default (C = 1)."""
+    examples), and the folds' mean weights there (the final fit starts from them). With a class of
+    fewer than two examples there is nothing to fold: 1/n, which is scikit-learn's default (C = 1).
+
+    The grid is walked from its middle towards the lower loss, each fit warm-started from its
+    neighbour's, until the loss rises: where the loss has one minimum on the grid that
+    is the strength a full walk finds, in about half the fits (1,000 x 1,280 digits: 3 of 5)."""
     from sklearn.model_selection import StratifiedKFold
 
     counts = np.bincount(y.numpy(), minlength=n_classes)
     present = counts[counts > 0]
     if len(present) < 2 or present.min() < 2:
-        return 1.0 / max(len(y), 1), None
+        return 1.0 / max(len(y), 1), None, None
     folds = int(min(CV_FOLDS, present.min()))
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y.numpy()))
     masks = torch.zeros(folds, len(y))
     for f, (train_idx, _) in enumerate(splits):
         masks[f, train_idx] = sample_w[train_idx]
     objective = _Stacked(z, y, masks, n_classes, should_stop)
-    x = np.zeros(folds * (z.shape[1] * n_classes + n_classes))
-    losses: list[float] = []
-    for l2 in grid:
-        objective.l2 = l2
-        x, _ = _minimise(objective, x, CV_MAX_ITER, ftol=CV_FTOL)
+    losses: dict[int, float] = {}
+    solutions: dict[int, np.ndarray] = {}
+
+    def fit(i: int, x0: np.ndarray) -> float:
+        objective.l2 = grid[i]
+        x, _ = _minimise(objective, x0, CV_MAX_ITER, ftol=CV_FTOL)
         w, b = objective.unpack(x)
         held = torch.zeros(len(y))
         for f, (_, test_idx) in enumerate(splits):
             logits = z[test_idx] @ w[f] + b[f]
             held[test_idx] = -logits.log_softmax(-1)[torch.arange(len(test_idx)), y[test_idx]]
-        losses.append(float((held * sample_w).sum() / sample_w.sum()))
-        if len(losses) - 1 - int(np.argmin(losses)) >= STALE_STEPS:
+        solutions[i], losses[i] = x, float((held * sample_w).sum() / sample_w.sum())
+        return losses[i]
+
+    middle = len(grid) // 2
+    fit(middle, np.zeros(folds * (z.shape[1] * n_classes + n_classes)))
+    for step in (1, -1):   # weaker first (the usual way down for embeddings), stronger only if that did not help
+        i = middle
+        while 0 <= i + step < len(grid) and fit(i + step, solutions[i]) < losses[i]:
+            i += step
+        if i != middle:
             break
-    best = int(np.argmin(losses))
-    return grid[best], {"folds": folds, "grid": list(grid[:len(losses)]),
-                        "loss": [round(v, 5) for v in losses], "chosen": grid[best]}
+    best = min(losses, key=losses.get)
+    tried = sorted(losses)
+    w, b = objective.unpack(solutions[best])
+    start = torch.cat([w.mean(0).reshape(-1), b.mean(0).reshape(-1)])
+    return grid[best], {"folds": folds, "grid": [grid[i] for i in tried], "loss": [round(losses[i], 5) for i in tried],
+                        "chosen": grid[best]}, start
 
 
 def sentence_options(sentence: Optional[dict]) -> dict:

@@ -59,7 +59,7 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
     recorder = EventRecorder(run_dir, on_event)
     config.save(run_dir / "run.json")
     recorder.status("running")
-    stop = should_stop or (lambda: False)
+    stop, threads = should_stop or (lambda: False), torch.get_num_threads()
     try:
         config.validate()
         with tempfile.TemporaryDirectory(prefix="tl-data-") as scratch:
@@ -80,6 +80,8 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
         log.exception("run %s failed", run_dir.name)
         return fail_run(recorder, run_dir, f"Training failed unexpectedly ({type(exc).__name__}: {str(exc)[:200]}). "
                                            "The details are in error.log in the run folder.")
+    finally:
+        torch.set_num_threads(threads)   # the probe's (and a config's num_threads) end with the run
 
 
 class _Run(SingleLabelObjective):
@@ -193,6 +195,7 @@ class _Run(SingleLabelObjective):
             on_progress=lambda done, total, message: self.recorder.emit(Progress(
                 stage="embeddings", done=done, total=total, message=message)))
         self.all_features = (features, (self.train_targets, self.val_targets, self.report_targets))
+        torch.set_num_threads(1)   # only small tensors from here on: one thread is 3-6x faster (docs/benchmarks.md)
         head = probe_head(loaded)
         val_loader = DataLoader(TensorDataset(features[1], torch.as_tensor(self.val_targets)), batch_size=256)
         report_loader = DataLoader(TensorDataset(features[2], torch.as_tensor(self.report_targets)), batch_size=256)

@@ -7,6 +7,13 @@ loaded libraries already map (RLIMIT_AS; with CUDA, which reserves huge address 
 resident-memory watchdog instead). It trains with `should_stop` reading the run's stop file; the
 engine writes events.jsonl and status.json, which the server follows. A local worker also ends
 itself when the server process is gone.
+
+A warm worker (`main` with TL_WORKER_WARM=1; tl_ui/executors/process.py) serves runs one after
+another: one JSON payload per line on stdin, one JSON reply per run on the pipe TL_WORKER_REPLY_FD
+names. Between runs it keeps pretrained models (tl_ui/engine/model_cache.py) and nothing else of a
+run: each run's memory cap is lifted, torch's thread count restored, garbage collected and freed
+memory handed back to the system. Only a run that finished or stopped by itself leaves the worker
+warm; after any other end it exits, so the next run gets a fresh process.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from typing import Any, Optional
 
 from tl_ui.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_event, memory_message,
                                   train_options)
-from tl_ui.runfolder import FAILED, FINISHED, RUNNING, RunFolder
+from tl_ui.runfolder import FAILED, FINISHED, RUNNING, STOPPED, RunFolder
 
 log = logging.getLogger("tl_ui.worker")
 
@@ -33,9 +40,15 @@ ENGINE = "tl_ui.engine.train:train_run"
 # A spare worker (tl_ui/executors/process.py) imports this train function before its payload arrives,
 # lowered to this priority, and ends with the server of this pid.
 SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV = "TL_SPARE_TARGET", "TL_SPARE_NICE", "TL_SPARE_PARENT"
+WARM_ENV, REPLY_FD_ENV = "TL_WORKER_WARM", "TL_WORKER_REPLY_FD"
+ENGINE_LAZY_IMPORTS = ("accelerate", "timm", "timm.data", "transformers", "sklearn.linear_model",
+                       "sklearn.model_selection", "scipy.optimize", "safetensors.torch")
+# A warm worker that holds more than this resident between runs retires (the next run gets a fresh one).
+IDLE_MAX_MB = 2048
 GB = 1024 ** 3
 _MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc",
-                 "out of memory", "failed to map segment")
+                 "out of memory", "failed to map segment",
+                 "could not create a primitive")   # oneDNN when its scratch memory cannot be had (the cap)
 
 
 def make_payload(job, *, executor: str, target: str = ENGINE, memory_gb: float = 0.0,
@@ -76,17 +89,29 @@ def prepare_process(payload: dict) -> None:
             pass
 
 
-def run_payload(payload: dict) -> dict:
-    """Train one run as `payload` says. Returns {"status", "message"}; the run folder holds the rest."""
+def run_payload(payload: dict, warm: bool = False) -> dict:
+    """Train one run as `payload` says. Returns {"status", "message"}; the run folder holds the rest.
+    `warm`: this process serves further runs, so the memory cap is lifted again afterwards."""
     prepare_process(payload)
     run_dir = Path(payload["run_dir"])
     run = RunFolder(run_dir)
     run.set_status(RUNNING, "", worker_pid=os.getpid(), worker_host=socket.gethostname(),
-                   executor=payload.get("executor", "process"))
+                   executor=payload.get("executor", "process"), **({"worker_runs": _SERVED[0]} if warm else {}))
     train = _resolve(payload.get("target") or ENGINE)     # imports torch for the real engine
+    if warm:
+        _keep_models()
     memory_gb = float(payload.get("memory_gb") or 0)
-    if memory_gb > 0:
-        cap_memory(memory_gb, run)
+    threads = _torch_threads()
+    watchdog = cap_memory(memory_gb, run, soft_only=warm) if memory_gb > 0 else "none"
+    try:
+        return _train_one(payload, run, train, memory_gb)
+    finally:
+        if warm:
+            _after_run(watchdog, threads)
+
+
+def _train_one(payload: dict, run: RunFolder, train, memory_gb: float) -> dict:
+    run_dir = run.path
     config = _config(payload["config"])
     stop = StopFile(run_dir)
     try:
@@ -159,9 +184,10 @@ def _cuda_visible() -> bool:
         return False
 
 
-def cap_memory(gb: float, run: RunFolder) -> str:
-    """Let this process add at most `gb` GB beyond what is already mapped (libraries, torch).
-    Returns how: "rlimit", "watchdog" (CUDA) or "none" (no /proc, no resource module)."""
+def cap_memory(gb: float, run: RunFolder, soft_only: bool = False) -> str:
+    """Let this process add at most `gb` GB beyond what is already mapped (libraries, torch, a warm
+    worker's kept models). Returns how: "rlimit", "watchdog" (CUDA) or "none" (no /proc, no resource
+    module). `soft_only`: leave the hard limit, so that a warm worker can lift the cap after the run."""
     extra = int(gb * GB)
     try:
         import resource
@@ -173,16 +199,21 @@ def cap_memory(gb: float, run: RunFolder) -> str:
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard if soft_only else limit))
         return "rlimit"
     except (ImportError, OSError, ValueError):
         log.warning("cannot cap this worker's memory")
         return "none"
 
 
+_RUN_GENERATION = [0]   # a warm worker's run counter: a run's memory watchdog ends with its run
+
+
 def _watch_rss(limit_bytes: int, gb: float, run: RunFolder) -> None:
+    generation = _RUN_GENERATION[0]
+
     def watch():
-        while True:
+        while _RUN_GENERATION[0] == generation:
             time.sleep(0.5)
             try:
                 rss = _proc_status_kb("VmRSS") * 1024
@@ -196,8 +227,15 @@ def _watch_rss(limit_bytes: int, gb: float, run: RunFolder) -> None:
     threading.Thread(target=watch, name="tl-memory-watch", daemon=True).start()
 
 
+_WATCHED_PARENT: list = []
+
+
 def _watch_parent(parent_pid: int) -> None:
     """A local worker ends with its server: when the server is gone (killed, crashed), so is it."""
+    if parent_pid in _WATCHED_PARENT:   # a warm worker's later runs: one watch is enough
+        return
+    _WATCHED_PARENT.append(parent_pid)
+
     def watch():
         while True:
             time.sleep(0.5)
@@ -220,6 +258,12 @@ def _prepare_spare(target: str) -> None:
         _resolve(target)
     except Exception:   # e.g. a test's function on a path the payload adds: imported with the payload
         pass
+    if target == ENGINE:   # what the engine imports only once a run needs it (1-5 s here): now, while nobody waits
+        for name in ENGINE_LAZY_IMPORTS:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
 
 
 def _log_to_run(run_dir: Path) -> None:
@@ -237,17 +281,110 @@ def _log_to_run(run_dir: Path) -> None:
 
 def main() -> None:
     """The local worker process: payload on stdin; ends at once when the run is recorded (no
-    interpreter teardown of torch's threads: the next run starts sooner)."""
+    interpreter teardown of torch's threads: the next run starts sooner). A warm worker (WARM_ENV)
+    serves payloads line by line until stdin closes (`serve`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spare = os.environ.pop(SPARE_ENV, "")
+    warm = os.environ.pop(WARM_ENV, "") == "1"
     if spare:
         _prepare_spare(spare)
-    payload = json.load(sys.stdin)   # a spare waits here; the server closing the pipe ends it (EOF)
-    sys.stdin.close()
-    if spare:
+    if warm:
+        serve(int(os.environ.pop(REPLY_FD_ENV)))
+    else:
+        payload = json.load(sys.stdin)   # a spare waits here; the server closing the pipe ends it (EOF)
+        sys.stdin.close()
+        if spare:
+            _log_to_run(Path(payload["run_dir"]))
+        run_payload(payload)
+    _exit(0)
+
+
+_SERVED = [0]   # runs this warm worker has taken
+
+
+def serve(reply_fd: int) -> None:
+    """A warm worker: one run per line of stdin, one reply line per run on `reply_fd`
+    ({"run_id", "status", "warm", "idle_rss_mb", "models"}); returns at EOF or after a run that
+    leaves it unfit to serve another."""
+    os.write(reply_fd, b'{"ready": true}\n')   # imports done (the executor's `idle_ready`)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        payload = json.loads(line)
         _log_to_run(Path(payload["run_dir"]))
-    run_payload(payload)
+        _SERVED[0] += 1
+        served = _SERVED[0]
+        result = run_payload(payload, warm=True)
+        state = RunFolder(payload["run_dir"]).state()
+        rss_mb = _proc_status_kb("VmRSS") / 1024
+        warm = state in (FINISHED, STOPPED) and rss_mb <= IDLE_MAX_MB
+        models = _models()
+        try:
+            RunFolder(payload["run_dir"]).set_status(state, result.get("message", ""),   # counts, for tests and logs
+                                                     worker_runs=served, model_cache=models)
+        except OSError:
+            pass
+        log.info("run %s %s; this worker served %d run(s), holds %.0f MB resident%s", payload["run_id"], state,
+                 served, rss_mb, "" if warm else ": it exits, the next run gets a fresh worker")
+        _log_to_devnull()
+        reply = {"run_id": payload["run_id"], "status": state, "warm": warm, "idle_rss_mb": round(rss_mb),
+                 "models": models}
+        os.write(reply_fd, (json.dumps(reply) + "\n").encode("utf-8"))
+        if not warm:
+            return
+
+
+def _keep_models() -> None:
+    cache = sys.modules.get("tl_ui.engine.model_cache")   # imported by the engine (not by tests' stand-ins)
+    if cache is not None:
+        cache.keep_models(True)
+
+
+def _models() -> Optional[dict]:
+    cache = sys.modules.get("tl_ui.engine.model_cache")
+    return cache.CACHE.describe() if cache is not None else None
+
+
+def _torch_threads() -> Optional[int]:
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
+def _after_run(watchdog: str, threads: Optional[int]) -> None:
+    """Between a warm worker's runs: nothing of the last run's caps, threads or garbage stays."""
+    import gc
+
+    _RUN_GENERATION[0] += 1
+    if watchdog == "rlimit":
+        try:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (resource.getrlimit(resource.RLIMIT_AS)[1],) * 2)
+        except (ImportError, OSError, ValueError):
+            pass
+    torch = sys.modules.get("torch")
+    if torch is not None and threads:
+        torch.set_num_threads(threads)
+    gc.collect()
+    try:   # glibc keeps freed memory in its arenas; give it back while the worker waits
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _log_to_devnull() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _exit(code: int) -> None:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)

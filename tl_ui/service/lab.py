@@ -375,6 +375,8 @@ class Lab:
     def start_background(self) -> None:
         if self._cleanup_thread and self._cleanup_thread.is_alive():
             return
+        if hasattr(self.runner.executor, "prestart"):   # a warm worker imports torch now, not at the first run
+            self.runner.executor.prestart()
         from tl_ui.catalog import hub_reachable, offline_mode
 
         if not offline_mode():  # learn early whether online models can be offered (remembered)
