@@ -141,5 +141,7 @@ PAGE_SCRIPT_JS = """() => {
         });
     };
     update();
-    new MutationObserver(update).observe(document.body, {childList: true, subtree: true});
+    // vega may set a mark group's role after inserting it: watch that attribute too
+    new MutationObserver(update).observe(document.body, {childList: true, subtree: true, attributes: true,
+                                                         attributeFilter: ['role']});
 }""" % json.dumps(LIVE_REGION_IDS)
