@@ -10,7 +10,6 @@ Run:  .venv/bin/python -m pytest tests/test_browser_multilabel.py -q
 """
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -18,42 +17,15 @@ import pytest
 try:
     import browser_helpers as bh  # tests/ on sys.path (pytest's default rootdir-less import mode)
     from multilabel_data import mfd_path, write_mfd_csv
+    from test_browser_dicom import browser, page  # noqa: F401  (the same fixtures: one Chromium, the shared app)
 except ImportError:  # tests/ is a package
     from tests import browser_helpers as bh
     from tests.multilabel_data import mfd_path, write_mfd_csv
+    from tests.test_browser_dicom import browser, page  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TRAIN_TIMEOUT_S = 150
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright Python package is not installed (pip install -e '.[test]')")
-    if not (os.path.exists(bh.CHROMIUM) and os.access(bh.CHROMIUM, os.X_OK)):
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests cannot run in CI: {bh.CHROMIUM} not found")
-        pytest.skip(f"{bh.CHROMIUM} not found (apt-get install -y chromium)")
-    with sync_playwright() as pw:
-        chromium = bh.launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser, launched_app):
-    pg = bh.new_page(browser)
-    pg.goto(launched_app)
-    pg.wait_for_selector("[role=tab], #data-upload", state="attached", timeout=60_000)
-    bh.render_all_tabs(pg)  # Gradio 6 renders a tab's children on first visit only
-    pg.wait_for_selector("#data-upload", state="attached", timeout=10_000)
-    yield pg
-    pg.context.close()
 
 
 def _shot(page, name: str) -> None:

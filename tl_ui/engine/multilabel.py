@@ -94,20 +94,9 @@ class MultiLabelRun(_Run):
         per = [_f1(*micro_f1_at(logits[:, k], targets[:, k])) for k in range(targets.shape[1])]
         return float(loss), _f1(*micro_f1_at(logits, targets)), float(np.mean(per)) if per else 0.0
 
-    @torch.no_grad()
-    def _predict(self, model, forward, loader) -> np.ndarray:
+    def _outputs(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits, one per label (sigmoid scores after `trust.multilabel.sigmoid`)."""
-        was_training = model.training
-        model.eval()
-        rows = []
-        for batch in loader:
-            if self.should_stop():
-                from tl_ui.engine.features import Stopped
-
-                raise Stopped()
-            rows.append(self.accelerator.gather_for_metrics(forward(model, batch).float()).cpu())
-        model.train(was_training)
-        return torch.cat(rows).numpy() if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
+        return logits
 
     # -- the probe's full-batch head ----------------------------------------------------------------
     def fit_full_batch(self, head: nn.Linear, features: list[torch.Tensor]) -> int:

@@ -35,3 +35,7 @@ class SingleLabelObjective:
     def _epoch_score(self, counts, seen: int) -> float:
         """The training curve's score from the summed counts (here: accuracy)."""
         return counts / max(seen, 1)
+
+    def _outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """What `_predict` keeps of a batch's logits (here: log-probabilities)."""
+        return logits.log_softmax(-1)

@@ -333,15 +333,16 @@ class _Run(SingleLabelObjective):
 
     @torch.no_grad()
     def _predict(self, model, forward, loader) -> np.ndarray:
-        """Log-probabilities (logits up to a per-row constant: what temperature scaling needs)."""
+        """`_outputs` of every example: log-probabilities for one label per example (logits up to a
+        per-row constant: what temperature scaling needs), one logit per label for several."""
         was_training = model.training
         model.eval()
         rows = []
         for batch in loader:
             if self.should_stop():
                 raise Stopped()
-            log_probs = forward(model, batch).float().log_softmax(-1)
-            rows.append(self.accelerator.gather_for_metrics(log_probs).cpu())  # all shards, in order
+            outputs = self._outputs(forward(model, batch).float())
+            rows.append(self.accelerator.gather_for_metrics(outputs).cpu())  # all shards, in order
         model.train(was_training)
         return torch.cat(rows).numpy() if rows else np.zeros((0, len(self.classes)), dtype=np.float32)
 
