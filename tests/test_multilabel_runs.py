@@ -1,6 +1,6 @@
 """Multi-label runs end to end (issue 15) on a real shelf model (MiniLM-L6) and real labels (the Moral
-Foundations Dictionary's terms: foundation and polarity together, see multilabel_data.py): the probe
-and partial fine-tuning beat the same recipe from random weights on macro-F1, the exports reload in
+Foundations Dictionary's terms: foundation and polarity together, see multilabel_data.py): each of
+the four strategies beats the same recipe from random weights on macro-F1, the exports reload in
 plain transformers / sentence-transformers / timm with the app's scores within 1e-4, and the
 thresholds chosen on the validation examples round-trip through every file and the predict paths."""
 from __future__ import annotations
@@ -22,11 +22,15 @@ pytestmark = pytest.mark.slow
 TEXTS = ["compassion for the weak", "cheating on the exam", "a sacred temple", "cruel and harsh"]
 
 
+# learning rates for 60 texts and 3 epochs (the defaults assume more data)
+LEARNING_RATES = {"partial": 1e-3, "full": 1e-4, "lora": 1e-3}
+
+
 def _run(tmp_path_factory, dataset, strategy, random_init, epochs=None):
     from tl_ui.engine.train import train_run
 
     config = RunConfig(model_id="minilm_l6", strategy=strategy, epochs=epochs, max_length=32, seed=0,
-                       random_init=random_init, learning_rate=1e-3 if strategy == "partial" else None)
+                       random_init=random_init, learning_rate=LEARNING_RATES.get(strategy))
     name = f"{strategy}-{'scratch' if random_init else 'pretrained'}"
     result = train_run(config, tmp_path_factory.mktemp(name) / "run", dataset=dataset)
     assert result.status == "finished", result.message
@@ -51,9 +55,13 @@ def partial(tmp_path_factory, terms):
     return _run(tmp_path_factory, terms, "partial", False, epochs=3)
 
 
-@pytest.mark.parametrize("strategy, epochs", [("linear_probe", None), ("partial", 3)])
+@pytest.mark.parametrize("strategy, epochs", [("linear_probe", None), ("partial", 3), ("full", 3), ("lora", 3)])
 def test_pretrained_beats_random_init_on_macro_f1(request, tmp_path_factory, terms, strategy, epochs):
-    trained = request.getfixturevalue("probe" if strategy == "linear_probe" else "partial")
+    """Every strategy, each against the same recipe from random weights, on the same test examples."""
+    if strategy in ("linear_probe", "partial"):   # shared with the export tests below
+        trained = request.getfixturevalue("probe" if strategy == "linear_probe" else "partial")
+    else:
+        trained = _run(tmp_path_factory, terms, strategy, False, epochs)
     scratch = _run(tmp_path_factory, terms, strategy, True, epochs)
     ours, theirs = trained.metrics["multilabel"], scratch.metrics["multilabel"]
     assert ours["macro_f1"] > theirs["macro_f1"] + 0.1, (ours["macro_f1"], theirs["macro_f1"])

@@ -13,7 +13,7 @@ gets its own copy of the untouched weights). The supervision is the same as for 
 a run that crashes, breaks a cap, fails or has to be killed ends its worker and takes only itself;
 the next run gets a fresh worker, which is started as soon as the old one is gone, so that it has
 imported torch and the engine before it is needed. At most one worker waits between runs; while
-it waits it holds the interpreter, torch and the engine (about 0.6 GB resident) plus its kept
+it waits it holds the interpreter, torch and the engine (about 1.0-1.2 GB resident) plus its kept
 models (docs/benchmarks.md, "Iterate in seconds"). `warm=False`: a new process per run, as before.
 """
 from __future__ import annotations
