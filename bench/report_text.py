@@ -3,7 +3,7 @@ preselects by (tl_ui/measured_figures.json, key "text_default"), from bench/text
 (`python -m bench.sections.text_small_n`)."""
 from __future__ import annotations
 
-from bench.sections.text_small_n import METHODS, RESULTS
+from bench.sections.text_small_n import METHODS, RESULTS, TIE
 
 NAMES = {"sklearn": "scikit-learn LR", "probe": "our probe", "setfit": "SetFit", "lora": "LoRA", "full": "full"}
 
@@ -20,14 +20,15 @@ def render(r: dict) -> list[str]:
     s = r["settings"]
     slow = [NAMES[m] for m in ("setfit", "lora", "full") if m in s["slow"]]
     skipped = [NAMES[m] for m in ("setfit", "lora", "full") if m not in s["slow"]]
+    load = (r.get("machine") or {}).get("load_avg_at_start")
+    where = (f"2-core machine, load average {load[0]:.2f} at the start" if load else "2-core machine")
     out = ["## Text with 16 to 300 examples\n",
-           f"Command: `{r['command']}` ({r['started']}, {r['seconds']:.0f} s on a shared 2-core machine; other "
-           f"engineers' jobs ran at the same time, so times are indicative). MiniLM-L6, texts cut at "
-           f"{s['max_length']} tokens. Each size: {s['repeats']} stratified draws of n training examples, the "
-           f"test examples drawn from the rest (at most {s['test_cap']}); every method sees all n examples. "
-           f"{' and '.join(slow)} (SetFit: {s['setfit_pairs']} pairs; LoRA and full: the app's defaults, fixed "
-           f"epochs) ran on the first {s['slow_repeats']} draw(s) at n = {', '.join(map(str, s['slow_sizes']))} "
-           f"of {', '.join(s['slow_datasets'])} only (one SetFit fit took minutes here)"
+           f"Command: `{r['command']}` ({r['started']}, {r['seconds']:.0f} s on the {where}). MiniLM-L6, "
+           f"texts cut at {s['max_length']} tokens. Each size: {s['repeats']} stratified draws of n training "
+           f"examples, the test examples drawn from the rest (at most {s['test_cap']}); every method sees all n "
+           f"examples. {', '.join(slow)} (SetFit: {s['setfit_pairs']} pairs; LoRA and full: the app's defaults, "
+           f"fixed epochs) ran on the first {s['slow_repeats']} draw(s) at n = {', '.join(map(str, s['slow_sizes']))} "
+           f"of {', '.join(s['slow_datasets'])}"
            + (f"; {' and '.join(skipped)} not run in this pass" if skipped else "") +
            ". Accuracy pooled over draws, 95% Wilson interval; time: median seconds per fit "
            "(the linear methods share one embedding pass, listed per data set).\n"]
@@ -43,9 +44,9 @@ def render(r: dict) -> list[str]:
                 cells.append("–" if not c else f"{c['accuracy']:.3f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
                                                f"×{c['draws']}, {c['median_s']:.1f} s")
             out.append(f"| {n} | " + " | ".join(cells) + " |")
-    out += ["\n**The text default, by number of examples** (best app strategy on the draws every method at "
-            "that size shared; ties within half a point go to the cheaper; gap: to the better of scikit-learn "
-            "and SetFit on the same draws):\n", "| n | preselected | accuracy | reference | gap | compared on |",
+    out += ["\n**The text default, by number of examples** (on the draws every method at that size shared: the "
+            f"cheapest app strategy within {TIE:.2f} of the best method measured, scikit-learn included; gap: to "
+            "the better of scikit-learn and SetFit on the same draws):\n", "| n | preselected | accuracy | reference | gap | compared on |",
             "|---|---|---|---|---|---|"]
     for n, p in (r.get("default") or {}).items():
         out.append(f"| {n} | {p['strategy']} | {p['accuracy']:.3f} | {p['reference']:.3f} | {p['gap']:+.3f} | "

@@ -355,5 +355,5 @@ def test_strategy_info_explains_the_text_default_and_estimates_time(page_handler
     state = h.sample_loader("text")("minilm_l6", SessionState(), req)["session"]
     options = {**{k: None for k in strategy_step.OPTION_KEYS}, "strategy": "lora"}
     md = strategy_step.strategy_info_md(h.lab, "minilm_l6", options, state)
-    assert "LoRA is preselected for texts" in md and "Rough time on this computer" in md
+    assert "LoRA is preselected for your 400 texts" in md and "Rough time on this computer" in md
     assert md.count(strategy_step.STRATEGY_HELP["lora"]) == 1

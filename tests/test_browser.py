@@ -498,7 +498,7 @@ def test_text_sample_preselects_lora_and_says_why(page):
     bh.ensure_visible(page, "#strategy-choice")
     bh.wait_until(lambda: page.locator("#strategy-choice input[value='lora']").is_checked(), 15,
                   "LoRA to be preselected for texts", page=page)
-    info = bh.wait_for_text(page, "#strategy-info", ["preselected for texts", "Rough time"], all_words=True,
+    info = bh.wait_for_text(page, "#strategy-info", ["preselected for your 400 texts", "Rough time"], all_words=True,
                             timeout_s=60)
     assert info.count("LoRA: add small trainable") == 1, info
     bh.screenshot(page, 32, "text-sample-strategy")
