@@ -216,7 +216,7 @@ def load_avg() -> Optional[list]:
 def git_state() -> dict:
     """HEAD and the files changed on top of it (others edit this tree while benchmarks run)."""
     def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.rstrip()  # not lstrip: status lines start with a space
 
     with contextlib.suppress(Exception):
         return {"git_commit": git("rev-parse", "--short", "HEAD"),

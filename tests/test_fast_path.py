@@ -129,6 +129,51 @@ def test_bf16_training_forward_gives_the_fp32_loss_and_keeps_fp32_weights(monkey
         assert losses["fast"].item() == losses["fp32"].item()
 
 
+@pytest.mark.parametrize("strategy", ["full", "partial"])
+def test_float32_islands_run_in_float32_inside_bf16_and_leave_the_model_unchanged(monkeypatch, digits_dataset,
+                                                                                  strategy):
+    """Inside a bf16 training forward the islands (full: depthwise convolutions; partial: the whole
+    trainable top) compute in float32 and everything else in bf16; the loss stays within 2% of fp32 and
+    the model is the same module afterwards (no forward left behind, same weights and keys)."""
+    from torch import nn
+
+    from tl_ui.engine.inputs import forward_logits
+    from tl_ui.engine.strategies import plan
+
+    monkeypatch.setenv(fast_path.ENV_SWITCH, "1")
+    monkeypatch.setattr(fast_path, "BF16_TRAINING", {"image": frozenset({strategy})})
+    # bf16 autocast also runs (emulated, slowly) on CPUs without it: the islands are checked everywhere
+    monkeypatch.setattr(fast_path, "cpu_has_native_bf16", lambda: True)
+    loaded = load_model(get_model("efficientnet_lite0"), digits_dataset.classes, image_size=32)
+    model = plan(loaded, RunConfig(strategy=strategy, unfreeze_groups=2)).model.eval()
+    islands = fast_path.float32_islands(model, "image", strategy)
+    names = {id(m): n for n, m in model.named_modules()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if strategy == "partial":   # exactly the trainable parameters, nothing frozen
+        assert {f"{names[id(m)]}.{p}" for m in islands for p, _ in m.named_parameters()} == trainable
+    else:
+        assert islands and all(m.groups == m.in_channels > 1 for m in islands)
+    inside = {id(c) for m in islands for c in m.modules()}
+    dtypes = {}
+    hooks = [m.register_forward_hook(lambda mod, _args, out: dtypes.__setitem__(id(mod), out.dtype))
+             for m in model.modules() if isinstance(m, nn.Conv2d)]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = next(iter(make_loader(loaded, make_dataset(loaded, digits_dataset.items[::30][:8],
+                                                       digits_dataset.targets[::30][:8]), 8, shuffle=False)))
+    with fast_path.training_autocast("image", strategy, model=model):
+        fast = torch.nn.functional.cross_entropy(forward_logits(model, batch).float(), batch["labels"])
+    fast.backward()
+    for hook in hooks:
+        hook.remove()
+    assert dtypes and all(d == (torch.float32 if i in inside else torch.bfloat16) for i, d in dtypes.items())
+    assert any(d == torch.bfloat16 for d in dtypes.values())   # the rest really ran in bf16
+    assert not any("forward" in vars(m) for m in model.modules())
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    plain = torch.nn.functional.cross_entropy(forward_logits(model, batch).float(), batch["labels"])
+    assert abs(fast.item() - plain.item()) <= 0.02 * plain.item(), (fast.item(), plain.item())
+
+
 @pytest.mark.slow   # two real runs (~20 s on a quiet 2-core machine)
 def test_the_training_loop_runs_its_forward_under_bf16_only_where_the_table_says(monkeypatch, digits_dataset,
                                                                                 tmp_path):
@@ -141,9 +186,9 @@ def test_the_training_loop_runs_its_forward_under_bf16_only_where_the_table_says
     seen = []
     real = train_module.training_autocast
 
-    def spy(modality, strategy, device_type="cpu"):
+    def spy(modality, strategy, device_type="cpu", model=None):
         seen.append((modality, strategy, fast_path.bf16_training(modality, strategy, device_type)))
-        return real(modality, strategy, device_type)
+        return real(modality, strategy, device_type, model)
 
     monkeypatch.setattr(train_module, "training_autocast", spy)
     subset = stratified_subset(digits_dataset, 30, 0)

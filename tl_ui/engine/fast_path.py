@@ -10,7 +10,9 @@ emulates it, measured ~80x slower on an AVX2 EPYC); there it runs in:
   the CLI) runs full precision, so every number and answer the app shows is exactly what the exported
   model computes (bf16 moved probabilities by up to 0.03 otherwise, measured here);
 * the training forward of full, partial and LoRA fine-tuning, images and texts (`training_autocast`,
-  table BF16_TRAINING). Only the forward: master weights, gradients, the optimizer state and the loss
+  table BF16_TRAINING), with float32 islands where bf16's backward is slower on this CPU
+  (`float32_islands`: depthwise convolutions in full fine-tuning, the trainable top in partial). Only
+  the forward: master weights, gradients, the optimizer state and the loss
   stay float32, and exports are always plain float32, contiguous. Validation and the report's
   predictions inside a run stay float32 (the calibration and the epoch choice see fp32 logits).
 Decision, by the numbers (docs/benchmarks.md "Fast path"; `python -m bench.sections.fast --quick
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import types
 from typing import TYPE_CHECKING, Any, Sequence
 
 if TYPE_CHECKING:   # torch only where a function needs it: the web process reads `enabled()` for estimates
@@ -116,15 +119,67 @@ def bf16_training(modality: str, strategy: str, device_type: str = "cpu") -> boo
                 and cpu_has_native_bf16())
 
 
-def training_autocast(modality: str, strategy: str, device_type: str = "cpu"):
+def training_autocast(modality: str, strategy: str, device_type: str = "cpu", model: nn.Module | None = None):
     """bf16 autocast around a training forward where bf16_training says so; else nothing. Only the
     forward: master weights, gradients and the optimizer stay float32 (autocast casts copies), and the
-    caller computes the loss outside it, on float32 logits."""
+    caller computes the loss outside it, on float32 logits. Given the `model`, the modules that
+    `float32_islands` names run in float32 inside it."""
     import torch
 
-    if bf16_training(modality, strategy, device_type):
+    if not bf16_training(modality, strategy, device_type):
+        return contextlib.nullcontext()
+    islands = float32_islands(model, modality, strategy) if model is not None else []
+    if not islands:
         return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+    stack.enter_context(_in_float32(islands))
+    return stack
+
+
+def float32_islands(model: nn.Module, modality: str, strategy: str) -> list[nn.Module]:
+    """The modules of a bf16 training forward that run faster in float32 on a bf16 CPU, because their
+    backward is slow in bf16 there: depthwise convolutions (oneDNN's bf16 depthwise backward took ~2x
+    the float32 time on the AVX512-BF16 EPYC) and, in partial fine-tuning, the whole trainable top,
+    whose frozen inputs come from a bf16 forward (docs/benchmarks.md, "Fast path", training steps).
+    Images only: the text models' steps gain as they are."""
+    from torch import nn
+
+    if modality != "image" or strategy not in ("full", "partial"):
+        return []
+    if strategy == "full":
+        return [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1
+                and m.groups == m.in_channels and m.weight.requires_grad]
+    islands, covered = [], set()
+    for name, module in model.named_modules():   # parents come before their children
+        params = list(module.parameters())
+        if not name or any(name.startswith(c + ".") for c in covered) or not params:
+            continue
+        if all(p.requires_grad for p in params):
+            islands.append(module)
+            covered.add(name)
+    return islands
+
+
+@contextlib.contextmanager
+def _in_float32(modules: Sequence[nn.Module]):
+    """Each module's forward without autocast, on float32 inputs, while inside; the modules unchanged
+    after (an instance attribute that shadows the class's forward, removed on exit)."""
+    for module in modules:
+        module.forward = types.MethodType(_float32_forward, module)
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.__dict__.pop("forward", None)
+
+
+def _float32_forward(self, *args, **kwargs):
+    import torch
+
+    with torch.autocast("cpu", enabled=False):
+        args = tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+        return type(self).forward(self, *args, **kwargs)
 
 
 def length_order(texts: Sequence[Any]) -> list[int]:

@@ -29,6 +29,7 @@ from tl_ui.engine.continuation import resume
 from tl_ui.engine.evaluate import quick_scores, write_predictions
 from tl_ui.engine.events import EpochEnd, Progress, RunFinished, RunResult, RunStarted, RunStopped, StepEnd
 from tl_ui.engine.export import export_model
+from tl_ui.engine.accelerate_checks import cache_optional_package_checks
 from tl_ui.engine.fast_path import training_autocast
 from tl_ui.engine.familiarity import familiarity_for_run
 from tl_ui.engine.embedding_cache import bind_probe_caches
@@ -127,6 +128,7 @@ class _Run(SingleLabelObjective):
         set_seed(config.seed)
         cuda = torch.cuda.is_available()
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
+        cache_optional_package_checks()
         self.accelerator = Accelerator(cpu=not cuda, mixed_precision=precision)
         self.recorder.muted = not self.accelerator.is_main_process
         entry = get_model(config.model_id, modality=self.dataset.modality)
@@ -304,7 +306,7 @@ class _Run(SingleLabelObjective):
             if self.should_stop():
                 raise Stopped()
             labels = self._targets(batch)
-            with training_autocast(self.loaded.modality, self.config.strategy, acc.device.type):
+            with training_autocast(self.loaded.modality, self.config.strategy, acc.device.type, model):
                 logits = forward(model, batch)
             loss = self.criterion(logits.float(), labels)   # the loss in float32 (outside autocast)
             acc.backward(loss)
