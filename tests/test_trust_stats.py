@@ -16,7 +16,7 @@ from tl_ui.trust import (DEFAULT_LEVEL, accuracy_sentence, bootstrap_macro_f1_ci
                          interval_sentence, min_calibration_size, paired_bootstrap_accuracy_diff,
                          prediction_sets, reliability_bins, set_coverage_and_size, set_sentence, softmax,
                          wilson_interval)
-from tl_ui.trust.intervals import _macro_f1_rows
+from tl_ui.trust.intervals import macro_f1_rows
 
 
 def noisy_predictions(n=500, n_classes=5, right=0.75, seed=1):
@@ -54,7 +54,24 @@ def test_vectorised_macro_f1_matches_sklearn():
     preds = rng.integers(-1, 7, size=(40, 300))  # includes labels outside range(n_classes)
     preds[:10] = np.where(rng.random((10, 300)) < 0.8, y_true, preds[:10])
     expected = [f1_score(y_true, p, labels=range(6), average="macro", zero_division=0) for p in preds]
-    np.testing.assert_allclose(_macro_f1_rows(y_true, preds, 6), expected, atol=1e-12)
+    np.testing.assert_allclose(macro_f1_rows(y_true, preds, 6), expected, atol=1e-12)
+
+
+def test_the_curves_quick_scores_equal_sklearns_accuracy_and_macro_f1():
+    """engine.evaluate.quick_scores counts instead of calling scikit-learn every epoch: the same
+    numbers, also with labels only predicted or only true, and for string labels."""
+    from sklearn.metrics import accuracy_score
+
+    from tl_ui.engine.evaluate import quick_scores
+
+    rng = np.random.default_rng(3)
+    cases = [(rng.integers(0, k, n), rng.integers(0, k + extra, n)) for k, n, extra in
+             [(2, 5, 0), (3, 40, 1), (10, 200, 0), (7, 13, 2), (1, 4, 1)]]
+    cases += [(np.array([0, 0, 1]), np.array([2, 2, 2])), (np.array(["a", "b", "b"]), np.array(["b", "b", "c"]))]
+    for targets, predicted in cases:
+        accuracy, macro_f1 = quick_scores(targets, predicted)
+        assert accuracy == pytest.approx(accuracy_score(targets, predicted), abs=1e-12)
+        assert macro_f1 == pytest.approx(f1_score(targets, predicted, average="macro", zero_division=0), abs=1e-12)
 
 
 def test_bootstrap_macro_f1_ci_is_seeded_and_contains_estimate():

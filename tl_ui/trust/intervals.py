@@ -10,7 +10,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from statsmodels.stats.proportion import proportion_confint
@@ -55,7 +54,7 @@ def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tup
     return round(float(max(low, 0.0)), 4), round(float(min(high, 1.0)), 4)
 
 
-def _macro_f1_rows(true: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
+def macro_f1_rows(true: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
     """Macro-F1 of each row of `preds` (shape (b, n)) against the same `true` (shape (n,)).
 
     Same definition as sklearn's f1_score(labels=range(n_classes), average="macro", zero_division=0).
@@ -90,7 +89,7 @@ def bootstrap_macro_f1_ci(y_true, y_pred, n_classes: int, level: float = DEFAULT
         rows = block.stop - block.start
         columns = [start + rng.integers(0, count, size=(rows, count)) for start, count in zip(starts, counts)]
         positions = order[np.concatenate(columns, axis=1)]
-        scores[block] = _macro_f1_rows(sorted_true, y_pred[positions], n_classes)
+        scores[block] = macro_f1_rows(sorted_true, y_pred[positions], n_classes)
     return _percentile_interval(scores, level)
 
 
@@ -166,7 +165,6 @@ def cv_probe_estimate(features: np.ndarray, targets: np.ndarray, n_classes: int,
         raise ValueError("cross-validation needs at least two examples of some class")
     folds = int(max(2, min(folds, class_counts.min())))
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    labels = list(range(n_classes))
     accuracies, macro_f1s, test_over_train = [], [], []
     with warnings.catch_warnings():
         # A class with a single example cannot be in every fold; sklearn warns, we accept it.
@@ -174,9 +172,10 @@ def cv_probe_estimate(features: np.ndarray, targets: np.ndarray, n_classes: int,
         for train_idx, test_idx in splitter.split(features, targets):
             with threadpool_limits(1):   # small matrices: BLAS threads only contend (100x slower under load)
                 predicted = _fit_probe_and_predict(features[train_idx], targets[train_idx], features[test_idx])
-            accuracies.append(accuracy_score(targets[test_idx], predicted))
-            macro_f1s.append(f1_score(targets[test_idx], predicted, labels=labels, average="macro",
-                                      zero_division=0))
+            # what accuracy_score and f1_score(labels=range(n_classes), average="macro", zero_division=0) give,
+            # without their input checks (14 ms a fold)
+            accuracies.append(float(np.mean(predicted == targets[test_idx])))
+            macro_f1s.append(float(macro_f1_rows(targets[test_idx], np.asarray(predicted)[None, :], n_classes)[0]))
             test_over_train.append(len(test_idx) / len(train_idx))
     ratio = float(np.mean(test_over_train))
     accuracies, macro_f1s = np.asarray(accuracies), np.asarray(macro_f1s)
