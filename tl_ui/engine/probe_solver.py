@@ -300,6 +300,14 @@ def sentence_options(sentence: Optional[dict]) -> dict:
     return {"isotropic": True, "grid": SENTENCE_L2_GRID} if sentence else {}
 
 
+def _scaling(run) -> dict:
+    """Sentence embeddings' options for sentence models; `extra["probe_scale"] = "common"` gives any
+    model one scale and the finer grid (the image comparison in docs/benchmarks.md, "iterate")."""
+    if (run.config.extra or {}).get("probe_scale") == "common":
+        return {"isotropic": True, "grid": SENTENCE_L2_GRID}
+    return sentence_options(getattr(run.loaded, "sentence", None))
+
+
 def fit_head_in_run(run, head: torch.nn.Module, features: list[torch.Tensor]) -> int:
     """Fit `head` (the model's last linear layer) for a training run (`tl_ui.engine.train._Run`): each
     iteration becomes a StepEnd and an EpochEnd (the live curves: training loss, and loss and accuracy
@@ -330,8 +338,7 @@ def fit_head_in_run(run, head: torch.nn.Module, features: list[torch.Tensor]) ->
 
     fitted = fit_head(features[0].numpy(), run.train_targets, len(run.classes), choose_x=features[1].numpy(),
                       choose_y=run.val_targets, class_weights=weights, seed=run.config.seed,
-                      on_iteration=on_iteration, should_stop=run.should_stop,
-                      **sentence_options(getattr(run.loaded, "sentence", None)))
+                      on_iteration=on_iteration, should_stop=run.should_stop, **_scaling(run))
     emit_pending(True)
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(fitted.weight))
