@@ -60,5 +60,5 @@ def figures(r: dict) -> dict:
         return {}
     return {"text_default": {"command": r["command"], "measured_on": r["started"],
                              "source": "docs/benchmarks.md, section “Text with 16 to 300 examples”",
-                             "by_size": {n: {k: p[k] for k in ("method", "strategy", "accuracy", "all")}
+                             "by_size": {n: {k: p[k] for k in ("method", "strategy", "accuracy", "all", "n_test") if k in p}
                                          for n, p in r["default"].items()}}}

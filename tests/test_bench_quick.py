@@ -160,6 +160,7 @@ def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeyp
         assert "came within a point of the best (full fine-tuning)" in text_default(128)["sentence"]
         assert default_strategy("text", 400) == "linear_probe" and default_strategy("image", 400) == "linear_probe"
         assert text_default(400)["sentence"].startswith("The linear probe is preselected for your 400 texts")
+        assert "give or take 9 points on its 100 test texts" in text_default(400)["sentence"]   # Wilson, 71 of 100
         assert text_default(None) is None and text_default(40) is None   # no size within a factor of 2
         assert default_strategy("text", 40) == "lora"                   # unmeasured there: the static default
     finally:

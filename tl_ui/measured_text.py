@@ -43,6 +43,18 @@ def text_default(n_examples: Optional[int]) -> Optional[dict]:
     else:
         why = f"it was best with {size} labelled examples in the benchmark"
     sentence = (f"{STRATEGY_WORDS.get(row['strategy'], row['strategy'])} is preselected for your "
-                f"{n_examples:,} texts: {why} ({round(100 * row['accuracy'])}% held-out accuracy; {others}; "
-                f"docs/benchmarks.md, “Text with 16 to 300 examples”).")
+                f"{n_examples:,} texts: {why} ({round(100 * row['accuracy'])}% held-out accuracy{_margin(row)}; "
+                f"{others}; docs/benchmarks.md, “Text with 16 to 300 examples”).")
     return {"strategy": row["strategy"], "size": size, "sentence": sentence}
+
+
+def _margin(row: dict) -> str:
+    """", give or take N points on M test texts": the 95% Wilson interval's half-width (the benchmark's
+    scores come from a few hundred test texts, so their differences of a point or two are not settled)."""
+    n = int(row.get("n_test") or 0)
+    if not n:
+        return ""
+    from tl_ui.trust import wilson_interval
+
+    low, high = wilson_interval(round(row["accuracy"] * n), n)
+    return f", give or take {round(100 * (high - low) / 2)} points on its {n:,} test texts"

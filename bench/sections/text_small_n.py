@@ -252,12 +252,14 @@ def choose_default(out: dict) -> dict:
         rows = {name: d["sizes"].get(str(n)) or {} for name, d in out["datasets"].items()}
         methods = {m for r in rows.values() for m in r if m in METHODS}
         shared: dict[str, list[float]] = {m: [] for m in methods}
+        n_test = 0   # test examples behind each method's shared score
         for r in rows.values():
             if not methods <= set(r):
                 continue
             k = min(len(r[m]["per_draw"]) for m in methods)
             for m in methods:
                 shared[m] += r[m]["per_draw"][:k]
+            n_test += k * min(r[m]["test_per_draw"] for m in methods)
         scores = {m: float(np.mean(v)) for m, v in shared.items() if v}
         app = {m: a for m, a in scores.items() if m in APP_STRATEGIES}
         if "lora" not in app or "setfit" not in app:   # not compared with the fine-tuning strategies here
@@ -268,7 +270,7 @@ def choose_default(out: dict) -> dict:
         picks[str(n)] = {"method": best, "strategy": APP_STRATEGIES[best], "accuracy": rnd(app[best]),
                          "reference": rnd(reference), "gap": rnd(app[best] - reference),
                          "compared_on": f"{len(next(iter(shared.values())))} draw(s) shared by {', '.join(sorted(methods))}",
-                         "all": {m: rnd(a) for m, a in scores.items()}}
+                         "all": {m: rnd(a) for m, a in scores.items()}, "n_test": n_test}
     return picks
 
 

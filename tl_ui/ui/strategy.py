@@ -17,7 +17,7 @@ STRATEGY_LABELS = {
 # When to use each, in one line (the selected one is explained in full in #strategy-info).
 WHEN_TO_USE = ("Little data or a first try: linear probe · a few hundred examples: partial · "
                "lots of data and time: full · near full quality with few trained weights: LoRA · "
-               "a few dozen texts: SetFit")
+               "a few dozen texts: linear probe or SetFit (they tied in the benchmark)")
 DEFAULT_STRATEGY = "linear_probe"
 # Why a text strategy is preselected: the benchmark's table for the user's number of examples
 # (tl_ui.measured.text_default); these lines only when it has not run. Figures only as measured.
