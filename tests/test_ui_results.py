@@ -194,7 +194,10 @@ def test_scratch_comparison_waits_then_fills_in(lab, owner):
     wrong = ["dog" if t == "cat" else "cat" for t in TRUTH[:15]] + TRUTH[15:]
     write_run(lab, owner, scratch_id, full_metrics(accuracy=0.625, accuracy_ci=[0.47, 0.76]),
               config={"random_init": True}, predicted=wrong)
-    unlinked = results_view.scratch_update(lab, owner, main_id)["scratch_comparison"]
+    before_link = results_view.scratch_update(lab, owner, main_id)
+    unlinked = before_link["scratch_comparison"]
+    # both ticked already: the timer stops with this update (the walk-through once waited in vain here)
+    assert before_link["compare_runs"]["value"] == [main_id, scratch_id] and not before_link["results_timer"].active
     from tl_ui.service.compare import link_scratch_run
 
     link_scratch_run(main, RunFolder(lab.workspace.runs_dir(owner) / scratch_id))

@@ -63,10 +63,10 @@ def tick_choices(infos: Iterable[RunInfo]) -> list[tuple[str, str]]:
     return [(f"{run_name(i)} · {i.model_id}", i.run_id) for i in infos if i.state == FINISHED]
 
 
-def default_ticks(run_id: str, metrics: Optional[dict], choices: list[tuple[str, str]]) -> list[str]:
-    """The shown run, and its from-scratch companion once that has finished."""
+def default_ticks(run_id: str, companion_id: Optional[str], choices: list[tuple[str, str]]) -> list[str]:
+    """The shown run, and its from-scratch companion (`scratch_id`) once that has finished."""
     ids = {value for _, value in choices}
-    return [r for r in (run_id, (metrics or {}).get("scratch_run")) if r and r in ids]
+    return [r for r in (run_id, companion_id) if r and r in ids]
 
 
 def overlay_df(runs: list[tuple[str, RunFolder]]) -> pd.DataFrame:

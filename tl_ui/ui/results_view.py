@@ -253,7 +253,7 @@ def show_with_runs(lab, owner, run: RunFolder) -> dict:
     """`show`, plus the run lists with this run ticked (and its companion) and their comparison."""
     values = show(lab, owner, run)
     infos = lab.list_runs(owner)
-    ticked = cv.default_ticks(run.id, run.metrics(), cv.tick_choices(infos))
+    ticked = cv.default_ticks(run.id, cv.scratch_id(run.metrics() or {}, run.status()), cv.tick_choices(infos))
     values.update(runs_overview(lab, owner, shown=run.id, ticked=ticked, infos=infos))
     values.update(compare(lab, owner, ticked, infos))
     return values
@@ -267,11 +267,14 @@ def scratch_update(lab, owner, run_id: str) -> dict:
     except UserError:
         return {"results_timer": gr.Timer(active=False)}
     metrics, status = run.metrics() or {}, run.status()
-    text, pending = cv.scratch_md(run, _companion(lab, owner, metrics, status))
+    companion = _companion(lab, owner, metrics, status)
+    text, pending = cv.scratch_md(run, companion)
     if pending:
         return {}
     infos = lab.list_runs(owner)
-    ticked = cv.default_ticks(run.id, metrics, cv.tick_choices(infos))
+    ticked = cv.default_ticks(run.id, cv.scratch_id(metrics, status), cv.tick_choices(infos))
+    if companion is not None and companion.state() == cv.FINISHED and companion.id not in ticked:
+        return {}   # finished a moment ago, not listed yet: tick both on the next poll
     return {"scratch_comparison": text, "results_timer": gr.Timer(active=False),
             **runs_overview(lab, owner, ticked=ticked, infos=infos), **compare(lab, owner, ticked, infos)}
 
