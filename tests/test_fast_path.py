@@ -160,7 +160,7 @@ def test_float32_islands_run_in_float32_inside_bf16_and_leave_the_model_unchange
     before = {k: v.clone() for k, v in model.state_dict().items()}
     batch = next(iter(make_loader(loaded, make_dataset(loaded, digits_dataset.items[::30][:8],
                                                        digits_dataset.targets[::30][:8]), 8, shuffle=False)))
-    with fast_path.training_autocast("image", strategy, model=model):
+    with fast_path.training_autocast("image", strategy, islands=islands):
         fast = torch.nn.functional.cross_entropy(forward_logits(model, batch).float(), batch["labels"])
     fast.backward()
     for hook in hooks:
@@ -186,9 +186,9 @@ def test_the_training_loop_runs_its_forward_under_bf16_only_where_the_table_says
     seen = []
     real = train_module.training_autocast
 
-    def spy(modality, strategy, device_type="cpu", model=None):
+    def spy(modality, strategy, device_type="cpu", islands=()):
         seen.append((modality, strategy, fast_path.bf16_training(modality, strategy, device_type)))
-        return real(modality, strategy, device_type, model)
+        return real(modality, strategy, device_type, islands)
 
     monkeypatch.setattr(train_module, "training_autocast", spy)
     subset = stratified_subset(digits_dataset, 30, 0)

@@ -175,7 +175,7 @@ def _steps(modality: str, strategies, n: int, cfg: dict) -> dict:
     from torch import nn
 
     from tl_ui.config import RunConfig
-    from tl_ui.engine.fast_path import training_autocast
+    from tl_ui.engine.fast_path import float32_islands, training_autocast
     from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
     from tl_ui.engine.strategies import plan
 
@@ -194,9 +194,11 @@ def _steps(modality: str, strategies, n: int, cfg: dict) -> dict:
             # lr 0: the same work every round on both sides, weights unchanged
             opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
 
-            def go(model=model, opt=opt, batches=batches):
+            islands = float32_islands(model, modality, strategy)   # once, as the engine does per epoch
+
+            def go(model=model, opt=opt, batches=batches, islands=islands):
                 for batch in batches:
-                    with training_autocast(modality, strategy, model=model):
+                    with training_autocast(modality, strategy, islands=islands):
                         logits = forward_logits(model, batch)
                     nn.functional.cross_entropy(logits.float(), batch["labels"]).backward()
                     opt.step()

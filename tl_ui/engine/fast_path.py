@@ -119,16 +119,16 @@ def bf16_training(modality: str, strategy: str, device_type: str = "cpu") -> boo
                 and cpu_has_native_bf16())
 
 
-def training_autocast(modality: str, strategy: str, device_type: str = "cpu", model: nn.Module | None = None):
+def training_autocast(modality: str, strategy: str, device_type: str = "cpu",
+                      islands: Sequence[nn.Module] = ()):
     """bf16 autocast around a training forward where bf16_training says so; else nothing. Only the
     forward: master weights, gradients and the optimizer stay float32 (autocast casts copies), and the
-    caller computes the loss outside it, on float32 logits. Given the `model`, the modules that
-    `float32_islands` names run in float32 inside it."""
+    caller computes the loss outside it, on float32 logits. `islands` (from `float32_islands`, found
+    once per epoch: the trainable set does not change within one) run in float32 inside it."""
     import torch
 
     if not bf16_training(modality, strategy, device_type):
         return contextlib.nullcontext()
-    islands = float32_islands(model, modality, strategy) if model is not None else []
     if not islands:
         return torch.autocast("cpu", dtype=torch.bfloat16)
     stack = contextlib.ExitStack()

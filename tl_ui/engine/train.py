@@ -30,7 +30,7 @@ from tl_ui.engine.evaluate import quick_scores, write_predictions
 from tl_ui.engine.events import EpochEnd, Progress, RunFinished, RunResult, RunStarted, RunStopped, StepEnd
 from tl_ui.engine.export import export_model
 from tl_ui.engine.accelerate_checks import cache_optional_package_checks
-from tl_ui.engine.fast_path import training_autocast
+from tl_ui.engine.fast_path import float32_islands, training_autocast
 from tl_ui.engine.familiarity import familiarity_for_run
 from tl_ui.engine.embedding_cache import bind_probe_caches
 from tl_ui.engine.features import Stopped, embed_sets, probe_head
@@ -302,11 +302,12 @@ class _Run(SingleLabelObjective):
         acc = self.accelerator
         train_plan.set_train_mode()
         total_loss, counts, seen = 0.0, 0, 0
+        islands = float32_islands(model, self.loaded.modality, self.config.strategy)
         for batch in loader:
             if self.should_stop():
                 raise Stopped()
             labels = self._targets(batch)
-            with training_autocast(self.loaded.modality, self.config.strategy, acc.device.type, model):
+            with training_autocast(self.loaded.modality, self.config.strategy, acc.device.type, islands):
                 logits = forward(model, batch)
             loss = self.criterion(logits.float(), labels)   # the loss in float32 (outside autocast)
             acc.backward(loss)
