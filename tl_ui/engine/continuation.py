@@ -85,7 +85,7 @@ def continue_config(parent_config: dict, parent_id: str, epochs: int) -> RunConf
     extra = {k: v for k, v in (record.get("extra") or {}).items() if k != "scratch_of"}
     extra[PARENT_KEY] = parent_id
     record.update(epochs=int(epochs), compare_scratch=False, extra=extra)
-    if extra.get("probe_head") == "full_batch":
+    if record.get("strategy") == "linear_probe" and extra.get("probe_head") != "minibatch":
         raise ConfigError("This probe's head was fitted to convergence in one go: more epochs would change "
                           "nothing. Start a new run with another strategy instead.")
     return RunConfig.from_dict(record)

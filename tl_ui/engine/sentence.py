@@ -109,13 +109,6 @@ def sentence_model_for(loaded, config):
     return loaded
 
 
-def default_probe_head(loaded) -> str:
-    """Sentence embeddings get the full-batch solver: the objective of scikit-learn's logistic
-    regression, which it matches within 0.02 on the sample reviews (tests/test_text_sentence.py);
-    images keep the minibatch head (docs/benchmarks.md, section "iterate")."""
-    return "full_batch" if getattr(loaded, "sentence", None) else "minibatch"
-
-
 def to_sentence_classifier(loaded, source_folder: Optional[str | Path] = None):
     """The same LoadedModel with its model replaced by a SentenceClassifier over the same encoder
     weights and the same new classifier layer (DistilBERT's extra pre_classifier is dropped)."""

@@ -71,12 +71,16 @@ def default_ticks(run_id: str, companion_id: Optional[str], choices: list[tuple[
 
 def overlay_df(runs: list[tuple[str, RunFolder]]) -> pd.DataFrame:
     """Validation accuracy per epoch of each (legend name, run) (from its events.jsonl)."""
-    rows = []
+    rows, units = [], {}
     for name, run in runs:
         for event in run.iter_events():
+            if event.get("kind") == "started":   # a linear probe's rows are solver iterations, not epochs
+                units[name] = event.get("unit") or "epoch"
             if event.get("kind") == "epoch" and event.get("val_accuracy") is not None:
                 rows.append((float(event.get("epoch", 0)), float(event["val_accuracy"]), name))
-    return pd.DataFrame(rows, columns=OVERLAY_COLUMNS)
+    frame = pd.DataFrame(rows, columns=OVERLAY_COLUMNS)
+    frame.attrs["units"] = units   # read by plot_text.overlay_sentence
+    return frame
 
 
 def empty_overlay() -> pd.DataFrame:

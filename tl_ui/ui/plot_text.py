@@ -128,14 +128,15 @@ def overlay_sentence(overlay: Optional[pd.DataFrame]) -> str:
     """'In words: 09:01:07 · probe reached 91.0% validation accuracy after epoch 3; …'."""
     if overlay is None or overlay.empty:
         return ""
-    parts = []
+    parts, units = [], overlay.attrs.get("units") or {}
     for name, rows in overlay.dropna().groupby("run", sort=False):
         if rows.empty:
             continue
+        unit = units.get(name) or "epoch"
         last = rows.sort_values("epoch").iloc[-1]
         best = rows.loc[rows["accuracy"].idxmax()]
-        part = f"{html.escape(str(name))}: {_pct(last['accuracy'])} after epoch {last['epoch']:g}"
+        part = f"{html.escape(str(name))}: {_pct(last['accuracy'])} after {unit} {last['epoch']:g}"
         if best["accuracy"] > last["accuracy"]:
-            part += f" (best {_pct(best['accuracy'])} after epoch {best['epoch']:g})"
+            part += f" (best {_pct(best['accuracy'])} after {unit} {best['epoch']:g})"
         parts.append(part)
     return ("In words, the validation accuracy of the ticked runs: " + "; ".join(parts) + ".") if parts else ""

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from tl_ui.runfolder import RunFolder
+from tl_ui.service.continuation import cannot_continue
 from tl_ui.service.lab import UserError
 from tl_ui.ui import compare_view as cv
 from tl_ui.ui import evidence as ev
@@ -27,7 +28,8 @@ SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_clas
              "group_table", "reliability_plot", "reliability_text", "calibration_summary", "conformal_summary",
              "confusion_plot", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
              "try_set", "try_error", "try_why_note", "try_why", "download_model", "download_run_json", "download_card", "replay_command",
-             "results_timer", "mistakes_why_btn", "mistakes_why_note", "mistakes_why_gallery")
+             "results_timer", "mistakes_why_btn", "mistakes_why_note", "mistakes_why_gallery", "continue_btn",
+             "continue_note")
 WHY_CLEARED = {"try_why_note": "", "try_why": ""}
 MISTAKES_WHY_KEYS = ("mistakes_why_note", "mistakes_why_gallery")
 MISTAKES_WHY_CLEARED = {"mistakes_why_note": "", "mistakes_why_gallery": gr.update(value=None, visible=False)}
@@ -53,7 +55,7 @@ def empty(message: str) -> dict:
             "try_output": hidden, "try_set": "", "try_error": "", **WHY_CLEARED, "download_model": off,
             "download_run_json": off, "download_card": off, "replay_command": "",
             "results_timer": gr.Timer(active=False), "mistakes_why_btn": gr.update(visible=False),
-            **MISTAKES_WHY_CLEARED}
+            **MISTAKES_WHY_CLEARED, "continue_btn": gr.update(interactive=True), "continue_note": ""}
 
 
 def show(lab, owner, run: RunFolder) -> dict:
@@ -90,6 +92,8 @@ def show(lab, owner, run: RunFolder) -> dict:
             f"```\npython -m tl_ui train --config run.json --out {shlex.quote('runs/replay-' + run.id)}\n```"),
         "results_timer": gr.Timer(active=pending),
     }
+    blocker = cannot_continue(run)   # e.g. a probe's head, fitted to convergence: said before any click
+    values.update(continue_btn=gr.update(interactive=blocker is None), continue_note=blocker or "")
     if metrics.get("multilabel"):   # several labels per example: per-label table, micro-/macro-F1
         from tl_ui.ui.results_multilabel import results_values
 

@@ -134,10 +134,21 @@ def _plot_updates(view, state):
     if state is not None and x_lim != state.plot_x_lim:
         state.plot_x_lim = x_lim
         return gr.update(x_lim=x_lim), gr.update(x_lim=x_lim), True
-    titles = ({"title": "Micro-F1 (higher is better; every label decision at score 0.5)", "y_title": "micro-F1"}
-              if getattr(view, "score", "accuracy") != "accuracy" else {})   # multi-label runs
-    return (gr.update(value=view.loss_df(), x_lim=x_lim), gr.update(value=view.acc_df(), x_lim=x_lim, **titles),
-            False)
+    loss_axis, acc_axis = plot_axes(view)
+    return (gr.update(value=view.loss_df(), x_lim=x_lim, **loss_axis),
+            gr.update(value=view.acc_df(), x_lim=x_lim, **acc_axis), False)
+
+
+def plot_axes(view) -> tuple[dict, dict]:
+    """The plots' titles and x-axis title for this run: epochs, or the probe's solver iterations (its
+    curves count L-BFGS iterations, not passes of a minibatch loop); micro-F1 for multi-label runs."""
+    per = "epoch" if view.unit == "epoch" else "iteration"
+    x_title = "epoch" if per == "epoch" else "iteration of the last layer's fit"
+    loss = {"x_title": x_title, "title": f"Loss (lower is better; training: every {'step' if per == 'epoch' else per})"}
+    acc = {"x_title": x_title, "title": f"Accuracy (higher is better; once per {per})", "y_title": "accuracy"}
+    if getattr(view, "score", "accuracy") != "accuracy":   # multi-label runs
+        acc.update(title="Micro-F1 (higher is better; every label decision at score 0.5)", y_title="micro-F1")
+    return loss, acc
 
 
 def cannot_start(message: str) -> dict:
