@@ -94,7 +94,7 @@ def test_constant_features_and_tiny_classes(embedded):
 
 def test_probe_run_reports_solver_iterations(tmp_path, digits):
     config = RunConfig(data_path=DIGITS, model_id="efficientnet_lite0", strategy="linear_probe", image_size=64,
-                       max_examples=60, extra={"probe_head": "full_batch"})   # the default, said explicitly
+                       max_examples=60)   # the full-batch head is the default
     result = train_run(config, tmp_path / "run", dataset=digits)
     assert result.status == "finished", result.message
     events = [event_from_dict(json.loads(line)) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]

@@ -21,6 +21,8 @@ if TYPE_CHECKING:   # torch only when weights are loaded: the service builds a c
     from torch import nn
 
 PARENT_KEY = "continue_from"
+PROBE_CONVERGED = ("This probe's last layer was fitted to convergence in one go: more epochs would change nothing. "
+                   "To adapt the model further, pick Partial unfreezing or LoRA in step 3 and train again.")
 
 
 def parent_folder(config: RunConfig, run_dir: Path) -> Optional[RunFolder]:
@@ -71,8 +73,7 @@ def load_parent_weights(model: nn.Module, head_names: list[str], parent: RunFold
 def why_not(parent: RunFolder) -> Optional[str]:
     """Why this finished run cannot be continued, in plain words (None: it can)."""
     if (parent.metrics() or {}).get("probe_fit"):
-        return ("This probe's last layer was fitted to convergence in one go: more epochs would change "
-                "nothing. Start a new run with another strategy instead.")
+        return PROBE_CONVERGED
     if (parent.manifest() or {}).get("format") not in ("timm", "transformers"):
         return ("Runs of this strategy are exported as a sentence encoder and a separate head, which cannot be "
                 "trained further here. Start a new run instead.")
@@ -86,8 +87,7 @@ def continue_config(parent_config: dict, parent_id: str, epochs: int) -> RunConf
     extra[PARENT_KEY] = parent_id
     record.update(epochs=int(epochs), compare_scratch=False, extra=extra)
     if record.get("strategy") == "linear_probe" and extra.get("probe_head") != "minibatch":
-        raise ConfigError("This probe's head was fitted to convergence in one go: more epochs would change "
-                          "nothing. Start a new run with another strategy instead.")
+        raise ConfigError(PROBE_CONVERGED)
     return RunConfig.from_dict(record)
 
 
