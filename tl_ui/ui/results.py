@@ -128,7 +128,7 @@ def _compare_section() -> dict:
         c["compare_plot"] = gr.LinePlot(
             value=cv.empty_overlay(), x=OVERLAY_COLUMNS[0], y=OVERLAY_COLUMNS[1], color=OVERLAY_COLUMNS[2],
             color_title="",
-            title="Validation accuracy of the ticked runs", x_title="epoch (a linear probe: iteration of its fit)", x_axis_format="~g",
+            title="Validation accuracy of the ticked runs", x_title="epoch (a probe: iteration)", x_axis_format="~g",
             y_title="validation accuracy", y_lim=[0, 1], height=300, elem_id="compare-plot", scale=3,
             min_width=440)
     c["compare_diff"] = gr.Markdown("", elem_id="compare-diff")
