@@ -95,7 +95,9 @@ def test_bootstrap_macro_f1_ci_is_fast():
 def test_paired_bootstrap_identical_and_better_model():
     y_true, y_pred = noisy_predictions(n=300, right=0.6)
     same = paired_bootstrap_accuracy_diff(y_true, y_pred, y_pred.copy())
-    assert same == {"difference": 0.0, "ci": [0.0, 0.0], "n": 300}
+    # no example differs: resampling says [0, 0]; 300 examples still allow a difference of ±1.3 points
+    unseen = wilson_interval(0, 300)[1]
+    assert same == {"difference": 0.0, "ci": [-unseen, unseen], "n": 300, "floored": True}
     better = np.where(np.random.default_rng(5).random(300) < 0.9, y_true, y_pred)
     result = paired_bootstrap_accuracy_diff(y_true, better, y_pred)
     assert result["difference"] > 0.1 and result["ci"][0] > 0
@@ -266,8 +268,13 @@ def test_group_metrics_class_missing_in_a_group():
 
 def test_accuracy_sentence():
     ci = wilson_interval(40, 40)
-    assert accuracy_sentence(40, 40, ci) == ("Right on 40 of 40 held-out examples. With this few examples "
-                                             "the true accuracy is probably between 91% and 100%.")
+    assert accuracy_sentence(40, 40, ci) == ("Right on all 40 held-out examples; with 40 examples that still "
+                                             "allows a true accuracy as low as 91%.")
+    assert accuracy_sentence(0, 10, wilson_interval(0, 10)) == (
+        "Wrong on all 10 held-out examples; with 10 examples that still allows a true accuracy as high as 28%.")
+    assert accuracy_sentence(38, 40, wilson_interval(38, 40)) == (
+        "Right on 38 of 40 held-out examples. With this few examples the true accuracy is probably between "
+        "83% and 99%.")
     assert accuracy_sentence(180, 200, (0.851, 0.9353), noun="test images") == (
         "Right on 180 of 200 test images. The true accuracy is probably between 85% and 94%.")
 

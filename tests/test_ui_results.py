@@ -136,8 +136,55 @@ def test_reliability_diagram_and_calibration_sentence():
     assert df[df.series == evidence.DIAGONAL][["confidence", "accuracy"]].values.tolist() == [[0, 0], [1, 1]]
     sentence = evidence.calibration_md(full_metrics()["calibration"], full_metrics())
     assert "12.0 percentage points on average before calibration and 4.0 after" in sentence
-    assert sentence.count(". ") == 1   # one sentence on ECE, one on what is calibrated
+    # a run recorded before the temperature's bounds: ECE, how the temperature was chosen, what is calibrated
+    assert "**Temperature 1.30.** Chosen on the validation examples." in sentence
+    assert sentence.endswith("the calibrated ones.")
     assert evidence.reliability_df(None) is None
+
+
+def test_calibration_kept_at_one_and_what_the_ece_cannot_rule_out():
+    """Issue 32: 40 all-right test examples do not show 'ECE 0.0' without saying what 40 cannot rule out,
+    and a temperature the validation set could not inform is said to be kept at 1."""
+    calibration = {"temperature": 1.0, "fit": "kept at 1", "ece_before": 0.0004, "ece_after": 0.0004,
+                   "ece_after_ci": [0.0, 0.0873], "bins": _bins(0.0), "bins_before": _bins(0.0),
+                   "temperature_note": "Kept at 1: all 32 validation examples were right, so they cannot show "
+                                       "how sure the model should be."}
+    text = evidence.calibration_md(calibration, full_metrics(calibration=calibration))
+    assert "0.0 after (expected calibration error)" in text
+    assert "With 40 examples, a calibration error anywhere from 0 to 8.8 points cannot be ruled out" in text
+    assert "**Temperature 1.00.** Kept at 1: all 32 validation examples were right" in text
+    assert "the model's own (not rescaled)" in text
+
+
+def test_an_all_right_run_says_why_its_intervals_are_not_narrower():
+    metrics = full_metrics(
+        accuracy=1.0, accuracy_ci=[0.9124, 1.0], macro_f1=1.0, macro_f1_ci=[0.9124, 1.0],
+        floored_intervals=["macro_f1_ci"], mistakes=[],
+        accuracy_sentence="Right on all 40 test examples; with 40 examples that still allows a true accuracy as "
+                          "low as 91%.",
+        macro_f1_sentence="Macro-F1 was 100% on the 40 test examples; with 40 examples that still allows a true "
+                          "macro-F1 as low as 91%.",
+        cross_validation={"folds": 5, "repeats": 3, "n": 200, "accuracy": 1.0, "accuracy_ci": [0.9812, 1.0],
+                          "macro_f1": 1.0, "macro_f1_ci": [0.9812, 1.0], "method": "k-fold",
+                          "floored_intervals": ["accuracy_ci", "macro_f1_ci"]})
+    text = evidence.headline_md("r1", {}, metrics)
+    assert "Cross-validated accuracy: 100% (95% interval 98%–100%)" in text
+    assert "with 200 examples that still allows a true accuracy as low as 98%" in text
+    assert "Macro-F1** (every class counts the same): 100% (95% interval 91%–100%)" in text
+    assert "still allows a true macro-F1 as low as 91%" in text
+    assert "100%–100%" not in text
+    # metrics.json without its own sentence (the sentence is made from the numbers)
+    del metrics["macro_f1_sentence"]
+    assert "still allows a true macro-F1 as low as 91%" in evidence.headline_md("r1", {}, metrics)
+
+
+def test_no_mistakes_says_so_instead_of_an_empty_gallery(lab, owner):
+    run = write_run(lab, owner, "20250101-150000-ffffff", full_metrics(mistakes=[]))
+    values = results_view.show(lab, owner, run)
+    assert values["mistakes_note"].startswith("No mistakes on the 40 test examples")
+    assert not values["mistakes_gallery"]["visible"] and not values["mistakes_table"]["visible"]
+    with_one = results_view.show(lab, owner, write_run(lab, owner, "20250101-150000-gggggg", full_metrics()))
+    assert with_one["mistakes_note"] == "" and with_one["mistakes_gallery"]["visible"]
 
 
 def test_conformal_sentence_or_note():

@@ -73,7 +73,7 @@ tags: [transfer-lab, {loaded.modality}-classification]
 
 * Accuracy: **{metrics.get("accuracy", 0):.3f}** {_ci(metrics.get("accuracy_ci"))} (always guessing the largest
   class would score {metrics.get("majority_baseline_accuracy", 0):.3f})
-* Macro-F1: **{metrics.get("macro_f1", 0):.3f}** {_ci(metrics.get("macro_f1_ci"))}
+* Macro-F1: **{metrics.get("macro_f1", 0):.3f}** {_ci(metrics.get("macro_f1_ci"))}{_why(metrics.get("macro_f1_sentence"))}
 * {_kept_weights(metrics)}
 {trust_lines}
 
@@ -103,17 +103,32 @@ def _ci(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci and len(ci) == 2 else ""
 
 
+def _why(sentence) -> str:
+    """A widened interval's reason (tl_ui.trust.floors), after its figure."""
+    return f" — {sentence}" if sentence else ""
+
+
 def _trust_lines(metrics: dict) -> str:
+    from tl_ui.trust.wording import cv_floor_sentence
+
     lines = []
     cv = metrics.get("cross_validation")
     if cv:
+        widened = "accuracy_ci" in (cv.get("floored_intervals") or []) and cv.get("n")
         lines.append(f"* Cross-validated accuracy of a linear probe on these features ({cv['folds']} folds × "
-                     f"{cv['repeats']} repeats, all examples): {cv['accuracy']:.3f} {_ci(cv.get('accuracy_ci'))}")
+                     f"{cv['repeats']} repeats, all examples): {cv['accuracy']:.3f} {_ci(cv.get('accuracy_ci'))}"
+                     + _why(cv_floor_sentence(cv["accuracy"], cv["n"], cv["accuracy_ci"]) if widened else None))
     cal = metrics.get("calibration")
     if cal:
-        lines.append(f"* Calibration: the probabilities in these files are temperature-scaled (T = "
-                     f"{cal['temperature']:.2f}, folded into the last layer); expected calibration error on the "
-                     f"test examples {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after.")
+        if abs(float(cal["temperature"]) - 1.0) < 1e-9:
+            how = "the probabilities in these files are the model's own (temperature 1)"
+        else:
+            how = (f"the probabilities in these files are temperature-scaled (T = {cal['temperature']:.2f}, "
+                   "folded into the last layer)")
+        note = f" {cal['temperature_note']}" if cal.get("temperature_note") else ""
+        lines.append(f"* Calibration: {how}.{note} Expected calibration error on the test examples "
+                     f"{cal['ece_before']:.3f} {_ci(cal.get('ece_before_ci'))} before, {cal['ece_after']:.3f} "
+                     f"{_ci(cal.get('ece_after_ci'))} after (in brackets: what the test examples cannot rule out).")
     conf = metrics.get("conformal") or {}
     if conf.get("coverage") is not None:
         lines.append(f"* Prediction sets at the {conf['level']:.0%} level (split conformal, thresholds in "

@@ -11,7 +11,9 @@ what differs for several labels per example:
 * the end: a threshold per label chosen on the choose ("validation") examples
   (`trust.multilabel.choose_thresholds`), every number measured on the report ("test") examples only.
 No temperature is fitted (sigmoid scores are used as they are), so the exported model's scores are
-the app's scores.
+the app's scores, and nothing fitted on the validation examples can sharpen them; a label's threshold
+is tuned only with at least `trust.multilabel.MIN_FOR_THRESHOLD` positives and negatives there (else 0.5), and on
+separable scores ties go to the cut nearest 0.5.
 """
 from __future__ import annotations
 
@@ -232,6 +234,8 @@ def build_multilabel_metrics(probs: np.ndarray, targets: np.ndarray, classes: Se
         "accuracy": block["subset_accuracy"], "accuracy_ci": block["subset_accuracy_ci"],
         "macro_f1": block["macro_f1"], "macro_f1_ci": block["macro_f1_ci"],
         "micro_f1": block["micro_f1"], "micro_f1_ci": block["micro_f1_ci"],
+        # the top-level copies of the block's intervals that were widened to what n allows (trust.floors)
+        "floored_intervals": [k for k in block.get("floored_intervals", []) if k in ("macro_f1_ci", "micro_f1_ci")],
         "majority_baseline_accuracy": sets.count(common) / n if n else 0.0,
         "n_val": n, "classes": list(classes), "ci_level": block["ci_level"], "ci_method": block["ci_method"],
         "accuracy_sentence": accuracy_sentence(exact, n, block["subset_accuracy_ci"],

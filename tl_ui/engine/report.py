@@ -16,16 +16,49 @@ from tl_ui.config import SET_LEVELS
 from tl_ui.engine.evaluate import evaluate
 from tl_ui import trust
 from tl_ui.runfolder import RunFolder
+from tl_ui.trust.floors import FloorLog
 
 CV_BELOW_N = 100    # below this many test examples the cross-validated estimate is shown first
 
 
 def calibrate(choose_logits: np.ndarray, choose_targets: np.ndarray) -> dict:
-    """Temperature and prediction-set thresholds, all fitted on the choose examples."""
-    temperature = float(trust.fit_temperature(choose_logits, choose_targets)) if len(choose_targets) else 1.0
+    """Temperature and prediction-set thresholds, all fitted on the choose examples. The temperature
+    is bounded (trust.calibration.temperature_fit): kept at 1 when the examples cannot inform it,
+    never sharper than their accuracy supports; `fit` and `temperature_note` say which happened."""
+    fit = trust.temperature_fit(choose_logits, choose_targets)
+    temperature = float(fit["temperature"])
     probs = trust.softmax(choose_logits, temperature)
     thresholds = {str(level): trust.conformal_threshold(probs, choose_targets, level) for level in SET_LEVELS}
-    return {"temperature": temperature, "thresholds": thresholds, "n_calibration": int(len(choose_targets))}
+    return {"temperature": temperature, "thresholds": thresholds, "n_calibration": int(len(choose_targets)),
+            "fit": fit["fit"], "temperature_note": fit["note"], "nll_optimum": fit["nll_optimum"],
+            "confidence_cap": fit["confidence_cap"]}
+
+
+def _calibration_record(fitted: dict, probs_before: np.ndarray, probs: np.ndarray, targets: np.ndarray,
+                        level: float) -> dict:
+    """metrics.json's `calibration`: the temperature and how it was chosen, ECE before and after with
+    the range the per-bin counts allow, and the reliability bins."""
+    n = len(targets)
+    ece_after, ece_after_ci = (trust.expected_calibration_error(probs, targets),
+                               trust.ece_interval(probs, targets, 15, level))
+    record = {
+        "temperature": round(fitted["temperature"], 4),
+        # runs fitted before the bounds (calibrate() without `fit`) read as a plain fit
+        "fit": fitted.get("fit", "fitted"),
+        "temperature_note": fitted.get("temperature_note") or trust.temperature_sentence(fitted),
+        "nll_optimum": fitted.get("nll_optimum"),
+        "confidence_cap": fitted.get("confidence_cap"),
+        "ece_before": trust.expected_calibration_error(probs_before, targets),
+        "ece_before_ci": trust.ece_interval(probs_before, targets, 15, level),
+        "ece_after": ece_after,
+        "ece_after_ci": ece_after_ci,
+        "ece_ci_method": "per confidence bin, the Wilson interval of its accuracy (what the counts cannot rule out)",
+        "ece_sentence": trust.ece_sentence(ece_after, ece_after_ci, n) if n else "",
+        "bins": trust.reliability_bins(probs, targets),
+        "bins_before": trust.reliability_bins(probs_before, targets),
+        "n_bins": 15,
+    }
+    return record
 
 
 def build_metrics(report_logits: np.ndarray, report_targets: np.ndarray, classes: Sequence[str],
@@ -39,31 +72,33 @@ def build_metrics(report_logits: np.ndarray, report_targets: np.ndarray, classes
     n, predicted = len(report_targets), probs.argmax(axis=1)
     correct = int((predicted == report_targets).sum())
     accuracy_ci = trust.wilson_interval(correct, n, level)
+    floors = FloorLog()
+    macro_f1_ci = floors.keep("macro_f1_ci", trust.at_least_as_share(
+        metrics["macro_f1"], trust.bootstrap_macro_f1_ci(report_targets, predicted, len(classes), level, seed=seed),
+        n, level))
     metrics.update(
         accuracy_ci=list(accuracy_ci),
-        macro_f1_ci=list(trust.bootstrap_macro_f1_ci(report_targets, predicted, len(classes), level, seed=seed)),
+        macro_f1_ci=macro_f1_ci,
         ci_level=level, ci_method="Wilson score (accuracy, precision, recall); stratified bootstrap, "
-                                  "2000 resamples (macro-F1)",
+                                  "2000 resamples (macro-F1), never narrower than the Wilson interval of "
+                                  "macro-F1 as a share of the test examples where the bootstrap collapses "
+                                  "or reaches 0 or 1",
         accuracy_sentence=trust.accuracy_sentence(correct, n, accuracy_ci, noun="test examples"),
     )
+    if floors.names:
+        metrics["macro_f1_sentence"] = trust.floor_sentence("macro-F1", metrics["macro_f1"], n, macro_f1_ci)
     for i, name in enumerate(classes):
         row = metrics["per_class"][name]
         n_pred, n_true = int((predicted == i).sum()), int((report_targets == i).sum())
         hits = int(((predicted == i) & (report_targets == i)).sum())
         row["precision_ci"] = list(trust.wilson_interval(hits, n_pred, level))
         row["recall_ci"] = list(trust.wilson_interval(hits, n_true, level))
-    metrics["calibration"] = {
-        "temperature": round(fitted["temperature"], 4),
-        "ece_before": trust.expected_calibration_error(probs_before, report_targets),
-        "ece_after": trust.expected_calibration_error(probs, report_targets),
-        "bins": trust.reliability_bins(probs, report_targets),
-        "bins_before": trust.reliability_bins(probs_before, report_targets),
-        "n_bins": 15,
-    }
+    metrics["calibration"] = _calibration_record(fitted, probs_before, probs, report_targets, level)
     metrics["conformal"] = conformal_report(probs, report_targets, fitted, set_level)
     if groups is not None:
         metrics["groups"] = {"column": group_column, **trust.group_metrics(
             report_targets, predicted, list(groups), list(classes), level)}
+    metrics["floored_intervals"] = floors.field()
     return metrics
 
 

@@ -49,7 +49,9 @@ def knn_cv_accuracy(features, targets, *, folds: int = 5, repeats: int = 3, seed
             test_over_train.append(len(test_idx) / len(train_idx))
     scores_arr = np.asarray(scores)
     return {"accuracy": round(float(scores_arr.mean()), 4),
-            "accuracy_ci": [float(v) for v in corrected_t_interval(scores_arr, float(np.mean(test_over_train)), level)],
+            # never narrower than n examples allow (every fold right: Wilson on n, tl_ui/trust/floors.py)
+            "accuracy_ci": [float(v) for v in corrected_t_interval(scores_arr, float(np.mean(test_over_train)), level,
+                                                                   n_examples=len(y))],
             "k": k, "folds": folds, "repeats": int(repeats)}
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import brentq, minimize_scalar
 from scipy.special import log_softmax
 
 # Search range for the temperature; wide enough for any real model, narrow enough to stay stable.
@@ -30,16 +30,8 @@ def _finite_logits(logits: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(logits), logits, floor)
 
 
-def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """Temperature T > 0 minimising the NLL of softmax(logits / T); 1.0 for empty input.
-
-    Works on log-probabilities too: softmax ignores a per-row constant, so log p / T behaves like z / T.
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    targets = np.asarray(targets, dtype=np.int64).reshape(-1)
-    if logits.size == 0 or targets.size == 0:
-        return 1.0
-    logits = _finite_logits(logits.reshape(len(targets), -1))
+def _unbounded_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature minimising the mean NLL of softmax(logits / T) within the search range."""
     rows = np.arange(len(targets))
 
     def mean_nll(log_temperature: float) -> float:
@@ -50,6 +42,72 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     result = minimize_scalar(mean_nll, bounds=(np.log(_MIN_TEMPERATURE), np.log(_MAX_TEMPERATURE)),
                              method="bounded", options={"xatol": 1e-5})
     return float(np.exp(result.x))
+
+
+def _mean_confidence(logits: np.ndarray, temperature: float) -> float:
+    return float(softmax(logits, temperature).max(axis=1).mean())
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def temperature_fit(logits: np.ndarray, targets: np.ndarray) -> dict:
+    """Temperature scaling that cannot make the model surer than its validation examples allow.
+
+    Returns {"temperature", "fit", "note", "nll_optimum", "confidence_cap"}; `fit` is one of
+
+    * "kept at 1": no validation examples, or none wrong. When every validation example is right
+      the likelihood keeps improving as T -> 0 (on separable data T went to 0.07 and the export
+      answered 100.0% for anything), so those examples cannot say how sure the model may be.
+    * "fitted": the likelihood's own optimum (as in Guo et al. 2017). Softening (T > 1) is never
+      limited: it only makes the model less sure.
+    * "limited": the optimum was sharper (T < 1) than the examples support. Sharpening may go only
+      until the mean top-class probability on the validation examples reaches the rule-of-succession
+      estimate of their accuracy, (right + 1) / (n + 2): a calibrated model is on average as sure as
+      it is right, and with k of n right the data do not support being surer than that (31 of 32
+      right: 94%; 199 of 200: 99%). If the model is already that sure at T = 1, T stays 1.
+
+    Works on log-probabilities too: softmax ignores a per-row constant, so log p / T behaves like z / T.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.int64).reshape(-1)
+    if logits.size == 0 or targets.size == 0:
+        return {"temperature": 1.0, "fit": "kept at 1", "nll_optimum": None, "confidence_cap": None,
+                "note": "Kept at 1: there were no validation examples to calibrate on."}
+    logits = _finite_logits(logits.reshape(len(targets), -1))
+    n = len(targets)
+    right = int((logits.argmax(axis=1) == targets).sum())
+    cap = (right + 1) / (n + 2)
+    record = {"nll_optimum": None, "confidence_cap": round(cap, 4)}
+    if right == n:
+        return {**record, "temperature": 1.0, "fit": "kept at 1",
+                "note": (f"Kept at 1: all {n} validation examples were right, so they cannot show how sure the "
+                         "model should be (fitting would only make it surer, towards 100% for everything).")}
+    optimum = _unbounded_temperature(logits, targets)
+    record["nll_optimum"] = round(optimum, 4)
+    if optimum >= 1.0 or _mean_confidence(logits, optimum) <= cap:
+        sharper = "sharpens" if optimum < 1 else "softens"
+        return {**record, "temperature": optimum, "fit": "fitted",
+                "note": (f"Fitted on {n} validation examples ({right} right): T = {optimum:.2f} {sharper} the "
+                         "model's probabilities to match how often it was right there.")}
+    if _mean_confidence(logits, 1.0) >= cap:
+        return {**record, "temperature": 1.0, "fit": "kept at 1",
+                "note": (f"Kept at 1: with {right} of {n} validation examples right, the data do not support "
+                         f"being surer than {_percent(cap)} on average, and the model already is at T = 1 "
+                         f"(the unlimited fit wanted T = {optimum:.2f}).")}
+    # mean confidence falls as T grows: find where it meets the cap between the optimum and 1
+    limited = float(np.exp(brentq(lambda log_t: _mean_confidence(logits, np.exp(log_t)) - cap,
+                                  np.log(optimum), 0.0, xtol=1e-6)))
+    return {**record, "temperature": limited, "fit": "limited",
+            "note": (f"Limited to T = {limited:.2f}: the best fit on {n} validation examples wanted "
+                     f"T = {optimum:.2f}, which would make the model surer on average than {right} of {n} right "
+                     f"supports ({_percent(cap)}).")}
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature of `temperature_fit` (1.0 for empty input or when nothing can inform it)."""
+    return float(temperature_fit(logits, targets)["temperature"])
 
 
 def _top_label(probs, targets) -> tuple[np.ndarray, np.ndarray]:
@@ -94,3 +152,30 @@ def reliability_bins(probs, targets, n_bins: int = 15) -> list[dict]:
             "count": int(in_bin.sum()),
         })
     return result
+
+
+def ece_interval(probs, targets, n_bins: int = 15, level: float = 0.95) -> list[float]:
+    """[low, high]: the expected calibration errors the per-bin counts allow.
+
+    In each confidence bin the accuracy is k right of n_b, known only up to its Wilson interval
+    [L_b, U_b]; the ECE computed with any accuracy inside those intervals lies in
+    [sum w_b * distance(conf_b, [L_b, U_b]), sum w_b * max(|conf_b - L_b|, |conf_b - U_b|)]
+    (w_b = n_b / n). So 40 of 40 right at confidence 99.9% has an ECE of 0.001, but anything up to
+    0.09 cannot be ruled out: 40 examples cannot tell a model that is right 91% of the time apart.
+    A per-bin bound, not a joint confidence interval: it states what the counts cannot exclude."""
+    from .intervals import wilson_interval
+
+    confidence, correct = _top_label(probs, targets)
+    if confidence.size == 0:
+        return [0.0, 1.0]
+    bins = _bin_index(confidence, n_bins)
+    low = high = 0.0
+    for b in np.unique(bins):
+        in_bin = bins == b
+        count = int(in_bin.sum())
+        conf = float(confidence[in_bin].mean())
+        acc_low, acc_high = wilson_interval(int(correct[in_bin].sum()), count, level)
+        weight = count / confidence.size
+        low += weight * max(acc_low - conf, conf - acc_high, 0.0)
+        high += weight * max(abs(conf - acc_low), abs(conf - acc_high))
+    return [round(low, 4), round(min(high, 1.0), 4)]

@@ -5,6 +5,7 @@ Every function is seeded and deterministic, so the same run always reports the s
 from __future__ import annotations
 
 import warnings
+from typing import Optional
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -13,6 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from statsmodels.stats.proportion import proportion_confint
+
+from .floors import FloorLog, at_least_as_share, at_least_wilson, paired_floor
 
 DEFAULT_LEVEL = 0.95
 
@@ -95,11 +98,15 @@ def bootstrap_macro_f1_ci(y_true, y_pred, n_classes: int, level: float = DEFAULT
 
 def paired_bootstrap_accuracy_diff(y_true, pred_a, pred_b, level: float = DEFAULT_LEVEL,
                                    n_resamples: int = 2000, seed: int = 0) -> dict:
-    """Accuracy of A minus accuracy of B, with a paired bootstrap interval (same rows for both)."""
+    """Accuracy of A minus accuracy of B, with a paired bootstrap interval (same rows for both).
+
+    When no example was right for one model only in one of the two directions, resampling cannot
+    show that direction: the interval is widened to the counts' floor (floors.paired_floor) and
+    `floored` says so."""
     y_true, pred_a, pred_b = _labels(y_true), _labels(pred_a), _labels(pred_b)
     n = _check_same_length(y_true, pred_a, pred_b)
     if n == 0:
-        return {"difference": 0.0, "ci": [-1.0, 1.0], "n": 0}
+        return {"difference": 0.0, "ci": [-1.0, 1.0], "n": 0, "floored": False}
     # Per-example difference in correctness (-1, 0 or +1): resampling it resamples both sides together.
     per_example = (pred_a == y_true).astype(np.float64) - (pred_b == y_true).astype(np.float64)
     rng = np.random.default_rng(seed)
@@ -107,8 +114,9 @@ def paired_bootstrap_accuracy_diff(y_true, pred_a, pred_b, level: float = DEFAUL
     for block in _blocks(n_resamples, n):
         positions = rng.integers(0, n, size=(block.stop - block.start, n))
         diffs[block] = per_example[positions].mean(axis=1)
-    low, high = _percentile_interval(diffs, level)
-    return {"difference": round(float(per_example.mean()), 4), "ci": [low, high], "n": int(n)}
+    ci, floored = paired_floor(_percentile_interval(diffs, level), int((per_example > 0).sum()),
+                               int((per_example < 0).sum()), n, level)
+    return {"difference": round(float(per_example.mean()), 4), "ci": ci, "n": int(n), "floored": floored}
 
 
 def _corrected_t_interval(scores: np.ndarray, test_over_train: float, level: float) -> tuple[float, float]:
@@ -126,9 +134,20 @@ def _corrected_t_interval(scores: np.ndarray, test_over_train: float, level: flo
     return round(max(mean - half_width, 0.0), 4), round(min(mean + half_width, 1.0), 4)
 
 
-def corrected_t_interval(scores, test_over_train: float, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
-    """The interval of a mean over resampled folds (public name for other cross-validated scores)."""
-    return _corrected_t_interval(np.asarray(scores, dtype=np.float64), test_over_train, level)
+def corrected_t_interval(scores, test_over_train: float, level: float = DEFAULT_LEVEL,
+                         n_examples: Optional[int] = None) -> tuple[float, float]:
+    """The interval of a mean over resampled folds (public name for other cross-validated scores).
+
+    With `n_examples` (how many distinct examples the folds tested) the scores are accuracies, and
+    the interval is at least the Wilson interval of the mean as a share of those examples: when
+    every fold scores the same, the fold spread is 0 but the n examples still bound what is known
+    (floors.at_least_wilson)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    interval = _corrected_t_interval(scores, test_over_train, level)
+    if n_examples:
+        correct = int(round(float(np.mean(scores)) * n_examples))
+        interval = tuple(at_least_wilson(interval, correct, int(n_examples), level)[0])
+    return interval
 
 
 def _fit_probe_and_predict(train_x, train_y, test_x) -> np.ndarray:
@@ -152,7 +171,12 @@ def _fit_probe_and_predict(train_x, train_y, test_x) -> np.ndarray:
 
 def cv_probe_estimate(features: np.ndarray, targets: np.ndarray, n_classes: int, folds: int = 5,
                       repeats: int = 3, seed: int = 0, level: float = DEFAULT_LEVEL) -> dict:
-    """Cross-validated accuracy and macro-F1 of a fixed linear probe, with corrected t intervals."""
+    """Cross-validated accuracy and macro-F1 of a fixed linear probe, with corrected t intervals.
+
+    Each example is tested once per repeat, so the folds together measured `n` examples: the
+    accuracy's interval is at least the Wilson interval of its mean as a share of n, and macro-F1's
+    is widened the same way where the fold spread says nothing (every fold scored the same, or the
+    score is at 0 or 1); `floored_intervals` names what was widened (floors.py)."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim == 1:
         features = features.reshape(-1, 1)
@@ -179,12 +203,21 @@ def cv_probe_estimate(features: np.ndarray, targets: np.ndarray, n_classes: int,
             test_over_train.append(len(test_idx) / len(train_idx))
     ratio = float(np.mean(test_over_train))
     accuracies, macro_f1s = np.asarray(accuracies), np.asarray(macro_f1s)
+    n = len(targets)
+    accuracy, macro_f1 = round(float(accuracies.mean()), 4), round(float(macro_f1s.mean()), 4)
+    log = FloorLog()
+    accuracy_ci = log.keep("accuracy_ci", at_least_wilson(
+        _corrected_t_interval(accuracies, ratio, level), int(round(float(accuracies.mean()) * n)), n, level))
+    macro_f1_ci = log.keep("macro_f1_ci", at_least_as_share(
+        macro_f1, _corrected_t_interval(macro_f1s, ratio, level), n, level))
     return {
         "folds": folds,
         "repeats": int(repeats),
-        "accuracy": round(float(accuracies.mean()), 4),
-        "accuracy_ci": list(_corrected_t_interval(accuracies, ratio, level)),
-        "macro_f1": round(float(macro_f1s.mean()), 4),
-        "macro_f1_ci": list(_corrected_t_interval(macro_f1s, ratio, level)),
+        "n": int(n),
+        "accuracy": accuracy,
+        "accuracy_ci": accuracy_ci,
+        "macro_f1": macro_f1,
+        "macro_f1_ci": macro_f1_ci,
         "method": CV_METHOD,
+        "floored_intervals": log.field(),
     }

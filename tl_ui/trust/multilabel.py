@@ -14,15 +14,17 @@ import warnings
 import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, hamming_loss
 
+from .floors import FloorLog, at_least_as_share
 from .intervals import DEFAULT_LEVEL, _percentile_interval, wilson_interval
-from .wording import _level_percent, _percent_range
+from .wording import _level_percent, _percent_range, floor_sentence
 
 DEFAULT_THRESHOLD = 0.5
 MIN_FOR_THRESHOLD = 5   # positives (and negatives) of a label among the choose examples to tune its threshold
 N_RESAMPLES = 2000
 METHOD = ("per label: Wilson score (precision, recall); over examples: bootstrap of whole examples, "
           f"{N_RESAMPLES} resamples (micro-/macro-F1, Hamming loss, mean average precision); "
-          "Wilson score (subset accuracy)")
+          "Wilson score (subset accuracy); a bootstrap interval with no width or at 0 or 1 is widened to the "
+          "Wilson interval of the score as a share of the test examples (floored_intervals)")
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -140,16 +142,23 @@ def multilabel_scores(probs: np.ndarray, targets: np.ndarray, names: Sequence[st
     hamming = float(hamming_loss(y, pred))
     mean_ap = _mean_ap(y, probs)
     cis = _bootstrap(y, pred, probs, level, seed) if n else {}
+    floors = FloorLog()
+
+    def floored(key: str, value):   # the bootstrap's interval, widened where it says nothing (trust.floors)
+        return floors.keep(f"{key}_ci", at_least_as_share(value, cis.get(key, (0.0, 1.0)), n, level))
+
     block = {
         "n": n, "labels": list(names), "thresholds": {name: float(v) for name, v in zip(names, t)},
-        "micro_f1": micro, "micro_f1_ci": list(cis.get("micro_f1", (0.0, 1.0))),
-        "macro_f1": macro, "macro_f1_ci": list(cis.get("macro_f1", (0.0, 1.0))),
+        "micro_f1": micro, "micro_f1_ci": floored("micro_f1", micro),
+        "macro_f1": macro, "macro_f1_ci": floored("macro_f1", macro),
         "subset_accuracy": exact / n if n else 0.0, "subset_accuracy_ci": list(subset_ci),
-        "hamming_loss": hamming, "hamming_loss_ci": list(cis.get("hamming_loss", (0.0, 1.0))),
+        "hamming_loss": hamming, "hamming_loss_ci": floored("hamming_loss", hamming),
         "mean_average_precision": mean_ap,
-        "mean_average_precision_ci": list(cis["mean_average_precision"]) if cis.get("mean_average_precision") else None,
+        "mean_average_precision_ci": (floored("mean_average_precision", mean_ap)
+                                      if cis.get("mean_average_precision") and mean_ap is not None else None),
         "per_label": per_label, "ci_level": level, "ci_method": METHOD,
     }
+    block["floored_intervals"] = floors.field()
     block["sentences"] = overall_sentences(block)
     return block
 
@@ -172,14 +181,20 @@ def overall_sentences(block: dict) -> dict:
         return f"{low}% and {high}%"
 
     exact = round(block["subset_accuracy"] * n)
+    widened = set(block.get("floored_intervals") or [])
+
+    def why(key: str, name: str) -> str:   # a widened interval says why it is not narrower
+        return " " + floor_sentence(name, block[key], n, block[key + "_ci"]) if f"{key}_ci" in widened else ""
+
     return {
         "micro_f1": (f"Counting every label of every test example together, micro-F1 is "
                      f"{block['micro_f1']:.2f}: the true value is probably between {rng('micro_f1')} ({level} "
-                     "interval). Common labels weigh most here."),
+                     "interval). Common labels weigh most here." + why("micro_f1", "micro-F1")),
         "macro_f1": (f"Averaged over the {k} labels, each counting the same, macro-F1 is {block['macro_f1']:.2f} "
-                     f"(probably between {rng('macro_f1')}). Rare labels weigh as much as common ones here."),
+                     f"(probably between {rng('macro_f1')}). Rare labels weigh as much as common ones here."
+                     + why("macro_f1", "macro-F1")),
         "subset_accuracy": (f"All labels exactly right on {exact} of {n} test examples "
                             f"(probably between {rng('subset_accuracy')} of such cases)."),
         "hamming_loss": (f"{block['hamming_loss']:.1%} of all label decisions ({n} examples × {k} labels) were "
-                         f"wrong (probably between {rng('hamming_loss')})."),
+                         f"wrong (probably between {rng('hamming_loss')})." + why("hamming_loss", "Hamming loss")),
     }

@@ -21,12 +21,73 @@ def _level_percent(level: float) -> str:
 
 
 def accuracy_sentence(correct: int, n: int, ci: tuple[float, float], noun: str = "held-out examples") -> str:
-    """E.g. 'Right on 40 of 40 held-out examples. With this few examples the true accuracy is ...'."""
+    """E.g. 'Right on 38 of 40 held-out examples. With this few examples the true accuracy is ...'.
+
+    All right (or all wrong) says why the interval still has a width: 'Right on all 80 test examples;
+    with 80 examples that still allows a true accuracy as low as 95%.'"""
     if n <= 0:
         return f"There are no {noun}, so the accuracy cannot be estimated yet."
     low, high = _percent_range(ci)
+    if correct >= n:
+        return (f"Right on all {n} {noun}; with {_examples(n)} that still allows a true accuracy "
+                f"as low as {low}%.")
+    if correct <= 0:
+        return (f"Wrong on all {n} {noun}; with {_examples(n)} that still allows a true accuracy "
+                f"as high as {high}%.")
     lead = "With this few examples the true accuracy" if n < _FEW_EXAMPLES else "The true accuracy"
     return f"Right on {correct} of {n} {noun}. {lead} is probably between {low}% and {high}%."
+
+
+def _examples(n: int) -> str:
+    return "1 example" if n == 1 else f"{n} examples"
+
+
+def floor_sentence(name: str, value: float, n: int, ci, noun: str = "test examples") -> str:
+    """Why an interval was widened to what n examples allow (trust.floors), e.g. 'Macro-F1 was 100%
+    on the 40 test examples; with 40 examples that still allows a true macro-F1 as low as 91%.'"""
+    low, high = _percent_range(ci)
+    name_lower = name   # as written mid-sentence: "macro-F1", "Hamming loss"
+    lead = f"{name[:1].upper()}{name[1:]}"
+    if value >= 1 - 1e-9:
+        return (f"{lead} was 100% on the {n} {noun}; with {_examples(n)} that still allows a true "
+                f"{name_lower} as low as {low}%.")
+    if value <= 1e-9:
+        return (f"{lead} was 0% on the {n} {noun}; with {_examples(n)} that still allows a true "
+                f"{name_lower} as high as {high}%.")
+    return (f"Resampling the {n} {noun} understates how uncertain {name_lower} is this close to the end of "
+            f"the scale, so its interval is widened to what {_examples(n)} allow ({low}%–{high}%).")
+
+
+def cv_floor_sentence(accuracy: float, n: int, ci) -> str:
+    """Why a cross-validated accuracy's interval is wider than its folds' spread (trust.floors)."""
+    low, high = _percent_range(ci)
+    if accuracy >= 1 - 1e-9:
+        return (f"Every split was right on every example; with {_examples(n)} that still allows a true "
+                f"accuracy as low as {low}%.")
+    if accuracy <= 1e-9:
+        return (f"Every split was wrong on every example; with {_examples(n)} that still allows a true "
+                f"accuracy as high as {high}%.")
+    return (f"The splits agreed more closely than {_examples(n)} can show, so the range is widened to what "
+            f"{_examples(n)} allow ({low}%–{high}%).")
+
+
+def ece_sentence(ece: float, ci, n: int, when: str = "after calibration") -> str:
+    """'With 40 test examples, a calibration error anywhere from 0 to 8.7 points cannot be ruled out
+    after calibration.' (trust.calibration.ece_interval)."""
+    low, high = 100 * float(ci[0]), 100 * float(ci[1])
+    low_text = "0" if low < 0.05 else f"{math.floor(low * 10) / 10:.1f}"
+    return (f"With {_examples(n)}, a calibration error anywhere from {low_text} to "
+            f"{math.ceil(high * 10) / 10:.1f} points cannot be ruled out {when}.")
+
+
+def temperature_sentence(calibration: dict) -> str:
+    """What happened to the temperature (trust.calibration.temperature_fit's note), or a plain
+    sentence for runs recorded before the fit was bounded."""
+    if calibration.get("temperature_note"):
+        return str(calibration["temperature_note"])
+    if calibration.get("temperature") is None:
+        return ""
+    return "Chosen on the validation examples."
 
 
 def interval_sentence(name: str, value: float, ci, level: float = DEFAULT_LEVEL) -> str:

@@ -36,12 +36,46 @@ def cv_sentence(cv: dict) -> str:
     """One plain sentence for the cross-validated estimate of a linear probe."""
     folds, repeats = int(cv.get("folds") or 0), int(cv.get("repeats") or 1)
     text = (f"A linear probe on this model's features, trained and tested {folds * repeats} times on "
-            f"different splits of all your examples ({folds} folds × {repeats} repeats), was right "
-            f"{round(100 * float(cv['accuracy']))}% of the time on average")
-    if cv.get("accuracy_ci"):
-        text += f"; the true accuracy is probably between {pct_range(cv['accuracy_ci']).replace('–', ' and ')}"
-    return text + (". This estimates how well the approach works on your data; the model you download is "
+            f"different splits of all your examples ({folds} folds × {repeats} repeats), ")
+    accuracy, n = float(cv["accuracy"]), cv.get("n")
+    widened = _floored(cv, "accuracy_ci") and n
+    if widened and accuracy in (0.0, 1.0):   # every split scored the same: say what n still allows
+        low, high = pct_range(cv["accuracy_ci"]).split("–")
+        text += (f"was right on every example of every split; with {n} examples that still allows a true "
+                 f"accuracy as low as {low}." if accuracy == 1.0 else
+                 f"was wrong on every example of every split; with {n} examples that still allows a true "
+                 f"accuracy as high as {high}.")
+    else:
+        text += f"was right {round(100 * accuracy)}% of the time on average"
+        if cv.get("accuracy_ci"):
+            text += f"; the true accuracy is probably between {pct_range(cv['accuracy_ci']).replace('–', ' and ')}"
+        text += "."
+        if widened:
+            from tl_ui.trust.wording import cv_floor_sentence
+
+            text += " " + cv_floor_sentence(accuracy, int(n), cv["accuracy_ci"])
+    return text + (" This estimates how well the approach works on your data; the model you download is "
                    "the one tested below.")
+
+
+def _floored(block: Optional[dict], name: str) -> bool:
+    """Whether the block records `name` as widened to what its n allows (tl_ui.trust.floors)."""
+    return bool(block) and name in (block.get("floored_intervals") or [])
+
+
+def macro_f1_note(metrics: dict) -> str:
+    """Why a test macro-F1's interval is wider than its bootstrap (metrics.json's own sentence, or
+    one made from its numbers); '' when it was not widened."""
+    if not _floored(metrics, "macro_f1_ci"):
+        return ""
+    if metrics.get("macro_f1_sentence"):
+        return str(metrics["macro_f1_sentence"])
+    n = n_reported(metrics)
+    if not n or metrics.get("macro_f1") is None:
+        return ""
+    from tl_ui.trust.wording import floor_sentence
+
+    return floor_sentence("macro-F1", float(metrics["macro_f1"]), int(n), metrics["macro_f1_ci"])
 
 
 def test_sentence(metrics: dict) -> str:
@@ -80,6 +114,9 @@ def headline_md(run_id: str, config: dict, metrics: dict) -> str:
                       f"{pct_ci(metrics['macro_f1'], metrics.get('macro_f1_ci'), level)}."]
         if cv and cv.get("macro_f1") is not None:
             lines[-1] += f" Cross-validated: {pct_ci(cv['macro_f1'], cv.get('macro_f1_ci'), level)}."
+        note = macro_f1_note(metrics)
+        if note:
+            lines[-1] += f" {html.escape(note)}"
     base = metrics.get("majority_baseline_accuracy")
     if base is not None:
         lines.append(f"Always guessing the largest class would score {round(100 * float(base))}%.")
@@ -156,21 +193,32 @@ def empty_reliability_df() -> pd.DataFrame:
 
 
 def calibration_md(calibration: Optional[dict], metrics: dict) -> str:
+    """The calibration error before and after, what that many test examples cannot rule out, and
+    how the temperature was chosen (fitted, limited, or kept at 1: tl_ui.trust.calibration)."""
     if not calibration:
         return "This run has no calibration record."
+    from tl_ui.trust.wording import ece_sentence, temperature_sentence
+
     before, after = calibration.get("ece_before"), calibration.get("ece_after")
     n = n_reported(metrics)
     where = f"these {n} test examples" if n else "the test examples"
-    text = ""
+    parts = []
     if before is not None and after is not None:
-        text = (f"On {where} the model's confidence was off from how often it was right by "
-                f"{100 * float(before):.1f} percentage points on average before calibration and "
-                f"{100 * float(after):.1f} after (expected calibration error). ")
+        parts.append(f"On {where} the model's confidence was off from how often it was right by "
+                     f"{100 * float(before):.1f} percentage points on average before calibration and "
+                     f"{100 * float(after):.1f} after (expected calibration error).")
+        if calibration.get("ece_sentence"):
+            parts.append(str(calibration["ece_sentence"]))
+        elif calibration.get("ece_after_ci") and n:
+            parts.append(ece_sentence(float(after), calibration["ece_after_ci"], int(n)))
     temperature = calibration.get("temperature")
     if temperature:
-        text += (f"The probabilities shown here and in the download are the calibrated ones (temperature "
-                 f"{float(temperature):.2f}, chosen on the validation examples).")
-    return text.strip()
+        note = temperature_sentence(calibration)
+        parts.append(f"**Temperature {float(temperature):.2f}.** {html.escape(note)}")
+        kept = abs(float(temperature) - 1.0) < 1e-9
+        parts.append("The probabilities shown here and in the download are the model's own (not rescaled)."
+                     if kept else "The probabilities shown here and in the download are the calibrated ones.")
+    return " ".join(parts).strip()
 
 
 # -- prediction sets -------------------------------------------------------------------------------

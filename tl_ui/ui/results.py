@@ -61,6 +61,7 @@ def build() -> dict:
     gr.Markdown("**Confusion matrix** — how often each true class (row) was predicted as each class (column).")
     c["confusion_plot"] = gr.HTML("", elem_id="confusion-plot")
     gr.Markdown("**Most confident mistakes** — the test examples the model got wrong while being most sure.")
+    c["mistakes_note"] = gr.Markdown("", elem_id="mistakes-note")   # "No mistakes on the 40 test examples"
     c["mistakes_gallery"] = gr.Gallery(label="Most confident mistakes", columns=6, height="auto", visible=False,
                                        elem_id="mistakes-gallery", elem_classes="tl-mistakes")
     c["mistakes_table"] = gr.Dataframe(label="Most confident mistakes", interactive=False, visible=False, wrap=True,

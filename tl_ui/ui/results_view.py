@@ -26,7 +26,7 @@ from tl_ui.ui.thumbnails import thumbnail
 # Everything `show` may set (the handlers' outputs are these components).
 SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_class_table", "group_notes",
              "group_table", "reliability_plot", "reliability_text", "calibration_summary", "conformal_summary",
-             "confusion_plot", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
+             "confusion_plot", "mistakes_note", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
              "try_set", "try_error", "try_why_note", "try_why", "download_model", "download_run_json", "download_card", "replay_command",
              "results_timer", "mistakes_why_btn", "mistakes_why_note", "mistakes_why_gallery", "continue_btn",
              "continue_note")
@@ -51,7 +51,7 @@ def empty(message: str) -> dict:
     return {"results_summary": message, "scratch_comparison": "", "metrics_table": hidden, "per_class_table": hidden,
             "group_notes": gr.update(value="", visible=False), "group_table": hidden,
             "reliability_plot": ev.empty_reliability_df(), "reliability_text": "", "calibration_summary": "",
-            "conformal_summary": "", "confusion_plot": "", "mistakes_gallery": hidden, "mistakes_table": hidden,
+            "conformal_summary": "", "confusion_plot": "", "mistakes_note": "", "mistakes_gallery": hidden, "mistakes_table": hidden,
             "try_output": hidden, "try_set": "", "try_error": "", **WHY_CLEARED, "download_model": off,
             "download_run_json": off, "download_card": off, "replay_command": "",
             "results_timer": gr.Timer(active=False), "mistakes_why_btn": gr.update(visible=False),
@@ -98,7 +98,7 @@ def show(lab, owner, run: RunFolder) -> dict:
         from tl_ui.ui.results_multilabel import results_values
 
         values.update(results_values(run.id, config, metrics, _run_seconds(status)))
-    values.update(_mistakes(lab, owner, run, metrics.get("mistakes") or [], modality))
+    values.update(_mistakes(lab, owner, run, metrics.get("mistakes") or [], modality, ev.n_reported(metrics)))
     values.update(MISTAKES_WHY_CLEARED, mistakes_why_btn=gr.update(
         visible=modality == "image" and any(m.get("file") for m in metrics.get("mistakes") or [])))
     files = lab.private.run_downloads(owner, run.path)
@@ -113,9 +113,19 @@ def _or_empty(reliability: Optional[pd.DataFrame]) -> pd.DataFrame:
     return ev.empty_reliability_df() if reliability is None else reliability
 
 
-def _mistakes(lab, owner, run: RunFolder, mistakes: list[dict], modality: str) -> dict:
+def no_mistakes_md(n: Optional[int]) -> str:
+    """What the mistakes section says when there are none (instead of an empty gallery)."""
+    where = f"the {n} test example{'' if n == 1 else 's'}" if n else "the test examples"
+    return f"No mistakes on {where}: every one was classified right, so there is nothing to show here."
+
+
+def _mistakes(lab, owner, run: RunFolder, mistakes: list[dict], modality: str, n: Optional[int] = None) -> dict:
     """Images: the run's own metadata-free previews (never the original file, which may be a DICOM
-    with patient identifiers), shrunk into the owner's private folder. Texts: a table."""
+    with patient identifiers), shrunk into the owner's private folder. Texts: a table. None: a
+    sentence saying so (an empty gallery would look broken)."""
+    if not mistakes:
+        return {"mistakes_note": no_mistakes_md(n), "mistakes_gallery": gr.update(value=None, visible=False),
+                "mistakes_table": gr.update(value=None, visible=False)}
     if modality == "image":
         folder = lab.private.new_folder(owner, "mistakes")
         items = []
@@ -124,11 +134,11 @@ def _mistakes(lab, owner, run: RunFolder, mistakes: list[dict], modality: str) -
             thumb = thumbnail(run.path / preview, folder, f"mistake-{k}") if preview else None
             if thumb is not None:
                 items.append((str(thumb), mistake_caption(m)))
-        return {"mistakes_gallery": gr.update(value=items, visible=True),
+        return {"mistakes_note": "", "mistakes_gallery": gr.update(value=items, visible=True),
                 "mistakes_table": gr.update(value=None, visible=False)}
     rows = [[m.get("true"), m.get("predicted"), f"{float(m.get('confidence') or 0):.0%}",
              short_text(m.get("item", ""))] for m in mistakes[:12]]
-    return {"mistakes_gallery": gr.update(value=None, visible=False),
+    return {"mistakes_note": "", "mistakes_gallery": gr.update(value=None, visible=False),
             "mistakes_table": gr.update(value=pd.DataFrame(rows, columns=["true class", "predicted", "sure", "text"]),
                                         visible=True)}
 
