@@ -71,3 +71,39 @@ def test_the_page_marks_online_models_unavailable_once_the_hub_is_known_unreacha
     labels = dict((value, label) for label, value in shelf_choices("image", offline_mode=False))
     assert "unavailable: no internet here" in labels["resnet18"]
     assert "unavailable" not in labels["efficientnet_lite0"]
+
+
+# -- issue 32, item 6: small words -------------------------------------------------------------------
+def test_data_summary_names_the_smallest_class_in_good_english(tmp_path):
+    from tl_ui.data import load_dataset
+    from tl_ui.ui.data import summary_md
+
+    digits = load_dataset(sample_dataset_path("image"), tmp_path / "digits")
+    text = summary_md(digits, "sample_digits.zip", [])
+    assert "Smallest class: 30 examples." in text and "classe:" not in text
+
+
+def test_a_switched_model_is_named_as_on_the_shelf():
+    from tl_ui.catalog import DEFAULT_MODEL, get_model
+    from tl_ui.ui.model import filtered_updates
+
+    _, _, note = filtered_updates("text", DEFAULT_MODEL["image"], offline_mode=True)
+    name = get_model(DEFAULT_MODEL["text"]).display_name
+    assert f"switched to **{name}**" in note and DEFAULT_MODEL["text"] not in note.replace(name, "")
+
+
+def test_an_empty_loss_plot_has_no_lone_tick():
+    """Before the first point the pad rows have no epoch (a pad at epoch 0 drew a lone '0.000000' tick);
+    once there are points, the x axis starts at 0 again."""
+    from tl_ui.ui.train_view import TrainView, train_view
+
+    for empty in (TrainView().loss_df(), TrainView().acc_df(), train_view([], "queued").loss_df()):
+        assert set(empty["series"]) == {"training", "validation"} and empty["epoch"].isna().all()
+    view = train_view([{"kind": "step", "epoch": 1, "step": 1, "total_steps": 4, "train_loss": 0.9}], "running")
+    assert 0.0 in set(view.loss_df()["epoch"])
+
+
+def test_the_page_header_does_not_promise_a_minute():
+    from tl_ui.webapp import INTRO
+
+    assert "about a minute" not in INTRO and "train in seconds" in INTRO

@@ -38,7 +38,7 @@ INTRO = (
     "Teach a pretrained model to sort **your** images or texts into **your** classes — no coding. "
     "Go through the five steps below. Want to see it work first? In **2 · Data** press **Use the sample "
     "images**, then in **4 · Train** press **Start training** (keep every other default): the sample "
-    "digits train in about a minute."
+    "digits train in seconds."   # measured: 7-9 s from Start to results (docs/benchmarks.md, issue 32)
 )
 
 

@@ -100,7 +100,7 @@ def summary_md(dataset, name: str, notes: list[str]) -> str:
     word = "labels" if s.get("multilabel") else "classes"
     lines = [
         f"**{s['n_examples']:,} {kind}** in **{s['n_classes']} {word}** from *{html.escape(name)}*. "
-        f"Smallest {word[:-1]}: {smallest} examples.",
+        f"Smallest {'label' if word == 'labels' else 'class'}: {smallest} example{'' if smallest == 1 else 's'}.",
         "",
         f"{word.capitalize()}: " + ", ".join(f"`{html.escape(c)}` ({n})" for c, n in counts.items()),
     ]

@@ -90,6 +90,14 @@ def model_info_md(choice: Optional[str], hub_id: Optional[str], modality: Option
     return f"**Selected:** {entry.display_name} — reads {kind}{size} · {where}."
 
 
+def _display_name(model_id: Optional[str]) -> str:
+    """The shelf's name of a model ("MiniLM-L6 …", not "minilm_l6"); the id itself if unknown."""
+    try:
+        return get_model(model_id).display_name if model_id else "–"
+    except (KeyError, ValueError, ModelUnavailable):
+        return str(model_id)
+
+
 def filtered_updates(modality: Optional[str], current: Optional[str], offline_mode: bool):
     """(shelf table, radio update, note) after data of `modality` was loaded."""
     choices = shelf_choices(modality, offline_mode)
@@ -101,6 +109,6 @@ def filtered_updates(modality: Optional[str], current: Optional[str], offline_mo
         if value not in ids:
             value = ids[0] if ids else None
         if current:
-            note = (f"The model was switched to **{value}** because your data are "
+            note = (f"The model was switched to **{_display_name(value)}** because your data are "
                     f"{'images' if modality == 'image' else 'texts'}.")
     return shelf_table(modality, offline_mode), gr.update(choices=choices, value=value), note

@@ -22,9 +22,12 @@ SERIES_COLORS = {TRAIN_SERIES: "#2563eb", VAL_SERIES: "#ea580c"}   # blue / oran
 
 def _padded(rows: list, columns: list[str], series: tuple[str, ...]) -> pd.DataFrame:
     """Every series appears at least once (a NaN row if it has no points yet): Gradio's plot fixes
-    its colour legend from the first data it gets, so a series that appears later is never drawn."""
+    its colour legend from the first data it gets, so a series that appears later is never drawn.
+    Before the first point the pad rows have no epoch either: a pad at epoch 0 alone made the x axis
+    a single lone '0.000000' tick; with none the plot is an empty frame (titles and legend)."""
     present = {r[2] for r in rows}
-    pad = [(0.0, float("nan"), name) for name in series if name not in present]
+    x = 0.0 if rows else float("nan")
+    pad = [(x, float("nan"), name) for name in series if name not in present]
     if rows and not pad:  # the x axis starts at epoch 0 (a single point still gets a readable axis)
         pad = [(0.0, float("nan"), series[-1])]
     return pd.DataFrame(list(rows) + pad, columns=columns)
