@@ -186,6 +186,16 @@ def test_sharpening_stops_where_the_validation_accuracy_does():
     assert 0.01 < between[0] < 0.99
 
 
+def test_no_sharpening_when_the_model_is_already_as_sure_as_its_accuracy():
+    logits, targets = separable_logits(32, margin=4.0)
+    for i in range(4):   # four mistakes, each a near tie
+        logits[i] = [0.0, 0.05] if targets[i] == 0 else [0.05, 0.0]
+    fit = temperature_fit(logits, targets)
+    assert fit["nll_optimum"] < 1.0 and fit["temperature"] == 1.0 and fit["fit"] == "kept at 1"
+    assert trust.softmax(logits).max(axis=1).mean() > fit["confidence_cap"] == round(29 / 34, 4)
+    assert "at T = 1 the model already is that sure" in fit["note"]
+
+
 def test_overconfident_models_are_still_softened():
     rng = np.random.default_rng(0)
     true_logits = rng.normal(scale=1.5, size=(3000, 4))
@@ -215,3 +225,17 @@ def test_ece_interval_narrows_with_many_well_calibrated_examples():
     targets = np.where(right, 0, 1)
     low, high = ece_interval(probs, targets)
     assert low <= trust.expected_calibration_error(probs, targets) <= high < 0.03
+
+
+def test_model_card_says_why_and_how_the_temperature_was_chosen():
+    from tl_ui.engine.card import _trust_lines
+
+    logits, targets = separable_logits(40)
+    metrics = build_metrics(logits, targets, CLASSES, [str(i) for i in range(40)],
+                            calibrate(*separable_logits(32, margin=1.0)), set_level=0.9, seed=0)
+    metrics["cross_validation"] = {"folds": 5, "repeats": 3, "n": 80, "accuracy": 1.0, "accuracy_ci": [0.9542, 1.0],
+                                   "floored_intervals": ["accuracy_ci"]}
+    lines = _trust_lines(metrics)
+    assert "1.000 [0.954, 1.000] — Every split was right on every example; with 80 examples" in lines
+    assert "the model's own (temperature 1). Kept at 1: all 32 validation examples were right" in lines
+    assert "0.002 [0.000, 0.086] after (in brackets: what the test examples cannot rule out)" in lines

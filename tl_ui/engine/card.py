@@ -109,12 +109,13 @@ def _why(sentence) -> str:
 
 
 def _trust_lines(metrics: dict) -> str:
+    from tl_ui.trust.floors import floored
     from tl_ui.trust.wording import cv_floor_sentence
 
     lines = []
     cv = metrics.get("cross_validation")
     if cv:
-        widened = "accuracy_ci" in (cv.get("floored_intervals") or []) and cv.get("n")
+        widened = floored(cv, "accuracy_ci") and cv.get("n")
         lines.append(f"* Cross-validated accuracy of a linear probe on these features ({cv['folds']} folds × "
                      f"{cv['repeats']} repeats, all examples): {cv['accuracy']:.3f} {_ci(cv.get('accuracy_ci'))}"
                      + _why(cv_floor_sentence(cv["accuracy"], cv["n"], cv["accuracy_ci"]) if widened else None))

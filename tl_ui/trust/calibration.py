@@ -79,13 +79,12 @@ def temperature_fit(logits: np.ndarray, targets: np.ndarray) -> dict:
     n = len(targets)
     right = int((logits.argmax(axis=1) == targets).sum())
     cap = (right + 1) / (n + 2)
-    record = {"nll_optimum": None, "confidence_cap": round(cap, 4)}
+    optimum = _unbounded_temperature(logits, targets)   # what the plain fit gives; recorded for comparison
+    record = {"nll_optimum": round(optimum, 4), "confidence_cap": round(cap, 4)}
     if right == n:
         return {**record, "temperature": 1.0, "fit": "kept at 1",
                 "note": (f"Kept at 1: all {n} validation examples were right, so they cannot show how sure the "
                          "model should be (fitting would only make it surer, towards 100% for everything).")}
-    optimum = _unbounded_temperature(logits, targets)
-    record["nll_optimum"] = round(optimum, 4)
     if optimum >= 1.0 or _mean_confidence(logits, optimum) <= cap:
         sharper = "sharpens" if optimum < 1 else "softens"
         return {**record, "temperature": optimum, "fit": "fitted",
@@ -94,8 +93,8 @@ def temperature_fit(logits: np.ndarray, targets: np.ndarray) -> dict:
     if _mean_confidence(logits, 1.0) >= cap:
         return {**record, "temperature": 1.0, "fit": "kept at 1",
                 "note": (f"Kept at 1: with {right} of {n} validation examples right, the data do not support "
-                         f"being surer than {_percent(cap)} on average, and the model already is at T = 1 "
-                         f"(the unlimited fit wanted T = {optimum:.2f}).")}
+                         f"being surer than {_percent(cap)} on average, and at T = 1 the model already is that sure "
+                         f"(the unlimited fit wanted T = {optimum:.2f}, sharper still).")}
     # mean confidence falls as T grows: find where it meets the cap between the optimum and 1
     limited = float(np.exp(brentq(lambda log_t: _mean_confidence(logits, np.exp(log_t)) - cap,
                                   np.log(optimum), 0.0, xtol=1e-6)))
