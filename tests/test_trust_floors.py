@@ -117,7 +117,7 @@ def test_cross_validation_sentence_says_why():
            "low as 95%." in text
     widened_in_the_middle = {**cv, "accuracy": 0.9, "accuracy_ci": [0.8, 0.95]}
     text = cv_sentence(widened_in_the_middle)
-    assert "probably between 80% and 95%" in text and "widened to what 80 examples allow" in text
+    assert "probably between 80% and 95%" in text and "That range is as wide as 80 examples require (80%–95%)" in text
 
 
 def test_floor_rules_on_any_count():

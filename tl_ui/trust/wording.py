@@ -67,8 +67,8 @@ def cv_floor_sentence(accuracy: float, n: int, ci) -> str:
     if accuracy <= 1e-9:
         return (f"Every split was wrong on every example; with {_examples(n)} that still allows a true "
                 f"accuracy as high as {high}%.")
-    return (f"The splits agreed more closely than {_examples(n)} can show, so the range is widened to what "
-            f"{_examples(n)} allow ({low}%–{high}%).")
+    return (f"That range is as wide as {_examples(n)} require ({low}%–{high}%); the splits alone varied "
+            "less.")
 
 
 def ece_sentence(ece: float, ci, n: int, when: str = "after calibration") -> str:
