@@ -193,7 +193,7 @@ def test_no_sharpening_when_the_model_is_already_as_sure_as_its_accuracy():
     fit = temperature_fit(logits, targets)
     assert fit["nll_optimum"] < 1.0 and fit["temperature"] == 1.0 and fit["fit"] == "kept at 1"
     assert trust.softmax(logits).max(axis=1).mean() > fit["confidence_cap"] == round(29 / 34, 4)
-    assert "at T = 1 the model already is that sure" in fit["note"]
+    assert "at T = 1 the model is already at least that sure" in fit["note"]
 
 
 def test_overconfident_models_are_still_softened():

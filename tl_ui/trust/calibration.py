@@ -93,7 +93,7 @@ def temperature_fit(logits: np.ndarray, targets: np.ndarray) -> dict:
     if _mean_confidence(logits, 1.0) >= cap:
         return {**record, "temperature": 1.0, "fit": "kept at 1",
                 "note": (f"Kept at 1: with {right} of {n} validation examples right, the data do not support "
-                         f"being surer than {_percent(cap)} on average, and at T = 1 the model already is that sure "
+                         f"being surer than {_percent(cap)} on average, and at T = 1 the model is already at least that sure "
                          f"(the unlimited fit wanted T = {optimum:.2f}, sharper still).")}
     # mean confidence falls as T grows: find where it meets the cap between the optimum and 1
     limited = float(np.exp(brentq(lambda log_t: _mean_confidence(logits, np.exp(log_t)) - cap,
@@ -153,28 +153,47 @@ def reliability_bins(probs, targets, n_bins: int = 15) -> list[dict]:
     return result
 
 
-def ece_interval(probs, targets, n_bins: int = 15, level: float = 0.95) -> list[float]:
-    """[low, high]: the expected calibration errors the per-bin counts allow.
+def _bootstrap_ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int, n_resamples: int,
+                   seed: int) -> np.ndarray:
+    """ECE of each resample of the examples (with replacement), in blocks of bounded size."""
+    from .intervals import _blocks
 
-    In each confidence bin the accuracy is k right of n_b, known only up to its Wilson interval
-    [L_b, U_b]; the ECE computed with any accuracy inside those intervals lies in
-    [sum w_b * distance(conf_b, [L_b, U_b]), sum w_b * max(|conf_b - L_b|, |conf_b - U_b|)]
-    (w_b = n_b / n). So 40 of 40 right at confidence 99.9% has an ECE of 0.001, but anything up to
-    0.09 cannot be ruled out: 40 examples cannot tell a model that is right 91% of the time apart.
-    A per-bin bound, not a joint confidence interval: it states what the counts cannot exclude."""
-    from .intervals import wilson_interval
+    n = confidence.size
+    bins = _bin_index(confidence, n_bins)
+    rng = np.random.default_rng(seed)
+    scores = np.empty(n_resamples)
+    for block in _blocks(n_resamples, n):
+        rows = block.stop - block.start
+        picked = rng.integers(0, n, size=(rows, n))
+        cells = (np.arange(rows)[:, None] * n_bins + bins[picked]).ravel()
+        size = rows * n_bins
+        conf_sum = np.bincount(cells, weights=confidence[picked].ravel(), minlength=size).reshape(rows, n_bins)
+        right_sum = np.bincount(cells, weights=correct[picked].ravel().astype(np.float64),
+                                minlength=size).reshape(rows, n_bins)
+        scores[block] = np.abs(right_sum - conf_sum).sum(axis=1) / n
+    return scores
+
+
+def ece_interval(probs, targets, n_bins: int = 15, level: float = 0.95, n_resamples: int = 2000,
+                 seed: int = 0) -> list[float]:
+    """[low, high]: the expected calibration errors these examples cannot rule out.
+
+    A percentile bootstrap over the examples, widened the way trust.floors widens any interval that
+    resampling cannot stretch: the ECE is never below the gap between overall accuracy and mean
+    confidence, and the counts (k right of n) know the accuracy only up to its Wilson interval
+    [L, U]. So the upper end is at least max(|L - c|, |U - c|) and the lower end at most the distance
+    from the mean confidence c to [L, U]. On 40 of 40 right at confidence 99.9% every resample gives
+    an ECE of 0.001, but a model that is right 91% of the time (Wilson's L) gives 40 of 40 too: the
+    range is 0 to 0.09."""
+    from .intervals import _percentile_interval, wilson_interval
 
     confidence, correct = _top_label(probs, targets)
     if confidence.size == 0:
         return [0.0, 1.0]
-    bins = _bin_index(confidence, n_bins)
-    low = high = 0.0
-    for b in np.unique(bins):
-        in_bin = bins == b
-        count = int(in_bin.sum())
-        conf = float(confidence[in_bin].mean())
-        acc_low, acc_high = wilson_interval(int(correct[in_bin].sum()), count, level)
-        weight = count / confidence.size
-        low += weight * max(acc_low - conf, conf - acc_high, 0.0)
-        high += weight * max(abs(conf - acc_low), abs(conf - acc_high))
-    return [round(low, 4), round(min(high, 1.0), 4)]
+    measured = expected_calibration_error(probs, targets)
+    low, high = _percentile_interval(_bootstrap_ece(confidence, correct, n_bins, n_resamples, seed), level)
+    acc_low, acc_high = wilson_interval(int(correct.sum()), confidence.size, level)
+    mean_confidence = float(confidence.mean())
+    low = min(low, measured, max(acc_low - mean_confidence, mean_confidence - acc_high, 0.0))
+    high = max(high, measured, abs(mean_confidence - acc_low), abs(mean_confidence - acc_high))
+    return [round(max(low, 0.0), 4), round(min(high, 1.0), 4)]
