@@ -3,15 +3,15 @@
 Resampled intervals collapse on easy data: when all 80 test examples are right, every bootstrap
 resample scores 100% and every cross-validation fold scores 100%, so the percentile bootstrap and
 the Nadeau–Bengio interval both say "100%–100%". The counts still bound what the data can show:
-80 of 80 right is also what a model that is right 96% of the time gives quite often. This module
+a model that is right only 95.4% of the time still gets all 80 right about one time in 40. This module
 widens such intervals to what the counts allow, in one place, and says that it did.
 
 The floor is the **Wilson score interval** on the pooled counts (k right of n examples). Wilson,
 not Clopper–Pearson: it is the interval the app already shows for accuracy (so a floored macro-F1
 or cross-validated accuracy is never narrower than the test accuracy one line above it), its
-coverage is close to the nominal level for small n (Brown, Cai & DasGupta 2001, who recommend it
-for n < 40), and at k = n it is nearly the exact interval anyway (80 of 80: Wilson's lower end
-95.4%, Clopper–Pearson's 95.5%). Clopper–Pearson guarantees at least the nominal coverage by being
+coverage is close to the nominal level for small n (Brown, Cai & DasGupta 2001 recommend it, or
+Jeffreys', for n up to 40), and at k = n it is nearly the exact interval anyway (80 of 80: Wilson's
+lower end 95.4%, Clopper–Pearson's 95.5%). Clopper–Pearson guarantees at least the nominal coverage by being
 wider than needed almost everywhere else.
 
 The rules (docs/contracts.md, "floored_intervals"):
@@ -34,10 +34,6 @@ The rules (docs/contracts.md, "floored_intervals"):
 from __future__ import annotations
 
 from typing import Optional, Sequence
-
-FLOOR_METHOD = ("Wilson score interval on the pooled counts (k of n examples) as the narrowest interval "
-                "allowed; see docs/contracts.md, floored_intervals")
-
 
 def _wilson(successes: int, n: int, level: float) -> tuple[float, float]:
     from .intervals import wilson_interval   # intervals imports this module
