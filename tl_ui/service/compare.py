@@ -33,7 +33,8 @@ def paired_difference(run_a: RunFolder, run_b: RunFolder, seed: int = 0) -> Opti
     index = {c: i for i, c in enumerate(classes)}
     truth = [index[c] for c in a[1]]
     result = paired_bootstrap_accuracy_diff(truth, [index[c] for c in a[2]], [index[c] for c in b[2]], seed=seed)
-    return {"accuracy": result["difference"], "ci": result["ci"], "n": result["n"]}
+    # `floored`: the interval was widened to what the discordant counts allow (trust/floors.py)
+    return {"accuracy": result["difference"], "ci": result["ci"], "n": result["n"], "floored": result["floored"]}
 
 
 def link_scratch_run(main: RunFolder, scratch: RunFolder) -> None:

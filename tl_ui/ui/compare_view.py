@@ -150,6 +150,9 @@ def scratch_md(main: RunFolder, companion: Optional[RunFolder]) -> tuple[str, bo
             sentence += f" (95% interval {points_range(ci)})"
             if ci[0] <= 0 <= ci[1]:
                 sentence += "; the interval includes zero, so these examples cannot show a real gain"
+            if gain.get("floored"):
+                sentence += ("; it was widened to what the examples the two runs disagree on allow, because "
+                             "none went the other way")
         lines.append(sentence + ".")
     else:
         lines.append("The two runs were not scored on the same examples, so no paired difference can be given.")
