@@ -11,6 +11,7 @@ The limits' defaults are the data's (`tl_ui.data.limits.Limits`) and the run's
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -104,10 +105,8 @@ class Settings(BaseModel):
     def auth_enabled(self) -> bool:
         return bool(self.auth)
 
-    def limits(self):
-        """The data module's Limits for one upload (imported lazily: data pulls in numpy/PIL)."""
-        from tl_ui.data import Limits
-
+    def limits(self) -> Limits:
+        """The data module's Limits for one upload."""
         return Limits(
             max_upload_bytes=self.max_upload_bytes,
             max_files=self.max_images,
@@ -116,10 +115,8 @@ class Settings(BaseModel):
             max_dataset_pixels=int(self.max_dataset_megapixels * 1_000_000),
         )
 
-    def run_limits(self):
+    def run_limits(self) -> RunLimits:
         """What one run may ask for (tl_ui/limits.py), the same for page, API and CLI."""
-        from tl_ui.limits import RunLimits
-
         return RunLimits(max_epochs=self.max_epochs, max_batch_size=self.max_batch_size,
                          max_image_size=self.max_image_size, max_lora_rank=self.max_lora_rank,
                          max_text_length=self.max_text_length, max_model_params_m=self.max_model_params_m)
@@ -199,9 +196,8 @@ class Settings(BaseModel):
         )
 
 
-
 # -- flags and variables ----------------------------------------------------------------------
-FLAG_ONLY_HELP = "File with one 'user:password' per line; turns on login."
+AUTH_FILE_HELP = "File with one 'user:password' per line; turns on login."
 NO_FLAG = frozenset({"auth"})      # a password never comes from a flag
 
 
@@ -215,6 +211,7 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+@lru_cache(maxsize=None)
 def _sources_model(kind: str) -> type[BaseSettings]:
     """What pydantic-settings reads: for "env", each setting under its variables (and TL_AUTH_FILE),
     as text; for "cli", each setting as a flag (help: description, variable, default) and --auth-file."""
@@ -230,7 +227,7 @@ def _sources_model(kind: str) -> type[BaseSettings]:
     if kind == "env":
         fields["auth_file"] = (Optional[str], Field(None, validation_alias="TL_AUTH_FILE"))
     else:
-        fields["auth_file"] = (Optional[Path], Field(None, description=f"{FLAG_ONLY_HELP} [TL_AUTH_FILE; or "
+        fields["auth_file"] = (Optional[Path], Field(None, description=f"{AUTH_FILE_HELP} [TL_AUTH_FILE; or "
                                                                        "TL_AUTH='u:p,u2:p2']"))
     model = create_model(f"_{kind.capitalize()}Settings", __base__=BaseSettings, **fields)
     model.__doc__ = ("Transfer Lab web app. Every flag also has a TL_* environment variable (in brackets); "
@@ -249,11 +246,17 @@ class _Variables(EnvSettingsSource):
         return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
+def _cli_source(argv: Optional[Sequence[str]] = None) -> CliSettingsSource:
+    """pydantic-settings' flags, made from the fields; with `argv`, parsed (`--help` and argparse's
+    errors exit, as any command's do)."""
+    return CliSettingsSource(_sources_model("cli"), cli_parse_args=None if argv is None else list(argv),
+                             cli_prog_name="app.py", cli_kebab_case=True, cli_implicit_flags=True,
+                             cli_hide_none_type=True)
+
+
 def _flags(argv: Sequence[str]) -> dict[str, Any]:
-    """The flags given (pydantic-settings' CLI source: `--help`, and argparse's errors, exit)."""
-    source = CliSettingsSource(_sources_model("cli"), cli_parse_args=list(argv), cli_prog_name="app.py",
-                               cli_kebab_case=True, cli_implicit_flags=True, cli_hide_none_type=True)
-    return {k: v for k, v in source().items() if v is not None}
+    """The settings the flags given set."""
+    return {k: v for k, v in _cli_source(argv)().items() if v is not None}
 
 
 def _variables(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -271,10 +274,8 @@ def _variables(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, st
 
 
 def build_parser():
-    """The flags as an argparse parser (for `--help` and docs); `load_settings` parses with it."""
-    source = CliSettingsSource(_sources_model("cli"), cli_prog_name="app.py", cli_kebab_case=True,
-                               cli_implicit_flags=True, cli_hide_none_type=True)
-    return source.root_parser
+    """The flags' argparse parser, as `load_settings` parses them (`python app.py --help`)."""
+    return _cli_source().root_parser
 
 
 _WHAT = {"int_parsing": "a whole number", "int_from_float": "a whole number", "int_type": "a whole number",
