@@ -133,6 +133,12 @@ def test_runs_that_cannot_train_further_say_why(tmp_path):
         (run.model_dir / "transfer_lab.json").write_text(json.dumps({"format": export_format}))
         return run
 
-    assert why_not(run_with({"accuracy": 0.9}, "timm")) is None
-    assert "converge" in why_not(run_with({"accuracy": 0.9, "probe_fit": {"l2": 0.01}}, "transformers"))
-    assert "sentence encoder" in why_not(run_with({"accuracy": 0.9}, "sentence-transformers"))
+    import numpy as np
+
+    from tl_ui.engine.evaluate import evaluate
+
+    scored = evaluate(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]), ["a", "b"], ["x", "y"])   # metrics.json's core
+    probe_fit = {"method": "full-batch L-BFGS", "l2": 0.01, "iterations": 12, "fit_seconds": 0.1}
+    assert why_not(run_with(scored, "timm")) is None
+    assert "converge" in why_not(run_with({**scored, "probe_fit": probe_fit}, "transformers"))
+    assert "sentence encoder" in why_not(run_with({**scored, "n_train": 4}, "sentence-transformers"))

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tl_ui.engine.events import EpochEnd, RunStarted
 from tl_ui.runfolder import RunFolder
 from tl_ui.service.lab import Lab
 from tl_ui.service.owners import Owner
@@ -70,10 +71,15 @@ def write_run(lab: Lab, owner: Owner, run_id: str, metrics: dict | None, config:
     now = time.time()
     run.set_status("running")
     run.set_status(state, "", **status)
-    with run.open_event_log() as fh:
-        fh.write(json.dumps({"kind": "started", "run_id": run_id, "modality": "image", "time": now}) + "\n")
+    with run.open_event_log() as fh:   # the engine's own event classes, as events.jsonl holds them
+        fh.write(json.dumps(RunStarted(
+            run_id=run_id, model_id="efficientnet_lite0", strategy="linear_probe", modality="image", classes=CLASSES,
+            n_train=120, n_val=30, epochs=3, total_steps=45, trainable_params=2562, total_params=3_400_000,
+            device="cpu", time=now).to_dict()) + "\n")
         for epoch, acc in ((1, 0.6), (2, 0.8), (3, 0.85)):
-            fh.write(json.dumps({"kind": "epoch", "epoch": epoch, "val_accuracy": acc}) + "\n")
+            fh.write(json.dumps(EpochEnd(
+                epoch=epoch, epochs=3, step=15 * epoch, train_loss=0.5, train_accuracy=acc, val_loss=0.6,
+                val_accuracy=acc, val_macro_f1=acc, elapsed_s=epoch, eta_s=3 - epoch, is_best=True).to_dict()) + "\n")
     if metrics is not None:
         run.write_metrics(metrics)
         predicted = predicted or TRUTH

@@ -1,15 +1,16 @@
-"""One description of a run: `RunConfig`.
+"""One description of a run: `RunConfig` (a pydantic model; run.json is its JSON).
 
-The UI form builds it, the CLI reads it from JSON (`train --config run.json`), and every run
-folder carries it as `run.json`, so any run can be replayed from the command line.
+The UI form builds it, the CLI reads it from JSON (`train --config run.json`) and from flags
+generated from its fields (tl_ui/cli_train.py: each field's description is its help text), and
+every run folder carries it as `run.json`, so any run can be replayed from the command line.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Strategy = Literal["linear_probe", "partial", "full", "lora", "setfit"]
 STRATEGIES: tuple[str, ...] = ("linear_probe", "partial", "full", "lora", "setfit")
@@ -74,45 +75,77 @@ class ConfigError(ValueError):
     """A RunConfig value a user must fix; the message says which and how."""
 
 
-@dataclass
-class RunConfig:
-    model_id: str = "efficientnet_lite0"
-    data_path: str = ""
-    strategy: str = "linear_probe"
-    epochs: Optional[int] = None            # None: the strategy's default
-    learning_rate: Optional[float] = None   # None: the strategy's default (the head's rate)
-    batch_size: int = 8
-    image_size: Optional[int] = None        # None: the model's own input size
-    max_length: int = 128                   # text: tokens per example
-    val_fraction: float = 0.2
-    seed: int = 0
-    random_init: bool = False               # scratch baseline: same recipe, random weights
-    unfreeze_groups: int = 2                # partial: how many top layer groups train
-    head_only_epochs: int = 1               # full: epochs training the head alone first
-    lr_decay: float = 0.5                   # full: each earlier group gets this times the rate
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    class_weighted: bool = False
-    augment: bool = True                    # images, non-probe strategies only
-    early_stopping_patience: int = 3        # epochs without val-loss improvement; 0 disables
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    max_examples: Optional[int] = None      # use at most this many examples (stratified subset)
-    text_column: Optional[str] = None
-    label_column: Optional[str] = None
-    path_column: Optional[str] = None
-    group_column: Optional[str] = None      # site / scanner / source: per-group metrics in Results
-    label_columns: Optional[str] = None     # multi-label: several 0/1 columns, one per label ("a,b,c")
-    label_separator: Optional[str] = None   # multi-label: ";" or "|" in the label column; None: detected
-    compare_scratch: bool = False           # also queue the same recipe from random weights
-    set_level: float = 0.9                  # prediction sets: the right class is in the set this often
-    evaluation: str = "three_way"           # held-out roles (engine/roles.py); "same_set" only for benchmarks
-    dicom_window: Optional[str] = None      # DICOM display window preset; None: each file's own window
-    num_threads: Optional[int] = None       # torch CPU threads; None: engine default
-    data_sha256: Optional[str] = None       # the data this run trained on (a replay checks it)
-    limits: dict[str, Any] = field(default_factory=dict)   # data limits in force (a replay uses them)
-    extra: dict[str, Any] = field(default_factory=dict)
+def _option(default: Any = None, description: str = "", *, flag: Optional[str] = None,
+            choices: Optional[tuple] = None, **kwargs) -> Any:
+    """A RunConfig field: its default, its description (the CLI's help text and the JSON Schema's),
+    the CLI flag when it is not `--<name-with-dashes>`, and the values it may take."""
+    extra: dict[str, Any] = {}
+    if flag:
+        extra["flag"] = flag
+    if choices:
+        extra["enum"] = list(choices)
+    if "default_factory" not in kwargs:
+        kwargs["default"] = default
+    return Field(description=description, json_schema_extra=extra or None, **kwargs)
+
+
+class RunConfig(BaseModel):
+    """run.json: every setting of one run. Empty numbers take the strategy's or the model's own value."""
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), coerce_numbers_to_str=True)
+
+    model_id: str = _option("efficientnet_lite0", "shelf id or Hugging Face Hub id (see `models`)", flag="--model")
+    data_path: str = _option("", "the data: a zip or folder of class folders, or a CSV/TSV/XLSX table (in run.json "
+                                 "a relative path is read from run.json's folder)", flag="--data")
+    strategy: str = _option("linear_probe", "what trains: the new last layer only (linear_probe), the top layer "
+                            "groups (partial), everything (full), adapters (lora) or SetFit (texts); default: "
+                            "linear_probe for images, for texts the benchmark's best for their number "
+                            "(docs/benchmarks.md)", choices=STRATEGIES)
+    epochs: Optional[int] = _option(None, "passes over the training examples (default: the strategy's; the "
+                                    "linear probe's head is fitted to convergence instead)")
+    learning_rate: Optional[float] = _option(None, "the new last layer's learning rate (default: the strategy's)")
+    batch_size: int = _option(8, "examples per optimisation step")
+    image_size: Optional[int] = _option(None, "images: side in pixels the model reads (default: the model's own)")
+    max_length: int = _option(128, "texts: tokens read per example")
+    val_fraction: float = _option(0.2, "share of the examples set aside for testing, and of the rest for "
+                                       "validation (0.05 to 0.5)")
+    seed: int = _option(0, "seed of the split, the subset and the training")
+    random_init: bool = _option(False, "scratch baseline: random initial weights")
+    unfreeze_groups: int = _option(2, "partial unfreezing: how many of the top layer groups train")
+    head_only_epochs: int = _option(1, "full fine-tuning: epochs that train the new last layer alone first")
+    lr_decay: float = _option(0.5, "full fine-tuning: each earlier layer group learns at this times the rate "
+                                   "of the group above it")
+    lora_rank: int = _option(8, "LoRA: rank of the adapter matrices")
+    lora_alpha: int = _option(16, "LoRA: scale of the adapters (alpha)")
+    lora_dropout: float = _option(0.05, "LoRA: dropout on the adapters' input")
+    class_weighted: bool = _option(False, "weigh each class's loss by how rare it is")
+    augment: bool = _option(True, "images, strategies other than the linear probe: a light random crop and "
+                                  "colour jitter of the training images")
+    early_stopping_patience: int = _option(3, "stop after this many epochs without a lower validation loss "
+                                              "(0: never stop early)")
+    weight_decay: float = _option(0.01, "AdamW weight decay")
+    warmup_fraction: float = _option(0.1, "share of the steps over which the learning rate warms up")
+    max_examples: Optional[int] = _option(None, "use at most this many examples (a stratified subset)")
+    text_column: Optional[str] = _option(None, "table column holding the texts (default: detected)")
+    label_column: Optional[str] = _option(None, "table column holding the labels (default: detected)")
+    path_column: Optional[str] = _option(None, "table column holding image paths (default: detected)")
+    group_column: Optional[str] = _option(None, "table column naming each example's group (site, scanner, ...): "
+                                                "per-group metrics")
+    label_columns: Optional[str] = _option(None, "multi-label: several 0/1 columns, one per label (a,b,c)")
+    label_separator: Optional[str] = _option(None, "multi-label: ';' or '|' between labels in the label column "
+                                                   "(default: detected; 'none': one label per row)")
+    compare_scratch: bool = _option(False, "also train the same recipe from random weights (the CLI: into "
+                                           "OUT-scratch) and report the difference pretraining makes")
+    set_level: float = _option(0.9, "prediction sets hold the right class this often", choices=SET_LEVELS)
+    evaluation: str = _option("three_way", "held-out roles (tl_ui/engine/roles.py): three_way; same_set only "
+                                           "for benchmarks", choices=("three_way", "same_set"))
+    dicom_window: Optional[str] = _option(None, "DICOM display window (default: each file's own, 'header')",
+                                          choices=DICOM_WINDOWS + (None,))
+    num_threads: Optional[int] = _option(None, "torch CPU threads (default: the engine's)")
+    data_sha256: Optional[str] = _option(None, "sha256 of the data this run trained on (a replay checks it)")
+    limits: dict[str, Any] = _option(description="the data limits in force (a replay reads the data with them)",
+                                     default_factory=dict)
+    extra: dict[str, Any] = _option(description="run bookkeeping, e.g. continue_from, scratch_of, probe_head",
+                                    default_factory=dict)
 
     # -- derived values -------------------------------------------------------------------
     @property
@@ -166,15 +199,14 @@ class RunConfig:
         options JSON, the CLI's flags. Empty values (None, "", and 0 where 0 means "automatic")
         take the one set of defaults; the strategy's epochs and learning rate are filled in, so
         run.json always holds the numbers the run used. Raises ConfigError naming the setting."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - set(known))
+        unknown = sorted(set(options) - set(cls.model_fields))
         if unknown:
             raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}. Known: {', '.join(sorted(OPTION_NAMES))}.")
         values: dict[str, Any] = {}
         for name, raw in options.items():
             if _is_empty(raw) or (name in ZERO_MEANS_AUTO and _is_zero(raw)):
                 continue
-            values[name] = _coerce(name, known[name].type, raw)
+            values[name] = raw.strip() if isinstance(raw, str) else raw
         values.setdefault("strategy", default_strategy(modality, n_examples))
         if values["strategy"] not in STRATEGIES:
             raise ConfigError(f"Unknown strategy '{values['strategy']}'. Choose one of: {', '.join(STRATEGIES)}.")
@@ -184,22 +216,34 @@ class RunConfig:
         defaults = STRATEGY_DEFAULTS[values["strategy"]]
         values.setdefault("epochs", defaults["epochs"])
         values.setdefault("learning_rate", defaults["learning_rate"])
-        return cls(**values).validate()
+        return cls._build(values).validate()
+
+    @classmethod
+    def _build(cls, values: Mapping[str, Any]) -> "RunConfig":
+        """pydantic turns form, JSON and flag values into the fields' types; a value that does not
+        fit is a ConfigError naming the setting."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            label = name.replace("_", " ")
+            raw = values.get(name, error.get("input"))
+            raise ConfigError(f"The setting '{label}' has a value that does not fit: {raw!r}.") from None
 
     # -- JSON round trip --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        unknown = sorted(set(data) - set(cls.model_fields))
         if unknown:
             raise ConfigError(f"Unknown setting(s) in run config: {', '.join(unknown)}.")
-        return cls(**data).validate()
+        return cls._build(data).validate()
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
@@ -227,7 +271,7 @@ class RunConfig:
 # Settings that are run bookkeeping, not options a person sets (the translator still accepts them
 # from a saved run.json).
 _INTERNAL = {"extra", "limits", "data_sha256", "data_path", "num_threads", "evaluation"}
-OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(RunConfig)) - _INTERNAL
+OPTION_NAMES = frozenset(RunConfig.model_fields) - _INTERNAL
 ZERO_MEANS_AUTO = frozenset({"epochs", "image_size", "max_examples", "learning_rate"})
 
 
@@ -240,32 +284,3 @@ def _is_zero(value: Any) -> bool:
         return float(value) == 0
     except (TypeError, ValueError):
         return False
-
-
-def _coerce(name: str, type_text: Any, raw: Any) -> Any:
-    """Turn a form / JSON / flag value into the field's type, with a message naming the setting."""
-    kind = str(type_text)
-    label = name.replace("_", " ")
-    try:
-        if kind.startswith("bool"):
-            if isinstance(raw, str):
-                if raw.strip().lower() in ("1", "true", "yes", "on"):
-                    return True
-                if raw.strip().lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(raw)
-            return bool(raw)
-        if "int" in kind and "float" not in kind:
-            number = float(raw)
-            if number != int(number):
-                raise ValueError(raw)
-            return int(number)
-        if "float" in kind:
-            return float(raw)
-        if "dict" in kind:
-            if not isinstance(raw, dict):
-                raise ValueError(raw)
-            return dict(raw)
-        return str(raw).strip()
-    except (TypeError, ValueError):
-        raise ConfigError(f"The setting '{label}' has a value that does not fit: {raw!r}.") from None

@@ -2,7 +2,8 @@
 
 Data limits (upload size, files, rows, classes, decoded pixels) live in `tl_ui.data.limits.Limits`
 and are checked while reading; these are the run's settings and the model's size. Each refusal
-names the limit and the setting that raises it.
+names the limit and the setting that raises it. The defaults below are the only place of each
+run limit's default: the server's settings (tl_ui/settings.py, `TL_MAX_EPOCHS` ...) start from them.
 """
 from __future__ import annotations
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from tl_ui.runfolder import ACTIVE_STATES, FAILED, FINISHED, QUEUED, RUNNING, STOPPED, RunFolder
+from tl_ui.contracts import ACTIVE_STATES, DONE_STATES, RunState, run_state
+from tl_ui.contracts.events import RunFailed, RunStopped
+from tl_ui.runfolder import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, RunFolder
 
 log = logging.getLogger(__name__)
-
-DONE_STATES = frozenset({FINISHED, STOPPED, FAILED})
 
 TrainFn = Callable[..., Any]
 
@@ -52,7 +52,7 @@ class Job:
     address: Optional[str] = None     # the client address of a caller without login (per-address cap)
     embedding_cache: Optional[dict] = None   # the owner's embeddings kept across runs ({"dir", "max_bytes"})
     seq: int = 0                      # submission order
-    state: str = QUEUED
+    state: RunState = QUEUED
     submitted: float = field(default_factory=time.time)
     started: Optional[float] = None
     ended: Optional[float] = None
@@ -258,8 +258,7 @@ class Runner:
                 job.state = STOPPED
                 job.message = "Stopped before it started."
                 job.ended = time.time()
-                job.add_event({"kind": "stopped", "run_id": job.id, "epoch": 0, "step": 0,
-                               "message": job.message, "time": job.ended})
+                job.add_event(RunStopped(run_id=job.id, epoch=0, step=0, message=job.message, time=job.ended))
                 if job.run_dir.is_dir():
                     RunFolder(job.run_dir).set_status(STOPPED, job.message)
                 self._lock.notify_all()
@@ -360,20 +359,21 @@ class Runner:
             job.message = ("Training stopped because of an internal error. The details are in the "
                            "server log; please try again or choose another model or strategy.")
             RunFolder(job.run_dir).set_status(FAILED, job.message, error=type(exc).__name__)
-            job.add_event({"kind": "failed", "run_id": job.id, "message": job.message, "time": time.time()})
+            job.add_event(RunFailed(run_id=job.id, message=job.message))
             job.ended = time.time()
             job.state = FAILED
             return
         finally:
             job.dataset = None  # free the memory of the dataset once the run is done
         job.result = result
-        status = getattr(result, "status", None) or FINISHED
+        status = run_state(getattr(result, "status", None) or FINISHED)
         status = status if status in DONE_STATES else FAILED
         job.message = getattr(result, "message", "") or ""
-        if status != FINISHED and not any(e.get("kind") in ("failed", "stopped") for e in job.events):
-            kind = "stopped" if status == STOPPED else "failed"
-            job.add_event({"kind": kind, "run_id": job.id, "message": job.message or kind,
-                           "epoch": 0, "step": 0, "time": time.time()})
+        ended = (RunStopped.kind, RunFailed.kind)
+        if status != FINISHED and not any(e.get("kind") in ended for e in job.events):
+            message = job.message or str(status)
+            job.add_event(RunStopped(run_id=job.id, epoch=0, step=0, message=message) if status == STOPPED
+                          else RunFailed(run_id=job.id, message=message))
         job.ended = time.time()
         job.state = status
         log.info("job %s ended: %s", job.id, job.state)

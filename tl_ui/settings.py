@@ -1,63 +1,100 @@
-"""Server settings: command-line flags over environment variables over defaults.
+"""Server settings: command-line flags over `TL_*` environment variables over defaults (pydantic-settings).
 
-Every setting has a flag and a `TL_*` environment variable (the Hugging Face Space and a systemd
-unit set variables; a person at a terminal types flags). Passwords never come from a flag (it
-would show in `ps`): only from `TL_AUTH` or a file named by `TL_AUTH_FILE` / `--auth-file`.
+Every setting is one field of `Settings` with its one default and its description; the flags
+(`python app.py --help`) and the variables are made from those fields: `--max-jobs` and
+`TL_MAX_JOBS` for `max_jobs` (a field's `env` lists other names: `GRADIO_SERVER_NAME` /
+`GRADIO_SERVER_PORT`, set by Hugging Face Spaces, stand in for a missing `TL_HOST` / `TL_PORT`).
+The limits' defaults are the data's (`tl_ui.data.limits.Limits`) and the run's
+(`tl_ui.limits.RunLimits`). Passwords never come from a flag (it would show in `ps`): only from
+`TL_AUTH` or a file named by `TL_AUTH_FILE` / `--auth-file`.
 """
 from __future__ import annotations
 
-import argparse
 import os
-from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
-MB = 1024 * 1024
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic_settings import BaseSettings, CliSettingsSource, EnvSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
+
+from tl_ui.data.limits import MB, Limits
+from tl_ui.limits import RunLimits
+
 # SetFit's contrastive pairs per run, at most (SetFit would draw 40 per training text): keeps a CPU
 # run of MiniLM-L6 to minutes (tl_ui/engine/planning.py estimates it; RunConfig.extra
 # "setfit_max_pairs" changes it for one run).
 SETFIT_MAX_PAIRS = 480
 
 
+_DATA, _RUN = Limits(), RunLimits()   # the one place of each limit's default
+
+
 class SettingsError(ValueError):
     """A setting the person starting the server must fix; the message says which and how."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 7860
-    root_path: str = ""                      # public sub-path behind a reverse proxy, e.g. "/lab"
-    runs_dir: Path = Path("runs")
-    max_upload_mb: float = 200.0             # one uploaded file (zip / CSV / TSV / Excel)
-    max_images: int = 20_000                 # images in one uploaded dataset
-    max_rows: int = 100_000                  # rows in one uploaded table
-    max_jobs: int = 1                        # training jobs running at once (1 per device)
-    max_queued_per_user: int = 3             # jobs one user/session may have waiting or running
-    auth: tuple[tuple[str, str], ...] = field(default=(), repr=False)   # (user, password) pairs
-    offline: bool = False                    # only the offline model shelf; no hub look-ups
-    session_ttl_hours: float = 24.0          # anonymous session folders older than this are removed
-    cleanup_minutes: float = 30.0            # how often the clean-up runs
-    embedding_cache_mb: float = 256.0        # each owner's embeddings kept across runs (0: none)
-    fast_path: bool = True                   # channels-last / native bf16 / length buckets (tl_ui/engine/fast_path.py)
-    advisor_max_examples: int = 1000         # the model advisor ranks models on at most this many examples
+def _setting(default: Any, description: str, *, env: Optional[Sequence[str]] = None, **kwargs) -> Any:
+    """A Settings field: its one default, its help text, and its variables when not `TL_<NAME>`."""
+    return Field(default, description=description, json_schema_extra={"env": list(env)} if env else None, **kwargs)
+
+
+class Settings(BaseModel):
+    """The server's settings (frozen). `Settings(...)` takes values as given, without reading the
+    environment; `load_settings` adds flags and variables."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = _setting("127.0.0.1", "Address to listen on (0.0.0.0 for every interface).",
+                         env=("TL_HOST", "GRADIO_SERVER_NAME"))
+    port: int = _setting(7860, "Port to listen on.", env=("TL_PORT", "GRADIO_SERVER_PORT"))
+    root_path: str = _setting("", "Public sub-path when served behind a reverse proxy, e.g. /lab.")
+    runs_dir: Path = _setting(Path("runs"), "Folder for runs, uploads and per-user working folders.")
+    max_upload_mb: float = _setting(_DATA.max_upload_bytes / MB, "Largest upload in MB (checked before unpacking).")
+    max_images: int = _setting(_DATA.max_files, "Most images in one dataset.")
+    max_rows: int = _setting(_DATA.max_rows, "Most rows in one table (CSV/TSV/Excel).")
+    max_jobs: int = _setting(1, "Training jobs running at once (1 per device); others wait in a queue.")
+    max_queued_per_user: int = _setting(3, "Jobs one user may have waiting or running.")
+    auth: tuple[tuple[str, str], ...] = _setting(
+        (), "(user, password) pairs; from TL_AUTH and the auth file only, never a flag.", repr=False,
+        env=("TL_AUTH",))
+    offline: bool = _setting(False, "Offline mode: only the packaged model shelf, no hub downloads.")
+    session_ttl_hours: float = _setting(24.0, "Anonymous session folders, old uploads and cached copies are "
+                                              "removed after this many hours.")
+    cleanup_minutes: float = _setting(30.0, "Minutes between clean-ups of old sessions and caches.")
+    embedding_cache_mb: float = _setting(256.0, "Embeddings each user keeps for quicker repeat runs, in MB "
+                                                "(0: none).")
+    fast_path: bool = _setting(True, "Channels-last images, bf16 on CPUs that have it, texts batched by length "
+                                     "(off: plain float32; tl_ui/engine/fast_path.py).")
+    advisor_max_examples: int = _setting(1000, "Examples the model advisor embeds per model (a stratified sample "
+                                               "of larger datasets).")
     # -- where runs train -------------------------------------------------------------------
-    executor: str = "process"                # "process": one worker process per run; "ray": one Ray task per run
-    spare_worker: bool = True                # process executor: a warm worker serves runs one after another
-    ray_address: str = ""                    # with executor "ray": "auto", a cluster address, or "" (start a local Ray)
-    job_memory_gb: float = 8.0               # a worker's address-space cap; 0 = no cap
-    job_max_minutes: float = 120.0           # a run's wall-clock cap
-    max_queued: int = 50                     # jobs waiting or running, everyone together
-    max_queued_per_address: int = 6          # jobs waiting or running per client address without login
+    executor: str = _setting("process", "Where runs train: 'process' (a worker process each) or 'ray'.")
+    spare_worker: bool = _setting(True, "Warm worker: one worker process serves runs one after another, keeping "
+                                        "up to 2 pretrained models loaded (about 1.2 GB while it waits); a run that "
+                                        "fails, crashes or is killed ends it and the next run gets a fresh one. "
+                                        "Off: a new process per run.")
+    ray_address: str = _setting("", "With --executor ray: 'auto', a cluster address, or empty for a local Ray.")
+    job_memory_gb: float = _setting(8.0, "Memory cap of one training worker in GB (0: none).")
+    job_max_minutes: float = _setting(120.0, "Wall-clock cap of one run in minutes.")
+    max_queued: int = _setting(50, "Jobs waiting or running, all users together.")
+    max_queued_per_address: int = _setting(6, "Jobs waiting or running per client address without login.")
     # -- limits on what a user can ask for (page, API and CLI alike; tl_ui/limits.py) ---------
-    max_epochs: int = 200
-    max_batch_size: int = 128
-    max_image_size: int = 512
-    max_lora_rank: int = 64
-    max_text_length: int = 512
-    max_classes: int = 200
-    max_dataset_megapixels: float = 2000.0   # decoded pixels of all images of one dataset, in millions
-    max_model_params_m: float = 400.0        # a Hub model's parameters, in millions (checked before download)
+    max_epochs: int = _setting(_RUN.max_epochs, "Most epochs one run may ask for.")
+    max_batch_size: int = _setting(_RUN.max_batch_size, "Largest batch size.")
+    max_image_size: int = _setting(_RUN.max_image_size, "Largest image size in pixels.")
+    max_lora_rank: int = _setting(_RUN.max_lora_rank, "Largest LoRA rank.")
+    max_text_length: int = _setting(_RUN.max_text_length, "Most tokens per text.")
+    max_classes: int = _setting(_DATA.max_classes, "Most classes in one dataset.")
+    max_dataset_megapixels: float = _setting(_DATA.max_dataset_pixels / 1e6, "Decoded pixels of one dataset's "
+                                                                               "images, in millions.")
+    max_model_params_m: float = _setting(_RUN.max_model_params_m, "Largest Hub model, in millions of parameters "
+                                         "(checked before download).", env=("TL_MAX_MODEL_PARAMS",))
+
+    @field_validator("runs_dir")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        return Path(value).expanduser()
 
     # -- derived ----------------------------------------------------------------------------
     @property
@@ -68,10 +105,8 @@ class Settings:
     def auth_enabled(self) -> bool:
         return bool(self.auth)
 
-    def limits(self):
-        """The data module's Limits for one upload (imported lazily: data pulls in numpy/PIL)."""
-        from tl_ui.data import Limits
-
+    def limits(self) -> Limits:
+        """The data module's Limits for one upload."""
         return Limits(
             max_upload_bytes=self.max_upload_bytes,
             max_files=self.max_images,
@@ -80,10 +115,8 @@ class Settings:
             max_dataset_pixels=int(self.max_dataset_megapixels * 1_000_000),
         )
 
-    def run_limits(self):
+    def run_limits(self) -> RunLimits:
         """What one run may ask for (tl_ui/limits.py), the same for page, API and CLI."""
-        from tl_ui.limits import RunLimits
-
         return RunLimits(max_epochs=self.max_epochs, max_batch_size=self.max_batch_size,
                          max_image_size=self.max_image_size, max_lora_rank=self.max_lora_rank,
                          max_text_length=self.max_text_length, max_model_params_m=self.max_model_params_m)
@@ -163,26 +196,122 @@ class Settings:
         )
 
 
-# -- parsing helpers ------------------------------------------------------------------------
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+# -- flags and variables ----------------------------------------------------------------------
+AUTH_FILE_HELP = "File with one 'user:password' per line; turns on login."
+NO_FLAG = frozenset({"auth"})      # a password never comes from a flag
 
 
-def _parse_bool(name: str, text: str) -> bool:
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise SettingsError(f"{name} must be true or false (got '{text}').")
+def env_names(name: str) -> list[str]:
+    """The environment variables of a setting, the first set one counting."""
+    field = Settings.model_fields[name]
+    return list((field.json_schema_extra or {}).get("env") or ["TL_" + name.upper()])
 
 
-def _parse_number(name: str, text: str, kind=int):
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@lru_cache(maxsize=None)
+def _sources_model(kind: str) -> type[BaseSettings]:
+    """What pydantic-settings reads: for "env", each setting under its variables (and TL_AUTH_FILE),
+    as text; for "cli", each setting as a flag (help: description, variable, default) and --auth-file."""
+    fields: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        if kind == "cli" and name in NO_FLAG:
+            continue
+        if kind == "env":
+            fields[name] = (Optional[str], Field(None, validation_alias=AliasChoices(*env_names(name))))
+        else:
+            fields[name] = (field.annotation, Field(field.default, description=(
+                f"{field.description} [{', '.join(env_names(name))}]")))
+    if kind == "env":
+        fields["auth_file"] = (Optional[str], Field(None, validation_alias="TL_AUTH_FILE"))
+    else:
+        fields["auth_file"] = (Optional[Path], Field(None, description=f"{AUTH_FILE_HELP} [TL_AUTH_FILE; or "
+                                                                       "TL_AUTH='u:p,u2:p2']"))
+    model = create_model(f"_{kind.capitalize()}Settings", __base__=BaseSettings, **fields)
+    model.__doc__ = ("Transfer Lab web app. Every flag also has a TL_* environment variable (in brackets); "
+                     "flags win over variables, variables over defaults.")
+    return model
+
+
+class _Variables(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (tests pass their own)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = {k: v for k, v in environ.items() if isinstance(v, str) and v.strip()}
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self):
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def _cli_source(argv: Optional[Sequence[str]] = None) -> CliSettingsSource:
+    """pydantic-settings' flags, made from the fields; with `argv`, parsed (`--help` and argparse's
+    errors exit, as any command's do)."""
+    return CliSettingsSource(_sources_model("cli"), cli_parse_args=None if argv is None else list(argv),
+                             cli_prog_name="app.py", cli_kebab_case=True, cli_implicit_flags=True,
+                             cli_hide_none_type=True)
+
+
+def _flags(argv: Sequence[str]) -> dict[str, Any]:
+    """The settings the flags given set."""
+    return {k: v for k, v in _cli_source(argv)().items() if v is not None}
+
+
+def _variables(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the settings the variables give, the variable each came from)."""
+    model = _sources_model("env")
+    found = _Variables(model, environ)()
+    by_alias = {info.validation_alias.choices[0] if isinstance(info.validation_alias, AliasChoices)
+                else info.validation_alias: name for name, info in model.model_fields.items()}
+    values = {by_alias.get(key, key): value for key, value in found.items()}
+    names = {"auth_file": "TL_AUTH_FILE"}
+    for name in values:
+        if name in Settings.model_fields:
+            names[name] = next(v for v in env_names(name) if str(environ.get(v, "")).strip())
+    return values, names
+
+
+def build_parser():
+    """The flags' argparse parser, as `load_settings` parses them (`python app.py --help`)."""
+    return _cli_source().root_parser
+
+
+_WHAT = {"int_parsing": "a whole number", "int_from_float": "a whole number", "int_type": "a whole number",
+         "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+         "bool_type": "true or false"}
+
+
+def _explain(exc: ValidationError, sources: Mapping[str, str]) -> SettingsError:
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    where = sources.get(name, name)
+    what = _WHAT.get(error["type"])
+    if what:
+        return SettingsError(f"{where} must be {what} (got '{error.get('input')}').")
+    return SettingsError(f"{where}: {error['msg']} (got '{error.get('input')}').")
+
+
+def load_settings(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Settings from flags (`argv`), then `TL_*` variables (`environ`, default os.environ), then defaults."""
+    environ = os.environ if environ is None else environ
+    flags = _flags(argv or [])
+    variables, variable_names = _variables(environ)
+    given = {**variables, **flags}                     # flags win over variables over defaults
+    sources = {**variable_names, **{name: flag_name(name) for name in flags}}
+    auth_file = given.pop("auth_file", None)
+    auth_env = given.pop("auth", None)
+    auth: tuple[tuple[str, str], ...] = read_auth_file(auth_file) if auth_file else ()
+    if auth_env:
+        extra = parse_auth_pairs(auth_env, "TL_AUTH")
+        known = {u for u, _ in auth}
+        auth = auth + tuple(p for p in extra if p[0] not in known)
     try:
-        return kind(text.strip())
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise SettingsError(f"{name} must be {what} (got '{text}').") from None
+        settings = Settings(**given, auth=auth)
+    except ValidationError as exc:
+        raise _explain(exc, sources) from None
+    return settings.validate()
 
 
 def parse_auth_pairs(text: str, source: str, commas: bool = True) -> tuple[tuple[str, str], ...]:
@@ -217,101 +346,3 @@ def read_auth_file(path: str | Path) -> tuple[tuple[str, str], ...]:
     if not pairs:
         raise SettingsError(f"The auth file {p} has no 'user:password' lines.")
     return pairs
-
-
-# (setting name, env var, parser kind, flag, help)
-_ENV_SPEC: list[tuple[str, str, str, str]] = [
-    ("host", "TL_HOST", "str", "Address to listen on (0.0.0.0 for every interface). Default 127.0.0.1."),
-    ("port", "TL_PORT", "int", "Port to listen on. Default 7860."),
-    ("root_path", "TL_ROOT_PATH", "str", "Public sub-path when served behind a reverse proxy, e.g. /lab."),
-    ("runs_dir", "TL_RUNS_DIR", "path", "Folder for runs, uploads and per-user working folders. Default ./runs."),
-    ("max_upload_mb", "TL_MAX_UPLOAD_MB", "float", "Largest upload in MB (checked before unpacking). Default 200."),
-    ("max_images", "TL_MAX_IMAGES", "int", "Most images in one dataset. Default 20000."),
-    ("max_rows", "TL_MAX_ROWS", "int", "Most rows in one table (CSV/TSV/Excel). Default 100000."),
-    ("max_jobs", "TL_MAX_JOBS", "int", "Training jobs running at once; others wait in a queue. Default 1."),
-    ("max_queued_per_user", "TL_MAX_QUEUED_PER_USER", "int", "Jobs one user may have waiting or running. Default 3."),
-    ("offline", "TL_OFFLINE", "bool", "Offline mode: only the packaged model shelf, no hub downloads."),
-    ("session_ttl_hours", "TL_SESSION_TTL_HOURS", "float", "Anonymous session folders are removed after this many hours. Default 24."),
-    ("cleanup_minutes", "TL_CLEANUP_MINUTES", "float", "Minutes between clean-ups of old sessions and caches. Default 30."),
-    ("embedding_cache_mb", "TL_EMBEDDING_CACHE_MB", "float", "Embeddings each user keeps for quicker repeat runs, in MB (0: none). Default 256."),
-    ("fast_path", "TL_FAST_PATH", "bool", "Channels-last images, bf16 on CPUs that have it, texts batched by length (false: plain float32). Default true."),
-    ("advisor_max_examples", "TL_ADVISOR_MAX_EXAMPLES", "int", "Examples the model advisor embeds per model (a stratified sample of larger datasets). Default 1000."),
-    ("executor", "TL_EXECUTOR", "str", "Where runs train: 'process' (a worker process each) or 'ray'. Default process."),
-    ("spare_worker", "TL_SPARE_WORKER", "bool", "Warm worker: one worker process serves runs one after another, keeping up to 2 pretrained models loaded (about 1.2 GB while it waits); a run that fails, crashes or is killed ends it and the next run gets a fresh one. Off: a new process per run. Default true."),
-    ("ray_address", "TL_RAY_ADDRESS", "str", "With --executor ray: 'auto', a cluster address, or empty for a local Ray."),
-    ("job_memory_gb", "TL_JOB_MEMORY_GB", "float", "Memory cap of one training worker in GB (0: none). Default 8."),
-    ("job_max_minutes", "TL_JOB_MAX_MINUTES", "float", "Wall-clock cap of one run in minutes. Default 120."),
-    ("max_queued", "TL_MAX_QUEUED", "int", "Jobs waiting or running, all users together. Default 50."),
-    ("max_queued_per_address", "TL_MAX_QUEUED_PER_ADDRESS", "int", "Jobs waiting or running per client address without login. Default 6."),
-    ("max_epochs", "TL_MAX_EPOCHS", "int", "Most epochs one run may ask for. Default 200."),
-    ("max_batch_size", "TL_MAX_BATCH_SIZE", "int", "Largest batch size. Default 128."),
-    ("max_image_size", "TL_MAX_IMAGE_SIZE", "int", "Largest image size in pixels. Default 512."),
-    ("max_lora_rank", "TL_MAX_LORA_RANK", "int", "Largest LoRA rank. Default 64."),
-    ("max_text_length", "TL_MAX_TEXT_LENGTH", "int", "Most tokens per text. Default 512."),
-    ("max_classes", "TL_MAX_CLASSES", "int", "Most classes in one dataset. Default 200."),
-    ("max_dataset_megapixels", "TL_MAX_DATASET_MEGAPIXELS", "float", "Decoded pixels of one dataset's images, in millions. Default 2000."),
-    ("max_model_params_m", "TL_MAX_MODEL_PARAMS", "float", "Largest Hub model, in millions of parameters (checked before download). Default 400."),
-]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="app.py",
-        description="Transfer Lab web app. Every flag also has a TL_* environment variable; flags win.",
-    )
-    for name, env, kind, help_text in _ENV_SPEC:
-        flag = "--" + name.replace("_", "-")
-        if kind == "bool":
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"{help_text} [{env}]")
-        else:
-            parser.add_argument(flag, dest=name, default=None, metavar=name.upper(),
-                                help=f"{help_text} [{env}]")
-    parser.add_argument(
-        "--auth-file", dest="auth_file", default=None, metavar="PATH",
-        help="File with one 'user:password' per line; turns on login. [TL_AUTH_FILE; or TL_AUTH='u:p,u2:p2']",
-    )
-    return parser
-
-
-def _convert(name: str, kind: str, raw, label: str):
-    if kind == "int":
-        return _parse_number(label, str(raw), int)
-    if kind == "float":
-        return _parse_number(label, str(raw), float)
-    if kind == "bool":
-        return raw if isinstance(raw, bool) else _parse_bool(label, str(raw))
-    if kind == "path":
-        return Path(str(raw)).expanduser()
-    return str(raw)
-
-
-def load_settings(argv: Optional[Sequence[str]] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
-    """Settings from flags (`argv`), then `TL_*` variables (`environ`), then defaults.
-
-    `GRADIO_SERVER_NAME` / `GRADIO_SERVER_PORT` (set by Hugging Face Spaces) are honoured when the
-    TL_ variables are absent.
-    """
-    env = dict(os.environ if environ is None else environ)
-    args = build_parser().parse_args(list(argv) if argv is not None else [])
-    values: dict = {}
-    fallbacks = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
-    for name, env_name, kind, _ in _ENV_SPEC:
-        flag_value = getattr(args, name)
-        if flag_value is not None:
-            values[name] = _convert(name, kind, flag_value, "--" + name.replace("_", "-"))
-        elif env.get(env_name, "").strip() != "":
-            values[name] = _convert(name, kind, env[env_name], env_name)
-        elif name in fallbacks and env.get(fallbacks[name], "").strip():
-            values[name] = _convert(name, kind, env[fallbacks[name]], fallbacks[name])
-
-    auth: tuple[tuple[str, str], ...] = ()
-    auth_file = args.auth_file or env.get("TL_AUTH_FILE", "").strip() or None
-    if auth_file:
-        auth = read_auth_file(auth_file)
-    if env.get("TL_AUTH", "").strip():
-        extra = parse_auth_pairs(env["TL_AUTH"], "TL_AUTH")
-        known = {u for u, _ in auth}
-        auth = auth + tuple(p for p in extra if p[0] not in known)
-    values["auth"] = auth
-    return Settings(**values).validate()

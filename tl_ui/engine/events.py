@@ -1,121 +1,13 @@
-"""Typed events the engine emits while a run goes on.
-
-The engine calls `on_event(event)` and appends `event.to_dict()` as one JSON line to the run's
-`events.jsonl`. The UI and CLI turn them into plot rows and status text; nothing here knows who
-listens.
-"""
+"""The engine's events (their classes live in tl_ui/contracts/events.py: the run folder and the
+executors read events.jsonl back without importing the engine) and what `train_run` returns."""
 from __future__ import annotations
 
-import dataclasses
-import time
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
-
-@dataclass
-class Event:
-    kind: ClassVar[str] = "event"
-    time: float = field(default_factory=time.time, kw_only=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
-
-
-@dataclass
-class RunStarted(Event):
-    kind: ClassVar[str] = "started"
-    run_id: str
-    model_id: str
-    strategy: str
-    modality: str
-    classes: list[str]
-    n_train: int
-    n_val: int
-    epochs: int
-    total_steps: int
-    trainable_params: int
-    total_params: int
-    device: str
-    unit: str = "epoch"   # what `epochs` counts: "epoch", or "iteration" (the probe's full-batch solver)
-    score: str = "accuracy"   # what `train_accuracy` / `val_accuracy` hold: "accuracy", or "micro_f1" (multi-label)
-
-
-@dataclass
-class Progress(Event):
-    """A preparation stage with a count, e.g. computing embeddings for the probe cache."""
-    kind: ClassVar[str] = "progress"
-    stage: str
-    done: int
-    total: int
-    message: str = ""
-
-
-@dataclass
-class StepEnd(Event):
-    kind: ClassVar[str] = "step"
-    epoch: int            # 1-based
-    step: int             # optimisation steps done so far, all epochs
-    total_steps: int
-    train_loss: float
-    learning_rate: float
-    elapsed_s: float
-    eta_s: Optional[float]
-
-
-@dataclass
-class EpochEnd(Event):
-    kind: ClassVar[str] = "epoch"
-    epoch: int
-    epochs: int
-    step: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    val_macro_f1: float
-    elapsed_s: float
-    eta_s: Optional[float]
-    is_best: bool
-
-
-@dataclass
-class RunFinished(Event):
-    kind: ClassVar[str] = "finished"
-    run_id: str
-    best_epoch: int
-    accuracy: float
-    macro_f1: float
-    n_val: int
-    elapsed_s: float
-    run_dir: str
-
-
-@dataclass
-class RunStopped(Event):
-    kind: ClassVar[str] = "stopped"
-    run_id: str
-    epoch: int
-    step: int
-    message: str
-
-
-@dataclass
-class RunFailed(Event):
-    kind: ClassVar[str] = "failed"
-    run_id: str
-    message: str          # user-facing: what went wrong and what to do; never a traceback
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (RunStarted, Progress, StepEnd, EpochEnd, RunFinished, RunStopped, RunFailed)
-}
-TERMINAL_KINDS = frozenset({"finished", "stopped", "failed"})
-
-
-def event_from_dict(data: dict[str, Any]) -> Event:
-    data = dict(data)
-    cls = EVENT_TYPES[data.pop("kind")]
-    return cls(**data)
+from tl_ui.contracts.events import (EVENT_TYPES, TERMINAL_KINDS, EpochEnd, Event, EventFormatError,  # noqa: F401
+                                    Progress, RunFailed, RunFinished, RunStarted, RunStopped, StepEnd,
+                                    event_from_dict, read_event)
 
 
 @dataclass
@@ -123,6 +15,6 @@ class RunResult:
     """What `train_run` returns (the run folder holds everything else)."""
     run_id: str
     run_dir: Any                    # Path
-    status: str                     # "finished" | "stopped" | "failed"
+    status: str                     # a RunState: FINISHED | STOPPED | FAILED
     metrics: Optional[dict] = None
     message: str = ""

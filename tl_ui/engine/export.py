@@ -14,13 +14,14 @@ import torch
 from torch import nn
 
 from tl_ui.config import RunConfig
+from tl_ui.contracts import ExportManifest
 from tl_ui.engine.card import model_card
 from tl_ui.engine.fast_path import restore_layout
 from tl_ui.engine.models import LoadedModel
 from tl_ui.engine.sentence_export import FORMAT as SENTENCE_FORMAT, is_sentence_model, save_sentence_export
-from tl_ui.runfolder import RunFolder
+from tl_ui.runfolder import MANIFEST_JSON, RunFolder, parse_contract
 
-MANIFEST = "transfer_lab.json"   # our own small manifest: modality, classes, base model
+MANIFEST = MANIFEST_JSON   # our own small manifest (an ExportManifest): modality, classes, base model
 
 
 def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, config: RunConfig,
@@ -71,6 +72,7 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
             **({"multilabel": {"problem_type": "multi_label_classification", "activation": "sigmoid",
                                **multilabel}} if multilabel else {}),
         }
+        manifest = ExportManifest.model_validate(manifest).to_dict()   # the contract (docs/contracts.md)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if familiarity is not None:   # tl_ui.engine.familiarity: the "unlike your training data" reference
             familiarity.save(tmp)
@@ -112,5 +114,10 @@ def fold_temperature(model: nn.Module, head_names: list[str], temperature: float
 
 
 def read_manifest(model_dir: Path) -> Optional[dict]:
+    """transfer_lab.json as a dict (through ExportManifest when it fits), or None without one."""
     path = Path(model_dir) / MANIFEST
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    parsed = parse_contract(ExportManifest, data, path) if isinstance(data, dict) else None
+    return parsed.to_dict() if parsed is not None else data

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from tl_ui.contracts import RunState
 from tl_ui.engine.events import Event
-from tl_ui.runfolder import RUNNING, RunFolder
+from tl_ui.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 EventCallback = Callable[[Event], None]
@@ -34,11 +35,11 @@ class EventRecorder:
             except Exception:  # a broken listener must not kill the run
                 log.exception("event listener failed")
 
-    def status(self, state: str, message: str = "") -> None:
+    def status(self, state: RunState | str, message: str = "") -> None:
         if self.muted:
             return
         self.run.set_status(state, message)
-        if state != RUNNING:
+        if state != RunState.RUNNING:
             self._log.close()
 
 
@@ -47,5 +48,5 @@ def fail_run(recorder: EventRecorder, run_dir: Path, message: str):
     from tl_ui.engine.events import RunFailed, RunResult
 
     recorder.emit(RunFailed(run_id=run_dir.name, message=message))
-    recorder.status("failed", message)
-    return RunResult(run_dir.name, run_dir, "failed", None, message)
+    recorder.status(RunState.FAILED, message)
+    return RunResult(run_dir.name, run_dir, RunState.FAILED, None, message)

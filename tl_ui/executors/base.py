@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from tl_ui.contracts import DONE_STATES, RunState  # noqa: F401  (DONE_STATES: re-exported for the executors)
+from tl_ui.contracts.events import Event, RunFailed, RunStopped, read_event
 from tl_ui.runfolder import FAILED, FINISHED, STOPPED, RunFolder
 
 log = logging.getLogger(__name__)
-
-DONE_STATES = frozenset({FINISHED, STOPPED, FAILED})
 STOP_FILE = ".stop-requested"   # in the run folder: the worker's should_stop() looks for it
 
 UNEXPECTED_END = ("The training process ended unexpectedly (it ran out of memory or was stopped by the system). "
@@ -48,7 +48,7 @@ class WorkerResult:
     """The fields of the engine's `RunResult`, read from the run folder (no torch needed)."""
     run_id: str
     run_dir: Path
-    status: str                     # "finished" | "stopped" | "failed"
+    status: RunState                # FINISHED | STOPPED | FAILED
     metrics: Optional[dict] = None
     message: str = ""
 
@@ -86,14 +86,16 @@ class StopFile:
 
 class EventFollower:
     """The complete lines appended to `events.jsonl` since the last `read()` (a line still being
-    written waits for its newline). The file may not exist yet."""
+    written waits for its newline), as the engine's event classes. A JSON object that is no event
+    (a stand-in train function's own record) is passed on as the dict it is. The file may not
+    exist yet."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.offset = 0
         self._partial = b""
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[Event | dict]:
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
@@ -112,15 +114,15 @@ class EventFollower:
             except ValueError:
                 continue
             if isinstance(event, dict):
-                events.append(event)
+                events.append(read_event(event) or event)
         return events
 
 
-def append_event(run: RunFolder, event: dict) -> None:
+def append_event(run: RunFolder, event: Event) -> None:
     """Add one line to the run's events.jsonl (only once its worker has ended: one writer at a time)."""
     try:
         with run.open_event_log() as fh:
-            fh.write(json.dumps(event) + "\n")
+            fh.write(json.dumps(event.to_dict()) + "\n")
     except OSError:
         log.warning("cannot append to %s", run.events_jsonl)
 
@@ -223,8 +225,8 @@ class Executor:
         partial export."""
         run = RunFolder(job.run_dir)
         status = run.status()
-        state, message = status.get("state"), str(status.get("message") or "")
-        if state in DONE_STATES:
+        state, message = run.state(), str(status.get("message") or "")
+        if state.done:
             if reason in ("time", "shutdown") and state == STOPPED:  # the engine honoured our stop: say why
                 if reason == "time":
                     state, message = FAILED, time_limit_message(self.max_minutes or 0)
@@ -252,9 +254,9 @@ class Executor:
         return WorkerResult(job.id, job.run_dir, state, None, message)
 
     @staticmethod
-    def _announce(job, run: RunFolder, state: str, message: str) -> None:
-        event = {"kind": "stopped" if state == STOPPED else "failed", "run_id": job.id, "epoch": 0, "step": 0,
-                 "message": message, "time": time.time()}
+    def _announce(job, run: RunFolder, state: RunState, message: str) -> None:
+        event = (RunStopped(run_id=job.id, epoch=0, step=0, message=message) if state == STOPPED
+                 else RunFailed(run_id=job.id, message=message))
         append_event(run, event)
         job.add_event(event)
 

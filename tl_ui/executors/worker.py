@@ -32,6 +32,8 @@ from typing import Any, Optional
 
 from tl_ui.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_event, memory_message,
                                   train_options)
+from tl_ui.contracts import RunState, run_state
+from tl_ui.contracts.events import RunFailed
 from tl_ui.runfolder import FAILED, FINISHED, RUNNING, STOPPED, RunFolder
 
 log = logging.getLogger("tl_ui.worker")
@@ -124,10 +126,11 @@ def _train_one(payload: dict, run: RunFolder, train, memory_gb: float) -> dict:
         (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
         log.exception("run %s crashed", run_dir.name)
         result = _fail(run, INTERNAL_ERROR)
-    state = getattr(result, "status", None) or FINISHED
+    state = run_state(getattr(result, "status", None) or FINISHED)
+    state = state if state in DONE_STATES else FAILED
     message = getattr(result, "message", "") or ""
-    if run.state() not in DONE_STATES:  # a train function that does not record its end itself
-        run.set_status(state if state in DONE_STATES else FAILED, message)
+    if not run.state().done:  # a train function that does not record its end itself
+        run.set_status(state, message)
     if state == FAILED and memory_gb and _looks_like_memory(run_dir / "error.log", message):
         message = memory_message(memory_gb)
         _fail(run, message)
@@ -137,7 +140,7 @@ def _train_one(payload: dict, run: RunFolder, train, memory_gb: float) -> dict:
 def _fail(run: RunFolder, message: str):
     from types import SimpleNamespace
 
-    append_event(run, {"kind": "failed", "run_id": run.id, "message": message, "time": time.time()})
+    append_event(run, RunFailed(run_id=run.id, message=message))
     run.set_status(FAILED, message)
     return SimpleNamespace(status=FAILED, message=message)
 
@@ -320,8 +323,9 @@ def serve(reply_fd: int) -> None:
         warm = state in (FINISHED, STOPPED) and rss_mb <= IDLE_MAX_MB
         models = _models()
         try:
-            RunFolder(payload["run_dir"]).set_status(state, result.get("message", ""),   # counts, for tests and logs
-                                                     worker_runs=served, model_cache=models)
+            if state is not RunState.UNKNOWN:
+                RunFolder(payload["run_dir"]).set_status(state, result.get("message", ""),   # counts, for tests and logs
+                                                         worker_runs=served, model_cache=models)
         except OSError:
             pass
         log.info("run %s %s; this worker served %d run(s), holds %.0f MB resident%s", payload["run_id"], state,

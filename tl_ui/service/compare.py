@@ -45,8 +45,8 @@ def link_scratch_run(main: RunFolder, scratch: RunFolder) -> None:
             main.update_metrics(scratch_run=scratch.id, pretraining_gain=None)
         return
     gain = paired_difference(main, scratch)
-    scratch_metrics = scratch.metrics() or {}
+    scratch_metrics = scratch.read_metrics()
     main.update_metrics(scratch_run=scratch.id, pretraining_gain=gain,
-                        scratch_accuracy=scratch_metrics.get("accuracy"),
-                        scratch_accuracy_ci=scratch_metrics.get("accuracy_ci"))
+                        scratch_accuracy=scratch_metrics.accuracy if scratch_metrics else None,
+                        scratch_accuracy_ci=scratch_metrics.accuracy_ci if scratch_metrics else None)
     log.info("run %s: pretraining gain recorded against %s", main.id, scratch.id)

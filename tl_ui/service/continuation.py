@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from tl_ui.contracts import RunState
 from tl_ui.runfolder import RunFolder
 
 
@@ -12,6 +13,6 @@ def cannot_continue(run: RunFolder) -> Optional[str]:
     then the button's own message says what to do)."""
     from tl_ui.engine.continuation import why_not
 
-    if run.state() != "finished" or not run.has_model:
+    if run.state() != RunState.FINISHED or not run.has_model:
         return None
     return why_not(run)

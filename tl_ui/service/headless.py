@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from tl_ui.config import ConfigError, RunConfig
+from tl_ui.contracts import RunState
 from tl_ui.runfolder import RunFolder
 from tl_ui.service.lab import UserError
 from tl_ui.service.workspace import data_sha256
@@ -70,7 +71,7 @@ def train_headless(options: Mapping[str, Any], out_dir: str | Path, *, replay_of
 
     config, dataset = prepare_run(options, replay_of)
     result = train_run(config, out_dir, on_event=on_event, dataset=dataset)
-    if config.compare_scratch and result.status == "finished":
+    if config.compare_scratch and result.status == RunState.FINISHED:
         scratch_dir = Path(f"{Path(out_dir)}-scratch")
         scratch = RunConfig.from_dict({**config.to_dict(), "random_init": True, "compare_scratch": False,
                                        "extra": {**config.extra, "scratch_of": Path(out_dir).name}})
@@ -89,7 +90,7 @@ def continue_headless(parent_dir: str | Path, epochs: Optional[int], out_dir: st
     from tl_ui.settings import load_settings
 
     parent = RunFolder(parent_dir)
-    if parent.state() != "finished" or not parent.has_model:
+    if parent.state() != RunState.FINISHED or not parent.has_model:
         raise UserError(f"'{parent_dir}' is not a finished run with a model. Point --continue-from at one.")
     if why_not(parent):
         raise UserError(why_not(parent))

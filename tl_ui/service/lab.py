@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from tl_ui.config import ConfigError, RunConfig
+from tl_ui.contracts import RunState
 from tl_ui.runfolder import QUEUED, RunFolder, RunInfo
 from tl_ui.runner import Job, QueueFull, Runner
 from tl_ui.service.identity import Identity, load_secret
@@ -216,7 +217,7 @@ class Lab:
         from tl_ui.engine.continuation import continue_config, why_not
 
         parent = self.run(owner, run_id)
-        if parent.state() != "finished" or not parent.has_model:
+        if parent.state() != RunState.FINISHED or not parent.has_model:
             raise UserError("Only a finished run with a model can be continued. Pick a run that finished.")
         reason = why_not(parent)
         if reason:

@@ -8,6 +8,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
+from tl_ui.contracts.events import EpochEnd, RunStarted
 from tl_ui.runfolder import ACTIVE_STATES, FINISHED, RunFolder, RunInfo
 from tl_ui.service.compare import paired_difference
 from tl_ui.ui.evidence import STRATEGY_NAMES, n_reported
@@ -74,10 +75,10 @@ def overlay_df(runs: list[tuple[str, RunFolder]]) -> pd.DataFrame:
     rows, units = [], {}
     for name, run in runs:
         for event in run.iter_events():
-            if event.get("kind") == "started":   # a linear probe's rows are solver iterations, not epochs
-                units[name] = event.get("unit") or "epoch"
-            if event.get("kind") == "epoch" and event.get("val_accuracy") is not None:
-                rows.append((float(event.get("epoch", 0)), float(event["val_accuracy"]), name))
+            if isinstance(event, RunStarted):   # a linear probe's rows are solver iterations, not epochs
+                units[name] = event.unit or "epoch"
+            if isinstance(event, EpochEnd) and event.val_accuracy is not None:
+                rows.append((float(event.epoch), float(event.val_accuracy), name))
     frame = pd.DataFrame(rows, columns=OVERLAY_COLUMNS)
     frame.attrs["units"] = units   # read by plot_text.overlay_sentence
     return frame

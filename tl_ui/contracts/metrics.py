@@ -1,0 +1,238 @@
+"""`RunMetrics`: metrics.json, what the Results step, the runs table, the CLI and users' scripts read.
+
+The engine's builders (tl_ui/engine/report.py, evaluate.py, multilabel.py) make the dict; the run
+folder writes it only through this model (`RunFolder.write_metrics`) and reads it back through it
+(`RunFolder.read_metrics`). The stable fields are typed precisely; every block also keeps keys it
+does not know (`extra="allow"`), so a field added by a newer engine travels through older readers
+and an older metrics.json (fewer blocks) still loads. Every number is measured on the test
+("report") examples unless its name says otherwise; intervals are `[low, high]` at `ci_level`.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from pydantic import Field
+
+from tl_ui.contracts.base import Block
+
+Interval = Annotated[list[float], Field(min_length=2, max_length=2, description="[low, high]")]
+
+
+class ClassScores(Block):
+    """One class (multi-label: one label) on the test examples."""
+    precision: float
+    recall: float
+    f1: float
+    support: int = Field(description="test examples of this class")
+    precision_ci: Optional[Interval] = None
+    recall_ci: Optional[Interval] = None
+
+
+class Mistake(Block):
+    """A wrong answer the model was surest of (most confident first)."""
+    item: str = Field(description="the example: a file path or the text")
+    true: str = Field(description="its label (multi-label: labels joined by '; ')")
+    predicted: str
+    confidence: float = Field(description="the predicted class's probability (multi-label: the largest |score - truth|)")
+    file: Optional[str] = Field(None, description="a metadata-free PNG preview, relative to the run folder")
+
+
+class Evaluation(Block):
+    """Who chose and who reported: the held-out roles (tl_ui/engine/roles.py)."""
+    design: str = Field(description="'three_way' (train / validation / test), or 'same_set' (benchmarks only)")
+    reported_on: str
+    n_reported: int
+    chosen_on: str
+    n_chosen: int
+    chosen: list[str] = Field(description="what the validation examples chose")
+    sentence: str
+
+
+class ReliabilityBin(Block):
+    low: float
+    high: float
+    confidence: float
+    accuracy: float
+    count: int
+
+
+class Calibration(Block):
+    """Temperature scaling, fitted on the validation examples, judged on the test examples."""
+    temperature: float
+    ece_before: float
+    ece_after: float
+    bins: list[ReliabilityBin]
+    bins_before: list[ReliabilityBin]
+    n_bins: Optional[int] = None
+
+
+class Conformal(Block):
+    """Prediction sets (split conformal) at `level`; coverage null with a `note` when too few validation examples."""
+    level: float
+    n_calibration: int
+    method: Optional[str] = None
+    coverage: Optional[float] = None
+    mean_set_size: Optional[float] = None
+    threshold: Optional[float] = None
+    coverage_ci: Optional[Interval] = None
+    note: Optional[str] = None
+
+
+class CrossValidation(Block):
+    """Repeated stratified k-fold of the linear probe's fixed recipe (shown first below 100 test examples)."""
+    folds: int
+    repeats: int
+    accuracy: float
+    accuracy_ci: Interval
+    macro_f1: float
+    macro_f1_ci: Interval
+    method: str
+
+
+class GroupRecall(Block):
+    value: Optional[float] = Field(description="null when the group has no example of the class")
+    ci: Interval
+    n: int
+
+
+class GroupScores(Block):
+    n: int
+    accuracy: float
+    accuracy_ci: Interval
+    macro_f1: float
+    recall: dict[str, GroupRecall]
+    few_examples: bool
+
+
+class GroupGap(Block):
+    accuracy: float
+    between: list[str]
+
+
+class Groups(Block):
+    """Per-group numbers (site, scanner, ...) for the run's group column."""
+    column: Optional[str] = None
+    by_group: dict[str, GroupScores]
+    max_gap: GroupGap
+    warnings: list[str]
+
+
+class InnerCV(Block):
+    folds: int
+    grid: list[float]
+    loss: list[float]
+    chosen: float
+
+
+class ProbeFit(Block):
+    """The linear probe's full-batch head (tl_ui/engine/probe_solver.py; multi-label: one-vs-rest)."""
+    method: str
+    iterations: int
+    fit_seconds: float
+    l2: Optional[float] = None
+    inner_cv: Optional[InnerCV] = None
+    C: Optional[list[float]] = Field(None, description="multi-label: the regularisation chosen per label")
+
+
+class PretrainingGain(Block):
+    """Pretrained minus from-scratch accuracy on the same test examples (paired bootstrap)."""
+    accuracy: float
+    ci: Interval
+    n: int
+
+
+class Familiarity(Block):
+    """How often ordinary test examples are flagged "unlike the training data" (or `error`)."""
+    method: Optional[str] = None
+    k: Optional[int] = None
+    threshold: Optional[float] = None
+    n_reference: Optional[int] = None
+    n_threshold: Optional[int] = None
+    percentile: Optional[float] = None
+    n_test: Optional[int] = None
+    test_flag_rate: Optional[float] = None
+    test_flag_rate_ci: Optional[Interval] = None
+    sentence: Optional[str] = None
+    error: Optional[str] = None
+
+
+class LabelScores(Block):
+    """One label of a multi-label run at its chosen threshold."""
+    precision: float
+    precision_ci: Interval
+    recall: float
+    recall_ci: Interval
+    f1: float
+    support: int
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    average_precision: Optional[float] = None
+    threshold: float
+    threshold_choice: Optional[str] = None
+    sentence: str
+
+
+class MultiLabelScores(Block):
+    """metrics.json's `multilabel` block (tl_ui/trust/multilabel.py)."""
+    n: int
+    labels: list[str]
+    thresholds: dict[str, float]
+    micro_f1: float
+    micro_f1_ci: Interval
+    macro_f1: float
+    macro_f1_ci: Interval
+    subset_accuracy: float
+    subset_accuracy_ci: Interval
+    hamming_loss: float
+    hamming_loss_ci: Interval
+    mean_average_precision: Optional[float] = None
+    mean_average_precision_ci: Optional[Interval] = None
+    per_label: dict[str, LabelScores]
+    ci_level: float
+    ci_method: str
+    sentences: dict[str, str]
+
+
+class RunMetrics(Block):
+    """metrics.json. Multi-label runs (`task: "multi_label"`): `accuracy` is subset accuracy, `per_class`
+    the per-label scores, and there is no calibration, conformal, confusion matrix or cross-validation."""
+    accuracy: float
+    macro_f1: float
+    n_val: int = Field(description="test examples (every number is measured on them)")
+    classes: list[str]
+    per_class: dict[str, ClassScores]
+    mistakes: list[Mistake]
+    task: Optional[str] = Field(None, description="'multi_label', or absent (one label per example)")
+    majority_baseline_accuracy: Optional[float] = Field(None, description="what always guessing the largest class scores")
+    confusion_matrix: Optional[list[list[int]]] = Field(None, description="rows: true class, columns: predicted, in `classes` order")
+    accuracy_ci: Optional[Interval] = None
+    macro_f1_ci: Optional[Interval] = None
+    ci_level: Optional[float] = None
+    ci_method: Optional[str] = None
+    accuracy_sentence: Optional[str] = None
+    micro_f1: Optional[float] = None
+    micro_f1_ci: Optional[Interval] = None
+    n_train: Optional[int] = None
+    best_epoch: Optional[int] = Field(None, description="the epoch kept (the probe's head: L-BFGS iterations)")
+    epochs_run: Optional[int] = None
+    strategy: Optional[str] = None
+    model_id: Optional[str] = None
+    random_init: Optional[bool] = None
+    trainable_params: Optional[int] = None
+    total_params: Optional[int] = None
+    train_seconds: Optional[float] = None
+    evaluation: Optional[Evaluation] = None
+    calibration: Optional[Calibration] = None
+    conformal: Optional[Conformal] = None
+    cross_validation: Optional[CrossValidation] = None
+    groups: Optional[Groups] = None
+    probe_fit: Optional[ProbeFit] = None
+    familiarity: Optional[Familiarity] = None
+    scratch_run: Optional[str] = Field(None, description="the from-scratch companion's run id")
+    pretraining_gain: Optional[PretrainingGain] = None
+    scratch_accuracy: Optional[float] = None
+    scratch_accuracy_ci: Optional[Interval] = None
+    multilabel: Optional[MultiLabelScores] = None
+    pos_weight: Optional[dict[str, float]] = Field(None, description="multi-label: BCE positive weight per label")
