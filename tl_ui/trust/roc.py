@@ -422,14 +422,18 @@ def roc_block(probs, targets, classes: Sequence[str], positive_class=None, *, le
     out: dict = {"positive_class": None, "auroc": None, "auroc_ci": None, "auprc": None, "auprc_ci": None,
                  "method": None, "curve": None, "pr_curve": None, "n_positive": None, "n_negative": None,
                  "note": None}
+    named = None
     if positive_class is not None:
-        k = class_index(names, positive_class)
-        out.update(binary_roc(probs[:, k], targets == k, level=level, seed=seed, n_resamples=n_resamples,
-                              keep_thresholds=keep_thresholds, positive_name=names[k]), positive_class=names[k])
+        named = class_index(names, positive_class)
+        out.update(binary_roc(probs[:, named], targets == named, level=level, seed=seed + named,
+                              n_resamples=n_resamples, keep_thresholds=keep_thresholds, positive_name=names[named]),
+                   positive_class=names[named])
     if len(names) > 2 or positive_class is None:
+        # class k's resamples are seeded with seed + k: the named class's entry is the block above
         out["one_vs_rest"] = {
-            name: binary_roc(probs[:, k], targets == k, level=level, seed=seed + k, n_resamples=n_resamples,
-                             positive_name=name)
+            name: {key: value for key, value in out.items() if key != "positive_class"} if k == named else
+            binary_roc(probs[:, k], targets == k, level=level, seed=seed + k, n_resamples=n_resamples,
+                       positive_name=name)
             for k, name in enumerate(names)}
         if positive_class is None:
             out["note"] = "No positive class is named yet: each class is shown against the rest."
