@@ -183,6 +183,29 @@ def test_auprc_interval_is_seeded_and_contains_the_estimate():
     assert "2000 resamples" in first["auprc_method"]
 
 
+def binormal_auprc(delta, prevalence):
+    """The true AUPRC of binormal scores: the integral of precision over recall."""
+    from scipy import integrate
+
+    def precision_times_density(t):
+        tpr, fpr = norm.sf(t - delta), norm.sf(t)
+        return prevalence * tpr / (prevalence * tpr + (1 - prevalence) * fpr) * norm.pdf(t - delta)
+
+    return integrate.quad(precision_times_density, -12, delta + 12, limit=200)[0]
+
+
+def test_auprc_interval_covers_the_true_auprc():
+    # 40 positives and 160 negatives, true AUROC 0.90: the plain percentile interval covered ~90% here
+    rng = np.random.default_rng(17)
+    delta = np.sqrt(2) * norm.ppf(0.9)
+    true = binormal_auprc(delta, 0.2)
+    covered = []
+    for r in range(150):
+        low, high = stratified_bootstrap(*binormal(40, 160, delta, rng), n_resamples=500, seed=r)["auprc_ci"]
+        covered.append(low <= true <= high)
+    assert np.mean(covered) >= 0.92
+
+
 def test_curves_are_sklearns_points():
     rng = np.random.default_rng(5)
     scores, truth = binormal(30, 50, 1.0, rng)
