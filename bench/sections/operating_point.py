@@ -127,28 +127,51 @@ def simulated_cell(n: int, prevalence: float, cfg: dict, seed: int) -> dict:
 
 
 def areas_cell(sizes: dict, delta: float, prevalence: float, cfg: dict, seed: int) -> dict:
-    """Coverage of the AUROC and AUPRC intervals on this cell's test sets."""
+    """Coverage and median width of the AUROC and AUPRC intervals on this cell's test sets, beside the
+    textbook versions they replace: the plain DeLong interval A +- z SE and the percentile bootstrap."""
     from scipy.stats import norm
 
-    from tl_ui.trust.roc import auroc_interval, stratified_bootstrap
+    from tl_ui.trust.roc import auroc_interval, delong_auroc, stratified_bootstrap
 
     m, n = sizes["report"]
     if min(m, n) == 0:
         return {"skipped": "a test set without positives or negatives"}
     true_auroc, true_ap = float(norm.cdf(delta / np.sqrt(2))), true_auprc(delta, m / (m + n))
     rng = np.random.default_rng(seed + 1)
-    auroc_in, auprc_in, auroc_w, auprc_w = [], [], [], []
+    intervals: dict = {"auroc": [], "auroc_plain_delong": [], "auprc": [], "auprc_percentile": []}
     for r in range(cfg["area_repeats"]):
         p, y = _draw(rng, sizes["report"], delta, prevalence)
-        low, high = auroc_interval(p, y)["auroc_ci"]
-        auroc_in.append(low <= true_auroc <= high)
-        auroc_w.append(high - low)
-        low, high = stratified_bootstrap(p, y, seed=r)["auprc_ci"]
-        auprc_in.append(low <= true_ap <= high)
-        auprc_w.append(high - low)
-    return {"true_auroc": rnd(true_auroc, 4), "true_auprc": rnd(true_ap, 4), "runs": cfg["area_repeats"],
-            "auroc_ci_covers": rnd(np.mean(auroc_in), 3), "auroc_ci_width": rnd(np.median(auroc_w), 3),
-            "auprc_ci_covers": rnd(np.mean(auprc_in), 3), "auprc_ci_width": rnd(np.median(auprc_w), 3)}
+        intervals["auroc"].append(auroc_interval(p, y)["auroc_ci"])
+        auc, variance = delong_auroc(p, y)
+        half = 1.959964 * np.sqrt(variance)
+        intervals["auroc_plain_delong"].append([max(auc - half, 0.0), min(auc + half, 1.0)])
+        boot = stratified_bootstrap(p, y, seed=r, keep_samples=True)
+        intervals["auprc"].append(boot["auprc_ci"])
+        intervals["auprc_percentile"].append(np.quantile(boot["auprc_samples"], [0.025, 0.975]).tolist())
+    out = {"true_auroc": rnd(true_auroc, 4), "true_auprc": rnd(true_ap, 4), "runs": cfg["area_repeats"]}
+    for name, found in intervals.items():
+        true = true_auroc if name.startswith("auroc") else true_ap
+        out[name] = {"covers": rnd(np.mean([lo <= true <= hi for lo, hi in found]), 3),
+                     "median_width": rnd(np.median([hi - lo for lo, hi in found]), 3),
+                     "zero_width": int(sum(hi - lo <= 0 for lo, hi in found))}
+    return out
+
+
+INTERVAL_SETTINGS = [(20, 20, 0.76), (20, 20, 0.90), (20, 20, 0.98), (50, 50, 0.90), (20, 80, 0.90),
+                     (40, 160, 0.90), (100, 100, 0.90)]
+
+
+def interval_methods(cfg: dict) -> dict:
+    """The AUROC and AUPRC intervals against their textbook versions, on binormal test sets of given
+    numbers of positives and negatives and true AUROC (what the docstrings of tl_ui/trust/roc.py quote)."""
+    from scipy.stats import norm
+
+    out = {}
+    for i, (m, n, auroc) in enumerate(INTERVAL_SETTINGS):
+        delta = float(np.sqrt(2) * norm.ppf(auroc))
+        out[f"{m}+{n} AUROC {auroc}"] = areas_cell({"report": (m, n)}, delta, m / (m + n), cfg, seed=7000 + i)
+        log(f"operating point intervals {m}+{n} AUROC {auroc}: {out[f'{m}+{n} AUROC {auroc}']}")
+    return out
 
 
 # -- the app's linear probe on the sample digits -------------------------------------------------------------
@@ -231,6 +254,8 @@ def run(cfg: dict, checkpoint=lambda partial: None) -> dict:
                 f"true<0.90 {cell['true_below_target']}, width {cell['ci_width']['median']}, "
                 f"covers {cell['ci_covers_true']}, areas {cell['areas']}")
             checkpoint(out)
+    out["interval_methods"] = interval_methods(cfg)
+    checkpoint(out)
     if cfg.get("probe_repeats"):
         ds, x = _digit_embeddings()
         for task in cfg["probe_tasks"]:

@@ -238,13 +238,14 @@ def _auprc_interval(aps: np.ndarray, observed: float, m: int, level: float) -> t
 
 
 def stratified_bootstrap(scores, truth, level: float = DEFAULT_LEVEL, n_resamples: int = N_RESAMPLES,
-                         seed: int = 0) -> dict:
+                         seed: int = 0, keep_samples: bool = False) -> dict:
     """AUPRC with its interval and the pointwise ROC / PR bands, from one seeded stratified bootstrap
     (positives resampled among positives, negatives among negatives: each resample keeps the counts).
 
     Returns {"auprc", "auprc_ci", "auprc_method", "roc_band": {fpr, tpr, tpr_low, tpr_high},
-    "pr_band": {recall, precision, precision_low, precision_high}, "band_method"}. Needs at least one
-    positive and one negative.
+    "pr_band": {recall, precision, precision_low, precision_high}, "band_method"} (and "auprc_samples", the
+    resamples' AUPRCs, with `keep_samples`: the benchmark compares interval methods on them). Needs at
+    least one positive and one negative.
 
     Every resample is a set of counts per distinct score: resampling never changes the order of the
     scores, so the curves of all resamples are cumulative sums over the same sorted groups (no sorting).
@@ -294,6 +295,7 @@ def stratified_bootstrap(scores, truth, level: float = DEFAULT_LEVEL, n_resample
                     "precision_low": _rounded(np.minimum(precision_low, precision_wilson[:, 0])),
                     "precision_high": _rounded(np.maximum(precision_high, precision_wilson[:, 1]))},
         "band_method": BAND_METHOD,
+        **({"auprc_samples": aps} if keep_samples else {}),
     }
 
 
