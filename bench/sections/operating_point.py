@@ -269,12 +269,53 @@ def run(cfg: dict, checkpoint=lambda partial: None) -> dict:
     return out
 
 
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+def markdown(result: dict) -> str:
+    """The tables of docs/benchmarks.md's section, from a results file (`--markdown`)."""
+    res = result["operating_point"]
+    lines = ["| data | N | validation pos / neg | test pos / neg | note shown | test sens. < 0.90 | "
+             "true sens. < 0.90 | true sens. (mean; 10th pct) | true spec. (mean) | 95% interval width (median; IQR) | "
+             "interval covers true |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for prevalence, cells in res["simulated"].items():
+        for n, c in cells.items():
+            lines.append(
+                f"| simulated, {prevalence} | {n} | {c['roles']['choose'][0]} / {c['roles']['choose'][1]} | "
+                f"{c['roles']['report'][0]} / {c['roles']['report'][1]} | {_pct(c['small_choose_note'])} | "
+                f"{_pct(c['test_below_target'])} | {_pct(c['true_below_target'])} | "
+                f"{c['true_sensitivity']['mean']:.2f}; {c['true_sensitivity_p10']:.2f} | {c['true_specificity']['mean']:.2f} | "
+                f"{c['ci_width']['median']:.2f}; {c['ci_width']['q1']:.2f}–{c['ci_width']['q3']:.2f} | "
+                f"{_pct(c['ci_covers_true'])} |")
+    for task, cells in res.get("probe", {}).items():
+        for n, c in cells.items():
+            lines.append(
+                f"| probe, digits {task} | {n} | {c['choose_positives']['mean']:.0f} / – | "
+                f"{c['test_positives']['mean']:.0f} / – | {_pct(c['small_choose_note'])} | {_pct(c['test_below_target'])} | "
+                f"{_pct(c['true_below_target'])} | {c['true_sensitivity']['mean']:.2f}; {c['true_sensitivity_p10']:.2f} | "
+                f"{c['true_specificity']['mean']:.2f} | {c['ci_width']['median']:.2f}; "
+                f"{c['ci_width']['q1']:.2f}–{c['ci_width']['q3']:.2f} | {_pct(c['ci_covers_true'])} |")
+    lines += ["", "| test set (pos + neg, true AUROC) | AUROC: ours | plain DeLong | AUPRC: ours | percentile bootstrap |",
+              "|---|---|---|---|---|"]
+    for name, c in res.get("interval_methods", {}).items():
+        cell = lambda k: f"{_pct(c[k]['covers'])} (width {c[k]['median_width']:.2f}" + (
+            f", {c[k]['zero_width']} of width 0)" if c[k]["zero_width"] else ")")
+        lines.append(f"| {name} | {cell('auroc')} | {cell('auroc_plain_delong')} | {cell('auprc')} | "
+                     f"{cell('auprc_percentile')} |")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-probe", action="store_true", help="simulated data only (no model)")
+    parser.add_argument("--markdown", action="store_true", help="print the tables of a saved results file")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
+    if args.markdown:
+        print(markdown(json.loads(RESULTS[mode].read_text())))
+        return 0
     cfg = dict(PROFILE[mode])
     if args.no_probe:
         cfg["probe_repeats"] = 0
