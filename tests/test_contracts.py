@@ -160,7 +160,7 @@ def test_the_documented_schemas_accept_real_run_folders(name):
 
 # -- RunState is used where runs are queued, run, settled and served ---------------------------------
 STATE_WORDS = {s.value for s in RunState}
-STATE_MODULES = ["tl_ui/runfolder.py", "tl_ui/runner.py", "tl_ui/__main__.py", "tl_ui/engine/recorder.py",
+STATE_MODULES = ["tl_ui/runfolder.py", "tl_ui/jobs/runner.py", "tl_ui/__main__.py", "tl_ui/engine/recorder.py",
                  *map(str, sorted((REPO / "tl_ui").glob("cli_*.py"))),
                  *map(str, sorted((REPO / "tl_ui" / "executors").glob("*.py"))),
                  *map(str, sorted((REPO / "tl_ui" / "service").glob("*.py")))]

@@ -1,4 +1,4 @@
-"""Runs in worker processes (tl_ui/executors): real processes, a real tiny engine run, the memory and
+"""Runs in worker processes (tl_ui/jobs/executors): real processes, a real tiny engine run, the memory and
 time caps, Stop (asked, then terminate, then kill), and the runs-folder lock."""
 import ctypes
 import json
@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from conftest import REPO, TINY_IMAGE_OPTIONS
-from tl_ui.executors import UNEXPECTED_END, ProcessExecutor
+from tl_ui.jobs.executors import UNEXPECTED_END, ProcessExecutor
 from tl_ui.runfolder import RunFolder
-from tl_ui.runner import Runner
+from tl_ui.jobs.runner import Runner
 
 HERE = "test_executors"   # this module, as the worker process imports it
 

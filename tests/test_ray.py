@@ -79,8 +79,8 @@ def test_runs_train_as_ray_tasks_with_live_events_queue_and_stop(ray_server):
 
 
 def test_a_ray_task_that_ignores_stop_is_cancelled(ray_server, tmp_path):
-    from tl_ui.executors import RayExecutor
-    from tl_ui.runner import Runner
+    from tl_ui.jobs.executors import RayExecutor
+    from tl_ui.jobs.runner import Runner
 
     runner = Runner(1, executor=RayExecutor(target="test_executors:stubborn_train", stop_grace_s=0.5,
                                             start_now=False))

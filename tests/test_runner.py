@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tl_ui.runner import QueueFull, Runner
+from tl_ui.jobs.runner import QueueFull, Runner
 
 
 def fake_train(steps=5, step_s=0.02, log=None, fail=False, crash=False):

@@ -1,4 +1,4 @@
-"""Warm workers (tl_ui/executors/process.py, worker.serve; tl_ui/engine/model_cache.py): one worker
+"""Warm workers (tl_ui/jobs/executors/process.py, worker.serve; tl_ui/engine/model_cache.py): one worker
 process serves runs one after another and keeps pretrained models, with every guarantee of a
 one-run worker. Real worker processes; real tiny engine runs where the model matters."""
 import json
@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 from test_executors import HERE, _record, alive, tiny_image_run, wait_for
-from tl_ui.executors import UNEXPECTED_END, ProcessExecutor
+from tl_ui.jobs.executors import UNEXPECTED_END, ProcessExecutor
 from tl_ui.runfolder import RunFolder
-from tl_ui.runner import Runner
+from tl_ui.jobs.runner import Runner
 
 SAME = ("accuracy", "accuracy_ci", "macro_f1", "confusion_matrix", "log_loss", "calibration", "best_epoch",
         "epochs_run", "cross_validation")
@@ -189,7 +189,7 @@ def test_the_parent_death_watch_ends_a_waiting_worker(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path[:0] = {[p for p in sys.path if p]!r}
-        from tl_ui.executors import ProcessExecutor
+        from tl_ui.jobs.executors import ProcessExecutor
         ex = ProcessExecutor(target="{HERE}:quick_train")
         ex.prestart()
         print(ex._idle.pid, flush=True)

@@ -1,5 +1,5 @@
 """One training run the way the app runs it, for timings a user would see: a fresh worker process
-(`tl_ui.executors.process.WORKER_COMMAND`, the payload on stdin, as the app's ProcessExecutor sends
+(`tl_ui.jobs.executors.process.WORKER_COMMAND`, the payload on stdin, as the app's ProcessExecutor sends
 it), timed from spawning the process to its exit: interpreter start, importing torch, model loading,
 training, calibration, the test examples, the export. Where the engine has no worker processes, the
 run is `train_run` in this process instead (and says so)."""
@@ -30,8 +30,8 @@ def _events(run_dir: Path) -> list[dict]:
 def run(config, dataset, run_dir: Path) -> dict:
     """{"status", "message", "metrics", "wall_s", "cpu_s", "engine_s", "epochs_run", "how"}."""
     try:
-        from tl_ui.executors.process import WORKER_COMMAND
-        from tl_ui.executors.worker import make_payload
+        from tl_ui.jobs.executors.process import WORKER_COMMAND
+        from tl_ui.jobs.executors.worker import make_payload
     except ImportError:
         return _in_process(config, dataset, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

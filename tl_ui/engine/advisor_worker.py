@@ -46,7 +46,7 @@ def best_model_map(rows: list[dict], kept: dict, seed: int = 0):
 def main() -> None:
     payload = json.load(sys.stdin)
     sys.stdin.close()
-    from tl_ui.executors.worker import cap_memory, prepare_process
+    from tl_ui.jobs.caps import cap_memory, prepare_process
 
     prepare_process(payload)
     import torch

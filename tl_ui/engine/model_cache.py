@@ -1,4 +1,4 @@
-"""Pretrained image backbones kept in a warm worker process between runs (tl_ui/executors/worker.py).
+"""Pretrained image backbones kept in a warm worker process between runs (tl_ui/jobs/executors/worker.py).
 
 A warm worker serves runs one after another; building a timm model and reading its weights from disk
 is the largest fixed cost of a repeat run. `pristine_image_model` keeps, per model, one untouched

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 from tl_ui.config import ConfigError, RunConfig
 from tl_ui.contracts import RunState
 from tl_ui.runfolder import QUEUED, RunFolder, RunInfo
-from tl_ui.runner import Job, QueueFull, Runner
+from tl_ui.jobs.runner import Job, QueueFull, Runner
 from tl_ui.service.identity import Identity, load_secret
 from tl_ui.service.owners import Owner
 from tl_ui.service.private_files import PrivateFiles
@@ -52,7 +52,7 @@ class Lab:
         self.workspace = Workspace(settings.runs_dir)
         self.identity = Identity(load_secret(self.workspace.root))
         self.private = PrivateFiles(cache_dir, self.identity, link_ttl_s=settings.session_ttl_hours * 3600)
-        from tl_ui.executors import make_executor  # torch and ray stay out of this process
+        from tl_ui.jobs.executors import make_executor  # torch and ray stay out of this process
 
         self.runner = Runner(settings.max_jobs, train_fn=train_fn,
                              executor=None if train_fn is not None else make_executor(settings),

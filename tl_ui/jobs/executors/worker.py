@@ -8,7 +8,7 @@ resident-memory watchdog instead). It trains with `should_stop` reading the run'
 engine writes events.jsonl and status.json, which the server follows. A local worker also ends
 itself when the server process is gone.
 
-A warm worker (`main` with TL_WORKER_WARM=1; tl_ui/executors/process.py) serves runs one after
+A warm worker (`main` with TL_WORKER_WARM=1; tl_ui/jobs/executors/process.py) serves runs one after
 another: one JSON payload per line on stdin, one JSON reply per run on the pipe TL_WORKER_REPLY_FD
 names. Between runs it keeps pretrained models (tl_ui/engine/model_cache.py) and nothing else of a
 run: each run's memory cap is lifted, torch's thread count restored, garbage collected and freed
@@ -24,14 +24,14 @@ import logging
 import os
 import socket
 import sys
-import threading
-import time
 import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-from tl_ui.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_event, memory_message,
-                                  train_options)
+from tl_ui.jobs.caps import cap_memory, lift_memory_cap, looks_like_memory, prepare_process, proc_status_kb, watch_parent
+from tl_ui.jobs.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_event, memory_message,
+                                       train_options)
+from tl_ui.jobs.supervisor import REPLY_FD_ENV
 from tl_ui.contracts import RunState, run_state
 from tl_ui.contracts.events import RunFailed
 from tl_ui.runfolder import FAILED, FINISHED, RUNNING, STOPPED, RunFolder
@@ -39,18 +39,14 @@ from tl_ui.runfolder import FAILED, FINISHED, RUNNING, STOPPED, RunFolder
 log = logging.getLogger("tl_ui.worker")
 
 ENGINE = "tl_ui.engine.train:train_run"
-# A spare worker (tl_ui/executors/process.py) imports this train function before its payload arrives,
+# A spare worker (tl_ui/jobs/executors/process.py) imports this train function before its payload arrives,
 # lowered to this priority, and ends with the server of this pid.
 SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV = "TL_SPARE_TARGET", "TL_SPARE_NICE", "TL_SPARE_PARENT"
-WARM_ENV, REPLY_FD_ENV = "TL_WORKER_WARM", "TL_WORKER_REPLY_FD"
+WARM_ENV = "TL_WORKER_WARM"
 ENGINE_LAZY_IMPORTS = ("accelerate", "timm", "timm.data", "transformers", "sklearn.linear_model",
                        "sklearn.model_selection", "scipy.optimize", "safetensors.torch")
 # A warm worker that holds more than this resident between runs retires (the next run gets a fresh one).
 IDLE_MAX_MB = 2048
-GB = 1024 ** 3
-_MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "std::bad_alloc",
-                 "out of memory", "failed to map segment",
-                 "could not create a primitive")   # oneDNN when its scratch memory cannot be had (the cap)
 
 
 def make_payload(job, *, executor: str, target: str = ENGINE, memory_gb: float = 0.0,
@@ -75,22 +71,6 @@ def _dataset(data):
     return LabelledDataset(**data)
 
 
-def prepare_process(payload: dict) -> None:
-    """What every worker process (a run's, the advisor's) does first: the server's environment and
-    import path, end with the server, and a lower priority than the page."""
-    os.environ.update(payload.get("env") or {})
-    for entry in reversed(payload.get("sys_path") or []):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    if payload.get("parent_pid"):
-        _watch_parent(int(payload["parent_pid"]))
-    if payload.get("nice"):
-        try:
-            os.nice(int(payload["nice"]))  # the page's server on the same cores answers first
-        except OSError:
-            pass
-
-
 def run_payload(payload: dict, warm: bool = False) -> dict:
     """Train one run as `payload` says. Returns {"status", "message"}; the run folder holds the rest.
     `warm`: this process serves further runs, so the memory cap is lifted again afterwards."""
@@ -104,7 +84,7 @@ def run_payload(payload: dict, warm: bool = False) -> dict:
         _keep_models()
     memory_gb = float(payload.get("memory_gb") or 0)
     threads = _torch_threads()
-    watchdog = cap_memory(memory_gb, run, soft_only=warm) if memory_gb > 0 else "none"
+    watchdog = cap_memory(memory_gb, lambda: _memory_exceeded(run, memory_gb), soft_only=warm) if memory_gb > 0 else "none"
     try:
         return _train_one(payload, run, train, memory_gb)
     finally:
@@ -131,10 +111,16 @@ def _train_one(payload: dict, run: RunFolder, train, memory_gb: float) -> dict:
     message = getattr(result, "message", "") or ""
     if not run.state().done:  # a train function that does not record its end itself
         run.set_status(state, message)
-    if state == FAILED and memory_gb and _looks_like_memory(run_dir / "error.log", message):
+    if state == FAILED and memory_gb and looks_like_memory(message, run_dir / "error.log"):
         message = memory_message(memory_gb)
         _fail(run, message)
     return {"status": state, "message": message}
+
+
+def _memory_exceeded(run: RunFolder, gb: float) -> None:
+    """The CUDA watchdog's last act before the worker exits: the run fails with the memory sentence."""
+    run.remove_partial_exports()
+    _fail(run, memory_message(gb))
 
 
 def _fail(run: RunFolder, message: str):
@@ -143,14 +129,6 @@ def _fail(run: RunFolder, message: str):
     append_event(run, RunFailed(run_id=run.id, message=message))
     run.set_status(FAILED, message)
     return SimpleNamespace(status=FAILED, message=message)
-
-
-def _looks_like_memory(error_log: Path, message: str) -> bool:
-    try:
-        text = error_log.read_text(encoding="utf-8", errors="replace")[-4000:]
-    except OSError:
-        text = ""
-    return any(sign in text or sign in message for sign in _MEMORY_SIGNS)
 
 
 def _resolve(target: str):
@@ -170,89 +148,11 @@ def _config(data: dict):
         return data
 
 
-# -- memory cap ---------------------------------------------------------------------------------
-def _proc_status_kb(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _cuda_visible() -> bool:
-    torch = sys.modules.get("torch")
-    try:
-        return bool(torch is not None and torch.cuda.is_available())
-    except Exception:
-        return False
-
-
-def cap_memory(gb: float, run: RunFolder, soft_only: bool = False) -> str:
-    """Let this process add at most `gb` GB beyond what is already mapped (libraries, torch, a warm
-    worker's kept models). Returns how: "rlimit", "watchdog" (CUDA) or "none" (no /proc, no resource
-    module). `soft_only`: leave the hard limit, so that a warm worker can lift the cap after the run."""
-    extra = int(gb * GB)
-    try:
-        import resource
-
-        if _cuda_visible():  # CUDA reserves tens of GB of address space: RLIMIT_AS would break it
-            _watch_rss(_proc_status_kb("VmRSS") * 1024 + extra, gb, run)
-            return "watchdog"
-        limit = _proc_status_kb("VmSize") * 1024 + extra
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard if soft_only else limit))
-        return "rlimit"
-    except (ImportError, OSError, ValueError):
-        log.warning("cannot cap this worker's memory")
-        return "none"
-
-
-_RUN_GENERATION = [0]   # a warm worker's run counter: a run's memory watchdog ends with its run
-
-
-def _watch_rss(limit_bytes: int, gb: float, run: RunFolder) -> None:
-    generation = _RUN_GENERATION[0]
-
-    def watch():
-        while _RUN_GENERATION[0] == generation:
-            time.sleep(0.5)
-            try:
-                rss = _proc_status_kb("VmRSS") * 1024
-            except OSError:
-                return
-            if rss > limit_bytes:
-                run.remove_partial_exports()
-                _fail(run, memory_message(gb))
-                os._exit(3)
-
-    threading.Thread(target=watch, name="tl-memory-watch", daemon=True).start()
-
-
-_WATCHED_PARENT: list = []
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """A local worker ends with its server: when the server is gone (killed, crashed), so is it."""
-    if parent_pid in _WATCHED_PARENT:   # a warm worker's later runs: one watch is enough
-        return
-    _WATCHED_PARENT.append(parent_pid)
-
-    def watch():
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent_pid:
-                os._exit(4)
-
-    threading.Thread(target=watch, name="tl-parent-watch", daemon=True).start()
-
-
 def _prepare_spare(target: str) -> None:
     """Before any payload: end with the server, lower the priority, import the train function."""
     parent = os.environ.pop(SPARE_PARENT_ENV, "")
     if parent:
-        _watch_parent(int(parent))
+        watch_parent(int(parent))
     try:
         os.nice(int(os.environ.pop(SPARE_NICE_ENV, "0") or 0))
     except (OSError, ValueError):
@@ -319,7 +219,7 @@ def serve(reply_fd: int) -> None:
         served = _SERVED[0]
         result = run_payload(payload, warm=True)
         state = RunFolder(payload["run_dir"]).state()
-        rss_mb = _proc_status_kb("VmRSS") / 1024
+        rss_mb = proc_status_kb("VmRSS") / 1024
         warm = state in (FINISHED, STOPPED) and rss_mb <= IDLE_MAX_MB
         models = _models()
         try:
@@ -358,14 +258,7 @@ def _after_run(watchdog: str, threads: Optional[int]) -> None:
     """Between a warm worker's runs: nothing of the last run's caps, threads or garbage stays."""
     import gc
 
-    _RUN_GENERATION[0] += 1
-    if watchdog == "rlimit":
-        try:
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_AS, (resource.getrlimit(resource.RLIMIT_AS)[1],) * 2)
-        except (ImportError, OSError, ValueError):
-            pass
+    lift_memory_cap(watchdog)
     torch = sys.modules.get("torch")
     if torch is not None and threads:
         torch.set_num_threads(threads)

@@ -21,109 +21,45 @@ from __future__ import annotations
 import logging
 import os
 import json
-import select
 import subprocess
 import sys
 import threading
 from typing import Optional
 
-from tl_ui.executors.base import EventFollower, Executor, Handle, StopFile, WorkerResult, worker_env
-from tl_ui.executors.worker import (ENGINE, REPLY_FD_ENV, SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV, WARM_ENV,
-                                    make_payload)
+from tl_ui.jobs.executors.base import EventFollower, Executor, StopFile, WorkerResult, worker_env
+from tl_ui.jobs.executors.worker import SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV, WARM_ENV, ENGINE, make_payload
+from tl_ui.jobs.supervisor import Handle, WorkerProcess, worker_command
 from tl_ui.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 
 WORKER_LOG = "worker.log"
-WORKER_COMMAND = [sys.executable, "-c", "from tl_ui.executors.worker import main; main()"]
+WORKER_MODULE = "tl_ui.jobs.executors.worker"
+WORKER_COMMAND = worker_command(WORKER_MODULE)
 
 
-class _ProcessHandle(Handle):
-    def __init__(self, proc: subprocess.Popen):
-        self.proc = proc
+class _WarmWorker(WorkerProcess):
+    """A warm worker process (tl_ui.jobs.supervisor.WorkerProcess) and whether it has said it is ready."""
 
-    def wait(self, timeout: float) -> bool:
-        try:
-            self.proc.wait(timeout if timeout > 0 else 0.0001)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def terminate(self) -> None:
-        self.proc.terminate()
-
-    def kill(self) -> None:
-        self.proc.kill()
-
-
-class _Worker:
-    """A warm worker process and the pipe it replies on (one JSON line per run it served)."""
-
-    def __init__(self, proc: subprocess.Popen, replies: int):
-        self.proc, self.replies = proc, replies
-        self._buffer = b""
-        self._eof = False
-        self.ready = False    # it has imported the engine and waits for a payload
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def send(self, payload: dict) -> None:
-        self.proc.stdin.write((json.dumps(payload) + "\n").encode("utf-8"))
-        self.proc.stdin.flush()
+    ready = False    # it has imported the engine and waits for a payload
 
     def reply(self, timeout: float) -> Optional[dict]:
         """The next reply about a run, waiting up to `timeout` s; None if none came (or the worker is gone)."""
         while True:
-            answer = self._line(timeout)
+            answer = self.read_reply(timeout)
             if answer is None or not answer.get("ready"):
                 return answer
             self.ready = True
 
-    def _line(self, timeout: float) -> Optional[dict]:
-        while b"\n" not in self._buffer and not self._eof:
-            ready, _, _ = select.select([self.replies], [], [], max(timeout, 0))
-            if not ready:
-                return None
-            chunk = os.read(self.replies, 65536)
-            self._eof = not chunk
-            self._buffer += chunk
-        if b"\n" not in self._buffer:
-            return None
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        try:
-            return json.loads(line)
-        except ValueError:
-            return None
-
     def retire(self) -> None:
         """Close its stdin (it exits at EOF); kill it if it does not."""
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.close_pipe()
-
-    def close_pipe(self) -> None:
-        if self.replies >= 0:
-            os.close(self.replies)
-            self.replies = -1
+        self.stop(grace_s=5.0, kill_after_s=0.0)
 
 
-class _WarmHandle(_ProcessHandle):
+class _WarmHandle(Handle):
     """A run in a warm worker has ended when the worker replies for it, or when the worker is gone."""
 
-    def __init__(self, worker: _Worker):
-        super().__init__(worker.proc)
+    def __init__(self, worker: _WarmWorker):
         self.worker = worker
         self.answer: Optional[dict] = None
 
@@ -132,6 +68,12 @@ class _WarmHandle(_ProcessHandle):
             return True
         self.answer = self.worker.reply(timeout)
         return self.answer is not None or not self.worker.alive()
+
+    def terminate(self) -> None:
+        self.worker.terminate()
+
+    def kill(self) -> None:
+        self.worker.kill()
 
 
 class ProcessExecutor(Executor):
@@ -148,44 +90,34 @@ class ProcessExecutor(Executor):
         self.target = target
         self.nice = nice
         self.warm = bool(warm if spare is None else spare)
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._idle: Optional[_Worker] = None     # the warm worker waiting for the next run
+        self._procs: dict[str, WorkerProcess] = {}
+        self._idle: Optional[_WarmWorker] = None     # the warm worker waiting for the next run
         self._lock = threading.Lock()
         self.started_workers = 0                  # processes started (tests count them)
 
     # -- starting workers --------------------------------------------------------------------------
-    def _spawn(self, stdout, warm: bool, reply_fd: Optional[int] = None) -> subprocess.Popen:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("MALLOC_ARENA_MAX", "2")   # fewer 64 MB malloc arenas: less address space per thread
+    def _spawn(self, stdout, warm: bool, replies: bool = False) -> WorkerProcess:
+        env = {}
         if warm:   # what the worker imports before its first payload and how it lowers its priority
             env.update({SPARE_ENV: self.target, SPARE_NICE_ENV: str(self.nice), SPARE_PARENT_ENV: str(os.getpid())})
-        if reply_fd is not None:
-            env.update({WARM_ENV: "1", REPLY_FD_ENV: str(reply_fd)})
+        if replies:
+            env[WARM_ENV] = "1"
         self.started_workers += 1
-        return subprocess.Popen(WORKER_COMMAND, stdin=subprocess.PIPE, stdout=stdout, stderr=subprocess.STDOUT,
-                                env=env, close_fds=True, pass_fds=() if reply_fd is None else (reply_fd,),
-                                start_new_session=True)  # Ctrl+C reaches the server, which stops jobs itself
+        kind = _WarmWorker if replies else WorkerProcess
+        return kind.start("training", WORKER_MODULE, env=env, stdout=stdout, replies=replies)
 
-    def _new_worker(self, stdout) -> _Worker:
-        read_fd, write_fd = os.pipe()
-        try:
-            proc = self._spawn(stdout, warm=True, reply_fd=write_fd)
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)   # the worker holds the only writing end: its death is EOF here
-        return _Worker(proc, read_fd)
+    def _new_worker(self, stdout) -> _WarmWorker:
+        return self._spawn(stdout, warm=True, replies=True)
 
-    def _take_idle(self) -> Optional[_Worker]:
+    def _take_idle(self) -> Optional[_WarmWorker]:
         with self._lock:
             worker, self._idle = self._idle, None
         if worker is not None and not worker.alive():   # it died while waiting: start afresh
-            worker.close_pipe()
+            worker.reap()
             return None
         return worker
 
-    def _keep_idle(self, worker: Optional[_Worker]) -> None:
+    def _keep_idle(self, worker: Optional[_WarmWorker]) -> None:
         """After a run: keep its worker waiting, or start a fresh one (there is at most one waiting)."""
         if not self.warm:
             return
@@ -195,7 +127,7 @@ class ProcessExecutor(Executor):
             else:
                 surplus = None
                 if worker is None:
-                    # its output goes to the run's worker.log once it has a run (tl_ui.executors.worker.serve)
+                    # its output goes to the run's worker.log once it has a run (tl_ui.jobs.executors.worker.serve)
                     worker = self._new_worker(subprocess.DEVNULL)
                 self._idle = worker
         if surplus is not None:
@@ -208,7 +140,7 @@ class ProcessExecutor(Executor):
         if worker is None or not worker.alive():
             return False
         if not worker.ready:   # the one line a waiting worker sends is "ready"
-            worker.ready = bool((worker._line(timeout) or {}).get("ready"))
+            worker.ready = bool((worker.read_reply(timeout) or {}).get("ready"))
         return worker.ready
 
     def prestart(self) -> None:
@@ -221,10 +153,8 @@ class ProcessExecutor(Executor):
             super().close()
             worker, self._idle = self._idle, None
         if worker is not None:
-            if worker.alive():
-                worker.proc.kill()
-                worker.proc.wait(5)
-            worker.close_pipe()
+            worker.kill()
+            worker.reap()
 
     # -- one run -----------------------------------------------------------------------------------
     def run(self, job) -> WorkerResult:
@@ -241,9 +171,9 @@ class ProcessExecutor(Executor):
                                parent_pid=os.getpid(), sys_path=sys.path, env=worker_env(), nice=0)   # lowered
         log.info("job %s: warm worker process %d", job.id, worker.pid)
         with self._lock:
-            self._procs[job.id] = worker.proc
+            self._procs[job.id] = worker
         handle = _WarmHandle(worker)
-        keep: Optional[_Worker] = None
+        keep: Optional[_WarmWorker] = None
         try:
             try:
                 worker.send(payload)
@@ -263,7 +193,7 @@ class ProcessExecutor(Executor):
                 self._procs.pop(job.id, None)
             stop.clear()
             self._keep_idle(keep)
-        code = None if keep is not None else worker.proc.wait()
+        code = None if keep is not None else worker.reap()
         return self.settle(job, reason, detail=f"exit code {code}", **({} if code is None else {"exit_code": code}))
 
     def _run_once(self, job) -> WorkerResult:
@@ -279,13 +209,9 @@ class ProcessExecutor(Executor):
         with self._lock:
             self._procs[job.id] = proc
         try:
-            try:
-                proc.stdin.write(json.dumps(payload).encode("utf-8"))
-                proc.stdin.close()
-            except (BrokenPipeError, OSError):  # it died at once; supervise() sees it end
-                pass
-            reason = self.supervise(job, _ProcessHandle(proc), EventFollower(run.events_jsonl), stop)
-            code = proc.wait()
+            proc.send_all(json.dumps(payload).encode("utf-8"))   # a worker that died at once: supervise() sees it
+            reason = self.supervise(job, proc, EventFollower(run.events_jsonl), stop)
+            code = proc.reap()
         finally:
             with self._lock:
                 self._procs.pop(job.id, None)

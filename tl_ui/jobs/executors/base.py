@@ -1,6 +1,7 @@
 """What every executor shares: a run's outcome, the stop file, following `events.jsonl`, the
-supervision loop (stop → grace → terminate → kill, wall-clock cap) and settling a run whose worker
-ended without recording how. No torch, no ray here: the web process imports this.
+supervision of a run (the one loop of tl_ui/jobs/supervisor.py: stop → grace → terminate → kill,
+wall-clock cap) and settling a run whose worker ended without recording how, in the supervisor's
+sentences. No torch, no ray here: the web process imports this.
 """
 from __future__ import annotations
 
@@ -14,25 +15,23 @@ from typing import Any, Optional
 
 from tl_ui.contracts import DONE_STATES, RunState  # noqa: F401  (DONE_STATES: re-exported for the executors)
 from tl_ui.contracts.events import Event, RunFailed, RunStopped, read_event
+from tl_ui.jobs.supervisor import Ending, Handle, ended_message, watch
 from tl_ui.runfolder import FAILED, FINISHED, STOPPED, RunFolder
 
 log = logging.getLogger(__name__)
 STOP_FILE = ".stop-requested"   # in the run folder: the worker's should_stop() looks for it
 
-UNEXPECTED_END = ("The training process ended unexpectedly (it ran out of memory or was stopped by the system). "
-                  "Try a smaller batch or image size.")
+UNEXPECTED_END = ended_message("training", Ending.CRASHED)
 INTERNAL_ERROR = ("Training stopped because of an internal error. The details are in the server log; please try "
                   "again or choose another model or strategy.")
 
 
 def memory_message(gb: float) -> str:
-    return (f"The training process ran out of memory (each run may use {gb:g} GB here, setting TL_JOB_MEMORY_GB). "
-            "Try a smaller batch or image size.")
+    return ended_message("training", Ending.MEMORY, gb=gb)
 
 
 def time_limit_message(minutes: float) -> str:
-    return (f"The run reached the time limit of {minutes:g} minutes per run (setting TL_JOB_MAX_MINUTES) and was "
-            "stopped; no model was saved. Try fewer epochs, fewer examples or a smaller model.")
+    return ended_message("training", Ending.TIME, minutes=minutes)
 
 
 SHUTDOWN_MESSAGE = "Stopped because the server was shut down. No model was saved; start the run again to get one."
@@ -127,24 +126,6 @@ def append_event(run: RunFolder, event: Event) -> None:
         log.warning("cannot append to %s", run.events_jsonl)
 
 
-class Handle:
-    """A started worker, as the supervision loop sees it."""
-
-    def wait(self, timeout: float) -> bool:
-        """True once the worker has ended (waits up to `timeout` s)."""
-        raise NotImplementedError
-
-    def started(self) -> bool:
-        """False while the worker has not begun (a Ray task waiting for a node): Stop cancels it at once."""
-        return True
-
-    def terminate(self) -> None:
-        """Ask the operating system (or Ray) to end the worker."""
-
-    def kill(self) -> None:
-        """End it for sure."""
-
-
 class Executor:
     """Runs one job at a time per calling thread: `run(job)` blocks until the run has ended and
     returns its `WorkerResult`. The runner owns the queue; an executor only owns workers."""
@@ -175,45 +156,24 @@ class Executor:
 
     # -- shared by the process and Ray executors ---------------------------------------------------
     def supervise(self, job, handle: Handle, follower: EventFollower, stop: StopFile) -> Optional[str]:
-        """Follow events until the worker ends; on Stop (or the wall-clock cap) ask it to stop,
-        then terminate it after the grace period, then kill it. Returns why it was asked to stop
-        ("stop" | "time" | "shutdown") or None."""
-        started = time.monotonic()
-        deadline = started + self.max_minutes * 60 if self.max_minutes else None
-        reason: Optional[str] = None
-        asked = terminated = killed = None
-        while True:
+        """Follow events until the worker ends; on Stop (or the wall-clock cap, or the server's
+        shutdown) ask it to stop through its stop file, then terminate it after the grace period, then
+        kill it (tl_ui.jobs.supervisor.watch). Returns why it was asked to stop ("stop" | "time" |
+        "shutdown") or None."""
+        def tick() -> None:
             for event in follower.read():
                 job.add_event(event)
-            if handle.wait(0 if reason is None else self.poll_s):
-                break
-            now = time.monotonic()
-            if reason is None:
-                if self.closing:
-                    reason = "shutdown"
-                elif job.stop_flag.is_set():
-                    reason = "stop"
-                elif deadline is not None and now >= deadline:
-                    reason = "time"
-                if reason is None:
-                    job.stop_flag.wait(self.poll_s)
-                    continue
-                log.info("asking job %s to stop (%s)", job.id, reason)
-                stop.request()
-                asked = now
-            grace = self._grace(reason)
-            if terminated is None and (now - asked >= grace or not handle.started()):
-                if handle.started():
-                    log.warning("job %s did not stop within %g s: terminating its worker", job.id, grace)
-                handle.terminate()
-                terminated = now
-            elif terminated is not None and killed is None and now - terminated >= self.kill_after_s:
-                log.warning("job %s did not end after terminate: killing its worker", job.id)
-                handle.kill()
-                killed = now
-        for event in follower.read():
-            job.add_event(event)
-        return reason
+
+        def stop_reason() -> Optional[str]:
+            return "shutdown" if self.closing else "stop" if job.stop_flag.is_set() else None
+
+        def ask_stop(reason: str) -> None:
+            log.info("asking job %s to stop (%s)", job.id, reason)
+            stop.request()
+
+        return watch(handle, stop_reason=stop_reason, ask_stop=ask_stop, tick=tick,
+                     deadline_s=self.max_minutes * 60 if self.max_minutes else None, grace_s=self._grace,
+                     kill_after_s=self.kill_after_s, poll_s=self.poll_s, idle=job.stop_flag.wait)
 
     def _grace(self, reason: Optional[str]) -> float:
         return min(self.stop_grace_s, 3.0) if reason == "shutdown" else self.stop_grace_s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from tl_ui.executors.base import Executor, train_options
+from tl_ui.jobs.executors.base import Executor, train_options
 
 
 class InlineExecutor(Executor):

@@ -17,8 +17,8 @@ import sys
 import threading
 from typing import Optional
 
-from tl_ui.executors.base import EventFollower, Executor, Handle, StopFile, WorkerResult, worker_env
-from tl_ui.executors.worker import ENGINE, make_payload
+from tl_ui.jobs.executors.base import EventFollower, Executor, Handle, StopFile, WorkerResult, worker_env
+from tl_ui.jobs.executors.worker import ENGINE, make_payload
 from tl_ui.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ _remote_fn = None
 
 
 def _ray_train(payload: dict) -> dict:
-    from tl_ui.executors.worker import run_payload
+    from tl_ui.jobs.executors.worker import run_payload
 
     return run_payload(payload)
 

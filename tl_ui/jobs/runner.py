@@ -1,7 +1,7 @@
 """The fair FIFO queue of training jobs, its caps, and the slots that hand jobs to an executor.
 
 A `Job` is one submitted run. Slots (at most `max_concurrent` threads) take jobs in submission
-order and hand each to the executor (tl_ui/executors): a worker process per run (the default),
+order and hand each to the executor (tl_ui/jobs/executors): a worker process per run (the default),
 a Ray task per run, or, for an injected train function only, this thread itself. Every event of
 the run is appended to the job's event list, which any number of readers (the page's poll timer,
 an API stream, a reopened tab) follow with their own cursor; the list keeps every event but only
@@ -128,7 +128,7 @@ class Job:
 class Runner:
     """Owns the FIFO queue and `max_concurrent` slot threads; one per app.
 
-    `executor`: where runs train (tl_ui.executors); `train_fn`: an injected train function, run
+    `executor`: where runs train (tl_ui.jobs.executors); `train_fn`: an injected train function, run
     in the slot thread itself (the "inline" executor; tests). Neither: a worker process per run.
     """
 
@@ -155,7 +155,7 @@ class Runner:
         self.max_step_events = max_step_events
         self.keep_done = keep_done
         if executor is None:
-            from tl_ui.executors import InlineExecutor, ProcessExecutor
+            from tl_ui.jobs.executors import InlineExecutor, ProcessExecutor
 
             executor = InlineExecutor(train_fn) if train_fn is not None else ProcessExecutor()
         self.executor = executor
