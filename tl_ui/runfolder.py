@@ -9,6 +9,12 @@
               model/          the export; present only when complete (written aside, then renamed);
                               model/transfer_lab.json is an ExportManifest
 
+Status transitions go through one function, `RunFolder.set_status`, which reads, changes and writes
+status.json while it holds an exclusive `fcntl.flock` on `<run_dir>/.status.lock`: the server (queue,
+stop, settling a dead worker) and the worker (running, finished) may change a run's state at the same
+moment, and neither loses the other's change (each change counts in `transitions`). Readers need no
+lock: every write is atomic (written aside, then renamed).
+
 Everything that reads or writes these files goes through `RunFolder`, and the JSON files through
 their pydantic models (tl_ui/contracts): a write that does not fit its model raises; a file that
 does not fit (hand-edited, or from a version that wrote something else) is still read, as the
@@ -22,6 +28,7 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, TypeVar
@@ -36,6 +43,7 @@ log = logging.getLogger(__name__)
 RUN_JSON, STATUS_JSON, EVENTS_JSONL = "run.json", "status.json", "events.jsonl"
 METRICS_JSON, PREDICTIONS_CSV, MODEL_DIR, MISTAKES_DIR = "metrics.json", "predictions.csv", "model", "mistakes"
 MANIFEST_JSON = "transfer_lab.json"
+STATUS_LOCK = ".status.lock"    # held (flock) while status.json is read, changed and written
 PARTIAL_PREFIX = ".model.partial-"
 
 # The states under their old names (RunState members: they equal the plain strings too).
@@ -132,12 +140,38 @@ class RunFolder:
         """The recorded state; RunState.UNKNOWN when status.json is missing or unreadable."""
         return run_state(self.status().get("state"))
 
-    def set_status(self, state: RunState | str, message: str = "", **extra) -> dict:
-        """Record a state; `started` is kept from the first call, `ended` set for final states."""
+    @contextmanager
+    def status_lock(self) -> Iterator[None]:
+        """Hold the run folder's status lock (another process's `set_status` waits for it)."""
+        self.create()
+        try:
+            import fcntl
+        except ImportError:   # no flock here (not Linux/macOS): one writer at a time is then up to the callers
+            yield
+            return
+        fd = os.open(self.path / STATUS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)   # closing the descriptor drops the lock
+
+    def set_status(self, state: RunState | str, message: str = "", *, only_from=None, **extra) -> Optional[dict]:
+        """Record a state: the one way a run's state changes, under the folder's status lock (see the
+        module's note). `started` is kept from the first call, `ended` set for final states.
+        `only_from`: states the run must be in for the change (checked under the same lock); None
+        (nothing written) when it is in another."""
         state = RunState(state)
+        with self.status_lock():
+            if only_from is not None and self.state() not in {RunState(s) for s in only_from}:
+                return None
+            return self._write_status(state, message, extra)
+
+    def _write_status(self, state: RunState, message: str, extra: dict) -> dict:
         old = self.status()
         now = time.time()
-        data = {**old, **extra, "state": state, "message": message}
+        data = {**old, **extra, "state": state, "message": message,
+                "transitions": int(old.get("transitions") or 0) + 1}
         if state == QUEUED:
             data.setdefault("submitted", now)
         if state == RUNNING:
@@ -147,7 +181,6 @@ class RunFolder:
             data.setdefault("started", old.get("started"))
             data["ended"] = now
         record = RunStatus.model_validate(data).to_dict()
-        self.create()
         write_json_atomic(self.path / STATUS_JSON, record)
         return record
 
@@ -252,11 +285,8 @@ class RunFolder:
     def mark_interrupted(self) -> bool:
         """After a restart: a run that was going on (or waiting) is marked interrupted. True if changed."""
         self.remove_partial_exports()
-        if not self.state().active:
-            return False
-        self.set_status(INTERRUPTED, "The server stopped while this run was waiting or going on. "
-                                     "Start it again to get a model.")
-        return True
+        return self.set_status(INTERRUPTED, "The server stopped while this run was waiting or going on. "
+                                            "Start it again to get a model.", only_from=ACTIVE_STATES) is not None
 
     def info(self) -> Optional["RunInfo"]:
         status, config = self.status(), self.config()

@@ -25,6 +25,8 @@ class RunStatus(Block):
     exit_code: Optional[int] = Field(None, description="a worker that died: its exit code")
     error: Optional[str] = Field(None, description="an internal error's type (details in the server log)")
     scratch_run: Optional[str] = Field(None, description="the from-scratch companion queued with it")
+    transitions: Optional[int] = Field(None, description="status changes recorded so far, each made under the "
+                                                         "run folder's lock (.status.lock)")
 
     @field_validator("state")
     @classmethod
