@@ -146,21 +146,22 @@ def test_a_probe_trains_on_fast_embeddings_and_chooses_and_reports_on_exact_ones
             assert 0 < (kept_fast[key] - plain[i]).norm() <= 0.1 * plain[i].norm()
 
 
-def test_app_runs_share_the_owner_cache_and_try_it_keeps_the_model_loaded(tmp_path, monkeypatch):
+def test_app_runs_share_the_owner_cache_and_try_it_keeps_the_model_loaded(tmp_path):
     """Through the service and its worker processes: the second probe on the same data reads the
-    owner's kept embeddings; try-it loads the run's model once; the clean-up removes unread embeddings."""
+    owner's kept embeddings; try-it loads the run's model once (in the inference worker, which counts
+    its loads); the clean-up removes unread embeddings."""
     import json
 
-    from tl_ui.engine.predict import Predictor
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
     from tl_ui.settings import Settings
 
-    loads = []
-    real_load = Predictor.load.__func__
-    monkeypatch.setattr(Predictor, "load", classmethod(lambda cls, d: loads.append(d) or real_load(cls, d)))
     lab = Lab(Settings(runs_dir=tmp_path / "runs"))
     owner = Owner("user", "iterator")
+
+    def loads() -> int:
+        return sum(worker["loads"] for worker in lab.inference.stats())
+
     try:
         outcome = lab.load_sample(owner, "image")
         options = {"max_examples": 40, "image_size": 64, "seed": 3, "strategy": "linear_probe"}
@@ -178,13 +179,13 @@ def test_app_runs_share_the_owner_cache_and_try_it_keeps_the_model_loaded(tmp_pa
 
         image = outcome.dataset.items[0]
         answers = [lab.predict(owner, jobs[1].id, image=image) for _ in range(3)]
-        assert answers[0] == answers[1] == answers[2] and len(loads) == 1
+        assert answers[0] == answers[1] == answers[2] and loads() == 1
         lab.warm_predictor(owner, jobs[0].id)      # Results showing a run loads its model in the background
         deadline = time.time() + 60
-        while len(loads) < 2 and time.time() < deadline:
+        while loads() < 2 and time.time() < deadline:
             time.sleep(0.1)
         lab.predict(owner, jobs[0].id, image=image)
-        assert len(loads) == 2
+        assert loads() == 2
     finally:
         lab.close()
     lab.workspace.cleanup(session_ttl_s=3600, now=time.time() + 7200)

@@ -78,6 +78,18 @@ class Settings(BaseModel):
     job_memory_gb: float = _setting(8.0, "Memory cap of one training worker in GB (0: none).")
     job_max_minutes: float = _setting(120.0, "Wall-clock cap of one run in minutes.")
     max_queued: int = _setting(50, "Jobs waiting or running, all users together.")
+    # -- where models answer (try-it, /predict, explanations, mistake maps; tl_ui/jobs/inference) ---
+    inference_workers: int = _setting(1, "Inference worker processes that keep models loaded for try-it, /predict, "
+                                         "explanations and mistake maps (1 on a 2-core machine).")
+    inference_memory_gb: float = _setting(8.0, "Memory cap of one inference worker in GB, beyond its libraries "
+                                               "(0: none); a model too big for it is refused before it is loaded.")
+    inference_models_mb: float = _setting(2048.0, "Models one inference worker keeps loaded, in MB of parameters "
+                                                  "and buffers (least recently used go first).")
+    inference_max_seconds: float = _setting(60.0, "Wall-clock cap of one answer (try-it, explanation, mistake "
+                                                  "maps) in seconds.")
+    inference_max_per_user: int = _setting(3, "Answers one user may have being computed at once.")
+    inference_max_in_flight: int = _setting(8, "Answers being computed at once, all users together; more wait "
+                                               "briefly, then are told the server is busy.")
     max_queued_per_address: int = _setting(6, "Jobs waiting or running per client address without login.")
     # -- limits on what a user can ask for (page, API and CLI alike; tl_ui/limits.py) ---------
     max_epochs: int = _setting(_RUN.max_epochs, "Most epochs one run may ask for.")
@@ -132,7 +144,7 @@ class Settings(BaseModel):
             )
         if self.max_upload_mb <= 0:
             raise SettingsError("Maximum upload size must be more than 0 MB.")
-        for name in ("advisor_max_examples",
+        for name in ("advisor_max_examples", "inference_workers", "inference_max_per_user", "inference_max_in_flight",
                      "max_images", "max_rows", "max_jobs", "max_queued_per_user", "max_queued",
                      "max_queued_per_address", "max_epochs", "max_batch_size", "max_lora_rank", "max_classes"):
             if getattr(self, name) < 1:
@@ -143,6 +155,8 @@ class Settings(BaseModel):
             raise SettingsError("Max image size must be at least 32 pixels and max text length at least 8 tokens.")
         if self.job_memory_gb < 0 or self.job_max_minutes <= 0:
             raise SettingsError("Job memory must be 0 (no cap) or more, and job minutes more than 0.")
+        if self.inference_memory_gb < 0 or self.inference_models_mb < 0 or self.inference_max_seconds <= 0:
+            raise SettingsError("Inference memory and kept models must be 0 or more, and inference seconds more than 0.")
         if self.embedding_cache_mb < 0:
             raise SettingsError("The embedding cache size must be 0 (none) or more MB.")
         if self.session_ttl_hours <= 0 or self.cleanup_minutes <= 0:
@@ -189,6 +203,9 @@ class Settings(BaseModel):
                 f"{self.max_queued} queued in all",
                 f"  executor        {self.executor}{' at ' + self.ray_address if self.ray_address else ''}, "
                 f"{self.job_memory_gb:g} GB and {self.job_max_minutes:g} min per job",
+                f"  inference       {self.inference_workers} worker(s), {self.inference_memory_gb:g} GB cap, "
+                f"{self.inference_models_mb:g} MB of kept models, {self.inference_max_seconds:g} s per answer, "
+                f"{self.inference_max_per_user} per user and {self.inference_max_in_flight} at once",
                 f"  auth            {users}",
                 f"  offline         {'yes' if self.offline else 'no'}",
                 f"  clean-up        every {self.cleanup_minutes:g} min, sessions kept {self.session_ttl_hours:g} h",

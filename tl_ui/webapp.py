@@ -190,11 +190,14 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     ):
         on(event.then, h.compare_colours, c["compare_runs"], **hidden)
     on(c["refresh_runs"].click, h.refresh_runs, None)
+    # answers come from the inference workers (their own caps, tl_ui/jobs/inference); a try-it answer
+    # never waits behind an explanation's slower passes
     try_kw = {"concurrency_limit": 2, "concurrency_id": "predict"}
+    why_kw = {"concurrency_limit": 2, "concurrency_id": "explain"}
     for trigger in (c["try_btn"].click, c["try_text"].submit):
         on(trigger, h.try_it, [c["try_image"], c["try_file"], c["try_text"], state], **try_kw)
-    on(c["try_why_btn"].click, h.explain_it, [c["try_image"], c["try_file"], c["try_text"], state], **try_kw)
-    on(c["mistakes_why_btn"].click, h.explain_mistakes, state, **try_kw)
+    on(c["try_why_btn"].click, h.explain_it, [c["try_image"], c["try_file"], c["try_text"], state], **why_kw)
+    on(c["mistakes_why_btn"].click, h.explain_mistakes, state, **why_kw)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -289,7 +289,7 @@ def _after_warm(lab, owner, items) -> float:
     key = str(lab.run(owner, run_id).path.resolve())
     lab.warm_predictor(owner, run_id)
     deadline = time.time() + 120
-    while key not in lab._predictors and time.time() < deadline:
+    while not any(key in worker["kept"] for worker in lab.inference.stats()) and time.time() < deadline:
         time.sleep(0.05)
     with Clock() as c:
         lab.predict(owner, run_id, image=items[5])

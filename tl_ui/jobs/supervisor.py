@@ -315,14 +315,14 @@ class WorkerProcess(Handle):
 REPLY_FD_ENV = "TL_WORKER_REPLY_FD"
 
 
-def reply_writer() -> Callable[[dict], None]:
+def reply_writer(default: Optional[Callable] = None) -> Callable[[dict], None]:
     """In a worker: a function that sends one JSON object on the reply pipe the supervisor opened
-    (thread-safe; a reply to a server that is gone is dropped)."""
+    (thread-safe; a reply to a server that is gone is dropped). `default`: json.dumps' own."""
     fd = int(os.environ.pop(REPLY_FD_ENV))
     lock = threading.Lock()
 
     def send(message: dict) -> None:
-        data = (json.dumps(message) + "\n").encode("utf-8")
+        data = (json.dumps(message, default=default) + "\n").encode("utf-8")
         with lock:
             try:
                 view = memoryview(data)

@@ -1,15 +1,18 @@
 """The app's verbs, called by the page (tl_ui/ui), the API (tl_ui/ui/api.py) and the CLI alike.
 
-Load a dataset for an owner, describe a plan, start / stop / list runs, predict, give a run's
-files. Everything here is checked and bounded once; callers only translate their inputs and show
-the outcome. Errors a person must act on are `UserError` (shown verbatim).
+Load a dataset for an owner, describe a plan, start / stop / list runs, predict, explain, give a
+run's files. Everything here is checked and bounded once; callers only translate their inputs and
+show the outcome. Errors a person must act on are `UserError` (shown verbatim). No model is ever
+loaded in this process: predictions, explanations and plans are answered by the inference workers
+(tl_ui/jobs/inference), after the run was found to be the asker's.
 """
 from __future__ import annotations
 
+import base64
 import logging
 import shutil
 import threading
-from collections import OrderedDict
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -17,6 +20,7 @@ from typing import Any, Mapping, Optional
 from tl_ui.config import ConfigError, RunConfig
 from tl_ui.contracts import RunState
 from tl_ui.runfolder import QUEUED, RunFolder, RunInfo
+from tl_ui.jobs.inference import Code, InferenceCaps, InferenceError, InferencePool
 from tl_ui.jobs.runner import Job, QueueFull, Runner
 from tl_ui.service.identity import Identity, load_secret
 from tl_ui.service.owners import Owner
@@ -30,7 +34,9 @@ NO_DATA_MESSAGE = ("Load a dataset first: upload one on step 2 · Data, or use a
                    "(“Use the sample images” or “Use the sample texts”).")
 SAMPLE_NAMES = {"image": "the sample images (handwritten digits)", "text": "the sample texts (movie reviews)"}
 KIND_WORDS = {"image": "images", "text": "texts"}
-PREDICTORS_KEPT = 4     # loaded models kept for try-it (the most recently used runs)
+EXPLAIN_NOT_INSTALLED = ("Explanations are not installed on this server ({missing} is missing). The prediction above "
+                         "still holds; ask whoever runs Transfer Lab to install the 'explain' extra "
+                         "(pip install -e '.[explain]').")
 
 
 class UserError(ValueError):
@@ -59,14 +65,13 @@ class Lab:
                              max_per_owner=settings.max_queued_per_user, max_queued=settings.max_queued,
                              max_per_address=settings.max_queued_per_address, on_done=self._job_done)
         self.recovered = self.workspace.recover_interrupted()
-        self._predictors: OrderedDict[str, object] = OrderedDict()
-        self._predictor_lock = threading.Lock()
-        self._predictor_loads: dict[str, threading.Lock] = {}
+        # where models answer: the inference workers (the web process holds no model)
+        self.inference = InferencePool(InferenceCaps.from_settings(settings), self.workspace.root)
         self._cleanup_thread: Optional[threading.Thread] = None
         self._stop_cleanup = threading.Event()
         from tl_ui.service.advise import Advisor
 
-        self.advisor = Advisor(settings)
+        self.advisor = Advisor(settings, self.inference)
 
     def owner(self, request) -> Owner:
         return self.identity.owner(request)
@@ -145,22 +150,23 @@ class Lab:
         except ConfigError as exc:
             raise UserError(str(exc)) from None
 
-    def plan(self, model_id: str, options: Mapping[str, Any], dataset=None) -> dict:
-        """What a run would train and roughly how long it takes (for the Strategy step)."""
-        from tl_ui.engine import describe_strategy, estimate_seconds
-
+    def plan(self, model_id: str, options: Mapping[str, Any], dataset=None, owner: Optional[Owner] = None) -> dict:
+        """What a run would train and roughly how long it takes (for the Strategy step). The numbers
+        come from an inference worker: counting the trainable share builds the model (torch)."""
         from tl_ui.catalog import get_model
 
         config = self.make_config(model_id, options, dataset)
         n_classes = len(dataset.classes) if dataset is not None else 10
-        if get_model(config.model_id).source == "packaged":
-            numbers = describe_strategy(config.model_id, config.strategy, n_classes, config)
-        else:  # never build a Hub model in a request handler: it is counted in the queue, size-checked
-            numbers = {"trainable": None, "total": None, "share": None}
-        out = {"config": config, **numbers, "n": None, "seconds": None}
-        if dataset is not None:
-            n = min(len(dataset), config.max_examples or len(dataset))
-            out.update(n=n, seconds=estimate_seconds(config, n) * (2 if config.compare_scratch else 1))
+        n = min(len(dataset), config.max_examples or len(dataset)) if dataset is not None else None
+        # never build a Hub model for a plan: it is counted in the queue, size-checked
+        packaged = get_model(config.model_id).source == "packaged"
+        numbers = self._ask(owner.id if owner is not None else "-plan", "plan",
+                            {"config": config.to_dict(), "n_classes": n_classes, "n": n, "packaged": packaged},
+                            route=f"plan:{config.model_id}")
+        seconds = numbers.pop("seconds", None)
+        out = {"config": config, **numbers, "n": n, "seconds": None}
+        if seconds is not None:
+            out["seconds"] = seconds * (2 if config.compare_scratch else 1)
         return out
 
     def advise(self, owner: Owner, dataset, options: Optional[Mapping[str, Any]] = None, **progress) -> list[dict]:
@@ -170,8 +176,8 @@ class Lab:
 
     def advise_and_map(self, owner: Owner, dataset, options: Optional[Mapping[str, Any]] = None, **progress):
         """(the ranked rows, the data map in the best model's embeddings: tl_ui/engine/data_map.py)."""
-        return self.advisor.advise_and_map(dataset, dict(options or {}),
-                                           embedding_cache=self._embedding_cache(owner), **progress)
+        return self.advisor.advise_and_map(dataset, dict(options or {}), embedding_cache=self._embedding_cache(owner),
+                                           owner=owner.id, **progress)
 
     # -- runs ---------------------------------------------------------------------------------------
     def start_run(self, owner: Owner, dataset, data_path: str, model_id: str,
@@ -274,93 +280,75 @@ class Lab:
         """Private copies of a run's downloads: model zip, run.json, model card (None if absent)."""
         return self.private.run_downloads(owner, self.run(owner, run_id).path)
 
-    # -- predictions ----------------------------------------------------------------------------------
+    # -- predictions (answered by the inference workers: tl_ui/jobs/inference) --------------------------
+    def _ask(self, owner_id: str, verb: str, args: dict, **kwargs) -> dict:
+        """One request to the inference workers; their plain sentences become UserError."""
+        try:
+            return self.inference.call(owner_id, verb, args, **kwargs)
+        except InferenceError as exc:
+            if exc.code == Code.MISSING_EXTRA:   # grad-cam / captum are the 'explain' extra
+                raise UserError(EXPLAIN_NOT_INSTALLED.format(missing=exc.missing)) from None
+            raise UserError(str(exc)) from None
+
+    def _model_run(self, owner: Owner, run_id: str, what: str) -> RunFolder:
+        run = self.run(owner, run_id)   # the asker's own run, or UserError: checked before any request
+        if not run.has_model:
+            raise UserError(f"This run has no finished model to {what}. Pick a run that finished.")
+        return run
+
+    def _input(self, owner: Owner, run: RunFolder, image, text, empty: dict) -> str:
+        """The one input to answer for, as the worker reads it: an image file's path, or the text."""
+        if run.modality() == "image":
+            if image is None or (isinstance(image, str) and not image.strip()):
+                raise UserError(empty["image"])
+            if hasattr(image, "save"):   # a PIL image from a caller in this process: as a file the worker reads
+                path = self.workspace.uploads_dir(owner) / f"try-{uuid.uuid4().hex[:12]}.png"
+                image.save(path)
+                return str(path)
+            return str(image)
+        if not text or not str(text).strip():
+            raise UserError(empty["text"])
+        return str(text)
+
     def predict(self, owner: Owner, run_id: str, image=None, text=None, level: Optional[float] = None) -> dict:
         """{"probabilities": {class: p}, "prediction_set": [...], "set_level": 0.9, "set_sentence": str,
         "unlike_training_data": bool or None, "unlike_training_data_score", ...} (Predictor.predict_with_set)."""
-        run = self.run(owner, run_id)
-        if not run.has_model:
-            raise UserError("This run has no finished model to predict with. Pick a run that finished.")
-        predictor = self._predictor(run.path)
-        if predictor.modality == "image":
-            if not image:
-                raise UserError("Upload an image to classify.")
-            item = str(image)
-        else:
-            if not text or not str(text).strip():
-                raise UserError("Type some text to classify.")
-            item = str(text)
-        try:
-            return predictor.predict_with_set([item], level)[0]
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        run = self._model_run(owner, run_id, "predict with")
+        item = self._input(owner, run, image, text, {"image": "Upload an image to classify.",
+                                                     "text": "Type some text to classify."})
+        answer = self._ask(owner.id, "predict", {"run_dir": str(run.path.resolve()), "items": [item], "level": level})
+        return answer["answers"][0]
 
     def explain(self, owner: Owner, run_id: str, image=None, text=None, target: Optional[str] = None) -> dict:
-        """What the run's answer for one input rests on (tl_ui.engine.explain): {"kind", "class",
-        "overlay" (a PIL image; images) or "html" and "words" (texts)}. `target`: the class to explain
-        (default: the predicted one)."""
-        run = self.run(owner, run_id)
-        if not run.has_model:
-            raise UserError("This run has no finished model to explain. Pick a run that finished.")
-        predictor = self._predictor(run.path)
-        item = (str(image) if image else None) if predictor.modality == "image" else text
-        if not item or not str(item).strip():
-            raise UserError("Upload an image first." if predictor.modality == "image" else "Type some text first.")
-        try:
-            from tl_ui.engine.explain import explain
-        except ImportError as exc:   # grad-cam / captum are the 'explain' extra
-            raise UserError(f"Explanations are not installed on this server ({exc.name} is missing). The "
-                            "prediction above still holds; ask whoever runs Transfer Lab to install the "
-                            "'explain' extra (pip install -e '.[explain]').") from None
-        import copy
-
-        # Its own copy of the kept model: Grad-CAM hooks the model and would also record a
-        # concurrent try-it prediction's pass through it.
-        own = copy.copy(predictor)
-        own.model = copy.deepcopy(predictor.model)
-        try:
-            return explain(own, item, target)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        """What the run's answer for one input rests on (tl_ui.engine.explain, in an inference worker):
+        {"kind", "class", "probability", "predicted", and for images "overlay_png" (PNG bytes) and
+        "overlay_path" (that PNG in the owner's private folder), for texts "words" and "html"}.
+        `target`: the class to explain (default: the predicted one)."""
+        run = self._model_run(owner, run_id, "explain")
+        item = self._input(owner, run, image, text, {"image": "Upload an image first.", "text": "Type some text first."})
+        why = self._ask(owner.id, "explain", {"run_dir": str(run.path.resolve()), "item": item, "target": target})
+        if why.get("overlay_png"):
+            why["overlay_png"] = base64.b64decode(why["overlay_png"])
+            path = self.private.new_folder(owner, "why") / "why.png"
+            path.write_bytes(why["overlay_png"])
+            why["overlay_path"] = str(path)
+        return why
 
     def warm_predictor(self, owner: Owner, run_id: str) -> None:
-        """Load the run's model in the background (Results shows the run), so that even the first
-        try-it answer does not wait for it; later answers reuse it (see `_predictor`)."""
+        """Have the run's model loaded in the background (Results shows the run), so that even the first
+        try-it answer does not wait for it; later answers reuse it (the inference worker keeps it)."""
         try:
             run = self.run(owner, run_id)
         except UserError:
             return
         if run.has_model:
-            threading.Thread(target=self._warm, args=(run.path,), name="tl-warm-predictor", daemon=True).start()
+            threading.Thread(target=self._warm, args=(owner, run.path), name="tl-warm-predictor", daemon=True).start()
 
-    def _warm(self, run_dir: Path) -> None:
+    def _warm(self, owner: Owner, run_dir: Path) -> None:
         try:
-            self._predictor(run_dir)
-        except Exception:   # a broken model folder: the try-it click reports it
-            log.info("could not preload the model of %s", Path(run_dir).name, exc_info=True)
-
-    def _predictor(self, run_dir: Path):
-        """The run's model, loaded once and kept (the 4 most recently used runs): a try-it click
-        answers from memory. Two callers asking for the same run while it loads share one load."""
-        key = str(Path(run_dir).resolve())
-        with self._predictor_lock:
-            if key in self._predictors:
-                self._predictors.move_to_end(key)
-                return self._predictors[key]
-            loading = self._predictor_loads.setdefault(key, threading.Lock())
-        with loading:
-            with self._predictor_lock:
-                if key in self._predictors:
-                    return self._predictors[key]
-            from tl_ui.engine import Predictor  # lazy: torch
-
-            predictor = Predictor.load(run_dir)
-            with self._predictor_lock:
-                self._predictors[key] = predictor
-                self._predictor_loads.pop(key, None)
-                while len(self._predictors) > PREDICTORS_KEPT:
-                    self._predictors.popitem(last=False)
-        return predictor
+            self.inference.call(owner.id, "load", {"run_dir": str(Path(run_dir).resolve())})
+        except InferenceError as exc:   # a broken or too big model, a busy server: the try-it click says so
+            log.info("could not preload the model of %s: %s", Path(run_dir).name, exc)
 
     # -- clean-up and shutdown ------------------------------------------------------------------------
     def cleanup_once(self) -> None:
@@ -378,6 +366,7 @@ class Lab:
             return
         if hasattr(self.runner.executor, "prestart"):   # a warm worker imports torch now, not at the first run
             self.runner.executor.prestart()
+        self.inference.prestart()   # the inference worker too: the first try-it answer waits for no import
         from tl_ui.catalog import hub_reachable, offline_mode
 
         if not offline_mode():  # learn early whether online models can be offered (remembered)
@@ -395,4 +384,5 @@ class Lab:
 
     def close(self) -> None:
         self._stop_cleanup.set()
+        self.inference.close()
         self.runner.shutdown(stop_jobs=True, timeout=15)

@@ -191,14 +191,11 @@ def why_html(why: dict) -> str:
     if why["kind"] != "image":
         return why["html"]
     import base64
-    import io
 
-    buffer = io.BytesIO()
-    why["overlay"].save(buffer, format="PNG")
     alt = (f"The uploaded image with a heat map over it: warm colours where the model found most evidence "
            f"for “{why['class']}”.")
     return (f'<img class="tl-why-map" width="260" alt="{html.escape(alt)}" '
-            f'src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode("ascii")}">')
+            f'src="data:image/png;base64,{base64.b64encode(why["overlay_png"]).decode("ascii")}">')
 
 
 def _companion(lab, owner, metrics: dict, status: dict) -> Optional[RunFolder]:

@@ -1,0 +1,129 @@
+"""The verbs an inference worker answers (runs in the worker; torch). Each takes the request's `args`
+and a `Request` (its progress and its cancel flag) and returns plain JSON data.
+
+* `load`: keep a run's model loaded (Results shows the run: the first try-it answer does not wait for it)
+* `predict`: `Predictor.predict_with_set` for a list of inputs (try-it, `/predict`; batch scoring's unit)
+* `explain`: Grad-CAM overlay (a PNG, base64) for an image, word weights for a text
+* `mistake_maps`: the overlays of a run's most confident mistakes, with progress, stoppable between maps
+* `plan`: the Strategy step's trainable share and time estimate (building the model takes torch)
+* `advise`: the model advisor's ranking and data map (a long request: progress, stoppable)
+* `stats`: what the worker holds (kept models, loads, memory), for tests, benchmarks and logs
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from tl_ui.jobs.inference.kept import KeptModels
+from tl_ui.jobs.inference.protocol import Code, InferenceError
+
+
+@dataclass
+class Request:
+    id: str
+    cancelled: threading.Event
+    progress: Callable[[int, int, str], None]
+
+    def check(self) -> None:
+        if self.cancelled.is_set():
+            raise InferenceError(Code.CANCELLED, "Stopped.")
+
+
+def _png(image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def load(models: KeptModels, args: dict, request: Request) -> dict:
+    kept = models.get(args["run_dir"])
+    return {"modality": kept.predictor.modality, "bytes": kept.bytes}
+
+
+def predict(models: KeptModels, args: dict, request: Request) -> dict:
+    kept = models.get(args["run_dir"])
+    with kept.lock:
+        request.check()
+        answers = kept.predictor.predict_with_set(list(args["items"]), args.get("level"))
+    return {"answers": answers}
+
+
+def _explain_one(predictor, item, target):
+    from tl_ui.engine.explain import explain   # grad-cam / captum: the 'explain' extra
+
+    why = explain(predictor, item, target)
+    why.pop("heatmap", None)
+    if why.get("overlay") is not None:
+        why["overlay_png"] = _png(why.pop("overlay"))
+    return why
+
+
+def explain(models: KeptModels, args: dict, request: Request) -> dict:
+    kept = models.get(args["run_dir"])
+    with kept.lock:
+        request.check()
+        return _explain_one(kept.predictor, args["item"], args.get("target"))
+
+
+def mistake_maps(models: KeptModels, args: dict, request: Request) -> dict:
+    """args["items"]: [{"file": an image inside the run folder, "target": the class it wrongly chose}]."""
+    kept = models.get(args["run_dir"])
+    run_dir = models.resolve(args["run_dir"])
+    maps = []
+    items = list(args.get("items") or [])
+    for number, entry in enumerate(items, 1):
+        request.check()
+        request.progress(number, len(items), "Drawing what the model looked at")
+        path = (run_dir / entry["file"]).resolve()
+        if not path.is_relative_to(run_dir):
+            raise InferenceError(Code.REFUSED, "A mistake preview lies outside its run folder; it is not read.")
+        with kept.lock:
+            why = _explain_one(kept.predictor, str(path), entry.get("target"))
+        maps.append({"overlay_png": why.get("overlay_png"), "class": why["class"]})
+    return {"maps": maps}
+
+
+def plan(models: KeptModels, args: dict, request: Request) -> dict:
+    from tl_ui.config import RunConfig
+    from tl_ui.engine.planning import describe_strategy, estimate_seconds
+
+    config = RunConfig.from_dict(args["config"])
+    numbers = {"trainable": None, "total": None, "share": None}
+    if args.get("packaged"):
+        numbers = describe_strategy(config.model_id, config.strategy, int(args["n_classes"]), config)
+    seconds = estimate_seconds(config, int(args["n"])) if args.get("n") else None
+    return {**numbers, "seconds": seconds}
+
+
+def advise(models: KeptModels, args: dict, request: Request) -> dict:
+    from tl_ui.config import RunConfig
+    from tl_ui.data import LabelledDataset
+    from tl_ui.engine.advisor import advise as rank
+    from tl_ui.engine.advisor_worker import best_model_map
+
+    dataset = LabelledDataset(**args["dataset"])
+    config = RunConfig.from_dict(args["config"]) if args.get("config") else None
+    kept: dict = {}
+    try:
+        rows = rank(dataset, base_config=config, max_examples=int(args.get("max_examples") or 0),
+                    cache=args.get("embedding_cache"), keep=kept, on_progress=request.progress,
+                    should_stop=request.cancelled.is_set)
+    except ValueError as exc:   # a dataset the advisor cannot rank (the message says why)
+        raise InferenceError(Code.USER, str(exc)) from None
+    request.check()
+    return {"rows": rows, "map": best_model_map(rows, kept, config.seed if config else 0)}
+
+
+def stats(models: KeptModels, args: dict, request: Request) -> dict:
+    from tl_ui.jobs.caps import proc_status_kb
+
+    return {"pid": os.getpid(), "rss_mb": round(proc_status_kb("VmRSS") / 1024, 1),
+            "peak_rss_mb": round(proc_status_kb("VmHWM") / 1024, 1), **models.describe()}
+
+
+VERBS = {"load": load, "predict": predict, "explain": explain, "mistake_maps": mistake_maps, "plan": plan,
+         "advise": advise, "stats": stats}
