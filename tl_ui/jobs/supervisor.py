@@ -230,8 +230,11 @@ class WorkerProcess(Handle):
         """One JSON line on its stdin (raises BrokenPipeError / OSError when it is gone)."""
         data = (json.dumps(message) + "\n").encode("utf-8")
         with self._send_lock:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
+            try:
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+            except ValueError:   # its stdin was closed here: it is being stopped
+                raise BrokenPipeError("the worker's input is closed") from None
 
     def send_all(self, data: bytes) -> None:
         """Write `data` and close its stdin (a one-payload worker); a worker already gone is left to `watch`."""

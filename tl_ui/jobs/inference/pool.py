@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 WORKER_MODULE = "tl_ui.jobs.inference.worker"
 BUSY_WAIT_S = 10.0      # a request over a cap waits this long for room before "busy"
+WORKER_START_S = 180.0  # a fresh worker imports torch and the engine (seconds here); a request's own clock starts after
 CANCEL_GRACE_S = 3.0    # a request asked to stop (Stop, its time cap) may take this long before its worker is ended
 LONG_CANCEL_GRACE_S = 10.0
 ENV_KEYS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TL_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
@@ -79,6 +80,7 @@ class _Request(Handle):
     def __init__(self, rid: str, slot: "_Slot"):
         self.id, self.slot = rid, slot
         self.events: queue.Queue = queue.Queue()
+        self.begun = threading.Event()      # the worker has begun answering it
         self.done = threading.Event()
         self.outcome: Optional[dict] = None
 
@@ -86,6 +88,8 @@ class _Request(Handle):
         if message.get("kind") in ("result", "error"):
             self.outcome = message
             self.done.set()
+        elif message.get("kind") == "started":
+            self.begun.set()
         else:
             self.events.put(message)
 
@@ -98,6 +102,14 @@ class _Request(Handle):
     kill = terminate
 
 
+class _Worker(WorkerProcess):
+    """An inference worker process; `ready` once it has imported torch and the engine."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ready = threading.Event()
+
+
 class _Slot:
     """One worker process (kept models) and the requests it is answering; a dead worker is replaced
     by the next request. Its reader thread dispatches the worker's replies by request id."""
@@ -105,32 +117,33 @@ class _Slot:
     def __init__(self, name: str, config: dict, kind: str = "inference", caps_words: Optional[dict] = None):
         self.name, self.config, self.kind = name, config, kind
         self.words = caps_words or {}
-        self.worker: Optional[WorkerProcess] = None
+        self.worker: Optional[_Worker] = None
         self.pending: dict[str, _Request] = {}
         self.lock = threading.Lock()
         self.ended_for: dict[int, str] = {}     # pid -> why we ended it ("time", "stop", "shutdown")
         self.started = 0
-        self.ready_pid: Optional[int] = None
 
-    def _start(self) -> WorkerProcess:
-        worker = WorkerProcess.start(self.kind, WORKER_MODULE, stdout=None, replies=True)
+    def _start(self) -> _Worker:
+        worker = _Worker.start(self.kind, WORKER_MODULE, stdout=None, replies=True)
         worker.send({**self.config, "parent_pid": os.getpid()})
         self.started += 1
         threading.Thread(target=self._read, args=(worker,), name=f"tl-{self.name}-replies", daemon=True).start()
         return worker
 
-    def ensure(self) -> WorkerProcess:
+    def ensure(self) -> _Worker:
         with self.lock:
             if self.worker is None:
                 self.worker = self._start()
             return self.worker
 
     def submit(self, rid: str, verb: str, args: dict) -> _Request:
+        """Send a request once the worker is ready (a fresh worker's imports are not the request's time)."""
         request = _Request(rid, self)
+        worker = self.ensure()
+        worker.ready.wait(WORKER_START_S)
         with self.lock:
-            if self.worker is None:
-                self.worker = self._start()
-            worker = self.worker
+            if self.worker is not worker or not worker.ready.is_set():   # it died (or hung) while starting
+                raise InferenceError(Code.CRASHED, ended_message(self.kind, Ending.CRASHED, **self.words))
             self.pending[rid] = request
         try:
             worker.send({"id": rid, "verb": verb, "args": args})
@@ -157,7 +170,7 @@ class _Slot:
             log.warning("%s: ending worker %d (a request did not stop when asked)", self.name, worker.pid)
             worker.kill()
 
-    def _read(self, worker: WorkerProcess) -> None:
+    def _read(self, worker: _Worker) -> None:
         while True:
             message = worker.read_reply(None)
             if message is None:
@@ -165,7 +178,7 @@ class _Slot:
                     break
                 continue
             if message.get("ready"):
-                self.ready_pid = worker.pid
+                worker.ready.set()
                 continue
             with self.lock:
                 request = self.pending.get(str(message.get("id")))
@@ -179,6 +192,7 @@ class _Slot:
             if self.worker is worker:
                 self.worker = None
             asked = self.ended_for.pop(worker.pid, None)
+        worker.ready.set()   # wakes requests waiting for it to start: they see it gone
         ending = ending_of(code, asked)
         if orphans or code not in (0, None):
             log.warning("%s: worker %d ended (exit code %s, %s) with %d request(s) unanswered", self.name,
@@ -192,6 +206,11 @@ class _Slot:
     def in_flight(self) -> int:
         with self.lock:
             return len(self.pending)
+
+    def answering(self) -> int:
+        """Requests the worker has begun to answer (and not finished)."""
+        with self.lock:
+            return sum(1 for r in self.pending.values() if r.begun.is_set())
 
     def pid(self) -> Optional[int]:
         with self.lock:
@@ -337,10 +356,8 @@ class InferencePool:
         words = {"gb": self.caps.long_memory_gb, "minutes": self.caps.long_max_minutes}
         slot = _Slot(f"{kind}-{next(self._ids)}", self._config(self.caps.long_memory_gb, 0, 1, nice=5), kind=kind,
                      caps_words=words)
-        try:
-            worker = slot.ensure()
+        try:   # one request; its worker is stopped (stdin closed) once it has answered
             request = slot.submit(f"r{next(self._ids)}", verb, args)
-            worker.close_input()   # one request: it exits once answered
             return self._follow(request, slot, should_stop, on_progress, self.caps.long_max_minutes * 60,
                                 LONG_CANCEL_GRACE_S, kind, words)
         finally:
@@ -362,12 +379,14 @@ class InferencePool:
         return [pid for pid in (slot.pid() for slot in self.slots) if pid is not None]
 
     def ready(self) -> bool:
-        return all(slot.worker is not None and slot.ready_pid == slot.pid() for slot in self.slots)
+        """Every kept-model worker is running and has its imports done."""
+        return all(slot.worker is not None and slot.worker.ready.is_set() for slot in self.slots)
 
     def describe(self) -> dict:
         with self._admission:
             in_flight = self._total
-        return {"workers": [{"pid": slot.pid(), "in_flight": slot.in_flight(), "started": slot.started}
+        return {"workers": [{"pid": slot.pid(), "in_flight": slot.in_flight(), "answering": slot.answering(),
+                             "started": slot.started}
                             for slot in self.slots], "in_flight": in_flight}
 
     def stats(self, owner: str = "-stats") -> list[dict]:
