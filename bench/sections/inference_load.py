@@ -125,7 +125,7 @@ def _phase(lab, clients, names, runs, inputs, expected, cfg, kill: bool) -> dict
     explain_at = {round((k + 1) * tries / (cfg["explanations"] + 1)) for k in range(cfg["explanations"])}
     record = {"try_ms": [], "explain_ms": [], "lost": 0, "crossed": 0, "cut_off": 0, "answered_on_retry": 0,
               "explain_failed": 0, "errors": []}
-    lock, done_count = threading.Lock(), [0]
+    lock, done_count, killed = threading.Lock(), [0], {}
 
     def one_try(user: int, i: int) -> None:
         item, image = inputs[user][i], user < len(names) // 2
@@ -145,6 +145,8 @@ def _phase(lab, clients, names, runs, inputs, expected, cfg, kill: bool) -> dict
             with lock:
                 record["try_ms"].append((time.perf_counter() - start) * 1000)
                 record["answered_on_retry"] += attempt == 2
+                if killed.get("at") and "first_answer_after_kill_s" not in killed:
+                    killed["first_answer_after_kill_s"] = round(time.time() - killed["at"], 1)
                 record["crossed"] += not _same(answer, expected[user][i])
             return
 
@@ -174,8 +176,6 @@ def _phase(lab, clients, names, runs, inputs, expected, cfg, kill: bool) -> dict
             with lock:
                 done_count[0] += 1
 
-    killed = {}
-
     def killer() -> None:
         while done_count[0] < total // 2:
             time.sleep(0.01)
@@ -196,6 +196,15 @@ def _phase(lab, clients, names, runs, inputs, expected, cfg, kill: bool) -> dict
             **{k: record[k] for k in ("lost", "crossed", "cut_off", "answered_on_retry", "explain_failed")},
             "requests": total, "errors": record["errors"][:5], "killed": killed or None,
             "wall_s": round(time.time() - started, 1), "load_avg_after": load_avg(), "others_share": others.share()}
+
+
+def _keep_models(lab, names, runs) -> None:
+    """Each user's model loaded, as Results does when a user opens their run (the load phase times kept models)."""
+    from tl_ui.service.owners import Owner
+
+    for name, run_id in zip(names, runs):
+        owner = Owner("user", name)
+        lab.inference.call(owner.id, "load", {"run_dir": str(lab.run(owner, run_id).path.resolve())})
 
 
 def child(cfg: dict) -> dict:
@@ -268,11 +277,13 @@ def child(cfg: dict) -> dict:
     deadline = time.time() + 300
     while lab.runner.busy < 2 and time.time() < deadline:
         time.sleep(0.5)
+    _keep_models(lab, names, runs)
     memory.web = memory.worker = 0.0
     out["load"] = {**_phase(lab, clients, names, runs, inputs, expected, cfg, kill=False),
                    "training_runs_busy": lab.runner.busy, "web_peak_rss_mb": round(memory.web, 1),
                    "worker_peak_rss_mb": round(memory.worker, 1)}
     log(f"load: {out['load']['try']}; lost {out['load']['lost']}, crossed {out['load']['crossed']}")
+    _keep_models(lab, names, runs)
     memory.web = memory.worker = 0.0
     out["kill"] = {**_phase(lab, clients, names, runs, inputs, expected, cfg, kill=True),
                    "training_runs_busy": lab.runner.busy, "web_peak_rss_mb": round(memory.web, 1),

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 WORKER_MODULE = "tl_ui.jobs.inference.worker"
 BUSY_WAIT_S = 10.0      # a request over a cap waits this long for room before "busy"
 WORKER_START_S = 180.0  # a fresh worker imports torch and the engine (seconds here); a request's own clock starts after
+RESTART_AFTER_S = 10.0  # a kept-model worker that died after living this long is replaced at once
 CANCEL_GRACE_S = 3.0    # a request asked to stop (Stop, its time cap) may take this long before its worker is ended
 LONG_CANCEL_GRACE_S = 10.0
 ENV_KEYS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TL_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
@@ -108,20 +109,23 @@ class _Worker(WorkerProcess):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.ready = threading.Event()
+        self.began = time.monotonic()
 
 
 class _Slot:
     """One worker process (kept models) and the requests it is answering; a dead worker is replaced
     by the next request. Its reader thread dispatches the worker's replies by request id."""
 
-    def __init__(self, name: str, config: dict, kind: str = "inference", caps_words: Optional[dict] = None):
-        self.name, self.config, self.kind = name, config, kind
+    def __init__(self, name: str, config: dict, kind: str = "inference", caps_words: Optional[dict] = None,
+                 restart: bool = False):
+        self.name, self.config, self.kind, self.restart = name, config, kind, restart
         self.words = caps_words or {}
         self.worker: Optional[_Worker] = None
         self.pending: dict[str, _Request] = {}
         self.lock = threading.Lock()
         self.ended_for: dict[int, str] = {}     # pid -> why we ended it ("time", "stop", "shutdown")
         self.started = 0
+        self.closing = False
 
     def _start(self) -> _Worker:
         worker = _Worker.start(self.kind, WORKER_MODULE, stdout=None, replies=True)
@@ -202,6 +206,11 @@ class _Slot:
         for request in orphans:
             request.deliver({"id": request.id, "kind": "error", "code": Code.CRASHED,
                              "message": ended_message(self.kind, ending, **self.words)})
+        # a kept-model worker that lived a while is replaced at once, so that the next click finds torch imported
+        # (one that died young is started again by the next request only: no restart loop)
+        lived = time.monotonic() - worker.began
+        if self.restart and not self.closing and asked != "shutdown" and lived > RESTART_AFTER_S:
+            self.ensure()
 
     def in_flight(self) -> int:
         with self.lock:
@@ -218,6 +227,7 @@ class _Slot:
 
     def close(self, grace_s: float = 2.0) -> None:
         with self.lock:
+            self.closing = True
             worker = self.worker
             if worker is not None:
                 self.ended_for.setdefault(worker.pid, "shutdown")
@@ -236,7 +246,7 @@ class InferencePool:
         self._long = threading.BoundedSemaphore(max(1, caps.long_at_once))
         self.closing = False
         self.slots = [_Slot(f"inference-{i + 1}", self._config(caps.memory_gb, caps.models_mb, caps.threads, nice=0),
-                            caps_words={"gb": caps.memory_gb, "seconds": caps.max_seconds})
+                            caps_words={"gb": caps.memory_gb, "seconds": caps.max_seconds}, restart=True)
                       for i in range(max(1, int(caps.workers)))]
 
     def _config(self, memory_gb: float, models_mb: float, threads: int, nice: int) -> dict:
