@@ -68,7 +68,7 @@ def _long_request(lab, owner, run_id, n=200):
     (the mistake maps verb, as 'Show what the model looked at' sends it, with more items)."""
     run = lab.run(owner, run_id)
     item = next(m for m in run.metrics()["mistakes"] if m.get("file"))
-    return lambda: lab._ask(owner.id, "mistake_maps", {"run_dir": str(run.path.resolve()), "items": [
+    return lambda: lab.ask_inference(owner.id, "mistake_maps", {"run_dir": str(run.path.resolve()), "items": [
         {"file": item["file"], "target": str(item["predicted"])}] * n})
 
 
@@ -242,7 +242,7 @@ def test_a_missing_explain_extra_keeps_its_message(tmp_path, monkeypatch):
 
         monkeypatch.setattr(lab.inference, "call", missing)
         with pytest.raises(UserError) as refused:
-            lab._ask("user:a", "explain", {})
+            lab.ask_inference("user:a", "explain", {})
         assert str(refused.value) == ("Explanations are not installed on this server (captum is missing). The "
                                       "prediction above still holds; ask whoever runs Transfer Lab to install the "
                                       "'explain' extra (pip install -e '.[explain]').")

@@ -63,7 +63,8 @@ def walk(lab) -> dict:
 
     h, request = Handlers(lab), Request()
     owner, _ = lab.bind_page(request, None)
-    image_run = _train(lab, owner, "image", {"strategy": "linear_probe", "max_examples": 40, "image_size": 64, "seed": 2})
+    image_run = _train(lab, owner, "image", {"strategy": "linear_probe", "max_examples": 40, "image_size": 64,
+                                              "seed": 2})
     text_run = _train(lab, owner, "text", {"strategy": "linear_probe", "max_examples": 40, "seed": 2})
     run = lab.run(owner, image_run)
     digit = str(run.path / next(m["file"] for m in run.metrics()["mistakes"] if m.get("file")))

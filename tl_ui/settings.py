@@ -156,7 +156,8 @@ class Settings(BaseModel):
         if self.job_memory_gb < 0 or self.job_max_minutes <= 0:
             raise SettingsError("Job memory must be 0 (no cap) or more, and job minutes more than 0.")
         if self.inference_memory_gb < 0 or self.inference_models_mb < 0 or self.inference_max_seconds <= 0:
-            raise SettingsError("Inference memory and kept models must be 0 or more, and inference seconds more than 0.")
+            raise SettingsError("Inference memory and kept models must be 0 or more, and inference seconds more "
+                                "than 0.")
         if self.embedding_cache_mb < 0:
             raise SettingsError("The embedding cache size must be 0 (none) or more MB.")
         if self.session_ttl_hours <= 0 or self.cleanup_minutes <= 0:

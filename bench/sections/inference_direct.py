@@ -1,11 +1,12 @@
 """The baseline of the inference load section (bench/sections/inference_load.py): the same runs' models
-loaded directly with `Predictor.load` in a process of their own, as an outside user would, giving
-(a) every answer the app must give (to find lost or crossed answers) and (b) the time of a direct
-`predict_with_set` call (the very work a try-it answer does) and of a plain `Predictor.predict` call on
-a kept model, for the ratio. Reads its job as JSON on stdin, prints one JSON line:
+loaded directly with `Predictor.load` in a process of its own, as an outside user would. It gives
+(a) every answer the app must give (to find lost or crossed answers) and (b) on request, the time of
+one direct `predict_with_set` call (the very work a try-it answer does) and one plain
+`Predictor.predict` call on a kept model, so that the section can time them in turns with the app's
+try-it answers (A/B interleaved: a busy neighbour slows both sides alike). JSON lines:
 
-    {"runs": [{"run_dir", "items": [...]}], "timed": [index, ...], "rounds": 20}
-    -> {"answers": [[{class: p}, ...] per run], "timings": {index: {"with_set_ms": [...], "predict_ms": [...]}}}
+    stdin  {"runs": [{"run_dir", "items": [...]}]}      ->  stdout {"answers": [[{class: p}, ...] per run]}
+    stdin  {"run": index, "item": ...}                  ->  stdout {"with_set_ms": ..., "predict_ms": ...}
 """
 from __future__ import annotations
 
@@ -15,26 +16,24 @@ import time
 
 
 def main() -> None:
-    job = json.load(sys.stdin)
     from tl_ui.engine.predict import Predictor
 
-    answers, timings = [], {}
-    for index, run in enumerate(job["runs"]):
+    job = json.loads(sys.stdin.readline())
+    predictors, answers = [], []
+    for run in job["runs"]:
         predictor = Predictor.load(run["run_dir"])
-        items = list(run["items"])
-        answers.append([predictor.predict_with_set([item])[0]["probabilities"] for item in items])
-        if index in job.get("timed", []):
-            with_set, plain = [], []
-            for round_ in range(int(job.get("rounds", 20))):
-                item = items[round_ % len(items)]
-                start = time.perf_counter()
-                predictor.predict_with_set([item])
-                with_set.append((time.perf_counter() - start) * 1000)
-                start = time.perf_counter()
-                predictor.predict([item])
-                plain.append((time.perf_counter() - start) * 1000)
-            timings[str(index)] = {"with_set_ms": with_set, "predict_ms": plain}
-    print(json.dumps({"answers": answers, "timings": timings}), flush=True)
+        predictors.append(predictor)
+        answers.append([predictor.predict_with_set([item])[0]["probabilities"] for item in run["items"]])
+    print(json.dumps({"answers": answers}), flush=True)
+    for line in sys.stdin:
+        ask = json.loads(line)
+        predictor, item = predictors[int(ask["run"])], ask["item"]
+        start = time.perf_counter()
+        predictor.predict_with_set([item])
+        with_set = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        predictor.predict([item])
+        print(json.dumps({"with_set_ms": with_set, "predict_ms": (time.perf_counter() - start) * 1000}), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from bench.harness import ROOT, OthersLoad, child_env, load_avg, log
+from bench.harness import ROOT, OthersLoad, child_env, load_avg, log, wait_for_quiet
 
 PROFILE = {"quick": {"users": 8, "tries": 6, "explanations": 1, "quiet_rounds": 10, "train_examples": 40},
            "full": {"users": 8, "tries": 20, "explanations": 3, "quiet_rounds": 20, "train_examples": 60}}
@@ -130,7 +129,7 @@ def _phase(lab, clients, names, runs, inputs, expected, cfg, kill: bool) -> dict
     def one_try(user: int, i: int) -> None:
         item, image = inputs[user][i], user < len(names) // 2
         for attempt in (1, 2):   # a person whose answer was cut off clicks again
-            start = time.perf_counter()
+            start, asked_at = time.perf_counter(), time.time()
             try:
                 answer = clients[user].predict(runs[user], handle_file(item) if image else None, "" if image else item,
                                                api_name="/predict")
@@ -145,7 +144,7 @@ def _phase(lab, clients, names, runs, inputs, expected, cfg, kill: bool) -> dict
             with lock:
                 record["try_ms"].append((time.perf_counter() - start) * 1000)
                 record["answered_on_retry"] += attempt == 2
-                if killed.get("at") and "first_answer_after_kill_s" not in killed:
+                if killed.get("at") and asked_at > killed["at"] and "first_answer_after_kill_s" not in killed:
                     killed["first_answer_after_kill_s"] = round(time.time() - killed["at"], 1)
                 record["crossed"] += not _same(answer, expected[user][i])
             return
@@ -166,6 +165,7 @@ def _phase(lab, clients, names, runs, inputs, expected, cfg, kill: bool) -> dict
                 return
             with lock:
                 record["explain_ms"].append((time.perf_counter() - start) * 1000)
+                record["answered_on_retry"] += attempt == 2
             return
 
     def user_walk(user: int) -> None:
@@ -196,6 +196,41 @@ def _phase(lab, clients, names, runs, inputs, expected, cfg, kill: bool) -> dict
             **{k: record[k] for k in ("lost", "crossed", "cut_off", "answered_on_retry", "explain_failed")},
             "requests": total, "errors": record["errors"][:5], "killed": killed or None,
             "wall_s": round(time.time() - started, 1), "load_avg_after": load_avg(), "others_share": others.share()}
+
+
+def _quiet(clients, runs, inputs, direct, cfg, users: int) -> dict:
+    """No training, one user at a time: a try-it answer from a kept model through `/predict`, and the same
+    input through a direct `Predictor` call in its own process, in turns (A, B, B, A, ...); ratios per round."""
+    from gradio_client import handle_file
+
+    from bench.harness import alternating, paired_ratios
+
+    out = {"waited_for_quiet": wait_for_quiet(timeout_s=float(os.environ.get("TLBENCH_MAX_WAIT", 300)))}
+    for index in (0, users // 2):
+        image = index < users // 2
+        rounds = alternating(cfg["quiet_rounds"] + 2)
+        tries, with_set, plain = [], [], []
+        for round_, order in enumerate(rounds):
+            item = inputs[index][round_ % len(inputs[index])]
+            for side in order:
+                if side == "A":
+                    start = time.perf_counter()
+                    clients[index].predict(runs[index], handle_file(item) if image else None, "" if image else item,
+                                           api_name="/predict")
+                    tries.append((time.perf_counter() - start) * 1000)
+                else:
+                    direct.stdin.write(json.dumps({"run": index, "item": item}) + "\n")
+                    direct.stdin.flush()
+                    timing = json.loads(direct.stdout.readline())
+                    with_set.append(timing["with_set_ms"])
+                    plain.append(timing["predict_ms"])
+        tries, with_set, plain = tries[2:], with_set[2:], plain[2:]   # the first rounds load and warm the model
+        out["image" if image else "text"] = {
+            "try_it": latency(tries), "direct_with_set": latency(with_set), "direct_predict": latency(plain),
+            "ratio_to_direct_with_set": paired_ratios(tries, with_set, 2),
+            "ratio_to_direct_predict": paired_ratios(tries, plain, 2)}
+    out["load_avg"] = load_avg()
+    return out
 
 
 def _keep_models(lab, names, runs) -> None:
@@ -240,35 +275,15 @@ def child(cfg: dict) -> dict:
     run_dirs = [str(lab.run(Owner("user", n), r).path) for n, r in zip(names, runs)]
     inputs = _inputs(work, len(names), cfg["tries"])
 
-    log("direct baseline: Predictor.load in a process of its own (answers for every input; timing)")
-    timed = [0, len(names) // 2]
-    direct = subprocess.run([sys.executable, "-m", "bench.sections.inference_direct"], input=json.dumps({
-        "runs": [{"run_dir": d, "items": i} for d, i in zip(run_dirs, inputs)], "timed": timed,
-        "rounds": cfg["quiet_rounds"]}), cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=1800)
-    baseline = json.loads(next(l for l in reversed(direct.stdout.splitlines()) if l.startswith("{")))
-    expected = baseline["answers"]
-
-    log("quiet try-it from a kept model, the same inputs, one user at a time")
-    from gradio_client import handle_file
-
-    quiet = {}
-    for index in timed:
-        image = index < len(names) // 2
-        ms = []
-        for round_ in range(cfg["quiet_rounds"] + 2):
-            item = inputs[index][round_ % len(inputs[index])]
-            start = time.perf_counter()
-            clients[index].predict(runs[index], handle_file(item) if image else None, "" if image else item,
-                                   api_name="/predict")
-            if round_ >= 2:   # the first two load and warm the model
-                ms.append((time.perf_counter() - start) * 1000)
-        kind = "image" if image else "text"
-        timing = baseline["timings"][str(index)]
-        quiet[kind] = {"try_it": latency(ms), "direct_with_set": latency(timing["with_set_ms"]),
-                       "direct_predict": latency(timing["predict_ms"]),
-                       "ratio_to_direct_with_set": round(statistics.median(ms) / statistics.median(timing["with_set_ms"]), 1),
-                       "ratio_to_direct_predict": round(statistics.median(ms) / statistics.median(timing["predict_ms"]), 1)}
-    out["quiet"] = {**quiet, "load_avg": load_avg()}
+    log("direct baseline: Predictor.load in a process of its own (answers for every input)")
+    direct = subprocess.Popen([sys.executable, "-m", "bench.sections.inference_direct"], cwd=ROOT, env=child_env(),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    direct.stdin.write(json.dumps({"runs": [{"run_dir": d, "items": i} for d, i in zip(run_dirs, inputs)]}) + "\n")
+    direct.stdin.flush()
+    expected = json.loads(direct.stdout.readline())["answers"]
+    out["quiet"] = _quiet(clients, runs, inputs, direct, cfg, len(names))
+    direct.stdin.close()
+    direct.wait(60)
 
     log("two runs start training; 8 users try and explain at once")
     training = [trainer.submit("efficientnet_lite0", None, TRAINING["strategy"], TRAINING["epochs"],
@@ -278,6 +293,8 @@ def child(cfg: dict) -> dict:
     while lab.runner.busy < 2 and time.time() < deadline:
         time.sleep(0.5)
     _keep_models(lab, names, runs)
+    out["waited_for_quiet_before_load"] = wait_for_quiet(max_share=0.6,   # our own two runs train meanwhile
+                                                         timeout_s=float(os.environ.get("TLBENCH_MAX_WAIT", 300)))
     memory.web = memory.worker = 0.0
     out["load"] = {**_phase(lab, clients, names, runs, inputs, expected, cfg, kill=False),
                    "training_runs_busy": lab.runner.busy, "web_peak_rss_mb": round(memory.web, 1),

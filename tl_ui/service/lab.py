@@ -160,7 +160,7 @@ class Lab:
         n = min(len(dataset), config.max_examples or len(dataset)) if dataset is not None else None
         # never build a Hub model for a plan: it is counted in the queue, size-checked
         packaged = get_model(config.model_id).source == "packaged"
-        numbers = self._ask(owner.id if owner is not None else "-plan", "plan",
+        numbers = self.ask_inference(owner.id if owner is not None else "-plan", "plan",
                             {"config": config.to_dict(), "n_classes": n_classes, "n": n, "packaged": packaged},
                             route=f"plan:{config.model_id}")
         seconds = numbers.pop("seconds", None)
@@ -281,7 +281,7 @@ class Lab:
         return self.private.run_downloads(owner, self.run(owner, run_id).path)
 
     # -- predictions (answered by the inference workers: tl_ui/jobs/inference) --------------------------
-    def _ask(self, owner_id: str, verb: str, args: dict, **kwargs) -> dict:
+    def ask_inference(self, owner_id: str, verb: str, args: dict, **kwargs) -> dict:
         """One request to the inference workers; their plain sentences become UserError."""
         try:
             return self.inference.call(owner_id, verb, args, **kwargs)
@@ -316,7 +316,8 @@ class Lab:
         run = self._model_run(owner, run_id, "predict with")
         item = self._input(owner, run, image, text, {"image": "Upload an image to classify.",
                                                      "text": "Type some text to classify."})
-        answer = self._ask(owner.id, "predict", {"run_dir": str(run.path.resolve()), "items": [item], "level": level})
+        answer = self.ask_inference(owner.id, "predict", {"run_dir": str(run.path.resolve()), "items": [item],
+                                                          "level": level})
         return answer["answers"][0]
 
     def explain(self, owner: Owner, run_id: str, image=None, text=None, target: Optional[str] = None) -> dict:
@@ -325,8 +326,10 @@ class Lab:
         "overlay_path" (that PNG in the owner's private folder), for texts "words" and "html"}.
         `target`: the class to explain (default: the predicted one)."""
         run = self._model_run(owner, run_id, "explain")
-        item = self._input(owner, run, image, text, {"image": "Upload an image first.", "text": "Type some text first."})
-        why = self._ask(owner.id, "explain", {"run_dir": str(run.path.resolve()), "item": item, "target": target})
+        item = self._input(owner, run, image, text, {"image": "Upload an image first.",
+                                                     "text": "Type some text first."})
+        why = self.ask_inference(owner.id, "explain", {"run_dir": str(run.path.resolve()), "item": item,
+                                                       "target": target})
         if why.get("overlay_png"):
             why["overlay_png"] = base64.b64decode(why["overlay_png"])
             path = self.private.new_folder(owner, "why") / "why.png"

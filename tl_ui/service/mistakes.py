@@ -24,7 +24,7 @@ def mistake_overlays(lab, owner, run_id: str, limit: int = MAX_OVERLAYS) -> list
     mistakes = [m for m in (run.metrics() or {}).get("mistakes") or [] if m.get("file")][:limit]
     if not mistakes:
         return []
-    drawn = lab._ask(owner.id, "mistake_maps", {"run_dir": str(run.path.resolve()), "items": [
+    drawn = lab.ask_inference(owner.id, "mistake_maps", {"run_dir": str(run.path.resolve()), "items": [
         {"file": str(m["file"]), "target": str(m.get("predicted"))} for m in mistakes]})
     folder = lab.private.new_folder(owner, "mistakes-why")
     out = []

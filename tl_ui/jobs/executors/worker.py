@@ -28,7 +28,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-from tl_ui.jobs.caps import cap_memory, lift_memory_cap, looks_like_memory, prepare_process, proc_status_kb, watch_parent
+from tl_ui.jobs.caps import (cap_memory, lift_memory_cap, looks_like_memory, prepare_process, proc_status_kb,
+                            watch_parent)
 from tl_ui.jobs.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_event, memory_message,
                                        train_options)
 from tl_ui.jobs.supervisor import REPLY_FD_ENV
@@ -84,7 +85,8 @@ def run_payload(payload: dict, warm: bool = False) -> dict:
         _keep_models()
     memory_gb = float(payload.get("memory_gb") or 0)
     threads = _torch_threads()
-    watchdog = cap_memory(memory_gb, lambda: _memory_exceeded(run, memory_gb), soft_only=warm) if memory_gb > 0 else "none"
+    watchdog = (cap_memory(memory_gb, lambda: _memory_exceeded(run, memory_gb), soft_only=warm) if memory_gb > 0
+                else "none")
     try:
         return _train_one(payload, run, train, memory_gb)
     finally:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from tl_ui.jobs.inference.protocol import Code, InferenceError
+from tl_ui.jobs.inference.protocol import OUTSIDE_RUNS, Code, InferenceError
 from tl_ui.jobs.inference.sizes import model_footprint, too_big_message
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class KeptModels:
         path = Path(run_dir).resolve()
         if not path.is_relative_to(self.runs_root):
             log.warning("refused a model outside the runs folder: %s", path)
-            raise InferenceError(Code.REFUSED, "This model is not in this Transfer Lab's runs folder, so it is not loaded.")
+            raise InferenceError(Code.REFUSED, OUTSIDE_RUNS)
         if not (path / "model").is_dir():
             raise InferenceError(Code.USER, "This run has no finished model to predict with. Pick a run that finished.")
         return path

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from tl_ui.jobs.inference.protocol import CANCEL, Code, InferenceError
+from tl_ui.jobs.inference.protocol import CANCEL, OUTSIDE_RUNS, Code, InferenceError
 from tl_ui.jobs.inference.sizes import model_footprint, too_big_message
 from tl_ui.jobs.supervisor import Ending, Handle, WorkerProcess, ended_message, ending_of, watch
 
@@ -276,7 +276,7 @@ class InferencePool:
         fits the workers' memory cap (its size from its files' headers)."""
         path = run_dir.resolve()
         if not path.is_relative_to(self.runs_root):
-            raise InferenceError(Code.REFUSED, "This model is not in this Transfer Lab's runs folder, so it is not loaded.")
+            raise InferenceError(Code.REFUSED, OUTSIDE_RUNS)
         if (path / "model").is_dir():
             refusal = too_big_message(model_footprint(path), self.caps.memory_gb)
             if refusal:

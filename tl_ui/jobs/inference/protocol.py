@@ -41,6 +41,9 @@ class Code:
     INTERNAL = "internal"            # a bug: details in the server log
 
 
+OUTSIDE_RUNS = "This model is not in this Transfer Lab's runs folder, so it is not loaded."
+
+
 class InferenceError(RuntimeError):
     """A request that got no answer; the message is one plain sentence for the person who asked."""
 

@@ -95,4 +95,5 @@ def too_big_message(footprint: Footprint, cap_gb: float) -> Optional[str]:
         return None
     return (f"This run's model has {describe_size(footprint)}; answering with it needs about "
             f"{footprint.needed_bytes / GB:.1f} GB, more than the {cap_gb:g} GB the model server may use here "
-            "(setting TL_INFERENCE_MEMORY_GB). Ask whoever runs Transfer Lab to raise that limit, or use a smaller model.")
+            "(setting TL_INFERENCE_MEMORY_GB). Ask whoever runs Transfer Lab to raise that limit, or use a smaller "
+            "model.")
