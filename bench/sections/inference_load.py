@@ -233,6 +233,19 @@ def _quiet(clients, runs, inputs, direct, cfg, users: int) -> dict:
     return out
 
 
+def _threads_ab(direct, inputs, users: int) -> dict:
+    """One answer's time with one torch thread and with two, in turns, while the two runs train (why the
+    inference worker computes each answer on one thread: tl_ui/jobs/inference/pool.py)."""
+    out = {"load_avg": load_avg()}
+    for index in (0, users // 2):
+        direct.stdin.write(json.dumps({"threads_ab": index, "item": inputs[index][0]}) + "\n")
+        direct.stdin.flush()
+        times = json.loads(direct.stdout.readline())
+        out["image" if index < users // 2 else "text"] = {f"{n}_thread{'s' if n == '2' else ''}": latency(ms)
+                                                          for n, ms in times.items()}
+    return out
+
+
 def _keep_models(lab, names, runs) -> None:
     """Each user's model loaded, as Results does when a user opens their run (the load phase times kept models)."""
     from tl_ui.service.owners import Owner
@@ -278,12 +291,13 @@ def child(cfg: dict) -> dict:
     log("direct baseline: Predictor.load in a process of its own (answers for every input)")
     direct = subprocess.Popen([sys.executable, "-m", "bench.sections.inference_direct"], cwd=ROOT, env=child_env(),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    direct.stdin.write(json.dumps({"runs": [{"run_dir": d, "items": i} for d, i in zip(run_dirs, inputs)]}) + "\n")
+    from tl_ui.jobs.inference.pool import REQUEST_TORCH_THREADS
+
+    direct.stdin.write(json.dumps({"runs": [{"run_dir": d, "items": i} for d, i in zip(run_dirs, inputs)],
+                                   "torch_threads": REQUEST_TORCH_THREADS}) + "\n")
     direct.stdin.flush()
     expected = json.loads(direct.stdout.readline())["answers"]
     out["quiet"] = _quiet(clients, runs, inputs, direct, cfg, len(names))
-    direct.stdin.close()
-    direct.wait(60)
 
     log("two runs start training; 8 users try and explain at once")
     training = [trainer.submit("efficientnet_lite0", None, TRAINING["strategy"], TRAINING["epochs"],
@@ -293,6 +307,9 @@ def child(cfg: dict) -> dict:
     while lab.runner.busy < 2 and time.time() < deadline:
         time.sleep(0.5)
     _keep_models(lab, names, runs)
+    out["threads_while_two_runs_train"] = _threads_ab(direct, inputs, len(names))
+    direct.stdin.close()
+    direct.wait(60)
     out["waited_for_quiet_before_load"] = wait_for_quiet(max_share=0.6,   # our own two runs train meanwhile
                                                          timeout_s=float(os.environ.get("TLBENCH_MAX_WAIT", 300)))
     memory.web = memory.worker = 0.0

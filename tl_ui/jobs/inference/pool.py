@@ -47,6 +47,11 @@ WORKER_START_S = 180.0  # a fresh worker imports torch and the engine (seconds h
 RESTART_AFTER_S = 10.0  # a kept-model worker that died after living this long is replaced at once
 CANCEL_GRACE_S = 3.0    # a request asked to stop (Stop, its time cap) may take this long before its worker is ended
 LONG_CANCEL_GRACE_S = 10.0
+# Each answer computes on one core: the worker answers several at once on its threads instead. Measured on
+# this 2-core machine while others used it (docs/benchmarks.md, "Inference under load"): one image and one
+# text answer took p50 37 ms / p95 42 ms with one torch thread and p50 191-2964 ms / p95 3.0-3.3 s with two,
+# whose OpenMP threads wait for each other whenever one of them is descheduled.
+REQUEST_TORCH_THREADS = 1
 ENV_KEYS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TL_OFFLINE", "HF_HUB_DISABLE_TELEMETRY",
             "TOKENIZERS_PARALLELISM", "HF_HUB_DISABLE_PROGRESS_BARS", "TL_FAST_PATH")
 
@@ -245,13 +250,14 @@ class InferencePool:
         self._total = 0
         self._long = threading.BoundedSemaphore(max(1, caps.long_at_once))
         self.closing = False
-        self.slots = [_Slot(f"inference-{i + 1}", self._config(caps.memory_gb, caps.models_mb, caps.threads, nice=0),
+        self.slots = [_Slot(f"inference-{i + 1}", self._config(caps.memory_gb, caps.models_mb, caps.threads, nice=0,
+                                                               torch_threads=REQUEST_TORCH_THREADS),
                             caps_words={"gb": caps.memory_gb, "seconds": caps.max_seconds}, restart=True)
                       for i in range(max(1, int(caps.workers)))]
 
-    def _config(self, memory_gb: float, models_mb: float, threads: int, nice: int) -> dict:
+    def _config(self, memory_gb: float, models_mb: float, threads: int, nice: int, torch_threads: int = 0) -> dict:
         return {"runs_root": str(self.runs_root), "memory_gb": float(memory_gb or 0), "models_mb": float(models_mb),
-                "threads": int(threads), "nice": nice, "sys_path": list(sys.path),
+                "threads": int(threads), "torch_threads": torch_threads, "nice": nice, "sys_path": list(sys.path),
                 "env": {k: os.environ[k] for k in ENV_KEYS if k in os.environ}}
 
     # -- quick requests -------------------------------------------------------------------------------

@@ -120,6 +120,10 @@ def main() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    if int(config.get("torch_threads") or 0) > 0:
+        import torch
+
+        torch.set_num_threads(int(config["torch_threads"]))
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()   # "Loading weights" bars: the server log is for people
