@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.data import sample_dataset_path
 from tl_ui.jobs.inference import Code, InferenceError
 from tl_ui.jobs.supervisor import Ending, ended_message
@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
 
 def _lab(tmp_path, **settings):
     from tl_ui.service.lab import Lab
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     return Lab(Settings(runs_dir=tmp_path / "runs", **settings))
 

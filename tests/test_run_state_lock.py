@@ -10,12 +10,12 @@ import textwrap
 
 from conftest import REPO
 from tl_ui.contracts import RunState
-from tl_ui.runfolder import STATUS_LOCK, RunFolder
+from tl_ui.core.runfolder import STATUS_LOCK, RunFolder
 
 HAMMER = textwrap.dedent("""
     import sys
     sys.path.insert(0, sys.argv[1])
-    from tl_ui.runfolder import RunFolder
+    from tl_ui.core.runfolder import RunFolder
     run, name, n = RunFolder(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     states = ["queued", "running", "finished", "stopped", "failed"]
     sys.stdout.write("ready\\n"); sys.stdout.flush()

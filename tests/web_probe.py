@@ -87,9 +87,9 @@ def walk(lab) -> dict:
 
 
 def main() -> None:
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     settings = Settings(runs_dir=Path(sys.argv[1]), max_jobs=1, advisor_max_examples=30, offline=True)
     server = start_in_thread(build_app(settings), settings=settings)

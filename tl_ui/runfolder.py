@@ -2,7 +2,7 @@
 
     <run_dir>/run.json        the RunConfig (replay: python -m tl_ui train --config run.json)
               status.json     RunStatus: {"state", "message", "started", "ended", ...}
-              events.jsonl    one engine event per line (tl_ui/engine/events.py)
+              events.jsonl    one engine event per line (tl_ui/contracts/events.py)
               metrics.json    RunMetrics: what the Results step shows (docs/contracts.md)
               predictions.csv per held-out example
               mistakes/       metadata-free previews of the most confident mistakes
@@ -190,7 +190,7 @@ class RunFolder:
 
     def run_config(self):
         """run.json as a RunConfig (a relative data path resolved), or None when it is missing or does not fit."""
-        from tl_ui.config import ConfigError, RunConfig
+        from tl_ui.core.config import ConfigError, RunConfig
 
         try:
             return RunConfig.load(self.run_json)
@@ -230,7 +230,7 @@ class RunFolder:
         return open(self.events_jsonl, "a", encoding="utf-8")
 
     def iter_events(self) -> Iterator[Event]:
-        """The run's events as their classes (tl_ui/engine/events.py); a line cut by a crash, or one
+        """The run's events as their classes (tl_ui/contracts/events.py); a line cut by a crash, or one
         that is no event, is skipped."""
         try:
             with open(self.events_jsonl, encoding="utf-8") as fh:

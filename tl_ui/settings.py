@@ -5,7 +5,7 @@ Every setting is one field of `Settings` with its one default and its descriptio
 `TL_MAX_JOBS` for `max_jobs` (a field's `env` lists other names: `GRADIO_SERVER_NAME` /
 `GRADIO_SERVER_PORT`, set by Hugging Face Spaces, stand in for a missing `TL_HOST` / `TL_PORT`).
 The limits' defaults are the data's (`tl_ui.data.limits.Limits`) and the run's
-(`tl_ui.limits.RunLimits`). Passwords never come from a flag (it would show in `ps`): only from
+(`tl_ui.core.limits.RunLimits`). Passwords never come from a flag (it would show in `ps`): only from
 `TL_AUTH` or a file named by `TL_AUTH_FILE` / `--auth-file`.
 """
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pydantic_settings import BaseSettings, CliSettingsSource, EnvSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
 from tl_ui.data.limits import MB, Limits
-from tl_ui.limits import RunLimits
+from tl_ui.core.limits import RunLimits
 
 # SetFit's contrastive pairs per run, at most (SetFit would draw 40 per training text): keeps a CPU
-# run of MiniLM-L6 to minutes (tl_ui/engine/planning.py estimates it; RunConfig.extra
+# run of MiniLM-L6 to minutes (tl_ui/engine/planning/estimate.py estimates it; RunConfig.extra
 # "setfit_max_pairs" changes it for one run).
 SETFIT_MAX_PAIRS = 480
 
@@ -65,7 +65,7 @@ class Settings(BaseModel):
     embedding_cache_mb: float = _setting(256.0, "Embeddings each user keeps for quicker repeat runs, in MB "
                                                 "(0: none).")
     fast_path: bool = _setting(True, "Channels-last images, bf16 on CPUs that have it, texts batched by length "
-                                     "(off: plain float32; tl_ui/engine/fast_path.py).")
+                                     "(off: plain float32; tl_ui/engine/models/fast_path.py).")
     advisor_max_examples: int = _setting(1000, "Examples the model advisor embeds per model (a stratified sample "
                                                "of larger datasets).")
     # -- where runs train -------------------------------------------------------------------
@@ -91,7 +91,7 @@ class Settings(BaseModel):
     inference_max_in_flight: int = _setting(8, "Answers being computed at once, all users together; more wait "
                                                "briefly, then are told the server is busy.")
     max_queued_per_address: int = _setting(6, "Jobs waiting or running per client address without login.")
-    # -- limits on what a user can ask for (page, API and CLI alike; tl_ui/limits.py) ---------
+    # -- limits on what a user can ask for (page, API and CLI alike; tl_ui/core/limits.py) ---------
     max_epochs: int = _setting(_RUN.max_epochs, "Most epochs one run may ask for.")
     max_batch_size: int = _setting(_RUN.max_batch_size, "Largest batch size.")
     max_image_size: int = _setting(_RUN.max_image_size, "Largest image size in pixels.")
@@ -128,7 +128,7 @@ class Settings(BaseModel):
         )
 
     def run_limits(self) -> RunLimits:
-        """What one run may ask for (tl_ui/limits.py), the same for page, API and CLI."""
+        """What one run may ask for (tl_ui/core/limits.py), the same for page, API and CLI."""
         return RunLimits(max_epochs=self.max_epochs, max_batch_size=self.max_batch_size,
                          max_image_size=self.max_image_size, max_lora_rank=self.max_lora_rank,
                          max_text_length=self.max_text_length, max_model_params_m=self.max_model_params_m)
@@ -174,7 +174,7 @@ class Settings(BaseModel):
         """Gradio's `auth` callable (hashed or plain passwords, failures slowed), or None."""
         if not self.auth:
             return None
-        from tl_ui.auth import LoginCheck
+        from tl_ui.core.auth import LoginCheck
 
         # a bound `async def` method: Gradio awaits the callable only when
         # inspect.iscoroutinefunction() says so (an object with an async __call__ would be
@@ -183,7 +183,7 @@ class Settings(BaseModel):
 
     @property
     def plain_password_users(self) -> list[str]:
-        from tl_ui.auth import is_hashed
+        from tl_ui.core.auth import is_hashed
 
         return [u for u, p in self.auth if not is_hashed(p)]
 

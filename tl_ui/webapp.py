@@ -18,7 +18,7 @@ from typing import Optional, Sequence  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from tl_ui.settings import Settings, SettingsError, load_settings  # noqa: E402
+from tl_ui.core.settings import Settings, SettingsError, load_settings  # noqa: E402
 from tl_ui.ui import api as api_step  # noqa: E402
 from tl_ui.ui import data as data_step  # noqa: E402
 from tl_ui.ui import model as model_step  # noqa: E402
@@ -66,7 +66,7 @@ def apply_process_env(settings: Settings) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # read by the engine in this process and in every worker it starts (tl_ui/engine/fast_path.py)
+    # read by the engine in this process and in every worker it starts (tl_ui/engine/models/fast_path.py)
     os.environ["TL_FAST_PATH"] = "1" if settings.fast_path else "0"
     if settings.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -207,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SettingsError as exc:
         print(f"Transfer Lab cannot start: {exc}", file=sys.stderr)
         return 2
-    from tl_ui.server import RunsFolderBusy, lock_runs_dir, serve
+    from tl_ui.app.server import RunsFolderBusy, lock_runs_dir, serve
 
     try:  # before build_app: its start-up recovery must not touch another live server's runs
         lock_runs_dir(settings)

@@ -23,7 +23,7 @@ import time
 def main() -> None:
     import torch
 
-    from tl_ui.engine.predict import Predictor
+    from tl_ui.engine.inference.predict import Predictor
 
     job = json.loads(sys.stdin.readline())
     threads = int(job.get("torch_threads") or torch.get_num_threads())

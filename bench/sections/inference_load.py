@@ -258,10 +258,10 @@ def _keep_models(lab, names, runs) -> None:
 def child(cfg: dict) -> dict:
     from gradio_client import Client
 
-    from tl_ui.server import start_in_thread
+    from tl_ui.app.server import start_in_thread
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     work = Path(tempfile.mkdtemp(prefix="tl-inference-load-"))
     names = [f"user{u}" for u in range(cfg["users"])]

@@ -17,9 +17,9 @@ def _say(event: dict) -> None:
 
 
 def run(payload: dict) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import LabelledDataset
-    from tl_ui.engine.advisor import advise
+    from tl_ui.engine.advisor.ranking import advise
 
     dataset = LabelledDataset(**payload["dataset"])
     config = RunConfig.from_dict(payload["config"]) if payload.get("config") else None
@@ -32,8 +32,8 @@ def run(payload: dict) -> dict:
 
 
 def best_model_map(rows: list[dict], kept: dict, seed: int = 0):
-    """The data map (tl_ui.engine.data_map) in the best-ranked model's embeddings, or None."""
-    from tl_ui.engine.data_map import data_map
+    """The data map (tl_ui.engine.advisor.data_map) in the best-ranked model's embeddings, or None."""
+    from tl_ui.engine.advisor.data_map import data_map
 
     best = next((r for r in rows if r.get("knn_accuracy") is not None), None)
     if best is None or best["model_id"] not in kept.get("features", {}):

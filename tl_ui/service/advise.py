@@ -14,7 +14,7 @@ import dataclasses
 import logging
 from typing import Callable, Optional
 
-from tl_ui.config import ConfigError, RunConfig
+from tl_ui.core.config import ConfigError, RunConfig
 from tl_ui.jobs.inference import InferenceError
 from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
 
@@ -32,7 +32,7 @@ class Advisor:
     def advise(self, dataset, options: Optional[dict] = None, *, embedding_cache: Optional[dict] = None,
                on_progress: Callable[[int, int, str], None] = lambda done, total, message: None,
                should_stop: Callable[[], bool] = lambda: False, owner: str = "-advisor") -> list[dict]:
-        """The ranked rows (tl_ui.engine.advisor.advise). Raises UserError with a plain message."""
+        """The ranked rows (tl_ui.engine.advisor.ranking.advise). Raises UserError with a plain message."""
         return self.advise_and_map(dataset, options, embedding_cache=embedding_cache, on_progress=on_progress,
                                    should_stop=should_stop, owner=owner)[0]
 

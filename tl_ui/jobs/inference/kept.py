@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Kept:
-    predictor: object      # tl_ui.engine.predict.Predictor
+    predictor: object      # tl_ui.engine.inference.predict.Predictor
     bytes: int
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,7 +74,7 @@ class KeptModels:
             if refusal:
                 raise InferenceError(Code.TOO_BIG, refusal)
             self._make_room(footprint.bytes)
-            from tl_ui.engine.predict import Predictor
+            from tl_ui.engine.inference.predict import Predictor
 
             predictor = Predictor.load(path)
             kept = Kept(predictor, model_bytes(predictor.model))

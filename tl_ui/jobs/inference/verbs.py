@@ -53,7 +53,7 @@ def predict(models: KeptModels, args: dict, request: Request) -> dict:
 
 
 def _explain_one(predictor, item, target):
-    from tl_ui.engine.explain import explain   # grad-cam / captum: the 'explain' extra
+    from tl_ui.engine.inference.explain import explain   # grad-cam / captum: the 'explain' extra
 
     why = explain(predictor, item, target)
     why.pop("heatmap", None)
@@ -88,8 +88,8 @@ def mistake_maps(models: KeptModels, args: dict, request: Request) -> dict:
 
 
 def plan(models: KeptModels, args: dict, request: Request) -> dict:
-    from tl_ui.config import RunConfig
-    from tl_ui.engine.planning import describe_strategy, estimate_seconds
+    from tl_ui.core.config import RunConfig
+    from tl_ui.engine.planning.estimate import describe_strategy, estimate_seconds
 
     config = RunConfig.from_dict(args["config"])
     numbers = {"trainable": None, "total": None, "share": None}
@@ -100,10 +100,10 @@ def plan(models: KeptModels, args: dict, request: Request) -> dict:
 
 
 def advise(models: KeptModels, args: dict, request: Request) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import LabelledDataset
-    from tl_ui.engine.advisor import advise as rank
-    from tl_ui.engine.advisor_worker import best_model_map
+    from tl_ui.engine.advisor.ranking import advise as rank
+    from tl_ui.jobs.advisor_worker import best_model_map
 
     dataset = LabelledDataset(**args["dataset"])
     config = RunConfig.from_dict(args["config"]) if args.get("config") else None

@@ -25,8 +25,8 @@ from tl_ui.jobs.supervisor import Ending, ended_message, reply_writer
 log = logging.getLogger("tl_ui.inference_worker")
 
 # Imported before the memory cap and before "ready": a request does not wait for them (1-5 s here).
-PRELOAD = ("torch", "timm", "timm.data", "transformers", "safetensors.torch", "tl_ui.engine.predict",
-           "tl_ui.engine.familiarity", "tl_ui.trust")
+PRELOAD = ("torch", "timm", "timm.data", "transformers", "safetensors.torch", "tl_ui.engine.inference.predict",
+           "tl_ui.engine.inference.familiarity", "tl_ui.trust")
 PRELOAD_OPTIONAL = ("pytorch_grad_cam", "captum.attr")   # the 'explain' extra, when installed
 
 
