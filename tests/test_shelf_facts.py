@@ -183,25 +183,3 @@ def test_a_model_missing_from_the_table_is_counted_once_in_a_worker_and_cached(t
     assert again.describe(entry, "partial", 3, 1, 8) == counts_from_facts(shipped_facts()["mobilenet_v2"],
                                                                          "partial", 3, 1, 8)
 
-
-def test_the_strategy_step_words_the_probe_time_without_epochs(tmp_path):
-    """Issue 32, item 4: the full-batch probe's epochs do not apply; the box says what the time is for."""
-    from tl_ui.data import load_dataset, sample_dataset_path
-    from tl_ui.service.lab import Lab
-    from tl_ui.settings import Settings
-    from tl_ui.ui import strategy as strategy_step
-    from tl_ui.ui.state import SessionState
-
-    lab = Lab(Settings(runs_dir=tmp_path / "runs", max_jobs=1))
-    try:
-        state = SessionState(dataset=load_dataset(sample_dataset_path("image"), tmp_path / "unpacked"))
-        options = {**{k: None for k in strategy_step.OPTION_KEYS}, "strategy": "linear_probe", "epochs": 30}
-        probe = strategy_step.strategy_info_md(lab, "efficientnet_lite0", options, state)
-        assert "for 300 examples: the model reads each once, then the last layer is fitted in at most 200 " \
-               "solver iterations." in probe and "epochs" not in probe.split("Rough time")[1], probe
-        assert "**Trains 13k of 3.4M weights (0.38%).**" in probe, probe
-        partial = strategy_step.strategy_info_md(lab, "efficientnet_lite0", {**options, "strategy": "partial",
-                                                                            "epochs": 5}, state)
-        assert "for 300 examples and 5 epochs." in partial, partial
-    finally:
-        lab.close()
