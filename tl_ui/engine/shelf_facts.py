@@ -8,8 +8,9 @@ layer adds `r * (in + out)` weights). So each count is stored as `[constant, per
 
     count = constant + per_class * max(K, 2) + per_rank * r
 
-measured from a few builds (K = 2 and 3; LoRA also at a second rank) on PyTorch's `meta` device, which
-allocates nothing: a Hub model of any size is counted in a second. tests/test_shelf_facts.py checks the
+measured from a few builds (K = 2 and 3; LoRA also at a second rank; one more build at 5 classes and rank
+12 must fit the lines, else the model is refused) on PyTorch's `meta` device, which allocates nothing: a
+Hub model of any size is counted in a second. tests/test_shelf_facts.py checks the
 formula against real CPU builds at other class numbers, ranks and group numbers.
 
 * `python -m tl_ui.engine.shelf_facts --write` regenerates `tl_ui/shelf_facts.json` for the offline
@@ -31,6 +32,7 @@ FACTS_VERSION = 1                 # bump when the layout below or what is counte
 SHIPPED_PATH = Path(__file__).resolve().parents[1] / "shelf_facts.json"
 REFERENCE_CLASSES = (2, 3)
 REFERENCE_RANKS = (4, 8)
+CHECK_CLASSES, CHECK_RANK = 5, 12        # one more build, off the reference points, must fit the lines
 
 
 def counts_from_facts(facts: dict, strategy: str, num_classes: int, unfreeze_groups: int, lora_rank: int) -> dict:
@@ -100,8 +102,17 @@ def model_facts(entry, *, device: str = "meta", max_params_m: Optional[float] = 
     counts = {s: line(s) for s in plain}
     counts["partial"] = {str(g): line(f"partial:{g}") for g in range(1, groups + 1)}
     counts["lora"] = line(lora_key, per_rank)
-    return {"model": entry.id, "load_name": entry.load_name, "modality": entry.modality, "layer_groups": groups,
-            "counts": counts}
+    facts = {"model": entry.id, "load_name": entry.load_name, "modality": entry.modality, "layer_groups": groups,
+             "counts": counts}
+    # a check build off the reference points (a Hub model's head could be unusual): the lines must hold there
+    loaded = build(CHECK_CLASSES)
+    for strategy, setting in [*((s, {}) for s in plain), ("partial", {"unfreeze_groups": 1}),
+                              ("lora", {"lora_rank": CHECK_RANK})]:   # LoRA wraps the model: last
+        expected = counts_from_facts(facts, strategy, CHECK_CLASSES, setting.get("unfreeze_groups", 1),
+                                     setting.get("lora_rank", r0))
+        if (expected["trainable"], expected["total"]) != counted(loaded, strategy, **setting):
+            raise ValueError(f"{entry.id}: the {strategy} counts are not linear in the classes and the rank")
+    return facts
 
 
 def _exact(value: float) -> int:
