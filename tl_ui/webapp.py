@@ -148,8 +148,10 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     # step 3's box is refreshed after data loads (a chained step, so it reads the model choice
     # after the data step has updated it)
     form = h.form_inputs()
+    # preprocess=False: Handlers.strategy_info checks its inputs itself (a model choice sent just before a
+    # data load switched the shelf must not become Gradio's generic error toast; issue 42)
     info_kw = {"concurrency_limit": 2, "concurrency_id": "info", "show_progress": "minimal",
-               "show_progress_on": c["strategy_info"]}
+               "show_progress_on": c["strategy_info"], "preprocess": False}
     data_events = [
         on(c["data_upload"].upload, h.on_upload, [c["data_upload"], *columns, c["model_choice"], state, *multilabel],
            **data_kw),

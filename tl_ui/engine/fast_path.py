@@ -58,6 +58,25 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+# What Linux's /proc/cpuinfo calls the features torch's probes above look for (cpuinfo's CPUID bits, which
+# the kernel reports only when it has enabled their register state too).
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_tile"})
+
+
+def cpu_flags_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """`cpu_has_native_bf16()` without torch, for the web process's time estimate: True when the CPU
+    flags the kernel reports include AVX512-BF16 or AMX tiles; False where there is no such file (the
+    estimate then assumes the slower path). tests/test_fast_path.py checks both agree on this machine."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool(NATIVE_BF16_FLAGS & set(line.partition(":")[2].split()))
+    except OSError:
+        pass
+    return False
+
+
 def describe(modality: str, device_type: str = "cpu", *, full_precision: bool = False) -> dict[str, Any]:
     """What this process will run: recorded in the embedding cache key and the run's summary.
     `full_precision`: a pass that must give the exported model's own numbers (no bf16)."""

@@ -1,7 +1,10 @@
 """What a run will cost before it starts: trainable share and a rough time estimate for the UI."""
 from __future__ import annotations
 
+import ast
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 from typing import Optional
 
 from tl_ui.catalog import get_model
@@ -32,35 +35,36 @@ _FAST_PATH_SPEEDUP = {
            "text": {"infer": 2.0, "full": 1.3, "lora": 1.1, "partial": 1.1}},  # 2.38; 1.47, 1.19
 }
 
+# The linear probe's seconds besides one forward pass per example (the full-batch head, issue 14): starting
+# the worker and importing torch, loading the model, the head's fit (L-BFGS, its strength chosen by
+# cross-validation inside the training examples), calibration, the report and the export. PROVISIONAL.
+PROBE_FIXED_S = {"image": 5.0, "text": 5.0}
+
 
 def fast_path_factors(modality: str, strategy: str) -> tuple[float, float]:
-    """(forward, training step) speed-ups of the path the worker will really run, 1.0 with it off."""
+    """(forward, training step) speed-ups of the path the worker will really run, 1.0 with it off.
+    Torch-free: the web process reads the CPU's flags, as the worker's torch probes do."""
     if not fast_path.enabled():
         return 1.0, 1.0
-    bf16 = fast_path.cpu_has_native_bf16()   # imports torch on first use, as the worker will
+    bf16 = fast_path.cpu_flags_native_bf16()
     table = _FAST_PATH_SPEEDUP[bf16][modality]
-    if bf16 and fast_path.bf16_training(modality, strategy):
+    if bf16 and strategy in fast_path.BF16_TRAINING.get(modality, ()):   # = fast_path.bf16_training in the worker
         return table["infer"], table[strategy]
     return table["infer"], _FAST_PATH_SPEEDUP[False][modality]["train"]   # training forward in fp32
 
 
 def describe_strategy(model_id: str, strategy: str, num_classes: int, config: Optional[RunConfig] = None) -> dict:
-    """{"trainable", "total", "share"} parameter counts for this strategy on this model."""
+    """{"trainable", "total", "share"} parameter counts for this strategy on this model: from the offline
+    shelf's shipped facts (no torch), else counted here on the meta device (imports torch: the web
+    process asks tl_ui.service.shelf_facts instead, which counts such a model in a worker)."""
+    from tl_ui.engine.shelf_facts import counts_from_facts, model_facts, shipped_facts
+
     config = config or RunConfig(model_id=model_id, strategy=strategy)
-    return dict(_describe(model_id, strategy, int(num_classes), int(config.unfreeze_groups), int(config.lora_rank)))
-
-
-@lru_cache(maxsize=64)  # pure numbers per (model, strategy, settings); building the model takes seconds
-def _describe(model_id: str, strategy: str, num_classes: int, unfreeze_groups: int, lora_rank: int):
-    from tl_ui.engine.models import load_model
-    from tl_ui.engine.strategies import plan
-
-    config = RunConfig(model_id=model_id, strategy=strategy, unfreeze_groups=unfreeze_groups, lora_rank=lora_rank)
-    classes = [str(i) for i in range(max(num_classes, 2))]
-    loaded = load_model(get_model(model_id), classes, random_init=True)  # counts only: skip reading weights
-    p = plan(loaded, config)
-    return (("trainable", p.trainable_params), ("total", p.total_params),
-            ("share", p.trainable_params / max(p.total_params, 1)))
+    entry = get_model(model_id)
+    facts = shipped_facts().get(entry.id) if entry.source == "packaged" else None
+    if facts is None or facts.get("load_name") != entry.load_name:
+        facts = model_facts(entry)
+    return counts_from_facts(facts, strategy, int(num_classes), int(config.unfreeze_groups), int(config.lora_rank))
 
 
 def estimate_seconds(config: RunConfig, n_examples: int) -> float:
@@ -85,14 +89,41 @@ def estimate_seconds(config: RunConfig, n_examples: int) -> float:
     # cross-validation (~3 s at 300 examples), predicting the test examples and writing the export.
     fixed = 6.0 + 3.0 + 3.0 + n_val / infer
     if config.strategy == "linear_probe":
-        return fixed + n_examples / infer + epochs * 0.05
+        if config.extra.get("probe_head") == "minibatch":   # the benchmark's comparison head only
+            return fixed + n_examples / infer + epochs * 0.05
+        # The full-batch head (the app's): one forward pass per example, then PROBE_FIXED_S: the worker,
+        # the model, the head's fit with its choice of strength, the report and the export. No epochs.
+        return PROBE_FIXED_S[modality] + n_examples / infer
     if config.strategy == "setfit":
         # both texts of each pair forward and backward through the whole encoder, 8 checks on the
         # validation examples, then the probe's embeddings of every example
-        from tl_ui.engine.setfit import CHECKS, PAIRS_PER_EXAMPLE
         from tl_ui.settings import SETFIT_MAX_PAIRS
 
-        pairs = min(int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS), 2 * PAIRS_PER_EXAMPLE * n_train)
-        return fixed + 2 * pairs / train + CHECKS * n_val / 2 / infer + n_examples / infer
+        checks, pairs_per_example = module_constants("tl_ui.engine.setfit", "CHECKS", "PAIRS_PER_EXAMPLE")
+        pairs = min(int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS), 2 * pairs_per_example * n_train)
+        return fixed + 2 * pairs / train + checks * n_val / 2 / infer + n_examples / infer
     per_epoch = n_train / (train / _BACKWARD_SHARE[modality][config.strategy]) + n_val / infer
     return fixed + epochs * per_epoch
+
+
+def probe_max_iterations() -> int:
+    """At most how many L-BFGS iterations the probe's final head fit runs (tl_ui/engine/probe_solver.py)."""
+    return int(module_constants("tl_ui.engine.probe_solver", "MAX_ITER")[0])
+
+
+@lru_cache(maxsize=8)
+def module_constants(module: str, *names: str) -> tuple:
+    """Top-level constants of an engine module read from its source, without importing it (the SetFit
+    engine imports torch; the web process estimates without it). Raises if a name is not a literal there."""
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    found = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in names and node.value is not None:
+                found[target.id] = ast.literal_eval(node.value)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise LookupError(f"{module} has no literal constant {', '.join(missing)}")
+    return tuple(found[n] for n in names)

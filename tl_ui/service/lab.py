@@ -65,8 +65,12 @@ class Lab:
         self._cleanup_thread: Optional[threading.Thread] = None
         self._stop_cleanup = threading.Event()
         from tl_ui.service.advise import Advisor
+        from tl_ui.service.shelf_facts import ShelfFacts
 
         self.advisor = Advisor(settings)
+        # weights per strategy: the shipped table, else counted once in a worker and kept in the runs folder
+        self.shelf_facts = ShelfFacts(self.workspace.root, max_params_m=settings.max_model_params_m,
+                                      memory_gb=settings.job_memory_gb)
 
     def owner(self, request) -> Owner:
         return self.identity.owner(request)
@@ -146,18 +150,19 @@ class Lab:
             raise UserError(str(exc)) from None
 
     def plan(self, model_id: str, options: Mapping[str, Any], dataset=None) -> dict:
-        """What a run would train and roughly how long it takes (for the Strategy step)."""
-        from tl_ui.engine import describe_strategy, estimate_seconds
-
+        """What a run would train and roughly how long it takes (for the Strategy step). Numbers only:
+        no model is built in this process (tl_ui/service/shelf_facts.py)."""
         from tl_ui.catalog import get_model
+        from tl_ui.engine.planning import estimate_seconds
 
         config = self.make_config(model_id, options, dataset)
         n_classes = len(dataset.classes) if dataset is not None else 10
-        if get_model(config.model_id).source == "packaged":
-            numbers = describe_strategy(config.model_id, config.strategy, n_classes, config)
-        else:  # never build a Hub model in a request handler: it is counted in the queue, size-checked
-            numbers = {"trainable": None, "total": None, "share": None}
-        out = {"config": config, **numbers, "n": None, "seconds": None}
+        entry = get_model(config.model_id, getattr(dataset, "modality", None))
+        numbers = self.shelf_facts.describe(entry, config.strategy, n_classes, config.unfreeze_groups,
+                                            config.lora_rank)
+        # None: a Hub model not on this computer yet; the run downloads, size-checks and counts it in the queue
+        out = {"config": config, **(numbers or {"trainable": None, "total": None, "share": None}),
+               "n": None, "seconds": None}
         if dataset is not None:
             n = min(len(dataset), config.max_examples or len(dataset))
             out.update(n=n, seconds=estimate_seconds(config, n) * (2 if config.compare_scratch else 1))

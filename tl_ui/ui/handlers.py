@@ -221,8 +221,26 @@ class Handlers:
 
     @outputs("strategy_info")
     def strategy_info(self, data: dict):
+        """Wired with `preprocess=False` (tl_ui/webapp.py): an event sent while a data load was switching
+        the model shelf (images after texts) still carries the old model, which Gradio's own check of the
+        radio would refuse with a generic error toast. Every other input gets its component's own check
+        here; the model is the one the data step is switching to."""
+        try:
+            data = {comp: value if comp is self.c["model_choice"] or getattr(comp, "stateful", False)
+                    else comp.preprocess(value) for comp, value in data.items()}
+        except gr.Error as exc:   # e.g. a number beyond its field's bounds
+            return {"strategy_info": error_md(str(exc))}
         model_id, options, state = self.form(data)
+        if not (data.get(self.c["hub_id"]) or "").strip():
+            model_id = self._model_for_data(model_id, state)
         return {"strategy_info": strategy_step.strategy_info_md(self.lab, model_id, options, state)}
+
+    def _model_for_data(self, model_id: str, state: SessionState) -> str:
+        """The shelf model the page shows for the loaded data's kind (model_step.filtered_updates's choice)."""
+        if state.modality is None:
+            return model_id
+        _, choice, _ = model_step.filtered_updates(state.modality, model_id, self.lab.settings.offline)
+        return choice.get("value") or model_id
 
     # -- step 4 -----------------------------------------------------------------------------------
     @outputs("session", train_step.VIEW_KEYS)

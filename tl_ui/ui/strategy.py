@@ -119,10 +119,8 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
             )
         if numbers["n"] is not None:
             both = " (twice: also from random weights)" if config.compare_scratch else ""
-            work = (f"{config.resolved_epochs} epochs" if strategy != "setfit" else
-                    f"one pass over at most {setfit_pairs(config):,} pairs of them, then the last layer")
             lines.append(f"**Rough time on this computer:** about {fmt_duration(numbers['seconds'])} for "
-                         f"{numbers['n']:,} examples and {work}{both}.")
+                         f"{numbers['n']:,} examples{work_words(config)}{both}.")
         else:
             lines.append("Load data in step 2 to see a time estimate.")
     except Exception as exc:
@@ -146,6 +144,19 @@ def text_reason(strategy: str, model_id: str, n_examples) -> str:
                   TEXT_LORA_REASON if model_id == "minilm_l6" else TEXT_LORA_REASON_OTHER)
         return " ".join(part for part in (reason, measured_claim()) if part)
     return ""
+
+
+def work_words(config) -> str:
+    """What the time estimate is for, after '... for 300 examples': epochs, pairs, or the probe's one pass."""
+    if config.strategy == "linear_probe" and config.extra.get("probe_head") != "minibatch":
+        from tl_ui.engine.planning import probe_max_iterations
+
+        # the full-batch head: epochs do not apply (STRATEGY_HELP says so); its solver's iterations do
+        return (f": the model reads each once, then the last layer is fitted in at most "
+                f"{probe_max_iterations()} solver iterations")
+    if config.strategy == "setfit":
+        return f" and one pass over at most {setfit_pairs(config):,} pairs of them, then the last layer"
+    return f" and {config.resolved_epochs} epochs"
 
 
 def setfit_pairs(config) -> int:
