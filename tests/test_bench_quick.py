@@ -260,3 +260,36 @@ def test_the_summary_prints_no_figure_of_a_failed_section(capsys):
     out = capsys.readouterr().out
     assert failed_sections(results) == {"memory": results["sections"]["memory"]["error"]}
     assert "FAILED section memory" in out and "peak RSS" not in out and "1 section(s) FAILED" in out
+
+
+def test_setfit_bench_reads_the_estimate_the_page_shows_and_renders_its_tables():
+    """bench/sections/setfit_check.py (issue 32, item 3): the estimate shown first is the CV when metrics.json has
+    one, else the test set's; the report renders the three parts from the results file's layout."""
+    from bench import report_setfit
+    from bench.sections.setfit_check import shown_estimate, summarise
+    from statsmodels.stats.proportion import proportion_confint
+
+    probe = {"accuracy": 0.6, "accuracy_ci": [0.4, 0.8], "n_val": 13,
+             "cross_validation": {"accuracy": 0.55, "accuracy_ci": [0.42, 0.69], "scope": "whole_recipe"}}
+    assert shown_estimate(probe) == {"which": "cross-validated (whole_recipe)", "accuracy": 0.55, "ci": [0.42, 0.69]}
+    setfit = {k: v for k, v in probe.items() if k != "cross_validation"}
+    assert shown_estimate(setfit)["which"] == "test set (13 texts)"
+
+    runs = [{"seed": s, "correct": c, "total": 200, "seconds": 100.0, "pairs": 640, "shift_max_abs": 4e-4,
+             "shift_relative": 1.6e-3, "others_share": 0.5} for s, c in ((0, 100), (1, 120))]
+    cell = summarise(runs, proportion_confint)
+    assert cell["accuracy"] == 0.55 and cell["seeds"] == 2 and cell["ci"][0] < 0.55 < cell["ci"][1]
+    results = {
+        "issue": {"command": "c", "started": "now", "seconds": 10, "setfit_max_pairs": 480, "runs": [
+            {"seed": 0, "strategy": "setfit", "heldout_accuracy": 0.63, "shown": shown_estimate(setfit), "covers": True,
+             "head_only_cv": {"accuracy": 0.7, "ci": [0.65, 0.75]}, "head_only_cv_covers": False,
+             "encoder_shift": {"max_abs": 2.6e-4}, "wall_s": 100.0, "others_share": 0.1}]},
+        "sizes": {"command": "c", "started": "now", "machine": {}, "datasets": {"reviews": {"sizes": {"16": {
+            "probe": summarise([{k: v for k, v in r.items() if not k.startswith(("shift", "pairs"))} for r in runs],
+                               proportion_confint),
+            "setfit_paper": cell}}}}},
+    }
+    page = "\n".join(report_setfit.render(results))
+    assert "| 0 | setfit | 63.0% | test set (13 texts): 60.0% [40–80%] | yes | 70.0% [65–75%] | **no** |" in page
+    assert "| reviews | 16 | SetFit, 20 iterations per text | 55.0% [" in page and "| 640 | 100.0 | 4.0e-04, 1.6e-03 |" in page
+    assert "still running or cut short" in page and report_setfit.render({}) == []

@@ -44,11 +44,18 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "setfit-results.json"
 RESULTS_QUICK = ROOT / "bench" / "setfit-results-quick.json"   # --quick: a smoke run, never the figures
 PARTS = ("issue", "sizes", "whole_recipe_cv")
+# sizes: (n, data set, seeds), run in this order. One SetFit fit at the paper's pairs takes about 40 s at 16
+# texts, 3 min at 64 and 9 min at 200 on a quiet 2-core machine (48 tokens), several times that on a busy one.
+# The app's bound (setfit_app) is run where it differs most from the paper's (`app_sizes`); at 64 the `issue`
+# part runs it through the CLI.
 PROFILE = {
-    "quick": {"sizes": [16], "seeds": [0], "datasets": ["reviews"], "test_cap": 100, "max_length": 48,
-              "issue_seeds": [0], "cv_seeds": [0], "cv_folds": 2},
-    "full": {"sizes": [16, 64, 200], "seeds": [0, 1, 2], "datasets": ["reviews", "debates"], "test_cap": 200,
-             "max_length": 48, "issue_seeds": [0, 1, 2], "cv_seeds": [0], "cv_folds": 5},
+    "quick": {"plan": [(16, "reviews", [0])], "datasets": ["reviews"], "app_sizes": [16], "test_cap": 100,
+              "max_length": 48, "issue_seeds": [0], "cv_seeds": [0], "cv_folds": 2},
+    "full": {"plan": [(16, "reviews", [0, 1, 2]), (64, "reviews", [0, 1, 2]), (16, "debates", [0, 1, 2]),
+                      (64, "debates", [0, 1, 2]), (200, "reviews", [0]), (200, "debates", [0]),
+                      (200, "reviews", [1, 2])],
+             "datasets": ["reviews", "debates"], "app_sizes": [200], "test_cap": 200, "max_length": 48,
+             "issue_seeds": [0, 1, 2], "cv_seeds": [0], "cv_folds": 5},
 }
 
 
@@ -97,36 +104,45 @@ def run_sizes(cfg: dict, save) -> dict:
 
     sets, notes = datasets(cfg["datasets"])
     out = {"notes": notes, "datasets": {}}
+    frozen = {}   # the probe's embeddings of every text, once per set
     for name, (texts, targets, classes, description) in sets.items():
         model, tokenizer = sentence_model(classes)
-        x = embed(model, tokenizer, texts, cfg["max_length"])   # the probe's frozen embeddings, once
-        table = out["datasets"].setdefault(name, {"description": description, "n_texts": len(texts),
-                                                  "classes": classes, "sizes": {}})["sizes"]
-        for n in cfg["sizes"]:
-            folds = draws(targets, n, max(cfg["seeds"]) + 1, cfg["test_cap"])
-            rows: dict[str, list] = {"probe": [], "setfit_paper": [], "setfit_app": []}
-            for seed in cfg["seeds"]:
-                train, test = folds[seed]
-                t0 = time.perf_counter()
-                predicted = fit_probe(x[train], targets[train], x[test], len(classes))
-                rows["probe"].append({"seed": seed, "correct": int((predicted == targets[test]).sum()),
-                                      "total": len(test), "seconds": rnd(time.perf_counter() - t0, 2)})
-                for variant, pairs in (("setfit_paper", 2 * PAIRS_PER_EXAMPLE * n), ("setfit_app", SETFIT_MAX_PAIRS)):
-                    torch.manual_seed(seed)
-                    others = OthersLoad().start()
-                    r = setfit_predict(texts, targets, train, test, classes, cfg, pairs, seed)
-                    rows[variant].append({"seed": seed, "correct": int((r["predicted"] == targets[test]).sum()),
-                                          "total": len(test), "seconds": rnd(r["seconds"], 1),
-                                          "contrastive_s": rnd(r["contrastive_s"], 1), "pairs": r["pairs"],
-                                          "steps": r["steps"], "shift_max_abs": rnd(r["shift"]["max_abs"], 5),
-                                          "shift_relative": rnd(r["shift"]["relative"], 5),
-                                          "last_losses": r["last_losses"], "others_share": others.share()})
-                    log(f"setfit sizes {name} n={n} seed {seed}: probe {rows['probe'][-1]['correct'] / len(test):.3f}, "
-                        f"{variant} {rows[variant][-1]['correct'] / len(test):.3f} ({r['pairs']} pairs, "
-                        f"{r['seconds']:.0f} s, weights moved {r['shift']['max_abs']:.2e} max, "
-                        f"{r['shift']['relative']:.2e} relative)")
-                table[str(n)] = {m: summarise(v, proportion_confint) for m, v in rows.items() if v}
-                save(out)
+        frozen[name] = embed(model, tokenizer, texts, cfg["max_length"])
+        out["datasets"][name] = {"description": description, "n_texts": len(texts), "classes": classes, "sizes": {}}
+    for n, name, seeds in cfg["plan"]:   # cheapest first: a run cut short keeps the small sizes of both sets
+        if name not in sets:
+            continue
+        texts, targets, classes, _ = sets[name]
+        x, table = frozen[name], out["datasets"][name]["sizes"]
+        folds = draws(targets, n, max(seeds) + 1, cfg["test_cap"])   # draw k is the same whatever `seeds` holds
+        variants = [("setfit_paper", 2 * PAIRS_PER_EXAMPLE * n)] + (
+            [("setfit_app", SETFIT_MAX_PAIRS)] if n in cfg["app_sizes"] else [])
+        # several plan entries may add seeds to one (set, size): their runs are pooled
+        rows = out["datasets"][name].setdefault("runs", {}).setdefault(str(n), {})
+        for method in ("probe", *(v for v, _ in variants)):
+            rows.setdefault(method, [])
+        for seed in seeds:
+            train, test = folds[seed]
+            t0 = time.perf_counter()
+            predicted = fit_probe(x[train], targets[train], x[test], len(classes))
+            rows["probe"].append({"seed": seed, "correct": int((predicted == targets[test]).sum()),
+                                  "total": len(test), "seconds": rnd(time.perf_counter() - t0, 2)})
+            for variant, pairs in variants:
+                torch.manual_seed(seed)
+                others = OthersLoad().start()
+                r = setfit_predict(texts, targets, train, test, classes, cfg, pairs, seed)
+                rows[variant].append({"seed": seed, "correct": int((r["predicted"] == targets[test]).sum()),
+                                      "total": len(test), "seconds": rnd(r["seconds"], 1),
+                                      "contrastive_s": rnd(r["contrastive_s"], 1), "pairs": r["pairs"],
+                                      "steps": r["steps"], "shift_max_abs": rnd(r["shift"]["max_abs"], 5),
+                                      "shift_relative": rnd(r["shift"]["relative"], 5),
+                                      "last_losses": r["last_losses"], "others_share": others.share()})
+                log(f"setfit sizes {name} n={n} seed {seed}: probe {rows['probe'][-1]['correct'] / len(test):.3f}, "
+                    f"{variant} {rows[variant][-1]['correct'] / len(test):.3f} ({r['pairs']} pairs, "
+                    f"{r['seconds']:.0f} s, weights moved {r['shift']['max_abs']:.2e} max, "
+                    f"{r['shift']['relative']:.2e} relative)")
+            table[str(n)] = {m: summarise(v, proportion_confint) for m, v in rows.items() if v}
+            save(out)
     return out
 
 
@@ -315,7 +331,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {','.join(PARTS)}")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default); on a machine "
+                        "others load, 1 is faster (docs/benchmarks.md, 'Threads and the data pipeline')")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     mode = "quick" if args.quick else "full"
     parts = [p for p in args.parts.split(",") if p]
     unknown = set(parts) - set(PARTS)
@@ -328,7 +350,8 @@ def main(argv=None) -> int:
     result.update({"mode": mode, "settings": cfg})
     for part in parts:
         started = time.time()
-        head = {"command": f"python -m bench.sections.setfit_check{' --quick' if args.quick else ''} --parts {part}",
+        head = {"command": f"python -m bench.sections.setfit_check{' --quick' if args.quick else ''} --parts {part}"
+                           + (f" --threads {args.threads}" if args.threads else ""),
                 "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_info()}
 
         def save(partial, part=part, head=head):
