@@ -179,6 +179,8 @@ def main(argv=None) -> int:
     print(f"{'web process peak RSS':<34}{out['web_process_rss_mb']['peak']:.0f} MB "
           f"(after start {out['web_process_rss_mb']['after_start']:.0f} MB); torch imported: "
           f"{out['torch_in_web_process']}")
+    for failure in out["failures"]:   # their times are in no figure above (only finished runs are timed)
+        print(f"FAILED run: {failure}")
     print(f"written: {args.out}")
 
     for client in clients:

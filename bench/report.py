@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import report_tables as tables  # noqa: E402
-from bench import report_text  # noqa: E402
+from bench import report_setfit, report_text  # noqa: E402
 from bench.harness import RESULTS, RESULTS_FULL, load_results, write_json  # noqa: E402
 from bench.targets import targets_table  # noqa: E402
 
@@ -105,6 +105,7 @@ def render_generated(full: dict, quick: dict) -> str:
         out += [f"* time estimate {k}: measured/estimate {t['ratio']}" + ("" if t["within_2x"] else " — **not within 2x**")
                 for k, t in c["time_estimate"].items()] + [""]
     out += report_text.render(report_text.load())
+    out += report_setfit.render(report_setfit.load())
     if full:
         out += render_run(full, "Latest full run")
     if quick and quick.get("mode") == "quick":

@@ -150,10 +150,10 @@ def main(argv=None) -> int:
     else:
         results.update(total_seconds=round(time.perf_counter() - t_all, 1), waited_for_quiet_s=waited)
     save()
-    from bench.console import print_report
+    from bench.console import failed_sections, print_report
 
     print_report(results, harness.RESULTS_FULL if merge and mode == "full" else harness.RESULTS)
-    return 0
+    return 1 if any(name in only for name in failed_sections(results)) else 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from bench.data import IMAGE_MODEL
-from bench.harness import Clock, Events, free_port, interleave, log, paired_ratios, rnd, summary
+from bench.harness import Clock, Events, free_port, interleave, log, paired_ratios, require_finished, rnd, summary
 
 
 def run(cfg: dict) -> dict:
@@ -78,7 +78,7 @@ def _via_app(client, work: Path, epochs: int, options: dict) -> dict:
         # the CPU here, where the client shares the server's process (a real client does not).
         status, metrics, run_id = job.result()
     updates = len(job.outputs())  # the streamed updates still all arrived
-    assert metrics.get("state") == "finished", (status, metrics)
+    require_finished(metrics, f"app: run {run_id} through /train")
     run_dir = next((work / "runs").rglob(f"{run_id}/run.json")).parent
     return {"wall_s": c.wall, "cpu_s": c.cpu, "engine_s": engine_seconds(run_dir), "streamed_updates": updates,
             "run_dir": str(run_dir), "accuracy": metrics.get("accuracy")}
@@ -108,7 +108,7 @@ def _direct(run_json: Path, in_thread: bool) -> dict:
             else:
                 box["res"] = train_run(config, Path(d) / "run", on_event=ev)  # loads config.data_path itself
     res = box["res"]
-    assert res.status == "finished", res.message
+    require_finished(res, "app: train_run with the app's run.json")
     return {"wall_s": c.wall, "cpu_s": c.cpu, "engine_s": ev.of("finished")[0].time - ev.of("started")[0].time,
             "accuracy": res.metrics["accuracy"]}
 

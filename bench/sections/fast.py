@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.data import MODEL_FOR, image_tensor, load, sample_dataset, sample_split
-from bench.harness import ROOT, Clock, alternating, log, paired_ratios, rnd, summary
+from bench.harness import ROOT, Clock, alternating, log, paired_ratios, require_finished, rnd, summary
 
 PROFILES = {
     "quick": {"rounds": 5, "forward_images": 32, "train_images": 16, "text_n": 64, "text_train_n": 16,
@@ -286,8 +286,8 @@ def accuracy(cfg: dict, only_sets=None, only_strategies=None) -> dict:
                     with tempfile.TemporaryDirectory(prefix="tlbench-fast-") as d, switch(on), bf16_everywhere():
                         t0 = time.perf_counter()
                         result = train_run(config, Path(d) / "run", dataset=subset)
-                        predicted = (_heldout_predictions(Path(d) / "run", data["heldout"])
-                                     if result.status == "finished" else None)
+                        require_finished(result, f"fast accuracy {set_name}/{strategy}/{side} seed {seed}")
+                        predicted = _heldout_predictions(Path(d) / "run", data["heldout"])
                     ok = None if predicted is None else sum(a == b for a, b in zip(predicted, data["heldout"].labels))
                     runs.append({"seed": seed, "accuracy": None if ok is None else rnd(ok / len(predicted), 4),
                                  "seconds": rnd(time.perf_counter() - t0, 1)})

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench.data import MODEL_FOR, default_batch, engine_split, image_tensor, load, reviews_at_least, sample_dataset
-from bench.harness import Clock, cpu_s, log, rnd, summary
+from bench.harness import Clock, cpu_s, log, require_finished, rnd, summary
 
 MAX_LENGTH = 24  # text: reviews of >= 24 tokens truncated to 24, so every batch has the same shape
 
@@ -143,7 +143,7 @@ def case(modality: str, strategy: str, n_train: int, epochs: int) -> dict:
     state["exit_wall"], state["exit_cpu"] = time.perf_counter(), cpu_s()
     with tempfile.TemporaryDirectory(prefix="tlbench-ovh-") as d:
         res = train_run(config, Path(d) / "run", on_event=listener, dataset=ds)
-    assert res.status == "finished", res.message
+    require_finished(res, f"overhead {config.strategy}")
     counted = pairs[1:]
     return _summarise(counted, pairs, len(train_items), batch, epochs, modality, n_frozen_norms, pipe,
                       torch.get_num_threads())

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench.data import IMAGE_MODEL, default_batch, engine_split, image_tensor, load, sample_dataset
-from bench.harness import Clock, alternating, cpu_s, log, paired_ratios, rnd, summary
+from bench.harness import Clock, alternating, cpu_s, log, paired_ratios, require_finished, rnd, summary
 
 
 def run(cfg: dict) -> dict:
@@ -111,7 +111,7 @@ def _ours(config, ds, floor_model, pixels) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="tlbench-probe-") as d, Clock() as whole:
         res = train_run(config, Path(d) / "run", on_event=listener, dataset=ds)
-    assert res.status == "finished", res.message
+    require_finished(res, "probe: train_run")
     assert rec["done"] == len(pixels), (rec["done"], len(pixels))
     fit = [rec["embed"][i] + rec["head"][i] for i in (0, 1)]
     return {"fit_s": fit[0], "fit_cpu_s": fit[1], "embed_s": rec["embed"][0], "embed_cpu_s": rec["embed"][1],

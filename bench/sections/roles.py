@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import MODEL_FOR, sample_split
-from bench.harness import log, mean_sd
+from bench.harness import log, mean_sd, require_finished
 
 DESIGNS = ("same_set", "three_way")
 
@@ -77,8 +77,7 @@ def one_run(modality: str, design: str, n: int, seed: int, data: dict) -> dict:
     config = RunConfig(model_id=MODEL_FOR[modality], strategy="linear_probe", seed=seed, evaluation=design)
     with tempfile.TemporaryDirectory(prefix="tlbench-roles-") as d:
         result = train_run(config, Path(d) / "run", dataset=subset)
-        if result.status != "finished":
-            return {"seed": seed, "error": result.message}
+        require_finished(result, f"roles {modality} {design} n={n} seed {seed}")
         predictor = Predictor.load(Path(d) / "run")
         held = data["heldout"]
         probs = predictor.predict_proba(held.items).numpy()   # calibrated: T is folded into the export

@@ -367,11 +367,15 @@ class _Run(SingleLabelObjective):
             "train_seconds": round(time.time() - self.fit_started, 2), "evaluation": self.roles.describe(),
             **({"probe_fit": self.probe_fit} if self.probe_fit else {}),
         })
-        if self.all_features is not None and len(self.report_items) < CV_BELOW_N:
+        # Only where each fold refits the whole recipe (a head on frozen embeddings): SetFit tuned the encoder
+        # on the training labels, so a head-only CV on its embeddings lets the test folds shape the features
+        # (docs/contracts.md, "cross_validation"); its test-set numbers are shown instead.
+        if (self.all_features is not None and len(self.report_items) < CV_BELOW_N
+                and config.strategy != "setfit"):
             features = torch.cat(self.all_features[0]).numpy()
             cv = cross_validate_probe(features, np.concatenate(self.all_features[1]), len(self.classes), config.seed)
             if cv is not None:
-                metrics["cross_validation"] = cv
+                metrics["cross_validation"] = {**cv, "scope": "whole_recipe"}
         model = self.accelerator.unwrap_model(train_plan.model)
         run = RunFolder(self.run_dir)
         familiarity = familiarity_for_run(self, metrics)   # "unlike your training data" reference, or None
