@@ -29,6 +29,12 @@ class Name:
 
 
 @dataclass(frozen=True)
+class Help:
+    """Fixed help text of a setting or a strategy (RunConfig's field descriptions): printed as written."""
+    text: str
+
+
+@dataclass(frozen=True)
 class Interval:
     low: Quote
     high: Quote
@@ -41,7 +47,7 @@ class Estimate:
     interval: Optional[Interval] = None
 
 
-Part = Union[str, Quote, Said, Name, Interval, Estimate, None]
+Part = Union[str, Quote, Said, Name, Help, Interval, Estimate, None]
 
 
 @dataclass

@@ -5,6 +5,7 @@ table of its numbers; a figure whose block the run lacks is not drawn.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from tl_ui.study_report import svg
@@ -24,6 +25,14 @@ def fill(report: RunReport) -> None:
             if isinstance(figure.svg, svg.Chart):   # the drawing's text alternative is the figure's alt text
                 figure.svg = figure.svg.svg(figure.title, figure.alt)
             report.figures[key] = figure
+
+
+def nice_step(span: float) -> float:
+    """A round tick step giving three to six ticks up to `span`."""
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0):
+        if span / step <= 5:
+            return step
+    return 1.0
 
 
 def _numbers(values) -> list[float]:
@@ -114,13 +123,15 @@ def _decision(report: RunReport) -> Optional[Figure]:
     everyone = _numbers(m.get("/decision_curve/treat_all"))
     if len(pt) < 2 or len(nb) != len(pt):
         return None
-    prevalence = float(m.get("/decision_curve/prevalence") or max(nb + [0.05]))
-    top = max(0.05, prevalence, max(high or nb)) * 1.1
-    bottom = -max(0.05, top * 0.25)
+    top_value = max([0.05] + everyone[:1] + (high or nb))
+    step = nice_step(top_value)
+    top = step * math.ceil(top_value / step + 1e-9)
+    # below zero: as far as the model's own line goes (flagging everyone falls off the bottom, as usual)
+    bottom = -step * max(1, min(math.ceil(-min(nb + [0.0]) / step - 1e-9), round(top / step)))
     chart = svg.Chart((0, 1), (bottom, top))
-    y_ticks = [t for t in (bottom, 0.0, top / 2, top) if bottom <= t <= top]
-    chart.axes("threshold probability (how sure before acting)", "net benefit (true positives per example, "
-               "less weighted false ones)", TICKS, y_ticks, y_fmt=svg.decimal_tick)
+    y_ticks = [round(bottom + i * step, 6) for i in range(int(round((top - bottom) / step)) + 1)]
+    chart.axes("threshold probability (how sure before acting)", "net benefit", TICKS, y_ticks,
+               y_fmt=svg.decimal_tick)
     if len(low) == len(pt) and len(high) == len(pt):
         chart.band(pt, low, high, svg.BAND_BLUE, "band (pointwise interval)")
     chart.line(pt, [0.0] * len(pt), svg.BLACK, "flag no one", width=1.5)

@@ -71,8 +71,8 @@ def format_value(value: Any, style: str) -> str:
     if value is None:
         return "not recorded"
     if style == "level":     # a level asked for (95%, 90%): as a whole per cent when it is one
-        number = Decimal(repr(float(value))) * 100
-        return f"{number.normalize():f}%" if number == number.to_integral_value() else f"{number}%"
+        number = (Decimal(repr(float(value))) * 100).normalize()
+        return f"{number:f}%"
     base, end = _split(style)
     rounding = _ROUNDING[end]
     if base in ("percent", "points", "signed_points"):

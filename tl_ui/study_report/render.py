@@ -13,7 +13,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from tl_ui.study_report.context import Estimate, Interval, Line, Name, ReportContext
+from tl_ui.study_report.context import Estimate, Help, Interval, Line, Name, ReportContext
 from tl_ui.study_report.quote import Quote, Said, pointer
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -37,6 +37,8 @@ def part(value) -> Markup:
             value.run, value.source, value.ptr, value.text)
     if isinstance(value, Name):
         return Markup('<span class="name">{}</span>').format(value.text)
+    if isinstance(value, Help):
+        return Markup('<span class="help">{}</span>').format(value.text)
     if isinstance(value, Interval):
         return Markup("{} to {}").format(_quote(value.low), _quote(value.high))
     if isinstance(value, Estimate):
@@ -58,6 +60,7 @@ def environment() -> Environment:
                       undefined=StrictUndefined)
     env.filters["part"] = part
     env.filters["name"] = lambda text: part(Name(str(text)))
+    env.filters["help"] = lambda text: part(Help(str(text)))
     env.globals["pointer"] = pointer
     return env
 

@@ -26,7 +26,7 @@ def percent_tick(value: float) -> str:
 
 
 def decimal_tick(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".") if value else "0"
+    return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) > 1e-12 else "0"
 
 
 class Chart:

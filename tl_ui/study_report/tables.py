@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Optional
 
 from tl_ui.config import RunConfig
-from tl_ui.study_report.context import Estimate, Interval, Name, Part, RunReport, Table
+from tl_ui.study_report.context import Estimate, Help, Interval, Name, Part, RunReport, Table
 from tl_ui.study_report.quote import Quoter, pointer
 
 # A confusion matrix wider than this is left to metrics.json (a page cannot hold it readably).
@@ -49,6 +49,8 @@ def fill(report: RunReport) -> None:
             table.id = table.id or f"table-{key.replace('_', '-')}"
             report.tables[key] = table
     report.quotes["training"] = _training_rows(m)
+    if m.has("/roc/auroc"):
+        report.quotes["auroc"] = estimate(m, "/roc/auroc", "/roc/auroc_ci", "decimal")
 
 
 # -- data and split -----------------------------------------------------------------------------
@@ -81,7 +83,7 @@ def _settings(report: RunReport) -> Optional[Table]:
             continue
         value = r.get(pointer(name))
         shown: Part = r.q(pointer(name), "setting") if value is not None else "the default"
-        rows.append([Name(name), shown, info.description or ""])
+        rows.append([Name(name), shown, Help(info.description or "")])
     return Table("Every setting of the run (run.json)", ["Setting", "Value", "What it means"], rows,
                  numeric=False)
 
