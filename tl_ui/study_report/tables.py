@@ -99,7 +99,8 @@ def _data_classes(report: RunReport) -> Optional[Table]:
     header = ["Label" if report.multilabel else "Class",
               "Examples in the data file" if not report.multilabel else "Examples with it in the data file",
               "Test examples" if not report.multilabel else "Test examples with it"]
-    return Table("Examples per class: in the whole data file and among the test examples", header, rows)
+    word = "label" if report.multilabel else "class"
+    return Table(f"Examples per {word}: in the whole data file and among the test examples", header, rows)
 
 
 def _data_groups(report: RunReport) -> Optional[Table]:
