@@ -294,3 +294,12 @@ def test_the_html_report_has_no_axe_violations(runs, tmp_path):
                 page.screenshot(path=str(ARTIFACTS / f"screen-fixture-{which}.png"), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("name", ["digits", "digits-scratch", "lora", "mfd", "reviews"])
+def test_run_folders_written_before_the_report_existed_still_report_truthfully(name):
+    """tests/data/run_folders_v0: metrics.json without the newer blocks (no `fit`, no ECE ranges, ...)."""
+    folder = REPO / "tests" / "data" / "run_folders_v0" / name
+    page = report_html(folder)
+    assert check_report_numbers(page, {name: folder})["numbers"] > 50
+    assert checklist_items(page) == [item for item, *_ in ITEMS]

@@ -8,7 +8,7 @@ sentences print only stored numbers (quoted) and compute none.
 """
 from __future__ import annotations
 
-from tl_ui.study_report.context import Interval, Line, Name, RunReport
+from tl_ui.study_report.context import Estimate, Interval, Line, Name, RunReport
 from tl_ui.study_report.quote import pointer
 
 SMALL_TEST_SET = 100        # below this many test examples every interval is wide (cross-validation shown first)
@@ -46,6 +46,13 @@ def limitations(report: RunReport) -> list[Line]:
     lines += _calibration_lines(report)
     if m.has("/conformal/note"):
         lines.append(Line([m.said("/conformal/note")], "warning"))
+    coverage_high, level = m.get("/conformal/coverage_ci/1"), m.get("/conformal/level")
+    if coverage_high is not None and level is not None and coverage_high < level:
+        lines.append(Line(["The prediction sets held the right class less often than the ", m.q("/conformal/level", "level"),
+                           " asked for (", Estimate(m.q("/conformal/coverage", "percent"),
+                                                    Interval(*m.interval("/conformal/coverage_ci"))),
+                           " on the test examples): with this few validation examples their threshold is not "
+                           "yet reliable."], "warning"))
     if m.has("/familiarity/error"):
         lines.append(Line(["The unfamiliar-input reference could not be made, so new inputs unlike the training "
                            "data are not flagged."], "warning"))

@@ -82,7 +82,7 @@ def _settings(report: RunReport) -> Optional[Table]:
         if name in SETTINGS_SHOWN_ELSEWHERE:
             continue
         value = r.get(pointer(name))
-        shown: Part = r.q(pointer(name), "setting") if value is not None else "the default"
+        shown: Part = r.q(pointer(name), "setting") if value is not None else "not set (the default)"
         rows.append([Name(name), shown, Help(info.description or "")])
     return Table("Every setting of the run (run.json)", ["Setting", "Value", "What it means"], rows,
                  numeric=False)
@@ -292,7 +292,7 @@ def _scratch(report: RunReport) -> Table:
         ["Same recipe from random weights", estimate(m, "/scratch_accuracy", "/scratch_accuracy_ci")],
     ]
     if m.has("/pretraining_gain/accuracy"):
-        rows.append(["Difference (paired, same test examples)",
+        rows.append(["Difference in percentage points (paired, same test examples)",
                      estimate(m, "/pretraining_gain/accuracy", "/pretraining_gain/ci", "signed_points")])
     return Table("What pretraining bought: accuracy on the same test examples",
                  ["Model", "Accuracy (interval)"], rows)
