@@ -1,4 +1,4 @@
-"""The study report (issue 35) on run folders made without training (tests/study_report_runs.py: the
+"""The study report (issue 35) on run folders made without training (tests/report_fixtures.py: the
 engine's own metric builders on synthetic logits, issue 33's operating-point blocks, real files):
 every printed number is its file's, the TRIPOD+AI checklist lists every item once, sections say
 "not measured" when their data are missing, the PDF opens with its text, the HTML has no axe
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from report_checks import check_report_numbers, checklist_items, read_report
-from study_report_runs import multilabel_run, single_label_run
+from report_fixtures import multilabel_run, single_label_run
 
 from tl_ui.study_report import ReportError, report_html, write_report
 from tl_ui.study_report.checklist import ITEMS, SECTIONS
@@ -303,3 +303,21 @@ def test_run_folders_written_before_the_report_existed_still_report_truthfully(n
     page = report_html(folder)
     assert check_report_numbers(page, {name: folder})["numbers"] > 50
     assert checklist_items(page) == [item for item, *_ in ITEMS]
+
+
+def test_dicom_runs_say_which_header_fields_were_read_and_that_no_identifier_was_kept(tmp_path):
+    from tl_ui.contracts import ExportManifest
+
+    run = single_label_run(tmp_path / "scans", groups=False, scratch=False, cross_validation=False, positive=None)
+    manifest_path = run.model_dir / "transfer_lab.json"
+    manifest = json.loads(manifest_path.read_text())
+    # what tl_ui.data.images.image_reading_note records for a zip of DICOM files (tests/test_dicom_run.py)
+    manifest.update(modality="image", image_size=224, image_reading={
+        "dicom": True, "n_dicom": 12, "window": "lung", "window_values": [-600, 1500], "n_multiframe": 0,
+        "n_auto_window": 0, "n_high_bit_depth": 0})
+    manifest_path.write_text(json.dumps(ExportManifest.model_validate(manifest).to_dict()))
+    page = report_html(run.path)
+    data = " ".join(_section(page, "data").split())
+    assert "Window Center" in data and "No patient identifier, name, date or other header field is kept" in data
+    assert 'data-ptr="/image_reading/n_dicom"' in data
+    check_report_numbers(page, {run.id: run.path})
