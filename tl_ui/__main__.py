@@ -1,4 +1,4 @@
-"""Headless command line: `python -m tl_ui {models,check-data,train,predict,explain,advise}`.
+"""Headless command line: `python -m tl_ui {models,check-data,train,predict,explain,advise,report}`.
 
 Exit status: 0 success, 1 a run that failed or was stopped, 2 bad arguments or bad data.
 Messages for people go to stderr without tracebacks; JSON goes to stdout.
@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     from tl_ui.cli_advise import add_advise_parser
     add_advise_parser(commands)
 
+    report = commands.add_parser("report", help="write a run's study report (TRIPOD+AI layout) as HTML or PDF")
+    report.add_argument("--run", required=True, help="the run folder to report on")
+    report.add_argument("--compare", nargs="+", default=[], metavar="DIR", help="other run folders to compare it with")
+    report.add_argument("--out", required=True, help="report.html or report.pdf (PDF: the 'report' extra)")
+    report.set_defaults(handler=_report)
+
     hashing = commands.add_parser("hash-password", help="print a password hash for a TL_AUTH_FILE line")
     hashing.add_argument("user", nargs="?", help="user name: prints 'user:hash' (else the hash alone)")
     hashing.set_defaults(handler=_hash_password)
@@ -66,6 +72,19 @@ def _hash_password(args) -> int:
         return 2
     hashed = hash_password(password)
     print(f"{args.user}:{hashed}" if args.user else hashed)
+    return 0
+
+
+def _report(args) -> int:
+    from tl_ui.service.lab import UserError
+    from tl_ui.service.report import export_report
+
+    try:
+        written = export_report(args.run, args.out, args.compare)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(written)
     return 0
 
 

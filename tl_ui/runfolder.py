@@ -8,6 +8,7 @@
               mistakes/       metadata-free previews of the most confident mistakes
               model/          the export; present only when complete (written aside, then renamed);
                               model/transfer_lab.json is an ExportManifest
+              report/         the study report (report.html, report.pdf: tl_ui/study_report), on request
 
 Everything that reads or writes these files goes through `RunFolder`, and the JSON files through
 their pydantic models (tl_ui/contracts): a write that does not fit its model raises; a file that
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 RUN_JSON, STATUS_JSON, EVENTS_JSONL = "run.json", "status.json", "events.jsonl"
 METRICS_JSON, PREDICTIONS_CSV, MODEL_DIR, MISTAKES_DIR = "metrics.json", "predictions.csv", "model", "mistakes"
 MANIFEST_JSON = "transfer_lab.json"
+REPORT_DIR, REPORT_HTML, REPORT_PDF = "report", "report.html", "report.pdf"
 PARTIAL_PREFIX = ".model.partial-"
 
 # The states under their old names (RunState members: they equal the plain strings too).
@@ -107,6 +109,18 @@ class RunFolder:
     @property
     def mistakes_dir(self) -> Path:
         return self.path / MISTAKES_DIR
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / REPORT_DIR
+
+    @property
+    def report_html(self) -> Path:
+        return self.report_dir / REPORT_HTML
+
+    @property
+    def report_pdf(self) -> Path:
+        return self.report_dir / REPORT_PDF
 
     def partial_model_dir(self) -> Path:
         return self.path / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}"

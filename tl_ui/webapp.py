@@ -197,6 +197,8 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
         on(trigger, h.try_it, [c["try_image"], c["try_file"], c["try_text"], state], **try_kw)
     on(c["try_why_btn"].click, h.explain_it, [c["try_image"], c["try_file"], c["try_text"], state], **try_kw)
     on(c["mistakes_why_btn"].click, h.explain_mistakes, state, **try_kw)
+    # the study report reads files only (no model): in the web process, at most two at once
+    on(c["report_btn"].click, h.make_report, state, concurrency_limit=2, concurrency_id="report")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

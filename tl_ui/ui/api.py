@@ -106,15 +106,25 @@ def build(handlers) -> dict:
         return {"run_id": run_id, "stopped": bool(lab.stop_run(lab.owner(request), run_id))}
 
     def download(run_id, what, request: gr.Request):
-        """A file of one of your runs: what = model (zip of the model folder) | run.json | card."""
+        """A file of one of your runs: what = model (zip of the model folder) | run.json | card |
+        report (the study report, HTML) | report_pdf (the same as PDF)."""
+        key = {"model": "model", "model.zip": "model", "run.json": "run_json", "run_json": "run_json",
+               "card": "card", "README.md": "card", "report": "report", "report.html": "report",
+               "report_pdf": "report_pdf", "report.pdf": "report_pdf"}.get((what or "model").strip())
+        if key is None:
+            raise gr.Error("'what' must be one of: model, run.json, card, report, report_pdf.", print_exception=False)
         try:
+            if key in ("report", "report_pdf"):   # written into the run's folder on request (service/report.py)
+                from tl_ui.service.report import owner_report_files
+
+                files = owner_report_files(lab, lab.owner(request), run_id,
+                                           formats=("html",) if key == "report" else ("pdf",))
+                if files.get(key) is None:
+                    raise gr.Error(files.get("pdf_problem") or "This run has no report.", print_exception=False)
+                return str(files[key])
             files = lab.run_files(lab.owner(request), run_id)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        key = {"model": "model", "model.zip": "model", "run.json": "run_json", "run_json": "run_json",
-               "card": "card", "README.md": "card"}.get((what or "model").strip())
-        if key is None:
-            raise gr.Error("'what' must be one of: model, run.json, card.", print_exception=False)
         if files.get(key) is None:
             raise gr.Error("This run has no such file (did it finish?).", print_exception=False)
         return str(files[key])

@@ -325,6 +325,16 @@ class Handlers:
             return {"mistakes_why_note": error_md(user_message(exc, "drawing what the model looked at"))}
         return results_view.mistakes_why(overlays)
 
+    @outputs(results_view.REPORT_KEYS)
+    def make_report(self, state: SessionState, request: gr.Request):
+        """The shown run's study report (HTML and PDF), written into its folder, offered as owner-only files."""
+        if not state.shown_run:
+            return {"report_note": "Pick a finished run in 'Previous runs' first."}
+        try:
+            return results_view.report_downloads(self.lab, self.lab.owner(request), state.shown_run)
+        except Exception as exc:
+            return {**results_view.REPORT_CLEARED, "report_note": error_md(user_message(exc, "writing the report"))}
+
     @outputs(results_view.RUNS_KEYS)
     def refresh_runs(self, request: gr.Request):
         return results_view.runs_overview(self.lab, self.lab.owner(request))

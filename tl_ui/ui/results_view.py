@@ -29,7 +29,10 @@ SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_clas
              "confusion_plot", "mistakes_note", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
              "try_set", "try_error", "try_why_note", "try_why", "download_model", "download_run_json", "download_card", "replay_command",
              "results_timer", "mistakes_why_btn", "mistakes_why_note", "mistakes_why_gallery", "continue_btn",
-             "continue_note")
+             "continue_note", "download_report", "download_report_pdf", "report_note")
+REPORT_KEYS = ("download_report", "download_report_pdf", "report_note")
+REPORT_CLEARED = {"download_report": gr.update(value=None, interactive=False),
+                  "download_report_pdf": gr.update(value=None, interactive=False), "report_note": ""}
 WHY_CLEARED = {"try_why_note": "", "try_why": ""}
 MISTAKES_WHY_KEYS = ("mistakes_why_note", "mistakes_why_gallery")
 MISTAKES_WHY_CLEARED = {"mistakes_why_note": "", "mistakes_why_gallery": gr.update(value=None, visible=False)}
@@ -55,7 +58,7 @@ def empty(message: str) -> dict:
             "try_output": hidden, "try_set": "", "try_error": "", **WHY_CLEARED, "download_model": off,
             "download_run_json": off, "download_card": off, "replay_command": "",
             "results_timer": gr.Timer(active=False), "mistakes_why_btn": gr.update(visible=False),
-            **MISTAKES_WHY_CLEARED, "continue_btn": gr.update(interactive=True), "continue_note": ""}
+            **MISTAKES_WHY_CLEARED, "continue_btn": gr.update(interactive=True), "continue_note": "", **REPORT_CLEARED}
 
 
 def show(lab, owner, run: RunFolder) -> dict:
@@ -91,6 +94,7 @@ def show(lab, owner, run: RunFolder) -> dict:
             "**Replay this run from the command line** (with the data file at the path inside `run.json`):\n\n"
             f"```\npython -m tl_ui train --config run.json --out {shlex.quote('runs/replay-' + run.id)}\n```"),
         "results_timer": gr.Timer(active=pending),
+        **REPORT_CLEARED,   # a report is made on request ("Make the study report")
     }
     blocker = cannot_continue(run)   # e.g. a probe's head, fitted to convergence: said before any click
     values.update(continue_btn=gr.update(interactive=blocker is None), continue_note=blocker or "")
@@ -107,6 +111,21 @@ def show(lab, owner, run: RunFolder) -> dict:
         values[key] = (gr.update(value=str(path), interactive=True) if path
                        else gr.update(value=None, interactive=False))
     return values
+
+
+def report_downloads(lab, owner, run_id: str) -> dict:
+    """The shown run's study report as owner-only HTML and PDF downloads (REPORT_KEYS); the PDF's
+    button stays off with a plain sentence where PDFs cannot be made here."""
+    from tl_ui.service.report import owner_report_files
+
+    files = owner_report_files(lab, owner, run_id)
+    pdf = files.get("report_pdf")
+    note = ("The report is ready: HTML (opens in any browser, prints to PDF) and PDF." if pdf else
+            f"The HTML report is ready. {files.get('pdf_problem') or 'No PDF could be made.'}")
+    return {"download_report": gr.update(value=str(files["report"]), interactive=True),
+            "download_report_pdf": gr.update(value=str(pdf), interactive=True) if pdf
+            else gr.update(value=None, interactive=False),
+            "report_note": note}
 
 
 def _or_empty(reliability: Optional[pd.DataFrame]) -> pd.DataFrame:
