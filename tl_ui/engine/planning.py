@@ -41,7 +41,9 @@ _FAST_PATH_SPEEDUP = {
 # calibration, the report and the export. From the claims section (issue 32, item 4): with the former
 # estimate (fixed 12 s + epochs x 0.05 s) measured/estimate was 0.46 for both probes on a 2-core AMX machine,
 # i.e. ~7.7 s for 240 digits and ~7.1 s for 300 reviews, of which one forward pass per example takes
-# 2.7 s and 1.7 s; kept a little above the rest (5.0 s and 5.5 s: a little long is kinder).
+# 2.7 s and 1.7 s; kept a little above the rest (5.0 s and 5.5 s: a little long is kinder). Checked again on
+# a shared machine, one torch thread on the one free core (bench/sections/app_run.run with num_threads=1,
+# the other core busy): 7.3-7.6 s for the digits (estimate 8.2 s) and 6.1-6.2 s for the reviews (7.7 s).
 PROBE_FIXED_S = {"image": 5.5, "text": 6.0}
 
 
