@@ -66,7 +66,7 @@ NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_tile"})
 def cpu_flags_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """`cpu_has_native_bf16()` without torch, for the web process's time estimate: True when the CPU
     flags the kernel reports include AVX512-BF16 or AMX tiles; False where there is no such file (the
-    estimate then assumes the slower path). tests/test_fast_path.py checks both agree on this machine."""
+    estimate then assumes the slower path). tests/test_shelf_facts.py checks both agree on this machine."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:

@@ -25,7 +25,7 @@ from tl_ui.runfolder import read_json, write_json_atomic
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "shelf-facts.json"
-COUNT_TIMEOUT_S = 120.0
+COUNT_TIMEOUT_S = 120.0      # on the meta device a count takes seconds, mostly the interpreter and torch's import
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -50,6 +50,7 @@ class ShelfFacts:
         return counts_from_facts(facts, strategy, num_classes, unfreeze_groups, lora_rank)
 
     def facts(self, entry) -> Optional[dict]:
+        """One model's facts (tl_ui/engine/shelf_facts.py), or None when they cannot be had without a download."""
         key = _key(entry)
         shipped = self._shipped.get(entry.id)
         if entry.source == "packaged" and shipped and shipped.get("load_name") == entry.load_name:
