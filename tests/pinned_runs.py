@@ -61,8 +61,8 @@ RUNS: dict[str, tuple[Callable[[Path], str], dict[str, Any]]] = {
 def run_pinned(name: str, workdir: Path) -> dict:
     """Train the pinned run `name` in `workdir`: {file: content} of what it wrote that holds numbers
     (metrics.json, model/transfer_lab.json, predictions.csv as rows)."""
-    from tl_ui.config import RunConfig
-    from tl_ui.engine.train import train_run
+    from tl_ui.core.config import RunConfig
+    from tl_ui.engine.training.loop import train_run
 
     make_data, fields = RUNS[name]
     before = os.environ.get("TL_FAST_PATH")

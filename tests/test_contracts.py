@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.contracts import ExportManifest, RunMetrics, RunState, RunStatus
 from tl_ui.contracts.events import (EVENT_TYPES, EpochEnd, EventFormatError, RunFailed, RunStarted, StepEnd,
                                     event_from_dict, read_event)
-from tl_ui.contracts.schema_doc import DOC, current_block, documented_models, render
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.schema_doc import DOC, current_block, documented_models, render
+from tl_ui.core.runfolder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = REPO / "tests" / "data" / "run_folders_v0"
@@ -143,7 +143,7 @@ def test_events_jsonl_is_read_back_as_classes(tmp_path):
 
 def test_the_schemas_in_the_docs_are_current():
     assert current_block(DOC.read_text(encoding="utf-8")) == render(), \
-        "docs/contracts.md is out of date: run python -m tl_ui.contracts.schema_doc"
+        "docs/contracts.md is out of date: run python -m tl_ui.core.schema_doc"
 
 
 @pytest.mark.parametrize("name", OLD_RUNS)
@@ -160,8 +160,8 @@ def test_the_documented_schemas_accept_real_run_folders(name):
 
 # -- RunState is used where runs are queued, run, settled and served ---------------------------------
 STATE_WORDS = {s.value for s in RunState}
-STATE_MODULES = ["tl_ui/runfolder.py", "tl_ui/runner.py", "tl_ui/__main__.py", "tl_ui/engine/recorder.py",
-                 *map(str, sorted((REPO / "tl_ui").glob("cli_*.py"))),
+STATE_MODULES = ["tl_ui/core/runfolder.py", "tl_ui/runner.py", "tl_ui/engine/training/recorder.py",
+                 *map(str, sorted((REPO / "tl_ui" / "cli").glob("*.py"))),
                  *map(str, sorted((REPO / "tl_ui" / "executors").glob("*.py"))),
                  *map(str, sorted((REPO / "tl_ui" / "service").glob("*.py")))]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tl_ui.engine.train as train_module
-from tl_ui.config import RunConfig
+import tl_ui.engine.training.loop as train_module
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path
 from tl_ui.engine import train_run
 

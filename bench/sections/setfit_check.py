@@ -78,7 +78,7 @@ def encoder_shift(before: dict, model) -> dict:
 
 def setfit_predict(texts, targets, train, test, classes, cfg, max_pairs: int, seed: int) -> dict:
     from bench.sections.text_small_n import embed, fit_probe, sentence_model
-    from tl_ui.engine.setfit import contrastive_fit
+    from tl_ui.engine.training.setfit import contrastive_fit
 
     model, tokenizer = sentence_model(classes)
     before = weights_of(model)
@@ -99,8 +99,8 @@ def run_sizes(cfg: dict, save) -> dict:
     from statsmodels.stats.proportion import proportion_confint
 
     from bench.sections.text_small_n import datasets, draws, embed, fit_probe, sentence_model
-    from tl_ui.engine.setfit import PAIRS_PER_EXAMPLE
-    from tl_ui.settings import SETFIT_MAX_PAIRS
+    from tl_ui.engine.training.setfit import PAIRS_PER_EXAMPLE
+    from tl_ui.core.settings import SETFIT_MAX_PAIRS
 
     sets, notes = datasets(cfg["datasets"])
     out = {"notes": notes, "datasets": {}}
@@ -184,7 +184,7 @@ def train_cli(csv: Path, strategy: str, seed: int, out: Path) -> dict:
 
 
 def load_exported(run_dir: Path):
-    """The model card's recipe (tl_ui/engine/sentence_export.py CARD_SNIPPET)."""
+    """The model card's recipe (tl_ui/engine/export/sentence_export.py CARD_SNIPPET)."""
     import torch
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
@@ -213,7 +213,7 @@ def shown_estimate(metrics: dict) -> dict:
 def head_only_cv(encoder, texts, labels, seed: int) -> dict:
     """The estimate the page used to show first for SetFit: a probe's repeated 5x3 CV on every text's embedding
     from the tuned encoder (the test folds took part in tuning it)."""
-    from tl_ui.engine.report import cross_validate_probe
+    from tl_ui.engine.evaluation.report import cross_validate_probe
 
     classes = sorted(set(labels))
     vectors = encoder.encode(list(texts), batch_size=32)
@@ -225,7 +225,7 @@ def encoder_shift_exported(encoder) -> dict:
     """How far the exported encoder's weights lie from MiniLM's shipped ones."""
     from sentence_transformers import SentenceTransformer
 
-    from tl_ui.catalog import get_model, packaged_path
+    from tl_ui.core.catalog import get_model, packaged_path
 
     base = SentenceTransformer(str(packaged_path(get_model("minilm_l6"))), device="cpu")
     before = {k: v.float() for k, v in base.state_dict().items() if v.is_floating_point()}
@@ -237,7 +237,7 @@ def encoder_shift_exported(encoder) -> dict:
 
 
 def run_issue(cfg: dict, save) -> dict:
-    from tl_ui.settings import SETFIT_MAX_PAIRS
+    from tl_ui.core.settings import SETFIT_MAX_PAIRS
 
     out = {"setfit_max_pairs": SETFIT_MAX_PAIRS, "runs": []}
     for seed in cfg["issue_seeds"]:
@@ -291,8 +291,8 @@ def run_whole_recipe_cv(cfg: dict, save) -> dict:
     from sklearn.model_selection import StratifiedKFold
 
     from bench.sections.text_small_n import embed, fit_probe, sentence_model
-    from tl_ui.engine.setfit import PAIRS_PER_EXAMPLE, contrastive_fit
-    from tl_ui.settings import SETFIT_MAX_PAIRS
+    from tl_ui.engine.training.setfit import PAIRS_PER_EXAMPLE, contrastive_fit
+    from tl_ui.core.settings import SETFIT_MAX_PAIRS
 
     out = {"folds": cfg["cv_folds"], "max_length": cfg["max_length"], "runs": []}
     for seed in cfg["cv_seeds"]:

@@ -1,6 +1,6 @@
 """`RunMetrics`: metrics.json, what the Results step, the runs table, the CLI and users' scripts read.
 
-The engine's builders (tl_ui/engine/report.py, evaluate.py, multilabel.py) make the dict; the run
+The engine's builders (tl_ui/engine/evaluation/report.py, evaluate.py, multilabel.py) make the dict; the run
 folder writes it only through this model (`RunFolder.write_metrics`) and reads it back through it
 (`RunFolder.read_metrics`). The stable fields are typed precisely; every block also keeps keys it
 does not know (`extra="allow"`), so a field added by a newer engine travels through older readers
@@ -38,7 +38,7 @@ class Mistake(Block):
 
 
 class Evaluation(Block):
-    """Who chose and who reported: the held-out roles (tl_ui/engine/roles.py)."""
+    """Who chose and who reported: the held-out roles (tl_ui/engine/evaluation/roles.py)."""
     design: str = Field(description="'three_way' (train / validation / test), or 'same_set' (benchmarks only)")
     reported_on: str
     n_reported: int
@@ -125,7 +125,7 @@ class InnerCV(Block):
 
 
 class ProbeFit(Block):
-    """The linear probe's full-batch head (tl_ui/engine/probe_solver.py; multi-label: one-vs-rest)."""
+    """The linear probe's full-batch head (tl_ui/engine/probe/solver.py; multi-label: one-vs-rest)."""
     method: str
     iterations: int
     fit_seconds: float

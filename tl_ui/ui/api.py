@@ -136,7 +136,7 @@ def plain_text(markup: str) -> str:
 
 
 def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, address=None):
-    from tl_ui.catalog import get_model
+    from tl_ui.core.catalog import get_model
 
     options = {}
     if options_json and str(options_json).strip():
@@ -164,7 +164,7 @@ def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, addre
 
 
 def _final_metrics(job, position_at_submit: int) -> dict:
-    from tl_ui.runfolder import RunFolder
+    from tl_ui.core.runfolder import RunFolder
 
     metrics = RunFolder(job.run_dir).metrics() or {}
     metrics = {k: v for k, v in metrics.items() if k != "mistakes"}

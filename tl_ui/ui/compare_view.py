@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from tl_ui.contracts.events import EpochEnd, RunStarted
-from tl_ui.runfolder import ACTIVE_STATES, FINISHED, RunFolder, RunInfo
+from tl_ui.core.runfolder import ACTIVE_STATES, FINISHED, RunFolder, RunInfo
 from tl_ui.service.compare import paired_difference
 from tl_ui.ui.evidence import STRATEGY_NAMES, n_reported
 from tl_ui.ui.formatting import fmt_seconds, pct_ci, points, points_range

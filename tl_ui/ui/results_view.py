@@ -13,7 +13,7 @@ from typing import Optional
 import gradio as gr
 import pandas as pd
 
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 from tl_ui.service.continuation import cannot_continue
 from tl_ui.service.lab import UserError
 from tl_ui.ui import compare_view as cv
@@ -150,7 +150,7 @@ def mistake_caption(m: dict) -> str:
 
 def set_md(answer: dict) -> str:
     """The prediction set of a try-it answer in plain words, under the probabilities, and whether the
-    input looks unlike the training examples (tl_ui.engine.familiarity). Multi-label: the labels given."""
+    input looks unlike the training examples (tl_ui.engine.inference.familiarity). Multi-label: the labels given."""
     sentence = answer.get("set_sentence")
     parts = [f"**Prediction set:** {html.escape(str(sentence))}"] if sentence else []
     if "labels" in answer:

@@ -10,7 +10,7 @@ import time
 
 import gradio as gr
 
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 from tl_ui.ui.formatting import progress_html, warn_box
 from tl_ui.ui.plot_text import CURVES_WAITING, curves_html
 from tl_ui.ui.train_view import SERIES_COLORS, TrainView, train_view

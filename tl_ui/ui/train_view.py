@@ -113,7 +113,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
     unit = "epoch"      # "iteration": the probe's full-batch solver (a few dozen quick iterations)
     stage_text = ""
     seen_stages: set = set()
-    offset = 0   # a continued run (tl_ui/engine/continuation.py) numbers its epochs after its parent's
+    offset = 0   # a continued run (tl_ui/engine/training/continuation.py) numbers its epochs after its parent's
     for e in events:
         kind = e.get("kind")
         if kind == "started":
@@ -240,7 +240,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
         view.progress_text = "Failed"
     else:
         view.status = "Press **Start training** to begin."
-    if view.score != "accuracy":   # multi-label: the curves' score is micro-F1 (tl_ui/engine/multilabel.py)
+    if view.score != "accuracy":   # multi-label: the curves' score is micro-F1 (tl_ui/engine/tasks/multi_label.py)
         from tl_ui.ui.results_multilabel import relabel_view
 
         relabel_view(view)
