@@ -167,11 +167,6 @@ def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeyp
         measured._load.cache_clear()
 
 
-def test_measured_module_stays_small_and_torch_free():
-    source = (REPO / "tl_ui" / "core" / "measured.py").read_text()
-    assert len(source.splitlines()) < 80 and "torch" not in source.replace("No torch", "")
-
-
 # -- a benchmark never measures a run that did not finish (issue 32, item 5) ------------------------
 
 def test_require_finished_passes_finished_runs_and_stops_at_any_other():

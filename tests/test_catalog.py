@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from tl_ui.core.catalog import ModelUnavailable, get_model, list_models, packaged_path
-from tl_ui.engine.models.build import efficientnet_pytorch_to_timm, load_model
+from tl_ui.engine.models.build import load_model
+from tl_ui.engine.models.packaged_weights import efficientnet_pytorch_to_timm
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 IMAGENET = Path(__file__).parent / "data" / "imagenet"

@@ -28,7 +28,7 @@ def _epoch_events(run_dir: Path) -> list[dict]:
 
 
 def test_a_continued_run_follows_its_parent_through_the_service(tmp_path):
-    from tl_ui.service.lab import UserError
+    from tl_ui.service.errors import UserError
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
     from tl_ui.core.settings import Settings
@@ -95,7 +95,7 @@ def test_a_continued_lora_run_starts_exactly_from_its_parents_calibrated_model(t
 
     # the command line's way (python -m tl_ui train --continue-from RUN --epochs N --out OUT)
     from tl_ui.service.headless import continue_headless
-    from tl_ui.service.lab import UserError
+    from tl_ui.service.errors import UserError
 
     with pytest.raises(UserError, match="same folder"):
         continue_headless(tmp_path / "runs" / "parent", 1, tmp_path / "elsewhere" / "child")

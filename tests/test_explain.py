@@ -154,7 +154,8 @@ def test_explain_cli_writes_an_overlay_or_word_weights(image_run, text_run, tmp_
 def test_the_service_explains_a_try_it_text_and_leaves_the_kept_model_alone(tmp_path):
     """Through the service (the page's try-it "Why this answer?"): a text run's word weights, plain
     messages for missing input, and predictions unchanged by an explanation of the same run."""
-    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.errors import UserError
+    from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
     from tl_ui.core.settings import Settings
     from tl_ui.ui.results_view import why_md
@@ -184,7 +185,9 @@ def test_the_most_confident_mistakes_are_drawn_with_what_the_model_looked_at(ima
     in the owner's private folder; texts are refused with a pointer to the try-it box."""
     import shutil
 
-    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.errors import UserError
+
+    from tl_ui.service.lab import Lab
     from tl_ui.service.mistakes import MAX_OVERLAYS, mistake_overlays
     from tl_ui.service.owners import Owner
     from tl_ui.core.settings import Settings

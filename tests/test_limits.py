@@ -29,7 +29,8 @@ def test_run_limits_name_the_setting():
 
 
 def test_over_limit_refused_from_the_page_service(tmp_path):
-    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.errors import UserError
+    from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
     from tl_ui.core.settings import Settings
 

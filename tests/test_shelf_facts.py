@@ -114,13 +114,6 @@ def test_no_flags_file_means_the_slower_path(tmp_path):
     assert fast_path.cpu_flags_native_bf16(str(tmp_path / "cpuinfo")) is True
 
 
-def test_setfit_constants_are_read_from_its_source_as_imported():
-    from tl_ui.engine.training import setfit
-
-    assert planning.module_constants("tl_ui.engine.training.setfit", "CHECKS", "PAIRS_PER_EXAMPLE") == \
-        (setfit.CHECKS, setfit.PAIRS_PER_EXAMPLE)
-
-
 def test_more_groups_than_the_model_has_count_as_all_of_them():
     facts = shipped_facts()["efficientnet_lite0"]
     every = counts_from_facts(facts, "partial", 4, facts["layer_groups"], 8)

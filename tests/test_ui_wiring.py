@@ -1,6 +1,6 @@
 """The page's structure without a browser: handlers answer {component: value} for the components
-their events declare, the new form inputs reach RunConfig, no UI module imports torch or grows
-past 400 lines, and figures about strategies are only the measured ones."""
+their events declare, the new form inputs reach RunConfig, importing the page loads no torch, and
+figures about strategies are only the measured ones. (What the page may import: .importlinter.)"""
 from __future__ import annotations
 
 import subprocess
@@ -12,8 +12,6 @@ import pytest
 from tl_ui.ui import strategy as strategy_step
 from tl_ui.ui.handlers import Handlers, outputs
 from tl_ui.ui.state import SessionState
-
-UI_DIR = Path(__file__).resolve().parents[1] / "tl_ui" / "ui"
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +134,7 @@ def test_strategy_figures_are_only_measured_ones(monkeypatch):
     assert strategy_step.measured_claim() == "Measured: on the sample reviews LoRA scored 69% ± 5%."
 
 
-def test_ui_modules_are_small_and_torch_free():
-    for path in UI_DIR.glob("*.py"):
-        assert len(path.read_text(encoding="utf-8").splitlines()) < 400, path.name
+def test_importing_the_page_loads_no_torch():
     code = ("import sys, tl_ui.app.webapp, tl_ui.ui.results_view, tl_ui.ui.compare_view; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

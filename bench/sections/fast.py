@@ -266,7 +266,7 @@ def accuracy(cfg: dict, only_sets=None, only_strategies=None) -> dict:
     from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import train_run
-    from tl_ui.trust.intervals import wilson_interval
+    from tl_ui.trust.proportions import wilson_interval
 
     rows = {}
     for set_name, (modality, data) in _datasets(cfg).items():

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import log, machine_info, rnd, write_json
-from tl_ui.core.settings import SETFIT_MAX_PAIRS
+from tl_ui.core.config import SETFIT_MAX_PAIRS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "text-small-n-results.json"

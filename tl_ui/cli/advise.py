@@ -35,7 +35,7 @@ def advise_command(args: argparse.Namespace) -> int:
     from tl_ui.core.catalog import ModelUnavailable, get_model
     from tl_ui.core.config import ConfigError, RunConfig
     from tl_ui.service.headless import read_dataset
-    from tl_ui.service.lab import UserError
+    from tl_ui.service.errors import UserError
     from tl_ui.core.settings import load_settings
 
     settings = load_settings([])

@@ -71,7 +71,7 @@ def add_train_parser(commands) -> argparse.ArgumentParser:
 
 def train_command(args) -> int:
     from tl_ui.service.headless import continue_headless, train_headless
-    from tl_ui.service.lab import UserError
+    from tl_ui.service.errors import UserError
 
     options = {name: getattr(args, name) for name in FLAG_FIELDS if getattr(args, name) is not None}
 

@@ -53,6 +53,15 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
     "setfit": {"epochs": 1, "learning_rate": 2e-5},
 }
 
+# What the probe's head and SetFit run, here (torch-free) so that the web process's time estimate and
+# the Strategy step's words read the same numbers the engine runs with (tl_ui/engine/planning/estimate.py).
+PROBE_MAX_ITER = 200            # the probe's final L-BFGS fit, at most; its iterations are the live curve's x axis
+SETFIT_PAIRS_PER_EXAMPLE = 20   # SetFit's default num_iterations: 20 positive + 20 negative pairs per text
+SETFIT_CHECKS = 8               # validation checks during the contrastive stage (early stopping)
+# SetFit's contrastive pairs per run, at most (SetFit would draw 40 per training text): keeps a CPU
+# run of MiniLM-L6 to minutes (RunConfig.extra "setfit_max_pairs" changes it for one run).
+SETFIT_MAX_PAIRS = 480
+
 
 # The strategy a user who picks none gets, by kind of data; for texts the benchmark's table
 # (bench/sections/text_small_n.py, via tl_ui.core.measured) picks by the number of examples when it has run.

@@ -22,12 +22,6 @@ from pydantic_settings.sources.utils import parse_env_vars
 from tl_ui.data.limits import MB, Limits
 from tl_ui.core.limits import RunLimits
 
-# SetFit's contrastive pairs per run, at most (SetFit would draw 40 per training text): keeps a CPU
-# run of MiniLM-L6 to minutes (tl_ui/engine/planning/estimate.py estimates it; RunConfig.extra
-# "setfit_max_pairs" changes it for one run).
-SETFIT_MAX_PAIRS = 480
-
-
 _DATA, _RUN = Limits(), RunLimits()   # the one place of each limit's default
 
 

@@ -19,7 +19,7 @@ import time
 from typing import Callable, Optional
 
 from tl_ui.core.config import ConfigError, RunConfig
-from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 
 log = logging.getLogger(__name__)
 

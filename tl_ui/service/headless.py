@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping, Optional
 from tl_ui.core.config import ConfigError, RunConfig
 from tl_ui.contracts import RunState
 from tl_ui.core.runfolder import RunFolder
-from tl_ui.service.lab import UserError
+from tl_ui.service.errors import UserError
 from tl_ui.service.workspace import data_sha256
 
 

@@ -23,18 +23,13 @@ from tl_ui.service.owners import Owner
 from tl_ui.service.private_files import PrivateFiles
 from tl_ui.service.workspace import Workspace, safe_file_name
 from tl_ui.core.settings import Settings
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 
 log = logging.getLogger(__name__)
 
-NO_DATA_MESSAGE = ("Load a dataset first: upload one on step 2 · Data, or use a sample there "
-                   "(“Use the sample images” or “Use the sample texts”).")
 SAMPLE_NAMES = {"image": "the sample images (handwritten digits)", "text": "the sample texts (movie reviews)"}
 KIND_WORDS = {"image": "images", "text": "texts"}
 PREDICTORS_KEPT = 4     # loaded models kept for try-it (the most recently used runs)
-
-
-class UserError(ValueError):
-    """A plain-words problem a person must act on (shown verbatim)."""
 
 
 @dataclass

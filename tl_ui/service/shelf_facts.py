@@ -73,7 +73,8 @@ class ShelfFacts:
 
     # -- the worker ------------------------------------------------------------------------------
     def _count_in_worker(self, entry) -> Optional[dict]:
-        command = [sys.executable, "-m", "tl_ui.engine.planning.shelf_facts", "--count", entry.id, "--modality", entry.modality]
+        command = [sys.executable, "-m", "tl_ui.jobs.shelf_facts_worker", "--count", entry.id,
+                   "--modality", entry.modality]
         if self.max_params_m:
             command += ["--max-params-m", str(self.max_params_m)]
         if self.memory_gb > 0:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from tl_ui.service.lab import UserError
+from tl_ui.service.errors import UserError
 from tl_ui.ui.formatting import user_message
 from tl_ui.ui.handlers import client_address
 from tl_ui.ui.train_view import train_view
@@ -164,9 +164,9 @@ def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, addre
 
 
 def _final_metrics(job, position_at_submit: int) -> dict:
-    from tl_ui.core.runfolder import RunFolder
+    from tl_ui.service.runs import run_metrics
 
-    metrics = RunFolder(job.run_dir).metrics() or {}
+    metrics = run_metrics(job.run_dir)
     metrics = {k: v for k, v in metrics.items() if k != "mistakes"}
     metrics.update({
         "state": job.state, "message": job.message, "run_id": job.id,

@@ -17,7 +17,7 @@ from typing import Optional
 
 import gradio as gr
 
-from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 from tl_ui.ui import advisor_view, compare_view, data_map_view
 from tl_ui.ui import data as data_step
 from tl_ui.ui import model as model_step

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from tl_ui.core.config import STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig
+from tl_ui.core.config import (PROBE_MAX_ITER, SETFIT_MAX_PAIRS, STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP,
+                               RunConfig)
 from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_share, user_message
 
 # One short label per strategy; the plain-words sentence (STRATEGY_HELP) is shown once, in #strategy-info.
@@ -149,19 +150,15 @@ def text_reason(strategy: str, model_id: str, n_examples) -> str:
 def work_words(config) -> str:
     """What the time estimate is for, after '... for 300 examples': epochs, pairs, or the probe's one pass."""
     if config.strategy == "linear_probe" and config.extra.get("probe_head") != "minibatch":
-        from tl_ui.engine.planning.estimate import probe_max_iterations
-
         # the full-batch head: epochs do not apply (STRATEGY_HELP says so); its solver's iterations do
         return (f": the model reads each once, then the last layer is fitted in at most "
-                f"{probe_max_iterations()} solver iterations")
+                f"{PROBE_MAX_ITER} solver iterations")
     if config.strategy == "setfit":
         return f" and one pass over at most {setfit_pairs(config):,} pairs of them, then the last layer"
     return f" and {config.resolved_epochs} epochs"
 
 
 def setfit_pairs(config) -> int:
-    from tl_ui.core.settings import SETFIT_MAX_PAIRS
-
     return int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS)
 
 

@@ -10,7 +10,8 @@ import time
 
 import gradio as gr
 
-from tl_ui.core.runfolder import RunFolder
+from tl_ui.contracts import RunState
+from tl_ui.service.runs import run_metrics
 from tl_ui.ui.formatting import progress_html, warn_box
 from tl_ui.ui.plot_text import CURVES_WAITING, curves_html
 from tl_ui.ui.train_view import SERIES_COLORS, TrainView, train_view
@@ -71,7 +72,7 @@ def view_outputs(job, runner, state=None) -> dict:
                 "start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),
                 "timer": gr.Timer(active=False), "to_results": gr.update(visible=False)}
     events, _ = job.events_since(0)
-    ci = (RunFolder(job.run_dir).metrics() or {}).get("accuracy_ci") if job.state == "finished" else None
+    ci = run_metrics(job.run_dir).get("accuracy_ci") if job.state == RunState.FINISHED else None
     view = train_view(events, job.state, runner.position(job), job.message, accuracy_ci=ci)
     loss, acc, axis_only = _plot_updates(view, state)
     active = not job.done

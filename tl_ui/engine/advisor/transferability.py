@@ -18,7 +18,8 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
-from tl_ui.trust.intervals import DEFAULT_LEVEL, corrected_t_interval
+from tl_ui.trust.intervals import corrected_t_interval
+from tl_ui.trust.proportions import DEFAULT_LEVEL
 
 MAX_NEIGHBOURS = 10
 LOGME_MAX_ITER = 11   # the paper's code: converges in two or three steps, at most ten

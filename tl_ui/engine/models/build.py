@@ -9,9 +9,7 @@ preprocessing (image transforms, or the tokenizer).
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -152,49 +150,6 @@ def _timm_layer_groups(model: nn.Module, head_names: list[str]) -> list[list[str
         if names:
             groups.append(names)
     return groups
-
-
-_EFFNET_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
-_EFFNET_FIRST_STAGE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_EFFNET_OTHER_STAGES = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                        "_project_conv": "conv_pwl", "_bn2": "bn3"}
-
-
-def efficientnet_pytorch_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename EfficientNet-PyTorch keys (`_blocks.N._expand_conv...`) to timm's (`blocks.S.J.conv_pw...`).
-
-    The flat block index N becomes stage S, position J. Stage boundaries are where a block has
-    a different output width than the one before it, or strides (EfficientNet-PyTorch does not
-    store strides, so we derive stages from timm's own architecture below).
-    """
-    flat = sorted({int(k.split(".")[1]) for k in state if k.startswith("_blocks.")})
-    stage_of = _effnet_block_positions(state, flat)
-    renamed: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-    for key, value in state.items():
-        if key.startswith("_blocks."):
-            _, n, layer, param = key.split(".", 3)
-            stage, j = stage_of[int(n)]
-            mapping = _EFFNET_FIRST_STAGE if stage == 0 else _EFFNET_OTHER_STAGES
-            renamed[f"blocks.{stage}.{j}.{mapping[layer]}.{param}"] = value
-        else:
-            layer, param = key.split(".", 1)
-            renamed[f"{_EFFNET_TOP[layer]}.{param}"] = value
-    return renamed
-
-
-def _effnet_block_positions(state: dict[str, torch.Tensor], flat: list[int]) -> dict[int, tuple[int, int]]:
-    # A new stage starts where the projection width changes; within EfficientNet-Lite the only
-    # stage that repeats a width is none, so the output width identifies the stage.
-    positions: dict[int, tuple[int, int]] = {}
-    stage, j, last_width = -1, 0, None
-    for n in flat:
-        width = state[f"_blocks.{n}._project_conv.weight"].shape[0]
-        if width != last_width:
-            stage, j, last_width = stage + 1, 0, width
-        else:
-            j += 1
-        positions[n] = (stage, j)
-    return positions
 
 
 # -- text (transformers) --------------------------------------------------------------------------

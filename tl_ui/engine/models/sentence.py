@@ -140,11 +140,3 @@ def _source_folder(entry) -> Optional[Path]:
                                       allow_patterns=["modules.json", "*/config.json"]))
     except Exception:   # not in the local cache: mean pooling with the attention mask
         return None
-
-
-def contrastive_stage_in_run(run) -> None:
-    """SetFit runs: the contrastive stage (tl_ui.engine.training.setfit) before the probe's embeddings."""
-    if run.config.strategy == "setfit":
-        from tl_ui.engine.training.setfit import contrastive_stage_in_run as stage
-
-        stage(run)

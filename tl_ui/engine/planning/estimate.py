@@ -1,14 +1,10 @@
 """What a run will cost before it starts: trainable share and a rough time estimate for the UI."""
 from __future__ import annotations
 
-import ast
-import importlib.util
-from functools import lru_cache
-from pathlib import Path
 from typing import Optional
 
 from tl_ui.core.catalog import get_model
-from tl_ui.core.config import RunConfig
+from tl_ui.core.config import SETFIT_CHECKS, SETFIT_MAX_PAIRS, SETFIT_PAIRS_PER_EXAMPLE, RunConfig
 from tl_ui.engine.models import fast_path
 
 # Measured on the lab's 2-core CPU machines (`python bench/run.py --only claims`, docs/benchmarks.md
@@ -97,33 +93,7 @@ def estimate_seconds(config: RunConfig, n_examples: int) -> float:
     if config.strategy == "setfit":
         # both texts of each pair forward and backward through the whole encoder, 8 checks on the
         # validation examples, then the probe's embeddings of every example
-        from tl_ui.core.settings import SETFIT_MAX_PAIRS
-
-        checks, pairs_per_example = module_constants("tl_ui.engine.training.setfit", "CHECKS", "PAIRS_PER_EXAMPLE")
-        pairs = min(int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS), 2 * pairs_per_example * n_train)
-        return fixed + 2 * pairs / train + checks * n_val / 2 / infer + n_examples / infer
+        pairs = min(int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS), 2 * SETFIT_PAIRS_PER_EXAMPLE * n_train)
+        return fixed + 2 * pairs / train + SETFIT_CHECKS * n_val / 2 / infer + n_examples / infer
     per_epoch = n_train / (train / _BACKWARD_SHARE[modality][config.strategy]) + n_val / infer
     return fixed + epochs * per_epoch
-
-
-def probe_max_iterations() -> int:
-    """At most how many L-BFGS iterations the probe's final head fit runs (tl_ui/engine/probe/solver.py)."""
-    return int(module_constants("tl_ui.engine.probe.solver", "MAX_ITER")[0])
-
-
-@lru_cache(maxsize=8)
-def module_constants(module: str, *names: str) -> tuple:
-    """Top-level constants of an engine module read from its source, without importing it (the SetFit
-    engine imports torch; the web process estimates without it). Raises if a name is not a literal there."""
-    spec = importlib.util.find_spec(module)
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    found = {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        for target in targets:
-            if isinstance(target, ast.Name) and target.id in names and node.value is not None:
-                found[target.id] = ast.literal_eval(node.value)
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise LookupError(f"{module} has no literal constant {', '.join(missing)}")
-    return tuple(found[n] for n in names)

@@ -15,14 +15,13 @@ formula against real CPU builds at other class numbers, ranks and group numbers.
 
 * `python -m tl_ui.engine.planning.shelf_facts --write` regenerates `tl_ui/engine/planning/shelf_facts.json` for the offline
   shelf (package data; the Strategy step reads it);
-* `python -m tl_ui.engine.planning.shelf_facts --count MODEL_ID [--modality text|image]` prints one model's facts
-  as JSON (the worker verb tl_ui/service/shelf_facts.py runs for a Hub model, once, then caches).
+* `model_facts` counts one model: tl_ui/jobs/shelf_facts_worker.py runs it in a worker process for a Hub
+  model (tl_ui/service/shelf_facts.py asks once, then caches).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -147,28 +146,7 @@ def dump(facts: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Parameter counts of the shelf's models under every strategy.")
     parser.add_argument("--write", action="store_true", help=f"regenerate {SHIPPED_PATH.name} for the offline shelf")
-    parser.add_argument("--count", metavar="MODEL_ID", help="print one model's facts as JSON (one line)")
-    parser.add_argument("--modality", default=None, help="a free-text Hub id's modality (image or text)")
-    parser.add_argument("--max-params-m", type=float, default=None, help="refuse a Hub model larger than this")
-    parser.add_argument("--memory-gb", type=float, default=0.0, help="cap this process's memory, as a run's worker")
     args = parser.parse_args(argv)
-    if args.count:
-        from tl_ui.core.catalog import get_model
-
-        if args.memory_gb > 0:   # the worker verb: capped and below the page's priority, like a run
-            from tl_ui.executors.worker import cap_memory
-
-            import torch  # noqa: F401  (mapped before the cap, as a run's worker does)
-
-            cap_memory(args.memory_gb, None)
-        os.nice(5)
-        try:
-            facts = model_facts(get_model(args.count, args.modality), max_params_m=args.max_params_m)
-            print(json.dumps({"kind": "result", "facts": facts}), flush=True)
-        except Exception as exc:   # the reason, in one line, for the server's log
-            print(json.dumps({"kind": "error", "message": f"{type(exc).__name__}: {str(exc)[:300]}"}), flush=True)
-            return 1
-        return 0
     if args.write:
         facts = shelf_facts()
         SHIPPED_PATH.write_text(dump(facts), encoding="utf-8")

@@ -26,6 +26,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from tl_ui.core.config import PROBE_MAX_ITER
+
 # Per-example L2 strength, strongest first, one per decade (as scikit-learn's LogisticRegressionCV spaces
 # its Cs); for N training examples, l2 = 1 / (C * N).
 L2_GRID = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
@@ -36,7 +38,6 @@ SENTENCE_L2_GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)
 # What the app fits with, for every model (see _scaling); the benchmark times these options.
 APP_OPTIONS = {"isotropic": True, "grid": SENTENCE_L2_GRID}
 CV_FOLDS = 3
-MAX_ITER = 200          # the final fit; its iterations are the live curve's x axis
 CV_MAX_ITER = 30
 CV_FTOL = 1e-4          # the inner fits only rank the strengths: a looser tolerance ranks them alike
 METHOD = ("multinomial logistic regression, full-batch L-BFGS on centred embeddings divided by one common "
@@ -207,7 +208,7 @@ def _fit_head(train_x, train_y, n_classes, choose_x, choose_y, class_weights, se
                                *_watched(choose_z @ w[0] + b[0], choose_t, n_classes, class_weights)))
 
     x0 = np.zeros(final.d * n_classes + n_classes) if start is None else start.double().numpy()
-    x, _ = _minimise(final, x0, MAX_ITER, watch)   # from the folds' mean at that strength: fewer iterations
+    x, _ = _minimise(final, x0, PROBE_MAX_ITER, watch)   # from the folds' mean at that strength: fewer iterations
     w, b = final.unpack(x)
     if basis is not None:
         w = basis @ w                                              # back from the rows' span to the features
@@ -331,14 +332,14 @@ def fit_head_in_run(run, head: torch.nn.Module, features: list[torch.Tensor]) ->
             it = pending.pop()
             elapsed = time.time() - run.fit_started
             run.recorder.emit(EpochEnd(
-                epoch=it.iteration, epochs=MAX_ITER, step=before + it.iteration, train_loss=it.train_loss,
+                epoch=it.iteration, epochs=PROBE_MAX_ITER, step=before + it.iteration, train_loss=it.train_loss,
                 train_accuracy=it.train_accuracy, val_loss=it.val_loss, val_accuracy=it.val_accuracy,
                 val_macro_f1=it.val_macro_f1, elapsed_s=elapsed, eta_s=None, is_best=is_best))
 
     def on_iteration(it: Iteration) -> None:
         emit_pending(False)            # an iteration followed by another is not the one kept
         run.epoch, run.step = it.iteration, before + it.iteration
-        run.recorder.emit(StepEnd(epoch=it.iteration, step=before + it.iteration, total_steps=before + MAX_ITER,
+        run.recorder.emit(StepEnd(epoch=it.iteration, step=before + it.iteration, total_steps=before + PROBE_MAX_ITER,
                                   train_loss=it.train_loss, learning_rate=0.0,
                                   elapsed_s=time.time() - run.fit_started, eta_s=None))
         pending.append(it)

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tl_ui.core.catalog import ModelUnavailable, get_model
-from tl_ui.core.config import ConfigError, RunConfig
+from tl_ui.core.config import PROBE_MAX_ITER, ConfigError, RunConfig
 from tl_ui.data import DataError, LabelledDataset, Limits, load_dataset, stratified_subset
 from tl_ui.data.images import image_reading_note
 from tl_ui.data.load import dataset_options
@@ -35,14 +35,15 @@ from tl_ui.engine.inference.familiarity import familiarity_for_run
 from tl_ui.engine.probe.embedding_cache import bind_probe_caches
 from tl_ui.engine.probe.features import Stopped, embed_sets, probe_head
 from tl_ui.engine.models.inputs import forward_logits, make_dataset, make_loader
-from tl_ui.engine.probe.solver import MAX_ITER, fit_head_in_run
+from tl_ui.engine.probe.solver import fit_head_in_run
 from tl_ui.engine.models.build import load_model
 from tl_ui.engine.tasks.single_label import SingleLabelObjective
 from tl_ui.engine.training.recorder import EventCallback, EventRecorder, RunResult, fail_run
 from tl_ui.engine.evaluation.report import (CV_BELOW_N, build_metrics, calibrate, cross_validate_probe,
                                  keep_mistake_images, trust_softmax)
 from tl_ui.engine.evaluation.roles import split_roles
-from tl_ui.engine.models.sentence import contrastive_stage_in_run, sentence_model_for
+from tl_ui.engine.models.sentence import sentence_model_for
+from tl_ui.engine.training.setfit import contrastive_stage_in_run
 from tl_ui.engine.training.strategies import TrainPlan, plan, snapshot
 from tl_ui.core.runfolder import RunFolder
 
@@ -185,10 +186,11 @@ class _Run(SingleLabelObjective):
         # The full-batch head (probe_solver) for every model; the minibatch loop only when asked for, as the
         # benchmark's comparison (bench/probe_heads.py).
         minibatch = config.extra.get("probe_head") == "minibatch"
-        epochs, batch = (config.resolved_epochs if minibatch else MAX_ITER), int(config.batch_size)
+        epochs, batch = (config.resolved_epochs if minibatch else PROBE_MAX_ITER), int(config.batch_size)
         self._started(train_plan, epochs, math.ceil(len(self.train_items) / batch) if minibatch else 1,
                       unit="epoch" if minibatch else "iteration")
-        contrastive_stage_in_run(self)   # SetFit only: tune the encoder on pairs before the embeddings
+        if config.strategy == "setfit":   # tune the encoder on pairs before the embeddings
+            contrastive_stage_in_run(self)
         # training examples on the fast path (bf16 where native); choose/report exact, as the export computes
         features = embed_sets(
             loaded, (self.train_items, self.val_items, self.report_items), batch_size=self._inference_batch(),

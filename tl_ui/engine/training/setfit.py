@@ -6,7 +6,7 @@ The `setfit` package is not used: it keeps its classification head with joblib (
 trainer needs `datasets`; the method is small enough to run here on the same `SentenceClassifier`
 the text probe uses, with sentence-transformers' own loss (CosineSimilarityLoss: the squared error
 between the pair's cosine similarity and its label). The number of pairs is bounded
-(settings.SETFIT_MAX_PAIRS) so that a CPU run takes minutes.
+(tl_ui.core.config.SETFIT_MAX_PAIRS) so that a CPU run takes minutes.
 """
 from __future__ import annotations
 
@@ -19,15 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from tl_ui.core.config import SETFIT_CHECKS, SETFIT_MAX_PAIRS, SETFIT_PAIRS_PER_EXAMPLE
 from tl_ui.engine.probe.features import Stopped
 from tl_ui.engine.models.sentence import SentenceClassifier
 
-PAIRS_PER_EXAMPLE = 20      # SetFit's default num_iterations: 20 positive + 20 negative pairs per text
 LEARNING_RATE = 2e-5        # SetFit's default body learning rate
 PAIR_BATCH = 16
 
-
-CHECKS = 8                  # validation checks during the contrastive stage (early stopping)
 
 
 def make_pairs(targets: Sequence[int], max_pairs: int, seed: int) -> list[tuple[int, int, float]]:
@@ -37,7 +35,7 @@ def make_pairs(targets: Sequence[int], max_pairs: int, seed: int) -> list[tuple[
     rng = np.random.default_rng(seed)
     by_class = {c: np.flatnonzero(targets == c) for c in np.unique(targets)}
     pairs: list[tuple[int, int, float]] = []
-    rounds = max(1, min(PAIRS_PER_EXAMPLE, math.ceil(max_pairs / max(2 * len(targets), 1))))
+    rounds = max(1, min(SETFIT_PAIRS_PER_EXAMPLE, math.ceil(max_pairs / max(2 * len(targets), 1))))
     for _ in range(rounds):
         for i in rng.permutation(len(targets)):
             same = by_class[targets[i]][by_class[targets[i]] != i]
@@ -65,7 +63,7 @@ def contrastive_fit(model: SentenceClassifier, tokenizer, texts: Sequence[str], 
                     should_stop: Callable[[], bool] = lambda: False,
                     validate: Optional[Callable[[], float]] = None, patience: int = 0) -> dict:
     """Tune `model.encoder` in place on one pass over the pairs. With `validate` (the pair loss on
-    held-aside examples), it is checked CHECKS times; after `patience` checks without improvement the
+    held-aside examples), it is checked SETFIT_CHECKS times; after `patience` checks without improvement the
     stage stops early and the best check's weights are restored. Raises Stopped on request."""
     from transformers import get_linear_schedule_with_warmup
 
@@ -80,7 +78,7 @@ def contrastive_fit(model: SentenceClassifier, tokenizer, texts: Sequence[str], 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
     losses: list[float] = []
     checks: list[tuple[int, float]] = []
-    every = max(1, math.ceil(steps / CHECKS))
+    every = max(1, math.ceil(steps / SETFIT_CHECKS))
     best: tuple[float, int, Optional[dict]] = (math.inf, 0, None)
     started = time.time()
     model.train()
@@ -137,12 +135,11 @@ def contrastive_stage_in_run(run) -> None:
     """The contrastive stage of a training run (`tl_ui.engine.training.loop._Run`): live loss per step
     (StepEnd, Progress), early stopping on the validation examples' pair loss, Stop between steps."""
     from tl_ui.contracts.events import Progress, StepEnd
-    from tl_ui.core.settings import SETFIT_MAX_PAIRS
 
     config, loaded = run.config, run.loaded
     max_pairs = int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS)
     device = run.accelerator.device
-    steps_total = math.ceil(min(max_pairs, 2 * PAIRS_PER_EXAMPLE * len(run.train_items)) / PAIR_BATCH)
+    steps_total = math.ceil(min(max_pairs, 2 * SETFIT_PAIRS_PER_EXAMPLE * len(run.train_items)) / PAIR_BATCH)
 
     def on_step(s: ContrastiveStep) -> None:
         run.step = s.step
