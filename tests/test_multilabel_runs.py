@@ -137,7 +137,7 @@ def test_thresholds_round_trip_to_every_file_and_predict(request, which, capsys)
     assert manifest["multilabel"]["thresholds"] == thresholds
     assert json.loads((result.run_dir / "metrics.json").read_text())["multilabel"]["thresholds"] == thresholds
     predictor = Predictor.load(result.run_dir)
-    assert predictor.multilabel["thresholds"] == thresholds
+    assert predictor.manifest["multilabel"]["thresholds"] == thresholds
     answer = predictor.predict_with_set(TEXTS[:1])[0]
     assert answer["labels"] == [n for n, p in answer["probabilities"].items() if p >= thresholds[n]]
     assert len(answer["probabilities"]) == len(thresholds)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from tl_ui.contracts import RunState
+from tl_ui.contracts.events import RunFailed
 from tl_ui.service.errors import UserError
 from tl_ui.ui.formatting import user_message
 from tl_ui.ui.handlers import client_address
@@ -77,7 +79,7 @@ def build(handlers) -> dict:
             events, _ = job.events_since(0)
             state = job.state
             view = train_view(events, state, lab.runner.position(job), job.message)
-            status = plain_text(view.status) if state != "running" else plain_text(view.progress_text or view.status)
+            status = plain_text(view.status) if state != RunState.RUNNING else plain_text(view.progress_text or view.status)
             if job.done:
                 yield status, _final_metrics(job, position_at_submit), job.id
                 return
@@ -173,7 +175,7 @@ def _final_metrics(job, position_at_submit: int) -> dict:
         "submitted": job.submitted, "started": job.started, "ended": job.ended,
         "queue_position_at_submit": position_at_submit, "seq": job.seq,
     })
-    if job.state == "failed" and not metrics.get("message"):
-        failed = [e for e in job.events if e.get("kind") == "failed"]
+    if job.state == RunState.FAILED and not metrics.get("message"):
+        failed = [e for e in job.events if e.get("kind") == RunFailed.kind]
         metrics["message"] = failed[-1].get("message", "") if failed else ""
     return metrics

@@ -136,7 +136,7 @@ def scratch_md(main: RunFolder, companion: Optional[RunFolder]) -> tuple[str, bo
             return ("**The from-scratch comparison is still training** (the same recipe from random "
                     "weights). Its result appears here by itself when it finishes."), True
         if state != RunState.FINISHED:
-            why = "its run is gone" if state == "unknown" else f"it was {html.escape(state)}"
+            why = "its run is gone" if state == RunState.UNKNOWN else f"it was {html.escape(state)}"
             return f"The from-scratch comparison did not finish ({why}).", False
         scratch_metrics = companion.metrics() or {}
         scratch_acc, scratch_ci = scratch_metrics.get("accuracy"), scratch_metrics.get("accuracy_ci")

@@ -66,8 +66,8 @@ def show(lab, owner, run: RunFolder) -> dict:
     """Everything the Results step shows for one of the owner's runs (SHOW_KEYS)."""
     status, config, metrics = run.status(), run.config(), run.metrics()
     if not metrics:
-        state = status.get("state", "unknown")
-        if state == "failed":
+        state = status.get("state", RunState.UNKNOWN)
+        if state == RunState.FAILED:
             return empty(f"This run failed: {html.escape(str(status.get('message', '')))}")
         return empty(NOT_FINISHED.get(state, "This run has no results."))
 

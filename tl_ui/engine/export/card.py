@@ -8,10 +8,7 @@ from tl_ui.engine.export.sentence_export import CARD_SNIPPET as SENTENCE_SNIPPET
 
 
 def model_card(loaded: LoadedModel, config: RunConfig, data_summary: dict, metrics: dict) -> str:
-    if metrics.get("multilabel"):   # several labels per case: scores per label, thresholds
-        from tl_ui.engine.export.multilabel_card import multilabel_card
-
-        return multilabel_card(loaded, config, data_summary, metrics)
+    """A single-label run's card (a multi-label run's: multilabel_card.py; each task picks its own)."""
     classes = data_summary.get("classes", {})
     class_lines = "\n".join(f"| {name} | {count} |" for name, count in classes.items())
     per_class = metrics.get("per_class", {})

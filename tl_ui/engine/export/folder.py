@@ -15,7 +15,6 @@ from torch import nn
 
 from tl_ui.core.config import RunConfig
 from tl_ui.contracts import ExportManifest
-from tl_ui.engine.export.card import model_card
 from tl_ui.engine.models.fast_path import restore_layout
 from tl_ui.engine.models.build import LoadedModel
 from tl_ui.engine.export.sentence_export import FORMAT as SENTENCE_FORMAT, is_sentence_model, save_sentence_export
@@ -25,17 +24,16 @@ MANIFEST = MANIFEST_JSON   # our own small manifest (an ExportManifest): modalit
 
 
 def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, config: RunConfig,
-                 data_summary: dict, metrics: dict, calibration: Optional[dict] = None,
-                 familiarity=None, multilabel: Optional[dict] = None) -> Path:
-    """`calibration` ({"temperature", "thresholds", "n_calibration"}, fitted on the validation
-    examples): the temperature is folded into the classifier layer, so the files give calibrated
-    probabilities in plain timm / transformers; the prediction-set thresholds go into the manifest.
-    `multilabel` ({"thresholds": {label: t}, ...}): a multi-label run; its thresholds go into the manifest
-    and the model's own config (tl_ui/engine/export/multilabel_export.py)."""
+                 data_summary: dict, metrics: dict, task, chosen: dict, familiarity=None) -> Path:
+    """The run's model as `run.model_dir`. `task` (tl_ui/engine/tasks) says what its kind of task adds,
+    from what it `chosen` on the validation examples: a calibration temperature is folded into the
+    classifier layer (so the files give calibrated probabilities in plain timm / transformers) and the
+    prediction-set thresholds go into the manifest; a multi-label run's thresholds go into the manifest
+    and the model's own config; the model card is the task's."""
     out_dir = run.model_dir
     tmp = run.partial_model_dir()
     tmp.mkdir(parents=True)
-    calibration = calibration or {"temperature": 1.0, "thresholds": {}, "n_calibration": 0}
+    calibration = task.export_calibration(chosen) or {"temperature": 1.0, "thresholds": {}, "n_calibration": 0}
     try:
         fold_temperature(model, loaded.head_names, float(calibration["temperature"]))
         restore_layout(model)   # channels-last weights (fast path) are saved plain
@@ -43,12 +41,9 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
             model.save_pretrained(str(tmp / "adapter"))     # the adapter alone (peft format)
             model = model.merge_and_unload()                  # ...and a merged, ordinary model
         sentence = is_sentence_model(model)
-        if multilabel:
-            from tl_ui.engine.export.multilabel_export import mark_multilabel
-
-            mark_multilabel(model, multilabel)
+        task.mark_model(model, chosen)
         if loaded.modality == "image":
-            _save_timm(loaded, model, tmp, multilabel)
+            _save_timm(loaded, model, tmp, task.timm_config(chosen))
         elif sentence:   # the text probe / SetFit: a sentence-transformers folder + the head (issue 13)
             save_sentence_export(model, loaded.tokenizer, tmp, config.max_length)
         else:
@@ -69,14 +64,13 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
             "temperature": float(calibration["temperature"]),      # already folded into the weights
             "conformal": {"method": "LAC", "thresholds": calibration["thresholds"],
                           "n_calibration": calibration["n_calibration"], "default_level": config.set_level},
-            **({"multilabel": {"problem_type": "multi_label_classification", "activation": "sigmoid",
-                               **multilabel}} if multilabel else {}),
+            **task.manifest_additions(chosen, metrics),
         }
         manifest = ExportManifest.model_validate(manifest).to_dict()   # the contract (docs/contracts.md)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if familiarity is not None:   # tl_ui.engine.inference.familiarity: the "unlike your training data" reference
             familiarity.save(tmp)
-        (tmp / "README.md").write_text(model_card(loaded, config, data_summary, metrics), encoding="utf-8")
+        (tmp / "README.md").write_text(task.model_card(loaded, config, data_summary, metrics), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
@@ -86,12 +80,11 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
     return out_dir
 
 
-def _save_timm(loaded: LoadedModel, model: nn.Module, folder: Path, multilabel: Optional[dict] = None) -> None:
+def _save_timm(loaded: LoadedModel, model: nn.Module, folder: Path, extra: dict) -> None:
+    """A timm folder (`save_for_hf`); `extra`: the task's keys for config.json."""
     from timm.models import save_for_hf
 
     cfg = loaded.data_config
-    extra = ({"problem_type": "multi_label_classification", "label_thresholds": multilabel["thresholds"]}
-             if multilabel else {})
     save_for_hf(
         model, str(folder), model_config={"label_names": list(loaded.classes), **extra}, safe_serialization=True,
         data_config={"input_size": cfg["input_size"], "mean": cfg["mean"], "std": cfg["std"],

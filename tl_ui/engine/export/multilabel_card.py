@@ -1,10 +1,22 @@
 """The model card of a multi-label run: per-label scores with intervals, the thresholds and how to
-apply them (issue 15)."""
+apply them (issue 15; tl_ui/engine/tasks/multi_label.py writes it through `MultiLabelTask.model_card`)."""
 from __future__ import annotations
 
 from tl_ui.core.config import STRATEGY_HELP, RunConfig
-from tl_ui.engine.export.multilabel_export import CARD_NOTE
 from tl_ui.engine.export.sentence_export import CARD_SNIPPET as SENTENCE_SNIPPET
+
+CARD_NOTE = """### Applying the thresholds (multi-label)
+
+Each label has its own sigmoid score between 0 and 1; a case can have several labels, or none.
+A label applies when its score reaches its threshold (chosen on the validation examples, listed
+in the table above and stored in `transfer_lab.json` under `multilabel.thresholds`{config}):
+
+```python
+import json
+thresholds = json.load(open("PATH/TO/model/transfer_lab.json"))["multilabel"]["thresholds"]
+labels = [name for name, score in scores.items() if score >= thresholds[name]]
+```
+"""
 
 
 def _ci(ci) -> str:

@@ -182,22 +182,6 @@ def reference_for_run(loaded, sets: Sequence[Sequence], features: Optional[Seque
     return reference, heldout_record(reference, features[2])
 
 
-def familiarity_for_run(run, metrics: dict) -> Optional[FamiliarityReference]:
-    """The reference for a finished `train._Run` (metrics gain its `familiarity` record), or None if it
-    could not be made: the trained model stays usable without it. Not stoppable: training is over."""
-    try:
-        reference, metrics["familiarity"] = reference_for_run(
-            run.loaded, (run.train_items, run.val_items, run.report_items),
-            run.all_features[0] if run.all_features else None, batch_size=run._inference_batch(),
-            device=run.accelerator.device, max_length=run.config.max_length, window=run.window,
-            seed=run.config.seed)
-        return reference
-    except Exception as exc:
-        log.exception("no familiarity reference for run %s", run.run_dir.name)
-        metrics["familiarity"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-        return None
-
-
 # -- reading the features at prediction time -------------------------------------------------------
 
 _TAP = threading.local()   # per thread: one model may serve several try-it requests at once

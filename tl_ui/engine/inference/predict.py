@@ -1,4 +1,6 @@
-"""Load an exported model the way an outside user would (timm `local-dir:` / transformers) and predict."""
+"""Load an exported model the way an outside user would (timm `local-dir:` / transformers /
+sentence-transformers) and predict; the export's task (tl_ui/engine/tasks, from its manifest) turns the
+logits into probabilities and answers."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +9,10 @@ from typing import Any, Optional, Sequence
 import torch
 
 from tl_ui.engine.export.folder import read_manifest
-from tl_ui.engine.models.fast_path import image_input, length_order, prepare_model
 from tl_ui.engine.export.sentence_export import FORMAT as SENTENCE_FORMAT, load_sentence_classifier
+from tl_ui.engine.inference import familiarity
+from tl_ui.engine.models.fast_path import image_input, length_order, prepare_model
+from tl_ui.engine.tasks import task_for_export
 
 
 class PredictError(ValueError):
@@ -17,28 +21,33 @@ class PredictError(ValueError):
 
 class Predictor:
     def __init__(self, model, classes: list[str], modality: str, *, transform=None, tokenizer=None,
-                 max_length: int = 128, conformal: Optional[dict] = None, window: Optional[str] = None):
+                 max_length: int = 128, conformal: Optional[dict] = None, window: Optional[str] = None,
+                 manifest: Optional[dict] = None):
         self.model = prepare_model(model.eval(), modality)   # channels-last for images (fast path)
         self.classes = classes
         self.modality = modality
         self.transform = transform
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.conformal = conformal or {}   # {"thresholds": {level: qhat}, "default_level", "n_calibration"}
+        # the export's transfer_lab.json: its task's blocks (conformal thresholds, multi-label thresholds ...)
+        self.manifest = dict(manifest or {})
+        if conformal is not None:
+            self.manifest["conformal"] = conformal
+        self.task = task_for_export(self.manifest, classes)
         self.window = window               # DICOM window preset the model was trained with
         self.familiarity = None            # tl_ui.engine.inference.familiarity reference (None: an older export)
-        self.multilabel: Optional[dict] = None   # multi-label runs: {"thresholds": {label: t}, ...}; sigmoid scores
+
+    @property
+    def conformal(self) -> dict:
+        """{"thresholds": {level: qhat}, "default_level", "n_calibration"} of a single-label export, or {}."""
+        return self.manifest.get("conformal") or {}
 
     @classmethod
     def load(cls, run_or_model_dir: str | Path) -> "Predictor":
-        from tl_ui.engine.inference import familiarity
-
-        predictor = cls._load_model(run_or_model_dir)
         folder = Path(run_or_model_dir)
-        predictor.multilabel = (read_manifest(folder / "model" if (folder / "model").is_dir() else folder)
-                                or {}).get("multilabel")
-        predictor.familiarity = familiarity.attach(predictor.model, folder / "model" if (folder / "model").is_dir()
-                                                   else folder)   # the "unlike your training data" reference
+        folder = folder / "model" if (folder / "model").is_dir() else folder
+        predictor = cls._load_model(folder)
+        predictor.familiarity = familiarity.attach(predictor.model, folder)   # the "unlike your training data" reference
         return predictor
 
     @classmethod
@@ -50,7 +59,7 @@ class Predictor:
         if manifest is not None and manifest.get("format") == SENTENCE_FORMAT:
             model, tokenizer = load_sentence_classifier(folder)
             return cls(model, list(manifest["classes"]), "text", tokenizer=tokenizer,
-                       max_length=manifest.get("max_length") or 128, conformal=manifest.get("conformal"))
+                       max_length=manifest.get("max_length") or 128, manifest=manifest)
         if manifest is None or not (folder / "config.json").exists():
             raise PredictError("This run has no finished model to predict with. Train a model first, or "
                                "pick a run that finished.")
@@ -61,15 +70,15 @@ class Predictor:
             model = timm.create_model(f"local-dir:{folder}", pretrained=True)
             transform = create_transform(**resolve_data_config({}, model=model))
             classes = list(model.pretrained_cfg.get("label_names") or manifest["classes"])
-            return cls(model, classes, "image", transform=transform, conformal=manifest.get("conformal"),
-                       window=manifest.get("image_window"))
+            return cls(model, classes, "image", transform=transform, window=manifest.get("image_window"),
+                       manifest=manifest)
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         model = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         classes = [model.config.id2label[i] for i in range(model.config.num_labels)]
         return cls(model, classes, "text", tokenizer=tokenizer, max_length=manifest.get("max_length") or 128,
-                   conformal=manifest.get("conformal"))
+                   manifest=manifest)
 
     @torch.no_grad()
     def predict_proba(self, inputs: Sequence[Any], batch_size: int = 8) -> torch.Tensor:
@@ -94,7 +103,7 @@ class Predictor:
                 encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
                                          return_tensors="pt")
                 logits = self.model(**encoded).logits
-            rows.append(logits.float().sigmoid() if self.multilabel else logits.float().softmax(-1))
+            rows.append(self.task.activation(logits.float()))
         if not rows:
             return torch.empty(0, len(self.classes))
         probs = torch.empty_like(torch.cat(rows))
@@ -112,37 +121,18 @@ class Predictor:
 
 
     def predict_with_set(self, inputs: Sequence[Any], level: Optional[float] = None) -> list[dict]:
-        """For each input: {"probabilities": {class: p} (calibrated, most likely first),
-        "prediction_set": [classes] holding the right one with probability `level` (split conformal,
-        thresholds from the run's validation examples) or None when there were too few of those,
-        "set_level", "set_sentence": the set in plain words}."""
-        from tl_ui.trust import min_calibration_size, prediction_sets, set_sentence
-
-        if self.multilabel:   # every label's score and the labels at or above their thresholds
-            from tl_ui.engine.export.multilabel_export import multilabel_answers
-
-            return multilabel_answers(self, inputs)
-        level = float(level or self.conformal.get("default_level") or 0.9)
-        qhat = (self.conformal.get("thresholds") or {}).get(str(level))
-        from tl_ui.engine.inference.familiarity import judge_recorded, recording
-
+        """For each input, the task's answer (single-label: {"probabilities": {class: p} calibrated, most
+        likely first, "prediction_set", "set_level", "set_sentence"}; multi-label: every label's score and
+        "labels" at or above their thresholds) and whether the input looks unlike the training data
+        (`unlike_training_data`, its score, threshold and sentence; None without a reference)."""
         # texts in the order predict_proba runs them (by length), so that the features recorded for the
         # "unlike" flag line up with the rows; the answers go back in the caller's order at the end
         order = length_order(list(inputs)) if self.modality == "text" else list(range(len(inputs)))
-        with recording() as features:   # what the classifier layer reads, for the "unlike" flag
+        with familiarity.recording() as features:   # what the classifier layer reads, for the "unlike" flag
             probs = self.predict_proba([inputs[i] for i in order]).numpy()
-        unlike = judge_recorded(self.familiarity, features, len(probs))
-        sets = prediction_sets(probs, qhat) if qhat is not None else [None] * len(probs)
-        out = []
-        for row, chosen, flag in zip(probs, sets, unlike):
-            pairs = sorted(zip(self.classes, row.tolist()), key=lambda kv: -kv[1])
-            names = None if chosen is None else [self.classes[k] for k in sorted(chosen, key=lambda k: -row[k])]
-            sentence = set_sentence(names, level) if names else (
-                f"No prediction set: this model kept too few validation examples for the {level:.0%} level "
-                f"(at least {min_calibration_size(level)} needed).")
-            out.append({"probabilities": {c: float(p) for c, p in pairs}, "prediction_set": names,
-                        "set_level": level, "set_sentence": sentence, **flag})
-        in_order: list = [None] * len(out)
+        unlike = familiarity.judge_recorded(self.familiarity, features, len(probs))
+        answers = self.task.answers(probs, self.manifest, level)
+        in_order: list = [None] * len(answers)
         for position, index in enumerate(order):
-            in_order[index] = out[position]
+            in_order[index] = {**answers[position], **unlike[position]}
         return in_order

@@ -35,7 +35,7 @@ L2_GRID = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
 # strengths too, as scikit-learn's default C = 1 on unit vectors is; matched it within 0.01 on
 # 16-300 sample reviews where the grid above, per-feature scaled, trailed by up to 0.013.
 SENTENCE_L2_GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-4)
-# What the app fits with, for every model (see _scaling); the benchmark times these options.
+# What the app fits with, for every model (see app_options); the benchmark times these options.
 APP_OPTIONS = {"isotropic": True, "grid": SENTENCE_L2_GRID}
 CV_FOLDS = 3
 CV_MAX_ITER = 30
@@ -306,51 +306,11 @@ def sentence_options(sentence: Optional[dict]) -> dict:
     return dict(APP_OPTIONS) if sentence else {}
 
 
-def _scaling(run) -> dict:
+def app_options(config) -> dict:
     """One common scale and the finer grid for every model: on images it scored at least the minibatch
     head's held-out accuracy in every benchmark cell, where per-feature scaling trailed it by 4 points
     on 100 pretrained digits (docs/benchmarks.md, "iterate"). `extra["probe_scale"] = "per_feature"` gives
     the per-feature scaling and default grid, for that comparison."""
-    if (run.config.extra or {}).get("probe_scale") == "per_feature":
+    if (config.extra or {}).get("probe_scale") == "per_feature":
         return {}
     return dict(APP_OPTIONS)
-
-
-def fit_head_in_run(run, head: torch.nn.Module, features: list[torch.Tensor]) -> int:
-    """Fit `head` (the model's last linear layer) for a training run (`tl_ui.engine.training.loop._Run`): each
-    iteration becomes a StepEnd and an EpochEnd (the live curves: training loss, and loss and accuracy
-    on the validation examples); the last one is the kept weights. Returns the number of iterations."""
-    from tl_ui.contracts.events import EpochEnd, StepEnd
-
-    weights = None if run.criterion.weight is None else run.criterion.weight.cpu().numpy()
-    run.fit_started = time.time()
-    pending: list = []
-    before = int(getattr(run, "steps_before_head", 0))   # SetFit's contrastive steps come first on the curve
-
-    def emit_pending(is_best: bool) -> None:
-        if pending:
-            it = pending.pop()
-            elapsed = time.time() - run.fit_started
-            run.recorder.emit(EpochEnd(
-                epoch=it.iteration, epochs=PROBE_MAX_ITER, step=before + it.iteration, train_loss=it.train_loss,
-                train_accuracy=it.train_accuracy, val_loss=it.val_loss, val_accuracy=it.val_accuracy,
-                val_macro_f1=it.val_macro_f1, elapsed_s=elapsed, eta_s=None, is_best=is_best))
-
-    def on_iteration(it: Iteration) -> None:
-        emit_pending(False)            # an iteration followed by another is not the one kept
-        run.epoch, run.step = it.iteration, before + it.iteration
-        run.recorder.emit(StepEnd(epoch=it.iteration, step=before + it.iteration, total_steps=before + PROBE_MAX_ITER,
-                                  train_loss=it.train_loss, learning_rate=0.0,
-                                  elapsed_s=time.time() - run.fit_started, eta_s=None))
-        pending.append(it)
-
-    fitted = fit_head(features[0].numpy(), run.train_targets, len(run.classes), choose_x=features[1].numpy(),
-                      choose_y=run.val_targets, class_weights=weights, seed=run.config.seed,
-                      on_iteration=on_iteration, should_stop=run.should_stop, **_scaling(run))
-    emit_pending(True)
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy(fitted.weight))
-        head.bias.copy_(torch.from_numpy(fitted.bias))
-    run.probe_fit = {**fitted.record(), **({"setfit": run.setfit_record} if getattr(run, "setfit_record", None)
-                                           else {})}
-    return fitted.iterations

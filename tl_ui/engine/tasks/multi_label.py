@@ -1,15 +1,16 @@
-"""Training runs on multi-label data (issue 15): one sigmoid output per label, binary cross-entropy.
-
-`MultiLabelRun` is the ordinary run (`train._Run`: the same strategies, loop, roles, export) with
-what differs for several labels per example:
+"""Several labels per example (issue 15): one sigmoid output per label, and everything that differs from
+one label per example:
 
 * loss: `BCEWithLogitsLoss` with a positive weight per label (negatives / positives among the
   training examples, at most `MAX_POS_WEIGHT`), so a rare label is not simply always switched off;
-* the probe's full-batch head: one-vs-rest logistic regression (scikit-learn) on the cached
-  embeddings, its L2 strength cross-validated within the training examples;
+* the probe's full-batch head: one-vs-rest logistic regression (tl_ui/engine/probe/one_vs_rest.py);
 * curves: micro-F1 at 0.5 where single-label runs show accuracy;
-* the end: a threshold per label chosen on the choose ("validation") examples
-  (`trust.multilabel.choose_thresholds`), every number measured on the report ("test") examples only.
+* chosen on the choose ("validation") examples: a threshold per label (`trust.multilabel.choose_thresholds`);
+  every number measured on the report ("test") examples only: per-label and micro/macro scores with
+  intervals, subset accuracy, Hamming loss (`build_multilabel_metrics`);
+* the export: `problem_type="multi_label_classification"` and the thresholds in the model's config and
+  in model/transfer_lab.json; a loaded model answers with every label's score and the labels at or above
+  their thresholds.
 No temperature is fitted (sigmoid scores are used as they are), so the exported model's scores are
 the app's scores, and nothing fitted on the validation examples can sharpen them; a label's threshold
 is tuned only with at least `trust.multilabel.MIN_FOR_THRESHOLD` positives and negatives there (else 0.5), and on
@@ -20,24 +21,21 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from tl_ui.contracts.events import EpochEnd, RunFinished, StepEnd
-from tl_ui.engine.export.folder import export_model
-from tl_ui.engine.inference.familiarity import familiarity_for_run
-from tl_ui.engine.training.loop import RunResult, _Run
-from tl_ui.core.runfolder import RunFolder
+from tl_ui.engine.export.multilabel_card import multilabel_card
+from tl_ui.engine.probe.one_vs_rest import PROBE_METHOD, fit_ovr_head
+from tl_ui.engine.probe.solver import Iteration
+from tl_ui.engine.tasks.base import Evidence, FittedHead, Scored, Task
 from tl_ui.trust.multilabel import choose_thresholds, multilabel_scores, sigmoid
 
 MAX_POS_WEIGHT = 10.0
-PROBE_CS = (0.01, 0.1, 1.0, 10.0, 100.0)   # scikit-learn's C for the one-vs-rest probe, cross-validated
-PROBE_METHOD = ("one-vs-rest logistic regression (scikit-learn, L-BFGS) on the embeddings, one scale for all "
-                "features; C cross-validated within the training examples per label; positives weighted")
 TASK = "multi_label"
+PROBLEM_TYPE = "multi_label_classification"   # transformers' name: sigmoid scores in pipeline()
 
 
 def pos_weights(targets: np.ndarray) -> np.ndarray:
@@ -56,39 +54,58 @@ def _f1(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / max(2 * tp + fp + fn, 1)
 
 
-class MultiLabelRun(_Run):
-    SCORE = "micro_f1"
+def apply_thresholds(scores: dict, thresholds: dict) -> list[str]:
+    """The labels whose score reaches their threshold, highest score first."""
+    return [name for name, p in sorted(scores.items(), key=lambda kv: -kv[1]) if p >= float(thresholds.get(name, 0.5))]
 
-    def __init__(self, config, *args, **kwargs):
-        if config.strategy == "setfit":   # before any model is loaded
+
+class MultiLabelTask(Task):
+    name = TASK
+    score = "micro_f1"
+
+    def __init__(self, classes):
+        super().__init__(classes)
+        self.pos_weight: Optional[np.ndarray] = None   # the loss's, from the training examples
+
+    @classmethod
+    def handles(cls, dataset) -> bool:
+        return bool(dataset.multilabel)
+
+    @classmethod
+    def reads_export(cls, manifest: dict) -> bool:
+        return bool(manifest.get("multilabel"))
+
+    def check(self, config) -> None:
+        if config.strategy == "setfit":
             from tl_ui.core.config import ConfigError
 
             raise ConfigError("SetFit learns from pairs with the same or a different label, so it needs one label "
                               "per example. For multi-label data pick the linear probe, partial, full or LoRA.")
-        super().__init__(config, *args, **kwargs)
 
-    def _criterion(self) -> nn.Module:
-        config = getattr(self.loaded.model, "config", None)
-        if config is not None and hasattr(config, "problem_type"):   # transformers: sigmoid in pipeline()
-            config.problem_type = "multi_label_classification"
-        self.pos_weight = pos_weights(self.train_targets)
-        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight, dtype=torch.float32,
-                                                            device=self.accelerator.device))
+    # -- training ----------------------------------------------------------------------------------
+    def criterion(self, loaded, train_targets: np.ndarray, config, device) -> nn.Module:
+        model_config = getattr(loaded.model, "config", None)
+        if model_config is not None and hasattr(model_config, "problem_type"):   # transformers: sigmoid in pipeline()
+            model_config.problem_type = PROBLEM_TYPE
+        self.pos_weight = pos_weights(train_targets)
+        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight, dtype=torch.float32, device=device))
 
-    def _targets(self, batch):
-        return (batch[1] if isinstance(batch, (list, tuple)) else batch["labels"]).float()
+    def batch_targets(self, batch) -> torch.Tensor:
+        return super().batch_targets(batch).float()
 
-    def _step_counts(self, logits: torch.Tensor, labels: torch.Tensor):
+    def step_counts(self, logits: torch.Tensor, labels: torch.Tensor):
         return np.array(micro_f1_at(logits, labels), dtype=np.int64)
 
-    def _epoch_score(self, counts, seen: int) -> float:
+    def epoch_score(self, counts, seen: int) -> float:
         return _f1(*counts) if seen else 0.0
 
-    @torch.no_grad()
-    def _validate(self, model, forward, loader) -> tuple[float, float, float]:
-        """(loss, micro-F1, macro-F1) on the choose examples, scores cut at 0.5."""
-        logits = torch.as_tensor(self._predict(model, forward, loader))
-        return self._scores(logits, torch.as_tensor(self.val_targets))
+    def outputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits, one per label (sigmoid scores after `trust.multilabel.sigmoid`)."""
+        return logits
+
+    def validation_scores(self, outputs: np.ndarray, targets: np.ndarray) -> tuple[float, float, float]:
+        """(loss, micro-F1, macro-F1), scores cut at 0.5."""
+        return self._scores(torch.as_tensor(outputs), torch.as_tensor(targets))
 
     def _scores(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, float, float]:
         loss = nn.functional.binary_cross_entropy_with_logits(
@@ -96,118 +113,84 @@ class MultiLabelRun(_Run):
         per = [_f1(*micro_f1_at(logits[:, k], targets[:, k])) for k in range(targets.shape[1])]
         return float(loss), _f1(*micro_f1_at(logits, targets)), float(np.mean(per)) if per else 0.0
 
-    def _outputs(self, logits: torch.Tensor) -> torch.Tensor:
-        """Logits, one per label (sigmoid scores after `trust.multilabel.sigmoid`)."""
-        return logits
-
-    # -- the probe's full-batch head ----------------------------------------------------------------
-    def fit_full_batch(self, head: nn.Linear, features: list[torch.Tensor]) -> int:
-        self.fit_started = time.time()
-        fitted = fit_ovr_head(features[0].numpy(), self.train_targets, self.pos_weight, self.config.seed,
-                              self.should_stop)
-        with torch.no_grad():
-            head.weight.copy_(torch.from_numpy(fitted["weight"]))
-            head.bias.copy_(torch.from_numpy(fitted["bias"]))
+    def fit_probe_head(self, train_x, train_y, choose_x, choose_y, *, config, should_stop, on_iteration) -> FittedHead:
+        started = time.time()
+        fitted = fit_ovr_head(train_x, train_y, self.pos_weight, config.seed, should_stop)
         iterations = max(fitted["iterations"], 1)
-        z = lambda x: torch.from_numpy(x.numpy() @ fitted["weight"].T + fitted["bias"]).float()   # noqa: E731
-        train = self._scores(z(features[0]), torch.as_tensor(self.train_targets))
-        val = self._scores(z(features[1]), torch.as_tensor(self.val_targets))
-        self.epoch = self.step = iterations
-        elapsed = time.time() - self.fit_started
-        self.recorder.emit(StepEnd(epoch=iterations, step=iterations, total_steps=iterations, train_loss=train[0],
-                                   learning_rate=0.0, elapsed_s=elapsed, eta_s=None))
-        self.recorder.emit(EpochEnd(epoch=iterations, epochs=iterations, step=iterations, train_loss=train[0],
-                                    train_accuracy=train[1], val_loss=val[0], val_accuracy=val[1],
-                                    val_macro_f1=val[2], elapsed_s=elapsed, eta_s=None, is_best=True))
-        self.probe_fit = {"method": PROBE_METHOD, "C": fitted["C"], "iterations": iterations,
-                          "fit_seconds": round(elapsed, 4)}
-        return iterations
+        z = lambda x: torch.from_numpy(x @ fitted["weight"].T + fitted["bias"]).float()   # noqa: E731
+        train = self._scores(z(train_x), torch.as_tensor(train_y))
+        val = self._scores(z(choose_x), torch.as_tensor(choose_y))
+        on_iteration(Iteration(iterations, train[0], train[1], val[0], val[1], val[2]))   # one point: the fit
+        record = {"method": PROBE_METHOD, "C": fitted["C"], "iterations": iterations,
+                  "fit_seconds": round(time.time() - started, 4)}
+        return FittedHead(fitted["weight"], fitted["bias"], iterations, record)
 
-    # -- the end -------------------------------------------------------------------------------------
-    def _finish(self, train_plan, best_epoch: int, choose_logits: np.ndarray, report_logits: np.ndarray) -> RunResult:
-        config = self.config
-        report_items = [str(x) for x in self.report_items]
-        thresholds, how = choose_thresholds(sigmoid(choose_logits), self.val_targets)   # chosen on "validation"
-        probs = sigmoid(report_logits)
-        metrics = build_multilabel_metrics(probs, self.report_targets, self.classes, report_items, thresholds,
-                                           how, seed=config.seed)
-        metrics.update({
-            "n_train": len(self.train_items), "best_epoch": best_epoch, "epochs_run": self.epoch,
-            "strategy": config.strategy, "model_id": config.model_id, "random_init": config.random_init,
-            "trainable_params": train_plan.trainable_params, "total_params": train_plan.total_params,
-            "train_seconds": round(time.time() - self.fit_started, 2), "evaluation": self._evaluation(),
-            "pos_weight": {n: round(float(w), 4) for n, w in zip(self.classes, self.pos_weight)},
-            **({"probe_fit": self.probe_fit} if self.probe_fit else {}),
-        })
-        model = self.accelerator.unwrap_model(train_plan.model)
-        run = RunFolder(self.run_dir)
-        familiarity = familiarity_for_run(self, metrics)
-        if self.accelerator.is_main_process:
-            write_multilabel_predictions(run.predictions_csv, probs, self.report_targets, self.classes,
-                                         report_items, thresholds)
-            export_model(self.loaded, model, run, config=config, data_summary=self._data_summary(),
-                         metrics=metrics, familiarity=familiarity,
-                         multilabel={"thresholds": dict(zip(self.classes, thresholds)), "threshold_choice": how})
-            run.write_metrics(metrics)
-        self.accelerator.wait_for_everyone()
-        self.recorder.emit(RunFinished(
-            run_id=self.run_dir.name, best_epoch=best_epoch, accuracy=metrics["accuracy"],
-            macro_f1=metrics["macro_f1"], n_val=metrics["n_val"], elapsed_s=time.time() - self.recorder.started,
-            run_dir=str(self.run_dir)))
-        self.recorder.status("finished")
-        return RunResult(self.run_dir.name, self.run_dir, "finished", metrics)
+    # -- chosen on the choose examples, measured on the report examples ---------------------------------
+    def choose(self, choose: Scored, config) -> dict:
+        thresholds, how = choose_thresholds(sigmoid(choose.outputs), choose.targets)
+        return {"thresholds": thresholds, "threshold_choice": how}
 
-    def _evaluation(self) -> dict:
-        record = self.roles.describe()
+    def core_metrics(self, evidence: Evidence) -> dict:
+        report, chosen = evidence.report, evidence.chosen
+        return build_multilabel_metrics(sigmoid(report.outputs), report.targets, evidence.classes, report.items,
+                                        chosen["thresholds"], chosen["threshold_choice"], seed=evidence.config.seed)
+
+    def evaluation_record(self, roles) -> dict:
+        record = roles.describe()
         record["chosen"] = ["epoch (early stopping)", "a score threshold per label"]
         record["sentence"] = (
-            f"The numbers below come from {len(self.roles.report)} test examples that took no part in training "
-            f"or in any choice; the epoch and each label's threshold were chosen on {len(self.roles.choose)} other "
+            f"The numbers below come from {len(roles.report)} test examples that took no part in training "
+            f"or in any choice; the epoch and each label's threshold were chosen on {len(roles.choose)} other "
             "validation examples.")
         return record
 
+    def run_fields(self) -> dict:
+        return {"pos_weight": {n: round(float(w), 4) for n, w in zip(self.classes, self.pos_weight)}}
 
-def fit_ovr_head(train_x: np.ndarray, train_y: np.ndarray, pos_weight: np.ndarray, seed: int,
-                 should_stop=lambda: False) -> dict:
-    """{"weight" (labels, features), "bias", "C", "iterations"}: one logistic regression per label on
-    features centred and scaled by one spread (the standardisation folded back into the weights)."""
-    from threadpoolctl import threadpool_limits
+    def write_predictions(self, path: Path, report: Scored, chosen: dict) -> None:
+        write_multilabel_predictions(path, sigmoid(report.outputs), report.targets, self.classes, report.items,
+                                     chosen["thresholds"])
 
-    with threadpool_limits(1):   # tiny problems: BLAS threads beside torch's only spin (probe_solver.py)
-        return _fit_ovr_head(train_x, train_y, pos_weight, seed, should_stop)
+    # -- the export and a loaded model ------------------------------------------------------------------
+    def _label_thresholds(self, chosen: dict) -> dict:
+        return dict(zip(self.classes, chosen["thresholds"]))
 
+    def mark_model(self, model: nn.Module, chosen: dict) -> None:
+        """transformers: `config.problem_type` (so `pipeline("text-classification", top_k=None,
+        function_to_apply="sigmoid")` gives every label's score) and `config.label_thresholds`."""
+        config = getattr(model, "config", None)
+        if config is None or not hasattr(config, "to_dict"):
+            return   # timm / sentence-transformers exports: timm_config and the manifest carry it
+        config.problem_type = PROBLEM_TYPE
+        config.label_thresholds = {str(k): float(v) for k, v in self._label_thresholds(chosen).items()}
 
-def _fit_ovr_head(train_x, train_y, pos_weight, seed, should_stop) -> dict:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    def timm_config(self, chosen: dict) -> dict:
+        return {"problem_type": PROBLEM_TYPE, "label_thresholds": self._label_thresholds(chosen)}
 
-    x = np.asarray(train_x, dtype=np.float64)
-    mean = x.mean(axis=0)
-    scale = max(float(np.sqrt(((x - mean) ** 2).mean())), 1e-12)
-    z = (x - mean) / scale
-    y = np.asarray(train_y) > 0.5
-    weights, biases, chosen, iterations = [], [], [], 0
-    for k in range(y.shape[1]):
-        if should_stop():
-            from tl_ui.engine.probe.features import Stopped
+    def manifest_additions(self, chosen: dict, metrics: dict) -> dict:
+        return {"multilabel": {"problem_type": PROBLEM_TYPE, "activation": "sigmoid",
+                               "thresholds": self._label_thresholds(chosen),
+                               "threshold_choice": chosen["threshold_choice"]}}
 
-            raise Stopped()
-        yk = y[:, k].astype(int)
-        weight = {0: 1.0, 1: float(pos_weight[k])}
-        folds = int(min(3, yk.sum(), len(yk) - yk.sum()))
-        best_c = 1.0
-        if folds >= 2:
-            cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-            scores = [cross_val_score(LogisticRegression(C=c, class_weight=weight, max_iter=500), z, yk, cv=cv,
-                                      scoring="neg_log_loss").mean() for c in PROBE_CS]
-            best_c = PROBE_CS[int(np.argmax(scores))]
-        model = LogisticRegression(C=best_c, class_weight=weight, max_iter=1000).fit(z, yk)
-        weights.append(model.coef_[0] / scale)
-        biases.append(model.intercept_[0] - (mean / scale) @ model.coef_[0])
-        chosen.append(best_c)
-        iterations = max(iterations, int(np.max(model.n_iter_)))
-    return {"weight": np.array(weights, dtype=np.float32), "bias": np.array(biases, dtype=np.float32),
-            "C": chosen, "iterations": iterations}
+    def model_card(self, loaded, config, data_summary: dict, metrics: dict) -> str:
+        return multilabel_card(loaded, config, data_summary, metrics)
+
+    def activation(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.sigmoid()
+
+    def answers(self, probs: np.ndarray, manifest: dict, level: Optional[float]) -> list[dict]:
+        """{"probabilities": every label's sigmoid score (highest first), "labels": those at or above their
+        threshold, "thresholds", "set_sentence": the labels in words, "prediction_set": None, "set_level": None}."""
+        thresholds = {str(k): float(v) for k, v in ((manifest.get("multilabel") or {}).get("thresholds") or {}).items()}
+        out = []
+        for row in probs:
+            scores = {c: float(p) for c, p in sorted(zip(self.classes, row.tolist()), key=lambda kv: -kv[1])}
+            labels = apply_thresholds(scores, thresholds)
+            sentence = (f"Labels: {', '.join(labels)} (each score at or above its threshold)." if labels else
+                        "None of the labels: no score reached its threshold.")
+            out.append({"probabilities": scores, "labels": labels, "thresholds": thresholds, "prediction_set": None,
+                        "set_level": None, "set_sentence": sentence})
+        return out
 
 
 def build_multilabel_metrics(probs: np.ndarray, targets: np.ndarray, classes: Sequence[str], items: Sequence[str],

@@ -20,6 +20,8 @@ from tl_ui.core.runfolder import RunFolder
 if TYPE_CHECKING:   # torch only when weights are loaded: the service builds a continued run's config
     from torch import nn
 
+    from tl_ui.engine.training.context import RunContext
+
 PARENT_KEY = "continue_from"
 PROBE_CONVERGED = ("This probe's last layer was fitted to convergence in one go: more epochs would change nothing. "
                    "To adapt the model further, pick Partial unfreezing or LoRA in step 3 and train again.")
@@ -91,12 +93,12 @@ def continue_config(parent_config: dict, parent_id: str, epochs: int) -> RunConf
     return RunConfig.from_dict(record)
 
 
-def resume(run, train_plan) -> bool:
-    """When `run` (the engine's _Run) continues a parent: the parent's weights into the plan's model and
-    the epoch counter after the parent's epochs. False for an ordinary run."""
-    parent = parent_folder(run.config, run.run_dir)
+def resume(ctx: "RunContext", train_plan) -> bool:
+    """When the run continues a parent: the parent's weights into the plan's model and the clock's epoch
+    after the parent's epochs. False for an ordinary run."""
+    parent = parent_folder(ctx.config, ctx.run_dir)
     if parent is None:
         return False
-    load_parent_weights(train_plan.model, run.loaded.head_names, parent, run.config.strategy)
-    run.epoch = epochs_done(parent)
+    load_parent_weights(train_plan.model, ctx.loaded.head_names, parent, ctx.config.strategy)
+    ctx.clock.epoch = epochs_done(parent)
     return True

@@ -22,6 +22,7 @@ from torch import nn
 from tl_ui.core.config import SETFIT_CHECKS, SETFIT_MAX_PAIRS, SETFIT_PAIRS_PER_EXAMPLE
 from tl_ui.engine.probe.features import Stopped
 from tl_ui.engine.models.sentence import SentenceClassifier
+from tl_ui.engine.training.context import RunContext
 
 LEARNING_RATE = 2e-5        # SetFit's default body learning rate
 PAIR_BATCH = 16
@@ -131,35 +132,36 @@ def pair_loss(model: SentenceClassifier, tokenizer, texts: Sequence[str], target
     return float(nn.functional.mse_loss(nn.functional.cosine_similarity(left, right), labels))
 
 
-def contrastive_stage_in_run(run) -> None:
-    """The contrastive stage of a training run (`tl_ui.engine.training.loop._Run`): live loss per step
-    (StepEnd, Progress), early stopping on the validation examples' pair loss, Stop between steps."""
+def contrastive_stage(ctx: RunContext) -> None:
+    """The contrastive stage of a SetFit run, before the probe's embeddings: live loss per step (StepEnd,
+    Progress), early stopping on the validation examples' pair loss, Stop between steps. Sets the clock's
+    steps and `records["setfit"]` (tl_ui/engine/training/context.py)."""
     from tl_ui.contracts.events import Progress, StepEnd
 
-    config, loaded = run.config, run.loaded
+    config, loaded, examples = ctx.config, ctx.loaded, ctx.examples
     max_pairs = int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS)
-    device = run.accelerator.device
-    steps_total = math.ceil(min(max_pairs, 2 * SETFIT_PAIRS_PER_EXAMPLE * len(run.train_items)) / PAIR_BATCH)
+    device = ctx.device
+    steps_total = math.ceil(min(max_pairs, 2 * SETFIT_PAIRS_PER_EXAMPLE * len(examples.train_items)) / PAIR_BATCH)
 
     def on_step(s: ContrastiveStep) -> None:
-        run.step = s.step
-        run.recorder.emit(StepEnd(epoch=1, step=s.step, total_steps=s.steps, train_loss=s.loss,
+        ctx.clock.step = s.step
+        ctx.recorder.emit(StepEnd(epoch=1, step=s.step, total_steps=s.steps, train_loss=s.loss,
                                   learning_rate=config.resolved_learning_rate, elapsed_s=s.elapsed_s,
                                   eta_s=s.elapsed_s / s.step * (s.steps - s.step)))
-        run.recorder.emit(Progress(stage="contrastive", done=s.step, total=s.steps,
+        ctx.recorder.emit(Progress(stage="contrastive", done=s.step, total=s.steps,
                                    message=f"Learning from pairs of your texts: step {s.step} of {s.steps}, "
                                            f"pair loss {s.loss:.3f}"))
 
-    run.recorder.emit(Progress(stage="contrastive", done=0, total=steps_total,
+    ctx.recorder.emit(Progress(stage="contrastive", done=0, total=steps_total,
                                message=f"Learning from pairs of your texts ({steps_total} steps)"))
     record = contrastive_fit(
-        loaded.model, loaded.tokenizer, run.train_items, run.train_targets, max_pairs=max_pairs,
+        loaded.model, loaded.tokenizer, examples.train_items, examples.train_targets, max_pairs=max_pairs,
         max_length=config.max_length, seed=config.seed, learning_rate=config.resolved_learning_rate,
-        device=device, on_step=on_step, should_stop=run.should_stop, patience=int(config.early_stopping_patience),
-        validate=lambda: pair_loss(loaded.model, loaded.tokenizer, run.val_items, run.val_targets,
+        device=device, on_step=on_step, should_stop=ctx.should_stop, patience=int(config.early_stopping_patience),
+        validate=lambda: pair_loss(loaded.model, loaded.tokenizer, examples.val_items, examples.val_targets,
                                    max_length=config.max_length, device=device))
-    run.setfit_record = {k: v for k, v in record.items() if k != "losses"}
-    run.steps_before_head = record["steps_run"]
+    ctx.records["setfit"] = {k: v for k, v in record.items() if k != "losses"}
+    ctx.clock.steps_before_head = record["steps_run"]
 
 
 def _embed(model: SentenceClassifier, tokenizer, texts: list[str], max_length: int, device) -> torch.Tensor:
