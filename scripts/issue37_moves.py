@@ -51,7 +51,7 @@ MOVES = {
     "tl_ui.engine.recorder": "tl_ui.engine.training.recorder",
     "tl_ui.engine.accelerate_checks": "tl_ui.engine.training.accelerate_checks",
     "tl_ui.engine.objective": "tl_ui.engine.tasks.single_label",
-    "tl_ui.engine.multilabel_export": "tl_ui.engine.export.multilabel_export",   # TEMP step ii
+    "tl_ui.engine.multilabel_export": "tl_ui.engine.tasks.multi_label",
     "tl_ui.engine.multilabel_card": "tl_ui.engine.export.multilabel_card",
     "tl_ui.engine.multilabel": "tl_ui.engine.tasks.multi_label",
     "tl_ui.engine.probe_solver": "tl_ui.engine.probe.solver",
@@ -78,19 +78,37 @@ FILES = {
     "tl_ui/measured_figures.json": "tl_ui/core/measured_figures.json",
     "tl_ui/shelf_facts.json": "tl_ui/engine/planning/shelf_facts.json",
 }
-# names that left the module their file moved to (old module, name) -> new module
+# names that left the module their file moved to, or were renamed: (old module, name) -> where they are now
 RENAMED_NAMES = {
-    ("tl_ui.engine.events", "RunResult"): "tl_ui.engine.training.recorder",
-    ("tl_ui.engine.multilabel", "fit_ovr_head"): "tl_ui.engine.probe.one_vs_rest",
-    ("tl_ui.engine.multilabel_export", "CARD_NOTE"): "tl_ui.engine.export.multilabel_card",
+    ("tl_ui.engine.events", "RunResult"): "tl_ui.engine.training.recorder.RunResult",
+    ("tl_ui.engine.events", "*"): "tl_ui.contracts.events (the event classes)",
+    ("tl_ui.engine.train", "_Run"): "tl_ui.engine.training.loop.TrainingRun",
+    ("tl_ui.engine.objective", "SingleLabelObjective"): "tl_ui.engine.tasks.single_label.SingleLabelTask",
+    ("tl_ui.engine.multilabel", "MultiLabelRun"): "tl_ui.engine.tasks.multi_label.MultiLabelTask",
+    ("tl_ui.engine.multilabel", "fit_ovr_head"): "tl_ui.engine.probe.one_vs_rest.fit_ovr_head",
+    ("tl_ui.engine.multilabel_export", "CARD_NOTE"): "tl_ui.engine.export.multilabel_card.CARD_NOTE",
+    ("tl_ui.engine.multilabel_export", "mark_multilabel"): "tl_ui.engine.tasks.multi_label.MultiLabelTask.mark_model",
+    ("tl_ui.engine.multilabel_export", "multilabel_answers"): "Predictor.predict_with_set (MultiLabelTask.answers)",
     ("tl_ui.engine.models", "efficientnet_pytorch_to_timm"): "tl_ui.engine.models.packaged_weights",
-    ("tl_ui.engine.sentence", "contrastive_stage_in_run"): "tl_ui.engine.training.setfit",
-    ("tl_ui.engine.probe_solver", "fit_head_in_run"): "tl_ui.engine.training.stages",
-    ("tl_ui.engine.familiarity", "familiarity_for_run"): "tl_ui.engine.training.stages",
-    ("tl_ui.engine.probe_solver", "MAX_ITER"): "tl_ui.core.config (PROBE_MAX_ITER)",
-    ("tl_ui.settings", "SETFIT_MAX_PAIRS"): "tl_ui.core.config",
-    ("tl_ui.service.lab", "UserError"): "tl_ui.service.errors",
-    ("tl_ui.service.lab", "NO_DATA_MESSAGE"): "tl_ui.service.errors",
+    ("tl_ui.engine.sentence", "contrastive_stage_in_run"): "tl_ui.engine.training.setfit.contrastive_stage",
+    ("tl_ui.engine.setfit", "contrastive_stage_in_run"): "tl_ui.engine.training.setfit.contrastive_stage",
+    ("tl_ui.engine.setfit", "PAIRS_PER_EXAMPLE"): "tl_ui.core.config.SETFIT_PAIRS_PER_EXAMPLE",
+    ("tl_ui.engine.setfit", "CHECKS"): "tl_ui.core.config.SETFIT_CHECKS",
+    ("tl_ui.engine.probe_solver", "fit_head_in_run"): "tl_ui.engine.training.stages.fit_probe_head",
+    ("tl_ui.engine.probe_solver", "_scaling"): "tl_ui.engine.probe.solver.app_options (takes the config)",
+    ("tl_ui.engine.probe_solver", "MAX_ITER"): "tl_ui.core.config.PROBE_MAX_ITER",
+    ("tl_ui.engine.familiarity", "familiarity_for_run"): "tl_ui.engine.training.stages.familiarity_reference",
+    ("tl_ui.engine.planning", "probe_max_iterations"): "tl_ui.core.config.PROBE_MAX_ITER",
+    ("tl_ui.engine.planning", "module_constants"): "gone: the constants are in tl_ui.core.config",
+    ("tl_ui.engine.shelf_facts", "--count"): "python -m tl_ui.jobs.shelf_facts_worker --count",
+    ("tl_ui.settings", "SETFIT_MAX_PAIRS"): "tl_ui.core.config.SETFIT_MAX_PAIRS",
+    ("tl_ui.service.lab", "UserError"): "tl_ui.service.errors.UserError",
+    ("tl_ui.service.lab", "NO_DATA_MESSAGE"): "tl_ui.service.errors.NO_DATA_MESSAGE",
+    ("tl_ui.trust.intervals", "wilson_interval"): "tl_ui.trust.proportions.wilson_interval",
+    ("tl_ui.trust.intervals", "DEFAULT_LEVEL"): "tl_ui.trust.proportions.DEFAULT_LEVEL",
+    ("tl_ui.data.multilabel", "label_summary"): "tl_ui.data.dataset (LabelledDataset.summary()['multilabel'])",
+    ("tl_ui.data.tables", "_resolve_column ..."): "tl_ui.data.table_columns (public names, no underscore)",
+    ("tl_ui.runfolder", "RunFolder (in tl_ui/ui)"): "tl_ui.service.runs.open_run / run_metrics",
 }
 # `from tl_ui.engine import fast_path`: a module imported from its old package -> (new package, new name)
 SUBMODULE_IMPORTS = {tuple(old.rsplit(".", 1)): tuple(new.rsplit(".", 1)) for old, new in MOVES.items()}
@@ -152,7 +170,9 @@ def main(paths: list[str]) -> int:
             path.write_text(after, encoding="utf-8")
             changed += 1
             print("rewrote", path)
-    print(f"{changed} file(s) changed; check RENAMED_NAMES by hand:", *sorted({n for _, n in RENAMED_NAMES}))
+    print(f"{changed} file(s) changed. Names that moved or were renamed (fix by hand where used):")
+    for (module, name), now in RENAMED_NAMES.items():
+        print(f"  {module}.{name} -> {now}")
     return 0
 
 
