@@ -1,7 +1,7 @@
-"""The transfer engine: UI-free (never imports gradio). See docs/contracts.md.
-
-Importing `tl_ui.engine` (or `tl_ui.contracts.events`) does not import torch: the heavy names below
-are loaded on first use, so the web process and the runner can use the typed events freely.
+"""The transfer engine's public entry points (`train_run`, `RunResult`, `Predictor`, `PredictError`,
+`describe_strategy`, `estimate_seconds`), loaded on first use: importing `tl_ui.engine` imports no
+torch. The engine never imports gradio; its stages are the subpackages (docs/architecture.md), its
+contracts docs/contracts.md.
 """
 import os as _os
 import warnings as _warnings

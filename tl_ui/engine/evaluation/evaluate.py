@@ -1,4 +1,5 @@
-"""Metrics a careful person would trust, from validation probabilities (scikit-learn does the maths)."""
+"""Single-label scores a careful person would trust, from the report ("test") examples' probabilities
+(scikit-learn does the maths); the curves' quick scores; predictions.csv."""
 from __future__ import annotations
 
 import csv

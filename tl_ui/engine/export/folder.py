@@ -1,4 +1,5 @@
-"""Write the trained model as an ordinary timm / transformers folder, plus a model card.
+"""The model folder: written as an ordinary timm / transformers / sentence-transformers folder with the
+manifest (transfer_lab.json) and the model card, what the run's task adds included; read back (its manifest).
 
 The folder is written under a temporary name and renamed into place only when complete, so a
 crash or kill never leaves a half-written `model/`.
