@@ -1,5 +1,7 @@
-"""Each engine event goes to the listener and to the run folder's events.jsonl; status.json
-follows the run. The run folder's layout belongs to tl_ui.core.runfolder."""
+"""Each engine event goes to the listener and to the run folder's events.jsonl; status.json follows
+the run; `RunResult` is what a run returns. The events' classes are tl_ui/contracts/events.py (the run
+folder and the jobs read events.jsonl back without the engine); the run folder's layout belongs to
+tl_ui/core/runfolder.py."""
 from __future__ import annotations
 
 import json
