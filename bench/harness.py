@@ -232,7 +232,7 @@ def machine_info() -> dict:
             info[name] = __import__(name).__version__
     info.update(git_state())
     with contextlib.suppress(Exception):
-        from tl_ui.config import STRATEGY_DEFAULTS, RunConfig
+        from tl_ui.core.config import STRATEGY_DEFAULTS, RunConfig
 
         info["engine_defaults"] = {"batch_size": RunConfig().batch_size, "strategies": STRATEGY_DEFAULTS,
                                    "early_stopping_patience": RunConfig().early_stopping_patience}

@@ -88,9 +88,9 @@ def main(argv=None) -> int:
 
     from gradio_client import Client
 
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     deadline = time.time() + args.max_minutes * 60
     work = Path(tempfile.mkdtemp(prefix="tl-load-"))

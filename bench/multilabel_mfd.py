@@ -32,9 +32,9 @@ def main() -> None:
     args = parser.parse_args()
     from bench.harness import require_finished
     from multilabel_data import write_mfd_csv
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import load_dataset
-    from tl_ui.engine.train import train_run
+    from tl_ui.engine.training.loop import train_run
 
     work = Path(tempfile.mkdtemp(prefix="tl-bench-ml-"))
     data = write_mfd_csv(work / "mfd.csv", args.n, foundations=FOUNDATIONS, seed=args.seed)

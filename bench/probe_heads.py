@@ -29,10 +29,10 @@ OUT = Path(__file__).resolve().parent / "probe-heads-results.json"
 
 
 def main(argv=None) -> None:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import train_run
-    from tl_ui.engine.embedding_cache import EmbeddingCache
+    from tl_ui.engine.probe.embedding_cache import EmbeddingCache
 
     argv = sys.argv[1:] if argv is None else argv
     sizes = [int(x) for x in (argv[argv.index("--sizes") + 1] if "--sizes" in argv else "100,300").split(",")]

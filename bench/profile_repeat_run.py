@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     from bench.harness import require_finished
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import load_dataset, sample_dataset_path
     from tl_ui.engine import train_run
-    from tl_ui.engine.embedding_cache import EmbeddingCache
+    from tl_ui.engine.probe.embedding_cache import EmbeddingCache
 
     with tempfile.TemporaryDirectory(prefix="tl-profile-") as d:
         work = Path(d)

@@ -16,7 +16,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 from tl_ui.study_report.quote import format_value, resolve
 
 EXEMPT_CLASSES = {"name", "ref", "help"}

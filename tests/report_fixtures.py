@@ -1,5 +1,5 @@
 """Run folders for the study report's unit tests, made without training: synthetic logits go through the
-engine's own builders (`tl_ui.engine.report.build_metrics`, `tl_ui.engine.multilabel.build_multilabel_metrics`),
+engine's own builders (`tl_ui.engine.evaluation.report.build_metrics`, `tl_ui.engine.tasks.multi_label.build_multilabel_metrics`),
 the trust functions the engine calls (cross-validation, the paired scratch comparison) and issue 33's
 `operating_point_metrics`, and the files are written through `RunFolder`, `RunConfig` and `ExportManifest`
 as a real run writes them. The data file is a real CSV whose rows match the roles' labels and groups.
@@ -15,10 +15,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tl_ui import trust
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.contracts import ExportManifest
 from tl_ui.data import Limits
-from tl_ui.runfolder import FINISHED, RUNNING, RunFolder, write_json_atomic
+from tl_ui.core.runfolder import FINISHED, RUNNING, RunFolder, write_json_atomic
 from tl_ui.study_report.data_summary import file_sha256
 
 
@@ -57,9 +57,9 @@ def single_label_run(folder: Path, *, classes: Sequence[str] = ("benign", "malig
                      cross_validation: bool = True, signal: float = 2.2, seed: int = 0) -> RunFolder:
     """A finished single-label text run: train / choose / report sizes, optional groups ('site'),
     from-scratch comparison, cross-validation and (with `positive`) issue 33's operating point."""
-    from tl_ui.engine.evaluate import write_predictions
-    from tl_ui.engine.report import build_metrics, calibrate, cross_validate_probe
-    from tl_ui.engine.roles import Roles
+    from tl_ui.engine.evaluation.evaluate import write_predictions
+    from tl_ui.engine.evaluation.report import build_metrics, calibrate, cross_validate_probe
+    from tl_ui.engine.evaluation.roles import Roles
     from tl_ui.trust.operating_point import operating_point_metrics
 
     folder = Path(folder)
@@ -122,8 +122,8 @@ def single_label_run(folder: Path, *, classes: Sequence[str] = ("benign", "malig
 def multilabel_run(folder: Path, *, labels: Sequence[str] = ("care", "fairness", "harm", "loyalty"),
                    sizes=(90, 45, 60), seed: int = 0) -> RunFolder:
     """A finished multi-label text run, its metrics from the engine's multi-label builder."""
-    from tl_ui.engine.multilabel import build_multilabel_metrics
-    from tl_ui.engine.roles import Roles
+    from tl_ui.engine.tasks.multi_label import build_multilabel_metrics
+    from tl_ui.engine.evaluation.roles import Roles
     from tl_ui.trust.multilabel import choose_thresholds, sigmoid
 
     folder = Path(folder)

@@ -1,4 +1,4 @@
-"""Embeddings kept across runs (tl_ui/engine/embedding_cache.py): keys, eviction, reuse by real runs."""
+"""Embeddings kept across runs (tl_ui/engine/probe/embedding_cache.py): keys, eviction, reuse by real runs."""
 from __future__ import annotations
 
 import os
@@ -7,12 +7,12 @@ import time
 import pytest
 import torch
 
-from tl_ui.catalog import get_model
-from tl_ui.config import RunConfig
+from tl_ui.core.catalog import get_model
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
 from tl_ui.engine import train_run
-from tl_ui.engine.embedding_cache import EmbeddingCache, feature_key, feature_settings
-from tl_ui.engine.models import load_model
+from tl_ui.engine.probe.embedding_cache import EmbeddingCache, feature_key, feature_settings
+from tl_ui.engine.models.build import load_model
 from forward_counting import count_forward_examples  # tests/ is on sys.path (rootdir-less import mode)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -46,7 +46,7 @@ def test_keys_change_with_every_feature_setting_and_only_then():
     same = feature_key(feature_settings(text, RunConfig(model_id="minilm_l6", max_length=32, seed=9), None, "cpu"))
     assert short != long and short == same and short != base
     # the mean-pooled sentence probe (issue 13) reads other features than BERT's [CLS] pooler
-    from tl_ui.engine.sentence import to_sentence_classifier
+    from tl_ui.engine.models.sentence import to_sentence_classifier
 
     pooled = feature_key(feature_settings(to_sentence_classifier(text), RunConfig(model_id="minilm_l6", max_length=32),
                                           None, "cpu"))
@@ -88,7 +88,7 @@ def test_second_probe_reuses_every_embedding_and_added_examples_only_embed_thems
                                                                                       monkeypatch):
     # one precision throughout (as on CPUs without native bf16): on such CPUs the examples that choose
     # and report are embedded exactly, the training ones on the fast path (the next test)
-    monkeypatch.setattr("tl_ui.engine.fast_path.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("tl_ui.engine.models.fast_path.cpu_has_native_bf16", lambda: False)
     seen = count_forward_examples(monkeypatch)
     cache = EmbeddingCache(tmp_path / "cache")
     config = RunConfig(data_path=DIGITS, strategy="linear_probe", image_size=64, seed=2)
@@ -118,12 +118,12 @@ def test_second_probe_reuses_every_embedding_and_added_examples_only_embed_thems
     assert len(list((tmp_path / "cache").iterdir())) == 2
 
 
-@pytest.mark.skipif(not __import__("tl_ui.engine.fast_path", fromlist=["x"]).cpu_has_native_bf16(),
+@pytest.mark.skipif(not __import__("tl_ui.engine.models.fast_path", fromlist=["x"]).cpu_has_native_bf16(),
                     reason="this CPU has no native bf16: every embedding is computed in full precision")
 def test_a_probe_trains_on_fast_embeddings_and_chooses_and_reports_on_exact_ones(tmp_path, digits):
     """Where the CPU has native bf16, only the examples the head learns from take the bf16 path; those
     that choose and report are computed exactly as the exported model computes them."""
-    from tl_ui.engine.features import embed_sets
+    from tl_ui.engine.probe.features import embed_sets
 
     cache = EmbeddingCache(tmp_path / "cache")
     data = stratified_subset(digits, 40, 0)
@@ -151,10 +151,10 @@ def test_app_runs_share_the_owner_cache_and_try_it_keeps_the_model_loaded(tmp_pa
     owner's kept embeddings; try-it loads the run's model once; the clean-up removes unread embeddings."""
     import json
 
-    from tl_ui.engine.predict import Predictor
+    from tl_ui.engine.inference.predict import Predictor
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     loads = []
     real_load = Predictor.load.__func__

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO, TINY_IMAGE_OPTIONS
 from tl_ui.executors import UNEXPECTED_END, ProcessExecutor
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 from tl_ui.runner import Runner
 
 HERE = "test_executors"   # this module, as the worker process imports it
@@ -184,9 +184,9 @@ def test_wall_clock_cap_ends_a_run(tmp_path, runners):
 # -- the memory cap, through the app; the server keeps answering ----------------------------------
 @pytest.fixture(scope="module")
 def capped_server(tmp_path_factory):
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     settings = Settings(runs_dir=tmp_path_factory.mktemp("capped-runs"), max_jobs=1, job_memory_gb=0.1)
     server = start_in_thread(build_app(settings), settings=settings)

@@ -9,14 +9,14 @@ import pytest
 import ray
 
 from conftest import TINY_IMAGE_OPTIONS
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 
 
 @pytest.fixture(scope="module")
 def ray_server(tmp_path_factory):
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     settings = Settings(runs_dir=tmp_path_factory.mktemp("ray-runs"), max_jobs=1, executor="ray")

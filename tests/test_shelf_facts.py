@@ -1,12 +1,12 @@
 """Issue 42: the Strategy step's figures come from numbers, never from a model built in the web process.
 
-* the web side (tl_ui.service.shelf_facts, tl_ui.engine.planning) counts and estimates without importing
+* the web side (tl_ui.service.shelf_facts, tl_ui.engine.planning.estimate) counts and estimates without importing
   torch or transformers;
 * every trainable share and time estimate equals what the code before the change showed, for every offline
   model, strategy and a range of settings (tests/data/strategy_figures_before_issue42.json, captured by
   running the old code); the linear probe's estimate was recalibrated on purpose (issue 32, item 4) and is
   checked against its new formula;
-* slow: the shipped `tl_ui/shelf_facts.json` is what the generator writes today, and its formula gives the
+* slow: the shipped `tl_ui/engine/planning/shelf_facts.json` is what the generator writes today, and its formula gives the
   counts of real models built on the CPU at other class numbers, ranks and group numbers; a model missing
   from it is counted once in a worker process and cached in the runs folder.
 """
@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tl_ui.catalog import get_model, list_models
-from tl_ui.config import RunConfig
-from tl_ui.engine import fast_path, planning
-from tl_ui.engine.shelf_facts import SHIPPED_PATH, counts_from_facts, shipped_facts
+from tl_ui.core.catalog import get_model, list_models
+from tl_ui.core.config import RunConfig
+from tl_ui.engine.models import fast_path
+from tl_ui.engine.planning import estimate as planning
+from tl_ui.engine.planning.shelf_facts import SHIPPED_PATH, counts_from_facts, shipped_facts
 from tl_ui.service.shelf_facts import CACHE_NAME, ShelfFacts
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "strategy_figures_before_issue42.json").read_text())
@@ -37,9 +38,9 @@ def _setting(row: dict) -> dict:
 def test_the_web_side_counts_and_estimates_without_torch_or_transformers(tmp_path):
     code = f"""
 import sys
-from tl_ui.catalog import list_models
-from tl_ui.config import STRATEGIES, TEXT_ONLY_STRATEGIES, RunConfig
-from tl_ui.engine.planning import estimate_seconds
+from tl_ui.core.catalog import list_models
+from tl_ui.core.config import STRATEGIES, TEXT_ONLY_STRATEGIES, RunConfig
+from tl_ui.engine.planning.estimate import estimate_seconds
 from tl_ui.service.shelf_facts import ShelfFacts
 facts = ShelfFacts({str(tmp_path)!r})
 for e in list_models():
@@ -113,13 +114,6 @@ def test_no_flags_file_means_the_slower_path(tmp_path):
     assert fast_path.cpu_flags_native_bf16(str(tmp_path / "cpuinfo")) is True
 
 
-def test_setfit_constants_are_read_from_its_source_as_imported():
-    from tl_ui.engine import setfit
-
-    assert planning.module_constants("tl_ui.engine.setfit", "CHECKS", "PAIRS_PER_EXAMPLE") == \
-        (setfit.CHECKS, setfit.PAIRS_PER_EXAMPLE)
-
-
 def test_more_groups_than_the_model_has_count_as_all_of_them():
     facts = shipped_facts()["efficientnet_lite0"]
     every = counts_from_facts(facts, "partial", 4, facts["layer_groups"], 8)
@@ -143,14 +137,14 @@ def test_the_shipped_facts_are_current_and_exact_for_real_models():
     weights) at settings it was not measured at: 10 classes, rank 16, every group count and beyond."""
     import torch  # noqa: F401
 
-    from tl_ui.engine.models import load_model
-    from tl_ui.engine.shelf_facts import dump, shelf_facts
-    from tl_ui.engine.strategies import plan
+    from tl_ui.engine.models.build import load_model
+    from tl_ui.engine.planning.shelf_facts import dump, shelf_facts
+    from tl_ui.engine.training.strategies import plan
 
     generated = shelf_facts()
     shipped = json.loads(SHIPPED_PATH.read_text(encoding="utf-8"))
     assert generated["models"] == shipped["models"], (
-        "tl_ui/shelf_facts.json is stale: run `python -m tl_ui.engine.shelf_facts --write`")
+        "tl_ui/engine/planning/shelf_facts.json is stale: run `python -m tl_ui.engine.planning.shelf_facts --write`")
     assert dump(shipped) == SHIPPED_PATH.read_text(encoding="utf-8")
     assert set(shipped["models"]) == {e.id for e in OFFLINE}
     for entry in OFFLINE:

@@ -11,8 +11,8 @@ from tl_ui.ui.state import SessionState
 
 @pytest.fixture(scope="module")
 def webapp(tmp_path_factory):
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     app = build_app(Settings(runs_dir=tmp_path_factory.mktemp("runs"), max_jobs=1, offline=True))
     yield app

@@ -168,7 +168,7 @@ def test_a_missing_data_file_is_said_and_the_rest_still_reported(tmp_path):
 
 
 def test_a_run_without_results_says_why(tmp_path):
-    from tl_ui.runfolder import RUNNING, RunFolder
+    from tl_ui.core.runfolder import RUNNING, RunFolder
 
     run = RunFolder(tmp_path / "busy").create()
     run.set_status(RUNNING)

@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
 from tl_ui.engine import Predictor, train_run
-from tl_ui.engine.embedding_cache import EmbeddingCache, item_hash
+from tl_ui.engine.probe.embedding_cache import EmbeddingCache, item_hash
 
 from test_engine_train import probabilities_in
 
@@ -53,7 +53,7 @@ def test_probe_reads_mean_pooled_embeddings_and_matches_scikit_learn(probe_run):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from tl_ui.engine.probe_solver import fit_head, sentence_options
+    from tl_ui.engine.probe.solver import fit_head, sentence_options
 
     result, subset, cache = probe_run
     x, settings = cached_features(cache, subset.items)

@@ -1,4 +1,4 @@
-"""Warm workers (tl_ui/executors/process.py, worker.serve; tl_ui/engine/model_cache.py): one worker
+"""Warm workers (tl_ui/executors/process.py, worker.serve; tl_ui/engine/models/model_cache.py): one worker
 process serves runs one after another and keeps pretrained models, with every guarantee of a
 one-run worker. Real worker processes; real tiny engine runs where the model matters."""
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from test_executors import HERE, _record, alive, tiny_image_run, wait_for
 from tl_ui.executors import UNEXPECTED_END, ProcessExecutor
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 from tl_ui.runner import Runner
 
 SAME = ("accuracy", "accuracy_ci", "macro_f1", "confusion_matrix", "log_loss", "calibration", "best_epoch",
@@ -110,9 +110,9 @@ def test_the_probe_never_sees_the_fine_tuned_weights(served):
 def test_a_kept_model_is_a_copy_that_shares_nothing():
     import torch
 
-    from tl_ui.catalog import get_model
-    from tl_ui.engine.model_cache import ModelCache
-    from tl_ui.engine.models import _pretrained_image_model
+    from tl_ui.core.catalog import get_model
+    from tl_ui.engine.models.model_cache import ModelCache
+    from tl_ui.engine.models.build import _pretrained_image_model
 
     cache = ModelCache()
     cache.enabled = True

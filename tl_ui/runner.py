@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional
 
 from tl_ui.contracts import ACTIVE_STATES, DONE_STATES, RunState, run_state
 from tl_ui.contracts.events import RunFailed, RunStopped
-from tl_ui.runfolder import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, RunFolder
+from tl_ui.core.runfolder import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, RunFolder
 
 log = logging.getLogger(__name__)
 

@@ -69,7 +69,7 @@ def run(cfg: dict, checkpoint: Callable[[dict], None] = lambda partial: None) ->
 
 
 def one_run(modality: str, name: str, n: int, seed: int, data: dict) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import train_run
 

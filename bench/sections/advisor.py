@@ -1,6 +1,6 @@
 """The model advisor (issue 12): does its order of the models match the order of their real accuracy?
 
-For every benchmark image dataset, the advisor (tl_ui.engine.advisor.advise, in this process) ranks
+For every benchmark image dataset, the advisor (tl_ui.engine.advisor.ranking.advise, in this process) ranks
 every offline image model on a training pool; then each model gets a real linear-probe run on that
 pool (`train_run`, the app's defaults, through the same embedding cache: the advisor's embeddings are
 reused) and is scored on an untouched held-out set through `Predictor.load`, as a user would load it.
@@ -83,9 +83,9 @@ def datasets(cfg: dict) -> tuple[dict, list[str]]:
 
 def one_split(name: str, split: dict, seeds: list[int], image_size=None, time_cold: bool = False) -> dict:
     """The advisor on this split's pool, then a linear probe of every model scored on its held-out set."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
-    from tl_ui.engine.advisor import advise
+    from tl_ui.engine.advisor.ranking import advise
 
     pool, heldout = split["pool"], split["heldout"]
     with tempfile.TemporaryDirectory(prefix="tlbench-advisor-") as d:

@@ -22,10 +22,10 @@ def run(cfg: dict) -> dict:
         import app as app_module
         from gradio_client import Client
 
-        from tl_ui.settings import Settings
+        from tl_ui.core.settings import Settings
     except Exception as exc:  # the app is being written by someone else: say so, do not fail
         return {"skipped": f"app API not available ({type(exc).__name__}: {exc})"}
-    from tl_ui.server import start_in_thread
+    from tl_ui.app.server import start_in_thread
 
     work = Path(tempfile.mkdtemp(prefix="tlbench-app-"))
     settings = Settings(runs_dir=work / "runs", offline=True, port=free_port())
@@ -93,7 +93,7 @@ def engine_seconds(run_dir: Path) -> float:
 def _direct(run_json: Path, in_thread: bool) -> dict:
     """train_run with the app's run.json; on a fresh worker thread as the app's Runner does, or on this
     (main) thread (which thread runs torch has changed its speed by up to +-20% in this process)."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
 
     config = RunConfig.load(run_json)
@@ -123,7 +123,7 @@ def _summarise(runs: dict, first: dict, run_json: Path, cfg: dict, options: dict
     eng = statistics.median(col(direct, "engine_s"))
     return {
         "settings": {"model": IMAGE_MODEL, "strategy": "linear_probe", "epochs": cfg["epochs"], "options": options,
-                     "rounds": cfg["rounds"], "server": "tl_ui.server.start_in_thread (the app's own server)",
+                     "rounds": cfg["rounds"], "server": "tl_ui.app.server.start_in_thread (the app's own server)",
                      "endpoints": endpoints, "config": json.loads(run_json.read_text()),
                      "warm_up": "one untimed run on each side first (app request; train_run on a worker thread)",
                      "estimator": "median of per-round ratios; rounds rotate the order of the sides"},

@@ -101,7 +101,7 @@ def _cli_warm(run_json: Path, work: Path, env: dict) -> dict:
 
 def warm_cli_child(run_json: str, out: str) -> None:
     """In a fresh process: the CLI's `train` once untimed (warm-up), then once timed; prints one JSON line."""
-    from tl_ui.__main__ import main
+    from tl_ui.cli.main import main
 
     timings = []
     for name in ("warmup", "timed"):

@@ -72,7 +72,7 @@ if __name__ == "__main__":  # a smoke test: python -m bench.sections.app_run
     import tempfile
 
     from bench.data import sample_dataset
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
 
     with tempfile.TemporaryDirectory() as d:
         r = run(RunConfig(model_id="minilm_l6", strategy="linear_probe", epochs=1, max_examples=60),

@@ -71,7 +71,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def _train(modality: str, dataset, seed: int, folder: Path):
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
 
     config = RunConfig(model_id=MODEL_FOR[modality], strategy="linear_probe", seed=seed)

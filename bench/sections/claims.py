@@ -30,7 +30,7 @@ BUSY = 0.25  # other processes' CPU share above which a run's wall time says lit
 def _train(modality: str, strategy: str, seed: int, split: dict) -> dict:
     """One run at the app's defaults (a RunConfig with only model, strategy and seed set), run the way the
     app runs it (bench/sections/app_run.py), scored on the held-out examples."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import estimate_seconds
 
     config = RunConfig(model_id=MODEL_FOR[modality], strategy=strategy, seed=seed)
@@ -55,7 +55,7 @@ def _train(modality: str, strategy: str, seed: int, split: dict) -> dict:
 
 def _warm_up(modality: str) -> None:
     """One small untimed run first (disk caches, as on a server that has run something before)."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
 
     config = RunConfig(model_id=MODEL_FOR[modality], strategy="linear_probe", epochs=1, max_examples=60)
     with tempfile.TemporaryDirectory(prefix="tlbench-warm-") as d:

@@ -96,9 +96,9 @@ def run(cfg: dict, checkpoint=lambda partial: None) -> dict:
 
 
 def one_case(modality: str, strategy: str, data: dict, others: dict, cfg: dict) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import Predictor, train_run
-    from tl_ui.engine.familiarity import METHODS, fit_reference, recording
+    from tl_ui.engine.inference.familiarity import METHODS, fit_reference, recording
 
     config = RunConfig(model_id=MODEL_FOR[modality], strategy=strategy, seed=cfg["seed"],
                        epochs=cfg["epochs"].get(strategy), image_size=cfg.get("image_size"))

@@ -1,6 +1,6 @@
 """Iterate in seconds (issue 14): the ratios side by side in one run.
 
-* **head fit**: the probe's full-batch head (tl_ui/engine/probe_solver.py: L-BFGS, L2 strength by inner
+* **head fit**: the probe's full-batch head (tl_ui/engine/probe/solver.py: L-BFGS, L2 strength by inner
   cross-validation, live curve included) on 1,000 x 1,280 real EfficientNet-Lite0 embeddings (the 300
   sample digits, plain and in augmented views), with the app's options (one common scale, the finer
   L2 grid) and with per-feature scaling, beside scikit-learn's default LogisticRegression;
@@ -61,9 +61,9 @@ def head_fit(cfg: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from tl_ui.engine.features import compute_head_inputs
-    from tl_ui.engine.inputs import make_dataset, make_loader
-    from tl_ui.engine.probe_solver import APP_OPTIONS, fit_head
+    from tl_ui.engine.probe.features import compute_head_inputs
+    from tl_ui.engine.models.inputs import make_dataset, make_loader
+    from tl_ui.engine.probe.solver import APP_OPTIONS, fit_head
 
     ds = sample_dataset("image")
     loaded = load("image", ds.classes, image_size=cfg.get("fit_image_size", 96))   # 1,280 features at any size
@@ -116,10 +116,10 @@ def head_fit(cfg: dict) -> dict:
 
 # -- accuracy: the full-batch head against the minibatch head ------------------------------------------
 def accuracy(cfg: dict) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import train_run
-    from tl_ui.engine.embedding_cache import EmbeddingCache
+    from tl_ui.engine.probe.embedding_cache import EmbeddingCache
 
     data = {"image": sample_split("image", cfg["image_heldout_per_class"]),
             "text": sample_split("text", cfg["text_heldout_per_class"])}
@@ -163,7 +163,7 @@ def app_runs(cfg: dict) -> dict:
     results) the second run, in the same warm worker, copies the kept model and reads the cache."""
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     rounds = []
     for r in range(cfg["app_rounds"]):

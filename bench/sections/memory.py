@@ -13,7 +13,7 @@ from bench.harness import ROOT, Events, RunFailed, child_env, log, require_finis
 
 
 def run(cfg: dict) -> dict:
-    from tl_ui.config import STRATEGIES, TEXT_ONLY_STRATEGIES
+    from tl_ui.core.config import STRATEGIES, TEXT_ONLY_STRATEGIES
 
     out = {}
     for modality in ("image", "text"):
@@ -63,7 +63,7 @@ def child(modality: str, strategy: str, n: int, stop_after_steps: int = 0) -> No
     import torch
 
     from bench.data import MODEL_FOR, sample_dataset
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
 
     ds = sample_dataset(modality)

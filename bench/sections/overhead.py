@@ -41,7 +41,7 @@ def _hand_loop(modality: str, strategy: str, config, train_items, train_t, class
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from tl_ui.engine.inputs import TextItems
+    from tl_ui.engine.models.inputs import TextItems
 
     loaded = load(modality, classes)
     model = loaded.model
@@ -72,7 +72,7 @@ def _hand_loop(modality: str, strategy: str, config, train_items, train_t, class
     if strategy == "lora":
         frozen_norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     else:
-        from tl_ui.engine.strategies import plan as engine_plan
+        from tl_ui.engine.training.strategies import plan as engine_plan
 
         frozen_norms = engine_plan(loaded, config).frozen_norm_modules
     for m in frozen_norms:
@@ -98,9 +98,9 @@ def _hand_loop(modality: str, strategy: str, config, train_items, train_t, class
 def case(modality: str, strategy: str, n_train: int, epochs: int) -> dict:
     import torch
 
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
-    from tl_ui.engine.inputs import make_dataset, make_loader
+    from tl_ui.engine.models.inputs import make_dataset, make_loader
 
     ds = sample_dataset("image") if modality == "image" else reviews_at_least(MAX_LENGTH)
     val_fraction, seed, batch = 0.2, 0, default_batch()

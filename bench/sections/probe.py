@@ -18,7 +18,7 @@ from bench.harness import Clock, alternating, cpu_s, log, paired_ratios, require
 def run(cfg: dict) -> dict:
     import torch
 
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
 
     ds = sample_dataset("image")
     n, epochs, seed, batch = cfg["n"], cfg["epochs"], 0, default_batch()
@@ -128,7 +128,7 @@ def _naive(config, split) -> dict:
     import torch
     from torch import nn
 
-    from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
+    from tl_ui.engine.models.inputs import forward_logits, make_dataset, make_loader
 
     (train_items, train_t), (val_items, val_t), (report_items, report_t) = split["train"], split["choose"], split["report"]
     epochs, batch = config.resolved_epochs, config.batch_size
@@ -169,7 +169,7 @@ def _naive(config, split) -> dict:
 
 def _pipeline(loaded, items, batch: int) -> float:
     """The engine's data pipeline alone (decode the PNGs, transform, collate), for the record."""
-    from tl_ui.engine.inputs import make_dataset, make_loader
+    from tl_ui.engine.models.inputs import make_dataset, make_loader
 
     with Clock() as pipe:
         for _ in make_loader(loaded, make_dataset(loaded, items), batch, shuffle=False):

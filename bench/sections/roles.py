@@ -7,7 +7,7 @@ default image / text linear probe twice:
 
 * `same_set` – the old design: the epoch (early stopping) is chosen on the examples the headline is
   reported on;
-* `three_way` – the app's design (tl_ui/engine/roles.py): train / choose / report, disjoint.
+* `three_way` – the app's design (tl_ui/engine/evaluation/roles.py): train / choose / report, disjoint.
 
 "true" is the exported model's accuracy on the untouched held-out set (through Predictor, as a user
 loads it). optimism = reported − true; cost = true(three_way) − true(same_set) (fewer training
@@ -68,7 +68,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def one_run(modality: str, design: str, n: int, seed: int, data: dict) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import Predictor, train_run
     from tl_ui.trust import expected_calibration_error, set_coverage_and_size, softmax

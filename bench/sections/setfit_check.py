@@ -7,7 +7,7 @@ Three parts, each on MiniLM-L6 and CPU:
               for every method and the same held-out texts (the rest of the set, at most `test_cap`):
               the linear probe on frozen embeddings; SetFit at the paper's 20 iterations per example
               (2 x 20 x n pairs, one pass, rate 2e-5: `setfit_paper`); and SetFit at the app's default
-              bound (settings.SETFIT_MAX_PAIRS: `setfit_app`). Both SetFit variants end in the probe's own
+              bound (tl_ui.core.config.SETFIT_MAX_PAIRS: `setfit_app`). Both SetFit variants end in the probe's own
               head on the tuned embeddings. How far the encoder moved: the largest absolute change of any
               weight, and the change of all its weights relative to their norm.
 * `issue`   – the issue's measurement through the CLI: 32 reviews of each class
@@ -78,7 +78,7 @@ def encoder_shift(before: dict, model) -> dict:
 
 def setfit_predict(texts, targets, train, test, classes, cfg, max_pairs: int, seed: int) -> dict:
     from bench.sections.text_small_n import embed, fit_probe, sentence_model
-    from tl_ui.engine.setfit import contrastive_fit
+    from tl_ui.engine.training.setfit import contrastive_fit
 
     model, tokenizer = sentence_model(classes)
     before = weights_of(model)
@@ -99,8 +99,7 @@ def run_sizes(cfg: dict, save) -> dict:
     from statsmodels.stats.proportion import proportion_confint
 
     from bench.sections.text_small_n import datasets, draws, embed, fit_probe, sentence_model
-    from tl_ui.engine.setfit import PAIRS_PER_EXAMPLE
-    from tl_ui.settings import SETFIT_MAX_PAIRS
+    from tl_ui.core.config import SETFIT_MAX_PAIRS, SETFIT_PAIRS_PER_EXAMPLE
 
     sets, notes = datasets(cfg["datasets"])
     out = {"notes": notes, "datasets": {}}
@@ -115,7 +114,7 @@ def run_sizes(cfg: dict, save) -> dict:
         texts, targets, classes, _ = sets[name]
         x, table = frozen[name], out["datasets"][name]["sizes"]
         folds = draws(targets, n, max(seeds) + 1, cfg["test_cap"])   # draw k is the same whatever `seeds` holds
-        variants = [("setfit_paper", 2 * PAIRS_PER_EXAMPLE * n)] + (
+        variants = [("setfit_paper", 2 * SETFIT_PAIRS_PER_EXAMPLE * n)] + (
             [("setfit_app", SETFIT_MAX_PAIRS)] if n in cfg["app_sizes"] else [])
         # several plan entries may add seeds to one (set, size): their runs are pooled
         rows = out["datasets"][name].setdefault("runs", {}).setdefault(str(n), {})
@@ -184,7 +183,7 @@ def train_cli(csv: Path, strategy: str, seed: int, out: Path) -> dict:
 
 
 def load_exported(run_dir: Path):
-    """The model card's recipe (tl_ui/engine/sentence_export.py CARD_SNIPPET)."""
+    """The model card's recipe (tl_ui/engine/export/sentence_export.py CARD_SNIPPET)."""
     import torch
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
@@ -213,7 +212,7 @@ def shown_estimate(metrics: dict) -> dict:
 def head_only_cv(encoder, texts, labels, seed: int) -> dict:
     """The estimate the page used to show first for SetFit: a probe's repeated 5x3 CV on every text's embedding
     from the tuned encoder (the test folds took part in tuning it)."""
-    from tl_ui.engine.report import cross_validate_probe
+    from tl_ui.engine.evaluation.report import cross_validate_probe
 
     classes = sorted(set(labels))
     vectors = encoder.encode(list(texts), batch_size=32)
@@ -225,7 +224,7 @@ def encoder_shift_exported(encoder) -> dict:
     """How far the exported encoder's weights lie from MiniLM's shipped ones."""
     from sentence_transformers import SentenceTransformer
 
-    from tl_ui.catalog import get_model, packaged_path
+    from tl_ui.core.catalog import get_model, packaged_path
 
     base = SentenceTransformer(str(packaged_path(get_model("minilm_l6"))), device="cpu")
     before = {k: v.float() for k, v in base.state_dict().items() if v.is_floating_point()}
@@ -237,7 +236,7 @@ def encoder_shift_exported(encoder) -> dict:
 
 
 def run_issue(cfg: dict, save) -> dict:
-    from tl_ui.settings import SETFIT_MAX_PAIRS
+    from tl_ui.core.config import SETFIT_MAX_PAIRS
 
     out = {"setfit_max_pairs": SETFIT_MAX_PAIRS, "runs": []}
     for seed in cfg["issue_seeds"]:
@@ -291,8 +290,8 @@ def run_whole_recipe_cv(cfg: dict, save) -> dict:
     from sklearn.model_selection import StratifiedKFold
 
     from bench.sections.text_small_n import embed, fit_probe, sentence_model
-    from tl_ui.engine.setfit import PAIRS_PER_EXAMPLE, contrastive_fit
-    from tl_ui.settings import SETFIT_MAX_PAIRS
+    from tl_ui.core.config import SETFIT_MAX_PAIRS, SETFIT_PAIRS_PER_EXAMPLE
+    from tl_ui.engine.training.setfit import contrastive_fit
 
     out = {"folds": cfg["cv_folds"], "max_length": cfg["max_length"], "runs": []}
     for seed in cfg["cv_seeds"]:
@@ -307,7 +306,7 @@ def run_whole_recipe_cv(cfg: dict, save) -> dict:
             started = time.perf_counter()
             model, tokenizer = sentence_model(classes)
             contrastive_fit(model, tokenizer, [texts[i] for i in train], targets[train], seed=seed,
-                            max_pairs=min(SETFIT_MAX_PAIRS, 2 * PAIRS_PER_EXAMPLE * len(train)),
+                            max_pairs=min(SETFIT_MAX_PAIRS, 2 * SETFIT_PAIRS_PER_EXAMPLE * len(train)),
                             max_length=cfg["max_length"])
             x_train = embed(model, tokenizer, [texts[i] for i in train], cfg["max_length"])
             x_test = embed(model, tokenizer, [texts[i] for i in test], cfg["max_length"])
@@ -317,7 +316,7 @@ def run_whole_recipe_cv(cfg: dict, save) -> dict:
         # the held-out truth: the same recipe on all 64 texts, scored on the other reviews
         model, tokenizer = sentence_model(classes)
         contrastive_fit(model, tokenizer, texts, targets, seed=seed, max_length=cfg["max_length"],
-                        max_pairs=min(SETFIT_MAX_PAIRS, 2 * PAIRS_PER_EXAMPLE * len(texts)))
+                        max_pairs=min(SETFIT_MAX_PAIRS, 2 * SETFIT_PAIRS_PER_EXAMPLE * len(texts)))
         predicted = fit_probe(embed(model, tokenizer, texts, cfg["max_length"]), targets,
                               embed(model, tokenizer, rest_texts, cfg["max_length"]), len(classes))
         out["runs"].append({"seed": seed, "fold_accuracy": [rnd(s, 4) for s in scores], "cv_accuracy": rnd(np.mean(scores), 4),

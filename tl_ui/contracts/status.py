@@ -1,4 +1,4 @@
-"""`RunStatus`: status.json, where a run stands (tl_ui/runfolder.py writes it on every change)."""
+"""`RunStatus`: status.json, where a run stands (tl_ui/core/runfolder.py writes it on every change)."""
 from __future__ import annotations
 
 from typing import Annotated, Optional

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from tl_ui.contracts import DONE_STATES, RunState  # noqa: F401  (DONE_STATES: re-exported for the executors)
 from tl_ui.contracts.events import Event, RunFailed, RunStopped, read_event
-from tl_ui.runfolder import FAILED, FINISHED, STOPPED, RunFolder
+from tl_ui.core.runfolder import FAILED, FINISHED, STOPPED, RunFolder
 
 log = logging.getLogger(__name__)
 STOP_FILE = ".stop-requested"   # in the run folder: the worker's should_stop() looks for it

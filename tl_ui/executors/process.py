@@ -7,7 +7,7 @@ crash report) to `worker.log` in the run folder. The server never imports torch 
 follows the run's events.jsonl into the job's event list and reads status.json at the end.
 
 Warm workers (`warm=True`, the default; setting TL_SPARE_WORKER): a worker serves runs one after
-another and keeps pretrained models loaded between them (tl_ui/engine/model_cache.py: each run
+another and keeps pretrained models loaded between them (tl_ui/engine/models/model_cache.py: each run
 gets its own copy of the untouched weights). The supervision is the same as for a one-run worker
 (stop file → grace → SIGTERM → SIGKILL, memory and wall-clock caps, the server's death ends it):
 a run that crashes, breaks a cap, fails or has to be killed ends its worker and takes only itself;
@@ -30,7 +30,7 @@ from typing import Optional
 from tl_ui.executors.base import EventFollower, Executor, Handle, StopFile, WorkerResult, worker_env
 from tl_ui.executors.worker import (ENGINE, REPLY_FD_ENV, SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV, WARM_ENV,
                                     make_payload)
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Optional
 
 from tl_ui.executors.base import EventFollower, Executor, Handle, StopFile, WorkerResult, worker_env
 from tl_ui.executors.worker import ENGINE, make_payload
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 

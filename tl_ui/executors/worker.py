@@ -10,7 +10,7 @@ itself when the server process is gone.
 
 A warm worker (`main` with TL_WORKER_WARM=1; tl_ui/executors/process.py) serves runs one after
 another: one JSON payload per line on stdin, one JSON reply per run on the pipe TL_WORKER_REPLY_FD
-names. Between runs it keeps pretrained models (tl_ui/engine/model_cache.py) and nothing else of a
+names. Between runs it keeps pretrained models (tl_ui/engine/models/model_cache.py) and nothing else of a
 run: each run's memory cap is lifted, torch's thread count restored, garbage collected and freed
 memory handed back to the system. Only a run that finished or stopped by itself leaves the worker
 warm; after any other end it exits, so the next run gets a fresh process.
@@ -34,11 +34,11 @@ from tl_ui.executors.base import (DONE_STATES, INTERNAL_ERROR, StopFile, append_
                                   train_options)
 from tl_ui.contracts import RunState, run_state
 from tl_ui.contracts.events import RunFailed
-from tl_ui.runfolder import FAILED, FINISHED, RUNNING, STOPPED, RunFolder
+from tl_ui.core.runfolder import FAILED, FINISHED, RUNNING, STOPPED, RunFolder
 
 log = logging.getLogger("tl_ui.worker")
 
-ENGINE = "tl_ui.engine.train:train_run"
+ENGINE = "tl_ui.engine:train_run"   # the engine's public entry (tl_ui/engine/__init__.py)
 # A spare worker (tl_ui/executors/process.py) imports this train function before its payload arrives,
 # lowered to this priority, and ends with the server of this pid.
 SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV = "TL_SPARE_TARGET", "TL_SPARE_NICE", "TL_SPARE_PARENT"
@@ -162,7 +162,7 @@ def _resolve(target: str):
 
 
 def _config(data: dict):
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
 
     try:
         return RunConfig.from_dict(data)
@@ -339,13 +339,13 @@ def serve(reply_fd: int) -> None:
 
 
 def _keep_models() -> None:
-    cache = sys.modules.get("tl_ui.engine.model_cache")   # imported by the engine (not by tests' stand-ins)
+    cache = sys.modules.get("tl_ui.engine.models.model_cache")   # imported by the engine (not by tests' stand-ins)
     if cache is not None:
         cache.keep_models(True)
 
 
 def _models() -> Optional[dict]:
-    cache = sys.modules.get("tl_ui.engine.model_cache")
+    cache = sys.modules.get("tl_ui.engine.models.model_cache")
     return cache.CACHE.describe() if cache is not None else None
 
 

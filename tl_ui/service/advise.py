@@ -1,7 +1,7 @@
 """The advisor verb: rank the offline models for a loaded dataset, in a worker process.
 
 The page, the API and the CLI call `Advisor.advise`; the models run in a fresh interpreter
-(tl_ui.engine.advisor_worker), like a training run: torch never enters the web process, and a crash
+(tl_ui.jobs.advisor_worker), like a training run: torch never enters the web process, and a crash
 or an out-of-memory there costs this answer only. At most `settings.max_jobs` advisors run at once;
 the embeddings they compute land in the owner's embedding cache, where the next linear-probe run
 of the same model finds them.
@@ -18,12 +18,12 @@ import threading
 import time
 from typing import Callable, Optional
 
-from tl_ui.config import ConfigError, RunConfig
-from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
+from tl_ui.core.config import ConfigError, RunConfig
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 
 log = logging.getLogger(__name__)
 
-WORKER_COMMAND = [sys.executable, "-c", "from tl_ui.engine.advisor_worker import main; main()"]
+WORKER_COMMAND = [sys.executable, "-c", "from tl_ui.jobs.advisor_worker import main; main()"]
 BUSY_WAIT_S = 5.0
 
 
@@ -35,7 +35,7 @@ class Advisor:
     def advise(self, dataset, options: Optional[dict] = None, *, embedding_cache: Optional[dict] = None,
                on_progress: Callable[[int, int, str], None] = lambda done, total, message: None,
                should_stop: Callable[[], bool] = lambda: False) -> list[dict]:
-        """The ranked rows (tl_ui.engine.advisor.advise). Raises UserError with a plain message."""
+        """The ranked rows (tl_ui.engine.advisor.ranking.advise). Raises UserError with a plain message."""
         return self.advise_and_map(dataset, options, embedding_cache=embedding_cache, on_progress=on_progress,
                                    should_stop=should_stop)[0]
 

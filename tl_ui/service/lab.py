@@ -14,27 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from tl_ui.config import ConfigError, RunConfig
+from tl_ui.core.config import ConfigError, RunConfig
 from tl_ui.contracts import RunState
-from tl_ui.runfolder import QUEUED, RunFolder, RunInfo
+from tl_ui.core.runfolder import QUEUED, RunFolder, RunInfo
 from tl_ui.runner import Job, QueueFull, Runner
 from tl_ui.service.identity import Identity, load_secret
 from tl_ui.service.owners import Owner
 from tl_ui.service.private_files import PrivateFiles
 from tl_ui.service.workspace import Workspace, safe_file_name
-from tl_ui.settings import Settings
+from tl_ui.core.settings import Settings
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 
 log = logging.getLogger(__name__)
 
-NO_DATA_MESSAGE = ("Load a dataset first: upload one on step 2 · Data, or use a sample there "
-                   "(“Use the sample images” or “Use the sample texts”).")
 SAMPLE_NAMES = {"image": "the sample images (handwritten digits)", "text": "the sample texts (movie reviews)"}
 KIND_WORDS = {"image": "images", "text": "texts"}
 PREDICTORS_KEPT = 4     # loaded models kept for try-it (the most recently used runs)
-
-
-class UserError(ValueError):
-    """A plain-words problem a person must act on (shown verbatim)."""
 
 
 @dataclass
@@ -121,7 +116,7 @@ class Lab:
     # -- plans --------------------------------------------------------------------------------------
     def make_config(self, model_id: str, options: Mapping[str, Any], dataset=None, data_path: str = "") -> RunConfig:
         """The run's config from any caller's options, checked against the model and the data."""
-        from tl_ui.catalog import get_model
+        from tl_ui.core.catalog import get_model
 
         modality = getattr(dataset, "modality", None)
         try:
@@ -152,8 +147,8 @@ class Lab:
     def plan(self, model_id: str, options: Mapping[str, Any], dataset=None) -> dict:
         """What a run would train and roughly how long it takes (for the Strategy step). Numbers only:
         no model is built in this process (tl_ui/service/shelf_facts.py)."""
-        from tl_ui.catalog import get_model
-        from tl_ui.engine.planning import estimate_seconds
+        from tl_ui.core.catalog import get_model
+        from tl_ui.engine.planning.estimate import estimate_seconds
 
         config = self.make_config(model_id, options, dataset)
         n_classes = len(dataset.classes) if dataset is not None else 10
@@ -174,7 +169,7 @@ class Lab:
         return self.advise_and_map(owner, dataset, options, **progress)[0]
 
     def advise_and_map(self, owner: Owner, dataset, options: Optional[Mapping[str, Any]] = None, **progress):
-        """(the ranked rows, the data map in the best model's embeddings: tl_ui/engine/data_map.py)."""
+        """(the ranked rows, the data map in the best model's embeddings: tl_ui/engine/advisor/data_map.py)."""
         return self.advisor.advise_and_map(dataset, dict(options or {}),
                                            embedding_cache=self._embedding_cache(owner), **progress)
 
@@ -218,8 +213,8 @@ class Lab:
 
     def continue_run(self, owner: Owner, run_id: str, epochs: int, address: Optional[str] = None) -> Job:
         """Train a finished run `epochs` more epochs from its best weights, as a new run linked to it
-        (tl_ui/engine/continuation.py): the same recipe and data, its epochs numbered after the parent's."""
-        from tl_ui.engine.continuation import continue_config, why_not
+        (tl_ui/engine/training/continuation.py): the same recipe and data, its epochs numbered after the parent's."""
+        from tl_ui.engine.training.continuation import continue_config, why_not
 
         parent = self.run(owner, run_id)
         if parent.state() != RunState.FINISHED or not parent.has_model:
@@ -301,7 +296,7 @@ class Lab:
             raise UserError(str(exc)) from None
 
     def explain(self, owner: Owner, run_id: str, image=None, text=None, target: Optional[str] = None) -> dict:
-        """What the run's answer for one input rests on (tl_ui.engine.explain): {"kind", "class",
+        """What the run's answer for one input rests on (tl_ui.engine.inference.explain): {"kind", "class",
         "overlay" (a PIL image; images) or "html" and "words" (texts)}. `target`: the class to explain
         (default: the predicted one)."""
         run = self.run(owner, run_id)
@@ -312,7 +307,7 @@ class Lab:
         if not item or not str(item).strip():
             raise UserError("Upload an image first." if predictor.modality == "image" else "Type some text first.")
         try:
-            from tl_ui.engine.explain import explain
+            from tl_ui.engine.inference.explain import explain
         except ImportError as exc:   # grad-cam / captum are the 'explain' extra
             raise UserError(f"Explanations are not installed on this server ({exc.name} is missing). The "
                             "prediction above still holds; ask whoever runs Transfer Lab to install the "
@@ -383,7 +378,7 @@ class Lab:
             return
         if hasattr(self.runner.executor, "prestart"):   # a warm worker imports torch now, not at the first run
             self.runner.executor.prestart()
-        from tl_ui.catalog import hub_reachable, offline_mode
+        from tl_ui.core.catalog import hub_reachable, offline_mode
 
         if not offline_mode():  # learn early whether online models can be offered (remembered)
             threading.Thread(target=hub_reachable, name="tl-hub-check", daemon=True).start()

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 from typing import Iterable, Optional
 
-from tl_ui.runfolder import RunFolder
-from tl_ui.service.lab import UserError
+from tl_ui.core.runfolder import RunFolder
+from tl_ui.service.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """How many weights a strategy trains, for the Strategy step, read as numbers (no torch in this process).
 
-The offline shelf's counts ship with the package (`tl_ui/shelf_facts.json`, written by
-`python -m tl_ui.engine.shelf_facts --write`); any class number, LoRA rank and number of retrained
-layer groups follows from them exactly (tl_ui/engine/shelf_facts.py says why). A model that is not in
+The offline shelf's counts ship with the package (`tl_ui/engine/planning/shelf_facts.json`, written by
+`python -m tl_ui.engine.planning.shelf_facts --write`); any class number, LoRA rank and number of retrained
+layer groups follows from them exactly (tl_ui/engine/planning/shelf_facts.py says why). A model that is not in
 that file (a Hub model, or a packaged one installed after it was written) is counted once by the same
 code in a worker process, on PyTorch's `meta` device (nothing is allocated), and the result is kept in
 `<runs dir>/shelf-facts.json` for every later request; only models whose files are already on this
@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from tl_ui.engine.shelf_facts import FACTS_VERSION, counts_from_facts, shipped_facts
-from tl_ui.runfolder import read_json, write_json_atomic
+from tl_ui.engine.planning.shelf_facts import FACTS_VERSION, counts_from_facts, shipped_facts
+from tl_ui.core.runfolder import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class ShelfFacts:
         return counts_from_facts(facts, strategy, num_classes, unfreeze_groups, lora_rank)
 
     def facts(self, entry) -> Optional[dict]:
-        """One model's facts (tl_ui/engine/shelf_facts.py), or None when they cannot be had without a download."""
+        """One model's facts (tl_ui/engine/planning/shelf_facts.py), or None when they cannot be had without a download."""
         key = _key(entry)
         shipped = self._shipped.get(entry.id)
         if entry.source == "packaged" and shipped and shipped.get("load_name") == entry.load_name:
@@ -74,7 +74,8 @@ class ShelfFacts:
 
     # -- the worker ------------------------------------------------------------------------------
     def _count_in_worker(self, entry) -> Optional[dict]:
-        command = [sys.executable, "-m", "tl_ui.engine.shelf_facts", "--count", entry.id, "--modality", entry.modality]
+        command = [sys.executable, "-m", "tl_ui.jobs.shelf_facts_worker", "--count", entry.id,
+                   "--modality", entry.modality]
         if self.max_params_m:
             command += ["--max-params-m", str(self.max_params_m)]
         if self.memory_gb > 0:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from tl_ui.runfolder import RunFolder
+from tl_ui.contracts import RunState
+from tl_ui.core.runfolder import RunFolder
 from tl_ui.study_report import figures, limitations, tables
 from tl_ui.study_report.context import ModelInfo, Name, RunReport
 from tl_ui.study_report.data_summary import DataFile, read_data_file
@@ -50,7 +51,7 @@ def gather_run(path: str | Path, read_data: bool = True) -> RunReport:
         s=Quoter(status.to_dict() if status else None, "status.json", run.id),
         x=Quoter(manifest.to_dict() if manifest else None, "model/transfer_lab.json", run.id),
         d=Quoter(data.summary, "data", run.id),
-        state=state, finished=state == "finished", multilabel=bool(metrics.multilabel) or metrics.task == "multi_label",
+        state=state, finished=state == RunState.FINISHED, multilabel=bool(metrics.multilabel) or metrics.task == "multi_label",
         model=_model_info(config, manifest, run), data=data,
         classes=[Name(c) for c in metrics.classes],
     )
@@ -64,8 +65,8 @@ def gather_run(path: str | Path, read_data: bool = True) -> RunReport:
 
 
 def _model_info(config, manifest, run: RunFolder) -> Optional[ModelInfo]:
-    from tl_ui.catalog import get_model
-    from tl_ui.config import STRATEGY_HELP
+    from tl_ui.core.catalog import get_model
+    from tl_ui.core.config import STRATEGY_HELP
 
     if config is None:
         return None

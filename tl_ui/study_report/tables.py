@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.study_report.context import Estimate, Help, Interval, Name, Part, RunReport, Table
 from tl_ui.study_report.quote import Quoter, pointer
 

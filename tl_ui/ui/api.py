@@ -26,7 +26,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from tl_ui.service.lab import UserError
+from tl_ui.contracts import RunState
+from tl_ui.contracts.events import RunFailed
+from tl_ui.service.errors import UserError
 from tl_ui.ui.formatting import user_message
 from tl_ui.ui.handlers import client_address
 from tl_ui.ui.train_view import train_view
@@ -77,7 +79,7 @@ def build(handlers) -> dict:
             events, _ = job.events_since(0)
             state = job.state
             view = train_view(events, state, lab.runner.position(job), job.message)
-            status = plain_text(view.status) if state != "running" else plain_text(view.progress_text or view.status)
+            status = plain_text(view.status) if state != RunState.RUNNING else plain_text(view.progress_text or view.status)
             if job.done:
                 yield status, _final_metrics(job, position_at_submit), job.id
                 return
@@ -146,7 +148,7 @@ def plain_text(markup: str) -> str:
 
 
 def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, address=None):
-    from tl_ui.catalog import get_model
+    from tl_ui.core.catalog import get_model
 
     options = {}
     if options_json and str(options_json).strip():
@@ -174,16 +176,16 @@ def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, addre
 
 
 def _final_metrics(job, position_at_submit: int) -> dict:
-    from tl_ui.runfolder import RunFolder
+    from tl_ui.service.runs import run_metrics
 
-    metrics = RunFolder(job.run_dir).metrics() or {}
+    metrics = run_metrics(job.run_dir)
     metrics = {k: v for k, v in metrics.items() if k != "mistakes"}
     metrics.update({
         "state": job.state, "message": job.message, "run_id": job.id,
         "submitted": job.submitted, "started": job.started, "ended": job.ended,
         "queue_position_at_submit": position_at_submit, "seq": job.seq,
     })
-    if job.state == "failed" and not metrics.get("message"):
-        failed = [e for e in job.events if e.get("kind") == "failed"]
+    if job.state == RunState.FAILED and not metrics.get("message"):
+        failed = [e for e in job.events if e.get("kind") == RunFailed.kind]
         metrics["message"] = failed[-1].get("message", "") if failed else ""
     return metrics

@@ -2,7 +2,7 @@
 and returns `{component: value}` for what changes (a component left out keeps its value).
 
 Each handler is declared with `@outputs(...)`: the keys of the components it may set (the keys of
-the dict the steps' `build()` return). The wiring in tl_ui/webapp.py reads them, so the outputs
+the dict the steps' `build()` return). The wiring in tl_ui/app/webapp.py reads them, so the outputs
 of an event and what its handler returns cannot drift apart.
 
 Every handler catches its own exceptions: a person sees a plain sentence in the page, never a
@@ -17,7 +17,7 @@ from typing import Optional
 
 import gradio as gr
 
-from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 from tl_ui.ui import advisor_view, compare_view, data_map_view
 from tl_ui.ui import data as data_step
 from tl_ui.ui import model as model_step
@@ -131,7 +131,7 @@ class Handlers:
         """After any load attempt: the data step, the model shelf filtered to the data's kind, and the
         strategy that suits it. The upload box is emptied each time, so the next file can be dropped
         straight away (the summary names what is loaded)."""
-        from tl_ui.config import default_strategy
+        from tl_ui.core.config import default_strategy
 
         if outcome.error:
             # keep whatever was loaded before (and say so); remember the file for "Reload with these columns"
@@ -221,7 +221,7 @@ class Handlers:
 
     @outputs("strategy_info")
     def strategy_info(self, data: dict):
-        """Wired with `preprocess=False` (tl_ui/webapp.py): an event sent while a data load was switching
+        """Wired with `preprocess=False` (tl_ui/app/webapp.py): an event sent while a data load was switching
         the model shelf (images after texts) still carries the old model, which Gradio's own check of the
         radio would refuse with a generic error toast. Every other input gets its component's own check
         here; the model is the one the data step is switching to."""

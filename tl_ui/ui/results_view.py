@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import html
 import shlex
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import gradio as gr
 import pandas as pd
 
-from tl_ui.runfolder import RunFolder
+from tl_ui.contracts import RunState
 from tl_ui.service.continuation import cannot_continue
-from tl_ui.service.lab import UserError
+from tl_ui.service.errors import UserError
+from tl_ui.service.runs import open_run
 from tl_ui.ui import compare_view as cv
 from tl_ui.ui import evidence as ev
 from tl_ui.ui.formatting import short_text
 from tl_ui.ui.plot_text import overlay_sentence, reliability_html
 from tl_ui.ui.results_html import confusion_html
 from tl_ui.ui.thumbnails import thumbnail
+
+if TYPE_CHECKING:
+    from tl_ui.core.runfolder import RunFolder
 
 # Everything `show` may set (the handlers' outputs are these components).
 SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_class_table", "group_notes",
@@ -65,8 +69,8 @@ def show(lab, owner, run: RunFolder) -> dict:
     """Everything the Results step shows for one of the owner's runs (SHOW_KEYS)."""
     status, config, metrics = run.status(), run.config(), run.metrics()
     if not metrics:
-        state = status.get("state", "unknown")
-        if state == "failed":
+        state = status.get("state", RunState.UNKNOWN)
+        if state == RunState.FAILED:
             return empty(f"This run failed: {html.escape(str(status.get('message', '')))}")
         return empty(NOT_FINISHED.get(state, "This run has no results."))
 
@@ -169,7 +173,7 @@ def mistake_caption(m: dict) -> str:
 
 def set_md(answer: dict) -> str:
     """The prediction set of a try-it answer in plain words, under the probabilities, and whether the
-    input looks unlike the training examples (tl_ui.engine.familiarity). Multi-label: the labels given."""
+    input looks unlike the training examples (tl_ui.engine.inference.familiarity). Multi-label: the labels given."""
     sentence = answer.get("set_sentence")
     parts = [f"**Prediction set:** {html.escape(str(sentence))}"] if sentence else []
     if "labels" in answer:
@@ -229,7 +233,7 @@ def _companion(lab, owner, metrics: dict, status: dict) -> Optional[RunFolder]:
     try:
         return lab.run(owner, companion)
     except UserError:
-        return RunFolder(lab.workspace.runs_dir(owner) / "missing-run")
+        return open_run(lab.workspace.runs_dir(owner) / "missing-run")
 
 
 def _run_seconds(status: dict) -> Optional[float]:
@@ -266,10 +270,10 @@ def compare(lab, owner, ticked: Optional[list[str]], infos: Optional[list] = Non
     two runs: the first ticked minus the second. The plot's colours follow in `compare_colours`."""
     runs = _ticked_runs(lab, owner, ticked, infos)
     note = "" if len(ticked or []) <= cv.MAX_TICKED else f" (the first {cv.MAX_TICKED} are drawn)"
-    legend = zip(cv.legend_names(runs), (RunFolder(i.run_dir) for i in runs))
+    legend = zip(cv.legend_names(runs), (open_run(i.run_dir) for i in runs))
     overlay = cv.overlay_df(list(legend)) if runs else cv.empty_overlay()
     in_words = overlay_sentence(overlay)
-    paired = cv.paired_md([(cv.run_name(i), RunFolder(i.run_dir)) for i in runs]) + note
+    paired = cv.paired_md([(cv.run_name(i), open_run(i.run_dir)) for i in runs]) + note
     return {"compare_plot": overlay, "compare_diff": f"{in_words}\n\n{paired}" if in_words else paired}
 
 
@@ -306,7 +310,7 @@ def scratch_update(lab, owner, run_id: str) -> dict:
         return {}
     infos = lab.list_runs(owner)
     ticked = cv.default_ticks(run.id, cv.scratch_id(metrics, status), cv.tick_choices(infos))
-    if companion is not None and companion.state() == cv.FINISHED and companion.id not in ticked:
+    if companion is not None and companion.state() == RunState.FINISHED and companion.id not in ticked:
         return {}   # finished a moment ago, not listed yet: tick both on the next poll
     return {"scratch_comparison": text, "results_timer": gr.Timer(active=False),
             **runs_overview(lab, owner, ticked=ticked, infos=infos), **compare(lab, owner, ticked, infos)}
