@@ -7,5 +7,5 @@ sections  one module per section: probe, overhead, app (+ app_process), cold, me
           threads, claims
 targets   the targets and the table of them
 console   the summary printed at the end of a run
-run       the entry point; report writes docs/benchmarks.md and tl_ui/measured_figures.json
+run       the entry point; report writes docs/benchmarks.md and tl_ui/core/measured_figures.json
 """

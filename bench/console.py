@@ -13,13 +13,23 @@ def _spread(r: dict) -> str:
     return "" if not r.get("spread") else f" [{r['spread'][0]}-{r['spread'][1]}]"
 
 
+def failed_sections(results: dict) -> dict[str, str]:
+    """{section: its error} for the sections that stopped (a run they measured failed, or anything else)."""
+    return {name: str(sec["error"]) for name, sec in (results.get("sections") or {}).items()
+            if isinstance(sec, dict) and "error" in sec}
+
+
 def print_report(results: dict, results_path) -> None:
-    s = results.get("sections", {})
+    failed = failed_sections(results)
+    # a failed section's numbers are not printed as figures: only its error, at the top and at the end
+    s = {name: sec for name, sec in (results.get("sections") or {}).items() if name not in failed}
     m = results.get("machine", {})
     print("\n" + "=" * 104)
     print(f"Transfer Lab benchmarks ({results.get('mode')}) on {m.get('cpu')}, {m.get('cores')} cores, torch "
           f"{m.get('torch')}, python {m.get('python')}, load avg at start {m.get('load_avg_at_start')}")
     print("=" * 104)
+    for name, error in failed.items():
+        print(f"FAILED section {name}: {error}")
     print(f"{'measure':58} {'median [spread]':>22} {'cpu':>6}  {'target':>8}  met")
     for r in targets_table(results):
         met = {True: "yes", False: "NO", None: ""}[r["met"]]
@@ -45,7 +55,7 @@ def print_report(results: dict, results_path) -> None:
         print(f"cold start s: {c['seconds']['all']} | import app {c['import_app']['total_s']} s: {top}")
     if s.get("memory"):
         print("peak RSS (MB) at default batch size: " + ", ".join(
-            f"{k} {v.get('peak_rss_mb', 'error')}" for k, v in s["memory"].items()))
+            f"{k} {v['peak_rss_mb']}" for k, v in s["memory"].items() if isinstance(v, dict) and "peak_rss_mb" in v))
     acc = s.get("accuracy")
     if acc and "image" in acc:
         for note in acc.get("notes", []):
@@ -75,3 +85,6 @@ def print_report(results: dict, results_path) -> None:
     print(f"\nresults: {results_path}  (this run: {last.get('seconds', last.get('total_seconds'))} s, of which "
           f"{last.get('waited_for_quiet_s')} s waiting for a quiet machine; per section "
           f"{last.get('section_seconds', results.get('section_seconds'))})")
+    if failed:
+        print(f"\n{len(failed)} section(s) FAILED, their figures left out: {', '.join(failed)} (errors above and in "
+              f"{results_path})")

@@ -94,7 +94,7 @@ def mnist5k_split(heldout_per_class: int, pool_per_class: int = 100, seed: int =
 def engine_split(dataset, n: Optional[int], val_fraction: float, seed: int) -> dict:
     """The subset and split `train_run` makes for these settings: {"train", "choose", "report"} as
     (items, targets), and "classes". choose = the validation examples (early stopping); report = the test
-    examples the engine holds out where it has held-out roles (tl_ui/engine/roles.py), else none."""
+    examples the engine holds out where it has held-out roles (tl_ui/engine/evaluation/roles.py), else none."""
     import numpy as np
 
     from tl_ui.data import stratified_split, stratified_subset
@@ -102,7 +102,7 @@ def engine_split(dataset, n: Optional[int], val_fraction: float, seed: int) -> d
     if n and n < len(dataset):
         dataset = stratified_subset(dataset, int(n), seed)
     try:
-        from tl_ui.engine.roles import split_roles
+        from tl_ui.engine.evaluation.roles import split_roles
 
         roles = split_roles(dataset, val_fraction, seed)
         parts = {"train": roles.train, "choose": roles.choose, "report": roles.report}
@@ -122,7 +122,7 @@ def reviews_at_least(n_tokens: int):
     if key not in _CACHE:
         from transformers import AutoTokenizer
 
-        from tl_ui.catalog import get_model, packaged_path
+        from tl_ui.core.catalog import get_model, packaged_path
 
         ds = sample_dataset("text")
         tok = AutoTokenizer.from_pretrained(str(packaged_path(get_model(TEXT_MODEL))), local_files_only=True)
@@ -132,16 +132,16 @@ def reviews_at_least(n_tokens: int):
 
 
 def load(modality: str, classes, *, random_init: bool = False, image_size: Optional[int] = None):
-    """The shelf model for this modality with a new head for `classes` (tl_ui.engine.models.load_model)."""
-    from tl_ui.catalog import get_model
-    from tl_ui.engine.models import load_model
+    """The shelf model for this modality with a new head for `classes` (tl_ui.engine.models.build.load_model)."""
+    from tl_ui.core.catalog import get_model
+    from tl_ui.engine.models.build import load_model
 
     return load_model(get_model(MODEL_FOR[modality]), list(classes), random_init=random_init, image_size=image_size)
 
 
 def default_batch() -> int:
     """The engine's default batch size (what a user who changes nothing gets)."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
 
     return int(RunConfig().batch_size)
 
@@ -150,7 +150,7 @@ def image_tensor(loaded, items):
     """Preprocessed pixels (the engine's own eval transform) as one tensor, built before timing."""
     import torch
 
-    from tl_ui.engine.inputs import make_dataset
+    from tl_ui.engine.models.inputs import make_dataset
 
     data = make_dataset(loaded, items, None, augment=False)
     return torch.stack([data[i]["pixel_values"] for i in range(len(data))])

@@ -120,6 +120,38 @@ def interleave(sides: dict, rounds: int) -> dict[str, list]:
     return out
 
 
+# -- runs that did not finish --------------------------------------------------------------------
+
+class RunFailed(RuntimeError):
+    """A run a benchmark measures did not finish: its seconds, memory or accuracy are no figure."""
+
+
+def require_finished(run, what: str, *, stopped_ok: bool = False):
+    """`run` when the run it describes finished, else raise RunFailed naming `what` and the run's own message.
+    Every section calls this on every run it measures, so a refused or crashed run stops the section
+    instead of lending its time or memory to a figure. `run`: a RunResult (`status`), a runner job
+    (`state`), a dict with "status" or "state" (bench/sections/app_run.py, a status.json), or a run folder
+    (its status.json). `stopped_ok`: a run the benchmark itself stopped on purpose counts too."""
+    state, message = _run_state(run)
+    if state == "finished" or (stopped_ok and state == "stopped"):
+        return run
+    raise RunFailed(f"{what}: the run {state or 'left no status'}"
+                    + (f": {message}" if message else "") + " — a benchmark does not measure a run that did not finish")
+
+
+def _run_state(run) -> tuple[Optional[str], str]:
+    if isinstance(run, (str, Path)):
+        status = Path(run) / "status.json"
+        try:
+            run = json.loads(status.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None, f"no readable {status}"
+    if isinstance(run, dict):
+        return run.get("status") or run.get("state"), str(run.get("message") or run.get("error") or "")
+    state = getattr(run, "status", None) or getattr(run, "state", None)
+    return state, str(getattr(run, "message", "") or "")
+
+
 # -- other people's load ------------------------------------------------------------------------
 
 def _busy_jiffies() -> Optional[tuple[float, float]]:
@@ -200,7 +232,7 @@ def machine_info() -> dict:
             info[name] = __import__(name).__version__
     info.update(git_state())
     with contextlib.suppress(Exception):
-        from tl_ui.config import STRATEGY_DEFAULTS, RunConfig
+        from tl_ui.core.config import STRATEGY_DEFAULTS, RunConfig
 
         info["engine_defaults"] = {"batch_size": RunConfig().batch_size, "strategies": STRATEGY_DEFAULTS,
                                    "early_stopping_patience": RunConfig().early_stopping_patience}

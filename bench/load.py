@@ -88,9 +88,9 @@ def main(argv=None) -> int:
 
     from gradio_client import Client
 
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     deadline = time.time() + args.max_minutes * 60
     work = Path(tempfile.mkdtemp(prefix="tl-load-"))
@@ -179,6 +179,8 @@ def main(argv=None) -> int:
     print(f"{'web process peak RSS':<34}{out['web_process_rss_mb']['peak']:.0f} MB "
           f"(after start {out['web_process_rss_mb']['after_start']:.0f} MB); torch imported: "
           f"{out['torch_in_web_process']}")
+    for failure in out["failures"]:   # their times are in no figure above (only finished runs are timed)
+        print(f"FAILED run: {failure}")
     print(f"written: {args.out}")
 
     for client in clients:

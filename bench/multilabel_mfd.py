@@ -30,10 +30,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "bench" / "multilabel-results.json"))
     args = parser.parse_args()
+    from bench.harness import require_finished
     from multilabel_data import write_mfd_csv
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import load_dataset
-    from tl_ui.engine.train import train_run
+    from tl_ui.engine.training.loop import train_run
 
     work = Path(tempfile.mkdtemp(prefix="tl-bench-ml-"))
     data = write_mfd_csv(work / "mfd.csv", args.n, foundations=FOUNDATIONS, seed=args.seed)
@@ -44,7 +45,8 @@ def main() -> None:
         started = time.time()
         config = RunConfig(model_id="minilm_l6", strategy=strategy, epochs=epochs, max_length=32, seed=args.seed,
                            random_init=random_init)
-        result = train_run(config, work / f"{strategy}-{random_init}", dataset=dataset)
+        result = require_finished(train_run(config, work / f"{strategy}-{random_init}", dataset=dataset),
+                                  f"multilabel {strategy} random_init={random_init}")
         block = (result.metrics or {}).get("multilabel") or {}
         row = {"strategy": strategy, "epochs": epochs, "random_init": random_init, "status": result.status,
                "seconds": round(time.time() - started, 1), "load_before": round(load_before, 2),

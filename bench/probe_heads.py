@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.data import heldout_accuracy, mnist5k_split, sample_split   # noqa: E402
-from bench.harness import git_state, log, machine_info, mean_sd, rnd   # noqa: E402
+from bench.harness import git_state, log, machine_info, mean_sd, require_finished, rnd   # noqa: E402
 
 HEADS = {"minibatch": {"probe_head": "minibatch"},
          "full_batch": {"probe_head": "full_batch", "probe_scale": "per_feature"},
@@ -29,10 +29,10 @@ OUT = Path(__file__).resolve().parent / "probe-heads-results.json"
 
 
 def main(argv=None) -> None:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import train_run
-    from tl_ui.engine.embedding_cache import EmbeddingCache
+    from tl_ui.engine.probe.embedding_cache import EmbeddingCache
 
     argv = sys.argv[1:] if argv is None else argv
     sizes = [int(x) for x in (argv[argv.index("--sizes") + 1] if "--sizes" in argv else "100,300").split(",")]
@@ -60,8 +60,8 @@ def main(argv=None) -> None:
                                                extra=dict(extra))
                             run_dir = Path(d) / f"{name}-{random_init}-{n}-{seed}-{head}"
                             result = train_run(config, run_dir, dataset=subset, embedding_cache=cache)
-                            scores = (heldout_accuracy(run_dir, split["heldout"]) if result.status == "finished"
-                                      else {"accuracy": float("nan"), "ece": float("nan"), "log_loss": float("nan")})
+                            require_finished(result, f"probe heads {name} n={n} seed {seed} {head}")
+                            scores = heldout_accuracy(run_dir, split["heldout"])
                             cell[head].append(scores["accuracy"])
                             for key in ("ece", "log_loss"):
                                 calibration[head][key].append(scores[key])

@@ -17,10 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from tl_ui.config import RunConfig
+    from bench.harness import require_finished
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import load_dataset, sample_dataset_path
     from tl_ui.engine import train_run
-    from tl_ui.engine.embedding_cache import EmbeddingCache
+    from tl_ui.engine.probe.embedding_cache import EmbeddingCache
 
     with tempfile.TemporaryDirectory(prefix="tl-profile-") as d:
         work = Path(d)
@@ -29,13 +30,14 @@ def main() -> None:
         seconds = []
         for name in ("first", "repeat"):
             started = time.perf_counter()
-            result = train_run(RunConfig(model_id="efficientnet_lite0"), work / name, dataset=dataset,
-                               embedding_cache=cache)
+            result = require_finished(train_run(RunConfig(model_id="efficientnet_lite0"), work / name, dataset=dataset,
+                                                embedding_cache=cache), f"profile: {name} run")
             seconds.append(time.perf_counter() - started)
             print(f"{name} run: {seconds[-1]:.2f} s, {result.status}, accuracy {result.metrics.get('accuracy')}")
         profile = cProfile.Profile()
         profile.enable()
-        train_run(RunConfig(model_id="efficientnet_lite0"), work / "profiled", dataset=dataset, embedding_cache=cache)
+        require_finished(train_run(RunConfig(model_id="efficientnet_lite0"), work / "profiled", dataset=dataset,
+                                   embedding_cache=cache), "profile: the profiled run")
         profile.disable()
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
         pstats.Stats(profile).sort_stats("tottime").print_stats(20)

@@ -32,7 +32,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "overhead": {"cases": [("image", "full", 32), ("text", "lora", 48)], "epochs": 2},
         "app": {"n": 300, "epochs": 10, "rounds": 3, "process_rounds": 2},
         "cold": {"repeats": 1},
-        "memory": {"n": 20, "stop_after_steps": 1},
+        # 40: the fewest sample digits the three-way split takes with 2 of each class to train on (20 are refused)
+        "memory": {"n": 40, "stop_after_steps": 1},
         "accuracy": {"sizes": [50, 100], "seeds": [0, 1, 2], "image_heldout_per_class": 10,
                      "text_heldout_per_class": 50, "strategies": ["linear_probe", "scratch_probe"]},
         "threads": {"embed_n": 32, "train_n": 8, "rounds": 3, "models": ["image"]},

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write docs/benchmarks.md and tl_ui/measured_figures.json from the results files.
+"""Write docs/benchmarks.md and tl_ui/core/measured_figures.json from the results files.
 
     python bench/report.py             # both files
     python bench/report.py --print     # the generated Markdown on stdout, nothing written
@@ -7,7 +7,7 @@
 The page's hand-written text is everything above the MARKER line in docs/benchmarks.md (edit it
 there); below it this script writes the figures the app quotes, the tables of the full run
 (bench/results-full.json, with its partial re-runs) and of the latest quick run (bench/results.json).
-tl_ui/measured_figures.json holds what the app's pages quote (`tl_ui.measured`), from the full-mode
+tl_ui/core/measured_figures.json holds what the app's pages quote (`tl_ui.core.measured`), from the full-mode
 claims section (`python bench/run.py --only claims`).
 """
 from __future__ import annotations
@@ -22,12 +22,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import report_tables as tables  # noqa: E402
-from bench import report_text  # noqa: E402
+from bench import report_setfit, report_text  # noqa: E402
 from bench.harness import RESULTS, RESULTS_FULL, load_results, write_json  # noqa: E402
 from bench.targets import targets_table  # noqa: E402
 
 PAGE = ROOT / "docs" / "benchmarks.md"
-FIGURES = ROOT / "tl_ui" / "measured_figures.json"
+FIGURES = ROOT / "tl_ui" / "core" / "measured_figures.json"
 MARKER = "<!-- Everything below is written by bench/report.py from bench/results*.json: edit the text above. -->"
 CLAIMS_COMMAND = "python bench/run.py --only claims"
 
@@ -73,7 +73,7 @@ def claims_source(full: dict) -> tuple[dict, dict] | None:
 
 
 def figures(c: dict, run: dict) -> dict:
-    """The small JSON the app reads (tl_ui.measured): only measured numbers, with their spread."""
+    """The small JSON the app reads (tl_ui.core.measured): only measured numbers, with their spread."""
     text = {k: {"mean": v["mean"], "sd": v["sd"], "seeds": v["n"]} for k, v in c["text_sample"].items()
             if v.get("mean") is not None}
     return {
@@ -97,14 +97,15 @@ def render_generated(full: dict, quick: dict) -> str:
         c, run = src
         out += ["## The figures the app quotes\n",
                 f"Measured by `{CLAIMS_COMMAND}` at {run.get('started')} (code {run.get('git_commit')}); "
-                "`bench/report.py` copies them to `tl_ui/measured_figures.json`, which the app reads through "
-                "`tl_ui.measured`. Details in section 8 below.\n"]
+                "`bench/report.py` copies them to `tl_ui/core/measured_figures.json`, which the app reads through "
+                "`tl_ui.core.measured`. Details in section 8 below.\n"]
         for k, v in c["text_sample"].items():
             out.append(f"* sample reviews, {tables.NAMES.get(k, k)}: {v['mean']:.1%} ± {v['sd']:.1%} held-out accuracy "
                        f"({v['n']} seeds)")
         out += [f"* time estimate {k}: measured/estimate {t['ratio']}" + ("" if t["within_2x"] else " — **not within 2x**")
                 for k, t in c["time_estimate"].items()] + [""]
     out += report_text.render(report_text.load())
+    out += report_setfit.render(report_setfit.load())
     if full:
         out += render_run(full, "Latest full run")
     if quick and quick.get("mode") == "quick":

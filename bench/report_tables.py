@@ -117,10 +117,12 @@ def cold(c: dict) -> list[str]:
 def memory(mem: dict) -> list[str]:
     out = ["### 5. Peak memory (VmHWM of a fresh process per run, default batch size)\n",
            "| strategy | image (EfficientNet-Lite0) MB | text (MiniLM-L6) MB |", "|---|---|---|"]
-    for strat in ("linear_probe", "partial", "full", "lora"):
-        out.append(f"| {strat} | " + " | ".join(fmt(mem.get(f"{strat}_{m}", {}).get("peak_rss_mb", "error"))
+    for strat in ("linear_probe", "partial", "full", "lora", "setfit"):
+        if not any(f"{strat}_{m}" in mem for m in ("image", "text")):
+            continue   # (SetFit: texts only, and runs from before it)
+        out.append(f"| {strat} | " + " | ".join(fmt(mem.get(f"{strat}_{m}", {}).get("peak_rss_mb", "–"))
                                                 for m in ("image", "text")) + " |")
-    any_v = next(iter(mem.values()))
+    any_v = next(v for k, v in mem.items() if k != "machine_load")
     return out + [f"\nBatch size {any_v.get('batch_size')}, {any_v.get('n_examples')} examples; RSS after imports "
                   f"alone: {any_v.get('rss_after_imports_mb')} MB.\n"]
 

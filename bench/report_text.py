@@ -1,5 +1,5 @@
 """The "Text with 16 to 300 examples" part of docs/benchmarks.md and the text default the app
-preselects by (tl_ui/measured_figures.json, key "text_default"), from bench/text-small-n-results.json
+preselects by (tl_ui/core/measured_figures.json, key "text_default"), from bench/text-small-n-results.json
 (`python -m bench.sections.text_small_n`)."""
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def render(r: dict) -> list[str]:
 
 
 def figures(r: dict) -> dict:
-    """What tl_ui.measured.text_default reads."""
+    """What tl_ui.core.measured.text_default reads."""
     if not r.get("default"):
         return {}
     return {"text_default": {"command": r["command"], "measured_on": r["started"],

@@ -6,7 +6,7 @@
     python bench/run.py --only probe,overhead      # some sections (a full-mode one is merged into the full run)
     python bench/run.py --strategies full,lora     # re-run some rows of the accuracy table
     python bench/run.py --only claims              # the figures the app quotes -> bench/report.py
-    python bench/report.py         # writes docs/benchmarks.md and tl_ui/measured_figures.json
+    python bench/report.py         # writes docs/benchmarks.md and tl_ui/core/measured_figures.json
 
 Writes `bench/results.json` (machine, code version, settings, raw timings, ratios, targets); a full
 run, and partial full-mode re-runs merged into it, are kept in `bench/results-full.json`. Everything
@@ -150,10 +150,10 @@ def main(argv=None) -> int:
     else:
         results.update(total_seconds=round(time.perf_counter() - t_all, 1), waited_for_quiet_s=waited)
     save()
-    from bench.console import print_report
+    from bench.console import failed_sections, print_report
 
     print_report(results, harness.RESULTS_FULL if merge and mode == "full" else harness.RESULTS)
-    return 0
+    return 1 if any(name in only for name in failed_sections(results)) else 0
 
 
 if __name__ == "__main__":

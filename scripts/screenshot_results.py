@@ -33,10 +33,10 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the run")
     args = parser.parse_args()
 
-    from tl_ui.webapp import build_app
+    from tl_ui.app.webapp import build_app
     from playwright.sync_api import sync_playwright
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
 
     settings = Settings(runs_dir=Path(tempfile.mkdtemp(prefix="tl-shot-")), max_jobs=1)
     server = start_in_thread(build_app(settings), settings=settings)

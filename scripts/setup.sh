@@ -12,9 +12,9 @@ fi
 # The app's own extra (explanations: grad-cam, captum); the tests add their tools.
 # (if/else, not `[ ] && …`: under `set -e` a false test inside `$(…)` ended the script silently, exit 1)
 if [ "${1:-}" = "--test" ]; then
-  extras="[explain,test]"; stamp=".venv/.installed-test"
+  extras="[explain,report,test]"; stamp=".venv/.installed-test"
 else
-  extras="[explain]"; stamp=".venv/.installed"
+  extras="[explain,report]"; stamp=".venv/.installed"
 fi
 log=".venv/setup.log"
 # Reinstall only when the project's requirements changed since the last install. With --test, also

@@ -529,7 +529,7 @@ def sample_digit_png(folder: Path) -> Path:
 
 
 def launch_app_in_process(runs_dir: Path):
-    """Serve tl_ui.webapp.build_app() from this process; returns (server, base_url). Caller calls
+    """Serve tl_ui.app.webapp.build_app() from this process; returns (server, base_url). Caller calls
     `server.stop()`."""
     import sys
 
@@ -538,9 +538,9 @@ def launch_app_in_process(runs_dir: Path):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     settings = Settings(runs_dir=runs_dir, max_jobs=1, offline=True)
     server = start_in_thread(build_app(settings), settings=settings)

@@ -30,7 +30,7 @@ TEST_UPLOAD_MB = 8.0
 @pytest.fixture(scope="session")
 def app_settings(tmp_path_factory):
     """Settings for the shared test app: its own runs folder, 1 job at a time, small limits."""
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     # the advisor ranks the models on 40 of the sample's 300 digits: seconds, not minutes, on 2 cores
     return Settings(runs_dir=tmp_path_factory.mktemp("runs"), max_jobs=1, max_upload_mb=TEST_UPLOAD_MB,
@@ -39,8 +39,8 @@ def app_settings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def launched_server(app_settings):
-    from tl_ui.server import start_in_thread
-    from tl_ui.webapp import build_app
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.app.webapp import build_app
 
     server = start_in_thread(build_app(app_settings), settings=app_settings)
     yield server

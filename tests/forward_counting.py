@@ -1,7 +1,7 @@
 """Count the examples that go through a real model's forward pass during a training run."""
 from __future__ import annotations
 
-import tl_ui.engine.train as train_module
+import tl_ui.engine.training.loop as train_module
 
 
 def count_forward_examples(monkeypatch) -> dict:

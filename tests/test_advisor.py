@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
-from tl_ui.engine.transferability import knn_cv_accuracy, logme
+from tl_ui.engine.advisor.transferability import knn_cv_accuracy, logme
 from forward_counting import count_forward_examples  # tests/ is on sys.path (rootdir-less import mode)
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -73,10 +73,10 @@ def test_advisor_button_ranks_every_offline_model_in_a_worker_and_the_next_run_r
         digits, tmp_path, monkeypatch):
     """The Data step's button, through the service and its worker process: a table of every offline
     image model, the best preselected; the linear probe that follows reads every embedding back."""
-    from tl_ui.catalog import list_models
+    from tl_ui.core.catalog import list_models
     from tl_ui.engine import train_run
     from tl_ui.service.lab import Lab
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
     from tl_ui.ui.handlers import Handlers
     from tl_ui.ui.state import SessionState
 
@@ -98,7 +98,7 @@ def test_advisor_button_ranks_every_offline_model_in_a_worker_and_the_next_run_r
     best = offline[table["Model"][0]]
     assert shown["model_choice"] == best and "What the numbers mean" in shown["advisor_note"]
     assert "you can still pick another" in shown["advisor_note"]
-    # the map of the data, in the best model's embeddings (tl_ui/engine/data_map.py), with its words
+    # the map of the data, in the best model's embeddings (tl_ui/engine/advisor/data_map.py), with its words
     points = shown["data_map_plot"]["value"]
     assert len(points) == len(digits) and shown["data_map_plot"]["visible"]
     assert "Map of your data" in shown["data_map_note"] and table["Model"][0] in shown["data_map_note"]
@@ -110,7 +110,7 @@ def test_advisor_button_ranks_every_offline_model_in_a_worker_and_the_next_run_r
     # examples it trains on. Where the CPU has native bf16 the advisor embeds on that fast path, and the
     # examples that choose and report are embedded once more in full precision (so the run's numbers are
     # exactly the exported model's); elsewhere the run goes through the model zero times.
-    from tl_ui.engine.fast_path import describe
+    from tl_ui.engine.models.fast_path import describe
 
     seen = count_forward_examples(monkeypatch)
     config = RunConfig(model_id=best, strategy="linear_probe", image_size=32, epochs=2)

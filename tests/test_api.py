@@ -241,7 +241,7 @@ def _slow_fake_train(config, run_dir, on_event, should_stop, dataset=None):
 @pytest.fixture
 def page_handlers(tmp_path):
     from tl_ui.service.lab import Lab
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
     from tl_ui.ui.handlers import Handlers
 
     lab = Lab(Settings(runs_dir=tmp_path / "runs"), train_fn=_slow_fake_train)

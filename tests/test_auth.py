@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_hashes_verify_and_plain_entries_still_work():
-    from tl_ui.auth import hash_password, is_hashed, verify_password
+    from tl_ui.core.auth import hash_password, is_hashed, verify_password
 
     stored = hash_password("correct horse")
     assert is_hashed(stored) and "correct horse" not in stored
@@ -27,8 +27,8 @@ def test_hash_password_command(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr
     user, _, stored = done.stdout.strip().partition(":")
-    from tl_ui.auth import verify_password
-    from tl_ui.settings import parse_auth_pairs
+    from tl_ui.core.auth import verify_password
+    from tl_ui.core.settings import parse_auth_pairs
 
     assert user == "alice" and verify_password("pw with spaces", stored)
     assert parse_auth_pairs(done.stdout, "file", commas=False) == (("alice", stored),)
@@ -38,7 +38,7 @@ def test_the_login_check_is_a_coroutine_function():
     """Gradio awaits `auth` only if inspect.iscoroutinefunction(auth); otherwise any password would pass."""
     import inspect
 
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     assert inspect.iscoroutinefunction(Settings(auth=(("a", "b"),)).login_check())
 
@@ -46,10 +46,10 @@ def test_the_login_check_is_a_coroutine_function():
 def test_hashed_logins_work_and_wrong_ones_are_slowed(tmp_path):
     import requests
 
-    from tl_ui.auth import hash_password
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.core.auth import hash_password
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     settings = Settings(runs_dir=tmp_path / "runs", auth=(("alice", hash_password("wonderland")), ("bob", "plain")),
                         offline=True)

@@ -92,7 +92,7 @@ def test_claims_summary_and_targets_on_toy_runs():
 def test_report_renders_figures_and_the_app_reads_them(tmp_path, monkeypatch):
     from bench import report
     from bench.sections.claims import summarise
-    from tl_ui import measured
+    from tl_ui.core import measured
 
     runs = [{"modality": "text", "strategy": s, "seed": k, "n": 300, "wall_s": 5.0, "estimate_s": 5.0, "epochs_run": 5,
              "epochs": 5, "heldout_accuracy": a, "engine_val_accuracy": a}
@@ -126,9 +126,9 @@ def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeyp
     and says why."""
     from bench import report_text
     from bench.sections.text_small_n import choose_default
-    from tl_ui import measured
-    from tl_ui.config import default_strategy
-    from tl_ui.measured_text import text_default
+    from tl_ui.core import measured
+    from tl_ui.core.config import default_strategy
+    from tl_ui.core.measured_text import text_default
 
     def cell(per_draw):
         return {"accuracy": sum(per_draw) / len(per_draw), "ci": [0.4, 0.8], "draws": len(per_draw),
@@ -167,6 +167,124 @@ def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeyp
         measured._load.cache_clear()
 
 
-def test_measured_module_stays_small_and_torch_free():
-    source = (REPO / "tl_ui" / "measured.py").read_text()
-    assert len(source.splitlines()) < 80 and "torch" not in source.replace("No torch", "")
+# -- a benchmark never measures a run that did not finish (issue 32, item 5) ------------------------
+
+def test_require_finished_passes_finished_runs_and_stops_at_any_other():
+    from bench.harness import RunFailed, require_finished
+    from tl_ui.engine.training.recorder import RunResult
+
+    done = RunResult("r", Path("r"), "finished", {})
+    assert require_finished(done, "x") is done
+    with pytest.raises(RunFailed, match=r"memory image: the run failed: 20 examples in 10 classes are too few"):
+        require_finished(RunResult("r", Path("r"), "failed", None, "20 examples in 10 classes are too few"),
+                         "memory image")
+    stopped = {"status": "stopped", "steps": 1}
+    assert require_finished(stopped, "x", stopped_ok=True) is stopped
+    with pytest.raises(RunFailed):
+        require_finished(stopped, "x")
+    with pytest.raises(RunFailed, match="failed: boom"):
+        require_finished({"state": "failed", "message": "boom"}, "app")   # /train's answer, a runner job's state
+
+
+def test_require_finished_reads_a_run_folder(tmp_path):
+    from bench.harness import RunFailed, require_finished
+
+    with pytest.raises(RunFailed, match="left no status"):
+        require_finished(tmp_path, "cli")
+    (tmp_path / "status.json").write_text(json.dumps({"state": "failed", "message": "bad data"}))
+    with pytest.raises(RunFailed, match="bad data"):
+        require_finished(tmp_path, "cli")
+    (tmp_path / "status.json").write_text(json.dumps({"state": "finished", "message": ""}))
+    assert require_finished(str(tmp_path), "cli") == str(tmp_path)
+
+
+def test_memory_rows_of_runs_that_did_not_train_are_refused():
+    """The quick profile's 20 digits were refused by the split and their 640 MB recorded as a peak."""
+    from bench.harness import RunFailed
+    from bench.sections.memory import checked
+
+    failed = {"peak_rss_mb": 640, "status": "failed", "message": "too few", "steps": 0, "n_examples": 20}
+    with pytest.raises(RunFailed, match="too few"):
+        checked(failed, "lora_image", 1)
+    with pytest.raises(RunFailed, match="0 training steps"):
+        checked({**failed, "status": "stopped"}, "lora_image", 1)
+    ok = {**failed, "status": "stopped", "steps": 1}
+    assert checked(ok, "lora_image", 1) is ok
+    with pytest.raises(RunFailed):   # a whole run is asked for: stopping is a failure there
+        checked(ok, "lora_image", 0)
+
+
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_memory_profiles_use_sizes_the_three_way_split_takes(mode, tmp_path):
+    from bench.profiles import PROFILES
+    from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
+    from tl_ui.engine.evaluation.roles import split_roles
+
+    n = PROFILES[mode]["memory"]["n"]
+    for modality in ("image", "text"):
+        dataset = load_dataset(str(sample_dataset_path(modality)), tmp_path / modality)
+        roles = split_roles(stratified_subset(dataset, n, 0), 0.2, 0)   # raises DataError when refused
+        assert len(roles.train) >= len(dataset.classes)
+
+
+# Where a run is started: the engine, the app's worker, the CLI, the app's API, the service.
+RUN_STARTS = ("train_run(", "app_run.run(", '"tl_ui", "train"', 'main(["train"', 'api_name="/train"', ".start_run(")
+# Modules that start runs but check them otherwise, and why.
+CHECKED_ELSEWHERE = {
+    "bench/sections/app_run.py": "the runner itself: returns the status; every caller passes it to require_finished",
+    "bench/load.py": "a load test: a failed run is its outcome, printed as FAILED, timed nowhere, exit code 1",
+}
+
+
+def test_every_bench_module_that_starts_a_run_checks_it_finished():
+    for path in sorted((REPO / "bench").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        source = path.read_text()
+        starts = sum(source.count(s) for s in RUN_STARTS)
+        if not starts or rel in CHECKED_ELSEWHERE:
+            continue
+        assert "require_finished(" in source, f"{rel} starts runs but never calls bench.harness.require_finished"
+
+
+def test_the_summary_prints_no_figure_of_a_failed_section(capsys):
+    from bench.console import failed_sections, print_report
+
+    results = {"mode": "quick", "machine": {}, "sections": {
+        "memory": {"error": "RunFailed: memory linear_probe_image: the run failed: too few", "machine_load": {}}}}
+    print_report(results, "bench/results.json")
+    out = capsys.readouterr().out
+    assert failed_sections(results) == {"memory": results["sections"]["memory"]["error"]}
+    assert "FAILED section memory" in out and "peak RSS" not in out and "1 section(s) FAILED" in out
+
+
+def test_setfit_bench_reads_the_estimate_the_page_shows_and_renders_its_tables():
+    """bench/sections/setfit_check.py (issue 32, item 3): the estimate shown first is the CV when metrics.json has
+    one, else the test set's; the report renders the three parts from the results file's layout."""
+    from bench import report_setfit
+    from bench.sections.setfit_check import shown_estimate, summarise
+    from statsmodels.stats.proportion import proportion_confint
+
+    probe = {"accuracy": 0.6, "accuracy_ci": [0.4, 0.8], "n_val": 13,
+             "cross_validation": {"accuracy": 0.55, "accuracy_ci": [0.42, 0.69], "scope": "whole_recipe"}}
+    assert shown_estimate(probe) == {"which": "cross-validated (whole_recipe)", "accuracy": 0.55, "ci": [0.42, 0.69]}
+    setfit = {k: v for k, v in probe.items() if k != "cross_validation"}
+    assert shown_estimate(setfit)["which"] == "test set (13 texts)"
+
+    runs = [{"seed": s, "correct": c, "total": 200, "seconds": 100.0, "pairs": 640, "shift_max_abs": 4e-4,
+             "shift_relative": 1.6e-3, "others_share": 0.5} for s, c in ((0, 100), (1, 120))]
+    cell = summarise(runs, proportion_confint)
+    assert cell["accuracy"] == 0.55 and cell["seeds"] == 2 and cell["ci"][0] < 0.55 < cell["ci"][1]
+    results = {
+        "issue": {"command": "c", "started": "now", "seconds": 10, "setfit_max_pairs": 480, "runs": [
+            {"seed": 0, "strategy": "setfit", "heldout_accuracy": 0.63, "shown": shown_estimate(setfit), "covers": True,
+             "head_only_cv": {"accuracy": 0.7, "ci": [0.65, 0.75]}, "head_only_cv_covers": False,
+             "encoder_shift": {"max_abs": 2.6e-4}, "wall_s": 100.0, "others_share": 0.1}]},
+        "sizes": {"command": "c", "started": "now", "machine": {}, "datasets": {"reviews": {"sizes": {"16": {
+            "probe": summarise([{k: v for k, v in r.items() if not k.startswith(("shift", "pairs"))} for r in runs],
+                               proportion_confint),
+            "setfit_paper": cell}}}}},
+    }
+    page = "\n".join(report_setfit.render(results))
+    assert "| 0 | setfit | 63.0% | test set (13 texts): 60.0% [40–80%] | yes | 70.0% [65–75%] | **no** |" in page
+    assert "| reviews | 16 | SetFit, 20 iterations per text | 55.0% [" in page and "| 640 | 100.0 | 4.0e-04, 1.6e-03 |" in page
+    assert "still running or cut short" in page and report_setfit.render({}) == []

@@ -39,9 +39,9 @@ class _HostPage(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    from tl_ui.server import start_in_thread
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     settings = Settings(runs_dir=tmp_path_factory.mktemp("space-runs"), max_jobs=1, offline=True)
     server = start_in_thread(build_app(settings), settings=settings)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_ui.catalog import ModelUnavailable, get_model, list_models, packaged_path
-from tl_ui.engine.models import efficientnet_pytorch_to_timm, load_model
+from tl_ui.core.catalog import ModelUnavailable, get_model, list_models, packaged_path
+from tl_ui.engine.models.build import load_model
+from tl_ui.engine.models.packaged_weights import efficientnet_pytorch_to_timm
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 IMAGENET = Path(__file__).parent / "data" / "imagenet"
@@ -37,7 +38,7 @@ def test_efficientnet_weights_map_strictly_and_recognise_real_photos():
     # load_model replaced the 1000-class head; put the ImageNet classifier back to read ImageNet labels.
     state = efficientnet_pytorch_to_timm(torch.load(packaged_path(entry), weights_only=True))
     loaded.model.load_state_dict(state, strict=True)
-    from tl_ui.engine.inputs import image_transform, open_image
+    from tl_ui.engine.models.inputs import image_transform, open_image
 
     transform = image_transform(loaded, augment=False)
     photos = sorted(IMAGENET.glob("imagenet_*.jpg"))

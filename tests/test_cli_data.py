@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from data_factories import image_zip, text_rows, write_csv
-from tl_ui.__main__ import main
+from tl_ui.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 

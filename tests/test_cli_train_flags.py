@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tl_ui.cli_train import FLAG_FIELDS, add_train_parser, field_flag
-from tl_ui.config import OPTION_NAMES, RunConfig
+from tl_ui.cli.train import FLAG_FIELDS, add_train_parser, field_flag
+from tl_ui.core.config import OPTION_NAMES, RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Continue a finished run (tl_ui/engine/continuation.py, Lab.continue_run): a new run linked to its
+"""Continue a finished run (tl_ui/engine/training/continuation.py, Lab.continue_run): a new run linked to its
 parent, from the parent's best weights, on the same split, with epochs numbered after the parent's."""
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_ui.catalog import get_model
-from tl_ui.config import RunConfig
+from tl_ui.core.catalog import get_model
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
 from tl_ui.engine import train_run
-from tl_ui.engine.continuation import continue_config, load_parent_weights
-from tl_ui.engine.models import load_model
-from tl_ui.engine.predict import Predictor
-from tl_ui.engine.strategies import plan
-from tl_ui.runfolder import RunFolder
+from tl_ui.engine.training.continuation import continue_config, load_parent_weights
+from tl_ui.engine.models.build import load_model
+from tl_ui.engine.inference.predict import Predictor
+from tl_ui.engine.training.strategies import plan
+from tl_ui.core.runfolder import RunFolder
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -28,10 +28,10 @@ def _epoch_events(run_dir: Path) -> list[dict]:
 
 
 def test_a_continued_run_follows_its_parent_through_the_service(tmp_path):
-    from tl_ui.service.lab import UserError
+    from tl_ui.service.errors import UserError
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     lab = Lab(Settings(runs_dir=tmp_path / "runs"))
     owner, stranger = Owner("user", "continuer"), Owner("user", "stranger")
@@ -95,7 +95,7 @@ def test_a_continued_lora_run_starts_exactly_from_its_parents_calibrated_model(t
 
     # the command line's way (python -m tl_ui train --continue-from RUN --epochs N --out OUT)
     from tl_ui.service.headless import continue_headless
-    from tl_ui.service.lab import UserError
+    from tl_ui.service.errors import UserError
 
     with pytest.raises(UserError, match="same folder"):
         continue_headless(tmp_path / "runs" / "parent", 1, tmp_path / "elsewhere" / "child")
@@ -124,7 +124,7 @@ def test_the_train_step_draws_a_continued_run_after_its_parents_epochs():
 
 
 def test_runs_that_cannot_train_further_say_why(tmp_path):
-    from tl_ui.engine.continuation import why_not
+    from tl_ui.engine.training.continuation import why_not
 
     def run_with(metrics: dict, export_format: str) -> RunFolder:
         run = RunFolder(tmp_path / export_format / str(len(metrics))).create()
@@ -135,7 +135,7 @@ def test_runs_that_cannot_train_further_say_why(tmp_path):
 
     import numpy as np
 
-    from tl_ui.engine.evaluate import evaluate
+    from tl_ui.engine.evaluation.evaluate import evaluate
 
     scored = evaluate(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]), ["a", "b"], ["x", "y"])   # metrics.json's core
     probe_fit = {"method": "full-batch L-BFGS", "l2": 0.01, "iterations": 12, "fit_seconds": 0.1}

@@ -160,10 +160,8 @@ def test_the_documented_schemas_accept_real_run_folders(name):
 
 # -- RunState is used where runs are queued, run, settled and served ---------------------------------
 STATE_WORDS = {s.value for s in RunState}
-STATE_MODULES = ["tl_ui/core/runfolder.py", "tl_ui/jobs/runner.py", "tl_ui/cli/main.py", "tl_ui/engine/training/recorder.py",
-                 *map(str, sorted((REPO / "tl_ui").glob("cli_*.py"))),
-                 *map(str, sorted((REPO / "tl_ui" / "executors").glob("*.py"))),
-                 *map(str, sorted((REPO / "tl_ui" / "service").glob("*.py")))]
+# every module but the contracts themselves (where the states are defined)
+STATE_MODULES = [str(p) for p in sorted((REPO / "tl_ui").rglob("*.py")) if "contracts" not in p.parts]
 
 
 def _state_literals(tree: ast.AST) -> list[tuple[int, str]]:
@@ -192,3 +190,44 @@ def test_run_states_are_the_enum_not_string_literals(module):
     path = REPO / module
     assert _state_literals(ast.parse(path.read_text(encoding="utf-8"))) == [], \
         f"{module}: compare with RunState members (tl_ui.contracts), not strings"
+
+
+# -- the metrics model declares what the engine writes today ----------------------------------------------
+PINNED = REPO / "tests" / "data" / "pinned_metrics"
+
+
+def _undeclared(model, data, path: str = "") -> list[str]:
+    """Keys of `data` (and of its typed blocks) that `model` does not declare (they would pass as extras)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    def block_type(annotation):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        return next((t for t in map(block_type, typing.get_args(annotation)) if t is not None), None)
+
+    found = []
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            found.append(f"{path}.{key}")
+            continue
+        block = block_type(field.annotation)
+        if block is None:
+            continue
+        is_map = any(typing.get_origin(a) is dict for a in (field.annotation, *typing.get_args(field.annotation)))
+        children = (list(value.values()) if is_map else [value]) if isinstance(value, dict) else \
+            (value if isinstance(value, list) else [])
+        for child in children:
+            if isinstance(child, dict):
+                found += _undeclared(block, child, f"{path}.{key}")
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in PINNED.glob("*.json")))
+def test_the_metrics_model_declares_every_field_the_engine_writes(name):
+    """tests/data/pinned_metrics holds what the engine writes now (tests/pinned_runs.py): a field added there
+    must be added to RunMetrics (and the schema in docs/contracts.md regenerated)."""
+    metrics = json.loads((PINNED / f"{name}.json").read_text())["metrics.json"]   # (its timings removed)
+    assert _undeclared(RunMetrics, metrics) == []

@@ -1,10 +1,10 @@
-"""The data map (tl_ui/engine/data_map.py): a 2-D layout of the embeddings and the examples whose
+"""The data map (tl_ui/engine/advisor/data_map.py): a 2-D layout of the embeddings and the examples whose
 neighbours mostly carry another label."""
 from __future__ import annotations
 
 import numpy as np
 
-from tl_ui.engine.data_map import data_map, label_problems
+from tl_ui.engine.advisor.data_map import data_map, label_problems
 
 
 def _clusters(seed=0, per_class=30, dims=64):

@@ -17,7 +17,7 @@ from data_factories import (class_entries, dicom_bytes, dicom_class_entries, dic
 from tl_ui.data import DataError, load_dataset
 from tl_ui.data.dicom import WINDOW_PRESETS, read_dicom
 from tl_ui.data.images import image_reading_note, is_image_file, read_image, save_preview_png
-from tl_ui.engine.inputs import open_image
+from tl_ui.engine.models.inputs import open_image
 
 SECRETS = dicom_identifiers("CT_small.dcm", "MR_small.dcm", "rtstruct.dcm", "reportsi.dcm",
                             "SC_rgb_rle_2frame.dcm", "MR_small_jpeg_ls_lossless.dcm",

@@ -6,10 +6,10 @@ import os
 import pytest
 import torch
 
-from tl_ui.catalog import get_model
-from tl_ui.config import RunConfig
-from tl_ui.engine.models import load_model
-from tl_ui.engine.strategies import plan, trainable_parameter_names
+from tl_ui.core.catalog import get_model
+from tl_ui.core.config import RunConfig
+from tl_ui.engine.models.build import load_model
+from tl_ui.engine.training.strategies import plan, trainable_parameter_names
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 CLASSES = ["a", "b", "c"]

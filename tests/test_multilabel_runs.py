@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset
 
 from multilabel_data import mfd_path, write_mfd_csv
@@ -27,7 +27,7 @@ LEARNING_RATES = {"partial": 1e-3, "full": 1e-4, "lora": 1e-3}
 
 
 def _run(tmp_path_factory, dataset, strategy, random_init, epochs=None):
-    from tl_ui.engine.train import train_run
+    from tl_ui.engine.training.loop import train_run
 
     config = RunConfig(model_id="minilm_l6", strategy=strategy, epochs=epochs, max_length=32, seed=0,
                        random_init=random_init, learning_rate=LEARNING_RATES.get(strategy))
@@ -128,7 +128,7 @@ def test_sentence_export_of_the_probe_gives_the_apps_scores(probe):
 
 @pytest.mark.parametrize("which", ["probe", "partial"])
 def test_thresholds_round_trip_to_every_file_and_predict(request, which, capsys):
-    from tl_ui.__main__ import main
+    from tl_ui.cli.main import main
     from tl_ui.engine import Predictor
 
     result = request.getfixturevalue(which)
@@ -137,7 +137,7 @@ def test_thresholds_round_trip_to_every_file_and_predict(request, which, capsys)
     assert manifest["multilabel"]["thresholds"] == thresholds
     assert json.loads((result.run_dir / "metrics.json").read_text())["multilabel"]["thresholds"] == thresholds
     predictor = Predictor.load(result.run_dir)
-    assert predictor.multilabel["thresholds"] == thresholds
+    assert predictor.manifest["multilabel"]["thresholds"] == thresholds
     answer = predictor.predict_with_set(TEXTS[:1])[0]
     assert answer["labels"] == [n for n, p in answer["probabilities"].items() if p >= thresholds[n]]
     assert len(answer["probabilities"]) == len(thresholds)
@@ -167,7 +167,7 @@ def test_image_csv_run_exports_timm_with_label_names_and_thresholds(tmp_path):
     from PIL import Image
 
     from tl_ui.engine import Predictor
-    from tl_ui.engine.train import train_run
+    from tl_ui.engine.training.loop import train_run
 
     rng = np.random.default_rng(0)
     buffer, rows = {}, []
@@ -205,7 +205,7 @@ def test_image_csv_run_exports_timm_with_label_names_and_thresholds(tmp_path):
 
 
 def test_setfit_says_it_needs_one_label_per_example(tmp_path, terms):
-    from tl_ui.engine.train import train_run
+    from tl_ui.engine.training.loop import train_run
 
     result = train_run(RunConfig(model_id="minilm_l6", strategy="setfit", max_length=32), tmp_path / "run",
                        dataset=terms)

@@ -11,7 +11,7 @@ from scipy.stats import norm
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from tl_ui.trust.decision_curve import decision_curve, decision_curve_sentence, net_benefit, treat_all, useful_range
-from tl_ui.trust.intervals import wilson_interval
+from tl_ui.trust.proportions import wilson_interval
 from tl_ui.trust.operating_point import (at_prevalence, bayes_npv, bayes_ppv, choose_threshold, examples_needed,
                                          multilabel_operating_points, operating_point_metrics,
                                          operating_point_sentence, parse_rule, report_at_threshold)

@@ -36,7 +36,7 @@ def test_an_online_model_without_a_network_fails_within_seconds(tmp_path):
 
 
 def test_hub_check_is_quick_and_remembered(monkeypatch):
-    from tl_ui import catalog
+    from tl_ui.core import catalog
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     started = time.time()
@@ -63,7 +63,7 @@ def test_setup_is_quiet_and_the_licence_is_an_spdx_string():
 
 
 def test_the_page_marks_online_models_unavailable_once_the_hub_is_known_unreachable(monkeypatch):
-    from tl_ui import catalog
+    from tl_ui.core import catalog
     from tl_ui.ui.model import shelf_choices
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
@@ -84,7 +84,7 @@ def test_data_summary_names_the_smallest_class_in_good_english(tmp_path):
 
 
 def test_a_switched_model_is_named_as_on_the_shelf():
-    from tl_ui.catalog import DEFAULT_MODEL, get_model
+    from tl_ui.core.catalog import DEFAULT_MODEL, get_model
     from tl_ui.ui.model import filtered_updates
 
     _, _, note = filtered_updates("text", DEFAULT_MODEL["image"], offline_mode=True)
@@ -104,6 +104,6 @@ def test_an_empty_loss_plot_has_no_lone_tick():
 
 
 def test_the_page_header_does_not_promise_a_minute():
-    from tl_ui.webapp import INTRO
+    from tl_ui.app.webapp import INTRO
 
     assert "about a minute" not in INTRO and "train in seconds" in INTRO

@@ -1,4 +1,4 @@
-"""The linear probe's full-batch head (tl_ui/engine/probe_solver.py) on real shelf-model embeddings."""
+"""The linear probe's full-batch head (tl_ui/engine/probe/solver.py) on real shelf-model embeddings."""
 from __future__ import annotations
 
 import json
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from tl_ui.catalog import get_model
-from tl_ui.config import RunConfig
+from tl_ui.core.catalog import get_model
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
 from tl_ui.engine import train_run
-from tl_ui.engine.events import event_from_dict
-from tl_ui.engine.features import embed_sets
-from tl_ui.engine.models import load_model
-from tl_ui.engine.probe_solver import fit_head, standardise
+from tl_ui.contracts.events import event_from_dict
+from tl_ui.engine.probe.features import embed_sets
+from tl_ui.engine.models.build import load_model
+from tl_ui.engine.probe.solver import fit_head, standardise
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 DIGITS = str(sample_dataset_path("image"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tl_ui.data import LabelledDataset
-from tl_ui.engine.roles import DEFAULT_DESIGN, split_roles
+from tl_ui.engine.evaluation.roles import DEFAULT_DESIGN, split_roles
 
 RESULTS = Path(__file__).resolve().parents[1] / "bench" / "roles-results.json"
 
@@ -36,7 +36,7 @@ def test_roles_are_disjoint_and_cover_every_example():
 
 def test_too_few_examples_for_three_roles_get_a_plain_message(tmp_path):
     from tl_ui.data import DataError, load_dataset, sample_dataset_path, stratified_subset
-    from tl_ui.engine.roles import split_roles
+    from tl_ui.engine.evaluation.roles import split_roles
 
     tiny = stratified_subset(load_dataset(str(sample_dataset_path("image")), tmp_path), 20, 0)   # 2 per class
     with pytest.raises(DataError, match=r"20 examples in 10 classes are too few .* at least 3 per class"):

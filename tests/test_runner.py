@@ -204,7 +204,8 @@ def test_per_address_cap_for_callers_without_login(tmp_path, runner_factory):
 
 def test_lab_passes_the_address_of_anonymous_callers_only(tmp_path):
     from tl_ui.data import sample_dataset_path
-    from tl_ui.service.lab import Lab, UserError
+    from tl_ui.service.errors import UserError
+    from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
     from tl_ui.core.settings import Settings
 

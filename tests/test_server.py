@@ -220,9 +220,9 @@ def test_killed_run_leaves_no_half_written_export(killed_server_runs):
 
 
 def test_restart_marks_interrupted_and_users_keep_their_runs(killed_server_runs):
-    from tl_ui.server import start_in_thread
-    from tl_ui.webapp import build_app
-    from tl_ui.settings import Settings
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.app.webapp import build_app
+    from tl_ui.core.settings import Settings
 
     runs_dir, done_id, long_id = killed_server_runs
     long_dir = next(runs_dir.glob(f"*/runs/{long_id}"))

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tl_ui.config import ConfigError, RunConfig
+from tl_ui.core.config import ConfigError, RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,9 +50,9 @@ def test_translator_defaults_are_one_set_for_every_caller():
 def test_page_api_and_cli_make_the_same_run_json(tmp_path):
     from tl_ui.data import sample_dataset_path
     from tl_ui.service.headless import prepare_run
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
     from tl_ui.ui import api
-    from tl_ui.webapp import build_app
+    from tl_ui.app.webapp import build_app
 
     webapp = build_app(Settings(runs_dir=tmp_path / "runs"), train_fn=_record_config)
     lab = webapp.lab
@@ -101,7 +101,7 @@ def test_a_run_replays_exactly_after_its_upload_is_deleted(tmp_path):
     from tl_ui.data import sample_dataset_path
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     lab = Lab(Settings(runs_dir=tmp_path / "runs", max_images=500))
     owner = Owner("user", "replayer")
@@ -137,10 +137,10 @@ def test_a_queued_run_is_on_disk_and_shown_interrupted_after_a_restart(tmp_path)
     from types import SimpleNamespace
 
     from tl_ui.data import sample_dataset_path
-    from tl_ui.runfolder import RunFolder
+    from tl_ui.core.runfolder import RunFolder
     from tl_ui.service.lab import Lab
     from tl_ui.service.owners import Owner
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     release = threading.Event()
 

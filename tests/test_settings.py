@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from tl_ui.settings import Settings, SettingsError, load_settings, parse_auth_pairs
+from tl_ui.core.settings import Settings, SettingsError, load_settings, parse_auth_pairs
 
 
 def test_defaults_without_flags_or_env():
@@ -86,8 +86,8 @@ def test_parse_auth_pairs_skips_comments():
 import re  # noqa: E402
 
 from tl_ui.data.limits import Limits  # noqa: E402
-from tl_ui.limits import RunLimits  # noqa: E402
-from tl_ui.settings import build_parser, env_names, flag_name  # noqa: E402
+from tl_ui.core.limits import RunLimits  # noqa: E402
+from tl_ui.core.settings import build_parser, env_names, flag_name  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Variables of the table that are no Settings field, and who reads them.

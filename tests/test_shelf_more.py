@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tl_ui.catalog import get_model, list_models, packaged_path
-from tl_ui.config import RunConfig
+from tl_ui.core.catalog import get_model, list_models, packaged_path
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
 from tl_ui.engine import train_run
-from tl_ui.engine.models import load_model
-from tl_ui.engine.packaged_weights import to_timm
-from tl_ui.engine.strategies import plan
+from tl_ui.engine.models.build import load_model
+from tl_ui.engine.models.packaged_weights import to_timm
+from tl_ui.engine.training.strategies import plan
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 IMAGENET = Path(__file__).parent / "data" / "imagenet"
@@ -47,7 +47,7 @@ def test_mobilenet_v2_in_timm_computes_exactly_what_torchvision_computes():
 
 @pytest.mark.parametrize("model_id", NEW_MODELS)
 def test_new_shelf_models_recognise_real_photos_and_attach_lora(model_id):
-    from tl_ui.engine.inputs import image_transform, open_image
+    from tl_ui.engine.models.inputs import image_transform, open_image
 
     entry = get_model(model_id)
     loaded = load_model(entry, [str(i) for i in range(1000)])

@@ -9,14 +9,15 @@ import warnings
 import numpy as np
 import pytest
 
-from tl_ui.config import RunConfig
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
 from tl_ui.engine import Predictor, train_run
-from tl_ui.engine.embedding_cache import EmbeddingCache, item_hash
+from tl_ui.engine.probe.embedding_cache import EmbeddingCache, item_hash
 
 from test_engine_train import probabilities_in
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+pytestmark = pytest.mark.slow   # every test here trains MiniLM (the probe fixture, SetFit)
 REVIEWS = str(sample_dataset_path("text"))
 N_EXAMPLES = 200
 
@@ -52,7 +53,7 @@ def test_probe_reads_mean_pooled_embeddings_and_matches_scikit_learn(probe_run):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from tl_ui.engine.probe_solver import fit_head, sentence_options
+    from tl_ui.engine.probe.solver import fit_head, sentence_options
 
     result, subset, cache = probe_run
     x, settings = cached_features(cache, subset.items)
@@ -70,6 +71,14 @@ def test_probe_reads_mean_pooled_embeddings_and_matches_scikit_learn(probe_run):
     assert abs(np.mean(ours) - np.mean(theirs)) <= 0.02, (ours, theirs)
     assert np.mean(ours) >= 0.6   # mean pooling: the [CLS] pooler scored 0.56 here (issue 13)
     assert result.metrics["probe_fit"]["l2"] > 0
+
+
+def test_probe_cross_validation_refits_its_whole_recipe(probe_run):
+    """40 test texts: the probe's repeated CV is shown first, and each fold refits the whole recipe (a head on
+    frozen embeddings), which metrics.json says (issue 32)."""
+    result, _, _ = probe_run
+    cv = result.metrics["cross_validation"]
+    assert cv["scope"] == "whole_recipe" and cv["folds"] * cv["repeats"] == 15
 
 
 def test_probe_export_loads_in_sentence_transformers_and_predictor(probe_run):
@@ -126,6 +135,12 @@ def test_setfit_trains_on_pairs_exports_and_reloads(tmp_path):
     assert result.status == "finished", result.message
     record = result.metrics["probe_fit"]["setfit"]
     assert record["pairs"] == 48 and 1 <= record["steps_run"] <= record["steps"] == 3 and record["checks"]
+    # the encoder was tuned on the training labels: no head-only CV on its embeddings (issue 32); the page shows
+    # the test set's numbers first
+    assert result.metrics["n_val"] < 100 and "cross_validation" not in result.metrics
+    from tl_ui.ui.evidence import headline_md
+
+    assert "#### Test accuracy:" in headline_md(result.run_id, {}, result.metrics)
     events = events_of(result.run_dir)
     contrastive = [e for e in events if e.kind == "progress" and e.stage == "contrastive"]
     assert contrastive and contrastive[-1].done == record["steps_run"]

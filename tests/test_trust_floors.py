@@ -1,7 +1,7 @@
 """Issue 32: no interval narrower than its n allows, and calibration that cannot sharpen beyond the data.
 
 Unit tests (no training): the statistics of tl_ui.trust and the metrics.json that
-tl_ui.engine.report.build_metrics writes from given logits."""
+tl_ui.engine.evaluation.report.build_metrics writes from given logits."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from tl_ui import trust
-from tl_ui.engine.report import build_metrics, calibrate
-from tl_ui.engine.transferability import knn_cv_accuracy
+from tl_ui.engine.evaluation.report import build_metrics, calibrate
+from tl_ui.engine.advisor.transferability import knn_cv_accuracy
 from tl_ui.trust.calibration import _unbounded_temperature, ece_interval, temperature_fit
 from tl_ui.trust.floors import at_least_as_share, at_least_wilson, paired_floor
 from tl_ui.trust.intervals import corrected_t_interval
@@ -228,7 +228,7 @@ def test_ece_interval_narrows_with_many_well_calibrated_examples():
 
 
 def test_model_card_says_why_and_how_the_temperature_was_chosen():
-    from tl_ui.engine.card import _trust_lines
+    from tl_ui.engine.export.card import _trust_lines
 
     logits, targets = separable_logits(40)
     metrics = build_metrics(logits, targets, CLASSES, [str(i) for i in range(40)],

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tl_ui.engine.train as train_module
-from tl_ui.config import RunConfig
+import tl_ui.engine.tasks.single_label as single_label
+import tl_ui.engine.training.loop as train_module
+from tl_ui.core.config import RunConfig
 from tl_ui.data import load_dataset, sample_dataset_path
 from tl_ui.engine import train_run
 
@@ -33,7 +34,7 @@ def _predictions(run_dir: Path) -> tuple[list[str], np.ndarray]:
 
 def test_reported_examples_took_no_part_in_any_choice(tmp_path, digits, monkeypatch):
     seen = {}
-    real_split, real_calibrate = train_module.split_roles, train_module.calibrate
+    real_split, real_calibrate = train_module.split_roles, single_label.calibrate
 
     def spy_split(*args, **kwargs):
         seen["roles"] = real_split(*args, **kwargs)
@@ -44,7 +45,7 @@ def test_reported_examples_took_no_part_in_any_choice(tmp_path, digits, monkeypa
         return real_calibrate(logits, targets)
 
     monkeypatch.setattr(train_module, "split_roles", spy_split)
-    monkeypatch.setattr(train_module, "calibrate", spy_calibrate)
+    monkeypatch.setattr(single_label, "calibrate", spy_calibrate)
     config = RunConfig(model_id="efficientnet_lite0", image_size=64, max_examples=120, epochs=8, seed=4)
     result = train_run(config, tmp_path / "run", dataset=digits)
     assert result.status == "finished", result.message

@@ -62,7 +62,7 @@ def test_the_curves_quick_scores_equal_sklearns_accuracy_and_macro_f1():
     numbers, also with labels only predicted or only true, and for string labels."""
     from sklearn.metrics import accuracy_score
 
-    from tl_ui.engine.evaluate import quick_scores
+    from tl_ui.engine.evaluation.evaluate import quick_scores
 
     rng = np.random.default_rng(3)
     cases = [(rng.integers(0, k, n), rng.integers(0, k + extra, n)) for k, n, extra in

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from tl_ui.engine.events import EpochEnd, RunStarted
-from tl_ui.runfolder import RunFolder
+from tl_ui.contracts.events import EpochEnd, RunStarted
+from tl_ui.core.runfolder import RunFolder
 from tl_ui.service.lab import Lab
 from tl_ui.service.owners import Owner
-from tl_ui.settings import Settings
+from tl_ui.core.settings import Settings
 from tl_ui.ui import compare_view, evidence, results_view
 
 CLASSES = ["cat", "dog"]

@@ -1,6 +1,6 @@
 """The page's structure without a browser: handlers answer {component: value} for the components
-their events declare, the new form inputs reach RunConfig, no UI module imports torch or grows
-past 400 lines, and figures about strategies are only the measured ones."""
+their events declare, the new form inputs reach RunConfig, importing the page loads no torch, and
+figures about strategies are only the measured ones. (What the page may import: .importlinter.)"""
 from __future__ import annotations
 
 import subprocess
@@ -13,13 +13,11 @@ from tl_ui.ui import strategy as strategy_step
 from tl_ui.ui.handlers import Handlers, outputs
 from tl_ui.ui.state import SessionState
 
-UI_DIR = Path(__file__).resolve().parents[1] / "tl_ui" / "ui"
-
 
 @pytest.fixture(scope="module")
 def webapp(tmp_path_factory):
-    from tl_ui.settings import Settings
-    from tl_ui.webapp import build_app
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
 
     app = build_app(Settings(runs_dir=tmp_path_factory.mktemp("runs"), max_jobs=1, offline=True))
     yield app
@@ -46,7 +44,7 @@ def test_every_wired_handler_outputs_exactly_its_declared_components(webapp):
 def test_handlers_without_a_page_answer_by_key(tmp_path):
     """Called without a page (as tests do), handlers answer {key: value} and read inputs by key."""
     from tl_ui.service.lab import Lab
-    from tl_ui.settings import Settings
+    from tl_ui.core.settings import Settings
 
     class Request:
         cookies, username, session_hash, client = {}, None, "page-1", None
@@ -126,7 +124,7 @@ def test_form_options_reach_the_run_config(webapp):
 
 
 def test_strategy_figures_are_only_measured_ones(monkeypatch):
-    import tl_ui.measured as measured
+    import tl_ui.core.measured as measured
 
     monkeypatch.setattr(measured, "text_strategy_claim", lambda: None)
     assert strategy_step.measured_claim() == ""
@@ -136,9 +134,7 @@ def test_strategy_figures_are_only_measured_ones(monkeypatch):
     assert strategy_step.measured_claim() == "Measured: on the sample reviews LoRA scored 69% ± 5%."
 
 
-def test_ui_modules_are_small_and_torch_free():
-    for path in UI_DIR.glob("*.py"):
-        assert len(path.read_text(encoding="utf-8").splitlines()) < 400, path.name
-    code = ("import sys, tl_ui.webapp, tl_ui.ui.results_view, tl_ui.ui.compare_view; "
+def test_importing_the_page_loads_no_torch():
+    code = ("import sys, tl_ui.app.webapp, tl_ui.ui.results_view, tl_ui.ui.compare_view; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

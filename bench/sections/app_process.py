@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from bench.data import IMAGE_MODEL
-from bench.harness import (ROOT, Clock, alternating, child_env, free_port, log, paired_ratios, rnd, stop_process,
-                           summary, wait_http)
+from bench.harness import (ROOT, Clock, alternating, child_env, free_port, log, paired_ratios, require_finished, rnd,
+                           stop_process, summary, wait_http)
 
 
 def run(cfg: dict) -> dict:
@@ -46,6 +46,7 @@ def run(cfg: dict) -> dict:
                                     api_name="/train")
                 _, metrics, run_id = job.result()
             run_dir = next((work / "runs").rglob(f"{run_id}/run.json")).parent
+            require_finished(run_dir, f"app process: run {run_id} through /train")
             return {"wall_s": c.wall, "engine_s": _engine_seconds(run_dir), "run_dir": str(run_dir)}
 
         cold_app = app()  # the server's first run: imports the engine, loads torch
@@ -86,7 +87,8 @@ def _cli_cold(run_json: Path, work: Path, env: dict) -> dict:
     out = Path(tempfile.mkdtemp(prefix="tlbench-cli-", dir=work)) / "run"
     with Clock() as c:
         subprocess.run([sys.executable, "-m", "tl_ui", "train", "--config", str(run_json), "--out", str(out),
-                        "--quiet"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
+                        "--quiet"], cwd=ROOT, env=env, capture_output=True, timeout=900)
+    require_finished(out, "app process: python -m tl_ui train in a fresh process")
     return {"wall_s": c.wall, "engine_s": _engine_seconds(out)}
 
 
@@ -99,15 +101,14 @@ def _cli_warm(run_json: Path, work: Path, env: dict) -> dict:
 
 def warm_cli_child(run_json: str, out: str) -> None:
     """In a fresh process: the CLI's `train` once untimed (warm-up), then once timed; prints one JSON line."""
-    from tl_ui.__main__ import main
+    from tl_ui.cli.main import main
 
     timings = []
     for name in ("warmup", "timed"):
         run_dir = Path(out) / name
         with contextlib.redirect_stdout(io.StringIO()), Clock() as c:
             code = main(["train", "--config", run_json, "--out", str(run_dir), "--quiet"])
-        if code != 0:
-            raise SystemExit(f"python -m tl_ui train failed ({code}) in {run_dir}")
+        require_finished(run_dir, f"app process: python -m tl_ui train (exit code {code}) in {run_dir}")
         timings.append({"wall_s": c.wall, "engine_s": _engine_seconds(run_dir)})
     print(json.dumps({**timings[1], "warmup_wall_s": timings[0]["wall_s"], "at": time.time()}))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import MODEL_FOR, sample_split
-from bench.harness import log, mean_sd
+from bench.harness import log, mean_sd, require_finished
 
 PROFILE = {
     "quick": {"seeds": [0, 1, 2], "modalities": ["image"], "image_heldout_per_class": 10,
@@ -35,10 +35,6 @@ PROFILE = {
     "full": {"seeds": [0, 1, 2], "modalities": ["image", "text"], "image_heldout_per_class": 10,
              "text_heldout_per_class": 50, "separable": ["0", "1"]},
 }
-
-
-class FailedRun(RuntimeError):
-    """A run the section measures did not finish: the section stops and says why."""
 
 
 def run(cfg: dict, checkpoint=lambda partial: None) -> dict:
@@ -75,14 +71,11 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def _train(modality: str, dataset, seed: int, folder: Path):
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
 
     config = RunConfig(model_id=MODEL_FOR[modality], strategy="linear_probe", seed=seed)
-    result = train_run(config, folder / "run", dataset=dataset)
-    if result.status != "finished":
-        raise FailedRun(f"{modality} seed {seed}: the run {result.status}: {result.message}")
-    return result
+    return require_finished(train_run(config, folder / "run", dataset=dataset), f"calibration {modality} seed {seed}")
 
 
 def _held_out_probs(folder: Path, held) -> tuple[np.ndarray, np.ndarray, list[str]]:

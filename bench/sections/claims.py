@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from bench.data import HELDOUT_SEED, MODEL_FOR, heldout_accuracy, heldout_split, sample_dataset
-from bench.harness import OthersLoad, log, mean_sd, rnd, summary, wait_for_quiet
+from bench.harness import OthersLoad, log, mean_sd, require_finished, rnd, summary, wait_for_quiet
 from bench.sections import app_run
 
 ACCURACY_STRATEGIES = ("linear_probe", "lora")
@@ -30,7 +30,7 @@ BUSY = 0.25  # other processes' CPU share above which a run's wall time says lit
 def _train(modality: str, strategy: str, seed: int, split: dict) -> dict:
     """One run at the app's defaults (a RunConfig with only model, strategy and seed set), run the way the
     app runs it (bench/sections/app_run.py), scored on the held-out examples."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import estimate_seconds
 
     config = RunConfig(model_id=MODEL_FOR[modality], strategy=strategy, seed=seed)
@@ -41,8 +41,7 @@ def _train(modality: str, strategy: str, seed: int, split: dict) -> dict:
         others = OthersLoad().start()
         res = app_run.run(config, pool, Path(d) / "run")
         others_share = others.share()
-        if res["status"] != "finished":
-            raise RuntimeError(f"{modality}/{strategy} seed {seed}: {res['status']}: {res['message']}")
+        require_finished(res, f"claims {modality}/{strategy} seed {seed}")
         held = heldout_accuracy(Path(d) / "run", split["heldout"])
     m = res["metrics"]
     return {"modality": modality, "strategy": strategy, "seed": seed, "n": len(pool), "wall_s": round(res["wall_s"], 2),
@@ -56,11 +55,11 @@ def _train(modality: str, strategy: str, seed: int, split: dict) -> dict:
 
 def _warm_up(modality: str) -> None:
     """One small untimed run first (disk caches, as on a server that has run something before)."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
 
     config = RunConfig(model_id=MODEL_FOR[modality], strategy="linear_probe", epochs=1, max_examples=60)
     with tempfile.TemporaryDirectory(prefix="tlbench-warm-") as d:
-        app_run.run(config, sample_dataset(modality), Path(d) / "run")
+        require_finished(app_run.run(config, sample_dataset(modality), Path(d) / "run"), f"claims: {modality} warm-up run")
 
 
 def run(cfg: dict, previous: dict | None = None) -> dict:

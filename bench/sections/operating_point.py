@@ -2,7 +2,7 @@
 examples, reported on the test ("report") examples. How often does the test sensitivity fall below
 0.90, how often does the TRUE sensitivity at that threshold (on unlimited new examples) fall below it,
 how wide is the reported 95% Wilson interval, and does it cover the truth? At N = 50, 100, 200 examples
-(and 1,000 for reference), split as the app splits (tl_ui/engine/roles.py: test = 20% of N, validation
+(and 1,000 for reference), split as the app splits (tl_ui/engine/evaluation/roles.py: test = 20% of N, validation
 = 20% of the rest, the rest trains).
 
 * simulated: scores of positives ~ N(delta, 1), negatives ~ N(0, 1), with delta for a true AUROC of 0.90
@@ -46,7 +46,7 @@ PROFILE = {
 def role_sizes(n: int, prevalence: float, val_fraction: float) -> dict:
     """(positives, negatives) in each role for N examples at this prevalence, from the app's own split."""
     from tl_ui.data import LabelledDataset
-    from tl_ui.engine.roles import split_roles
+    from tl_ui.engine.evaluation.roles import split_roles
 
     positives = int(round(n * prevalence))
     labels = ["yes"] * positives + ["no"] * (n - positives)
@@ -180,8 +180,8 @@ def _digit_embeddings() -> tuple:
     import torch
 
     from bench.data import load, sample_dataset
-    from tl_ui.engine.features import compute_head_inputs
-    from tl_ui.engine.inputs import make_dataset, make_loader
+    from tl_ui.engine.probe.features import compute_head_inputs
+    from tl_ui.engine.models.inputs import make_dataset, make_loader
 
     ds = sample_dataset("image")
     loaded = load("image", ds.classes)
@@ -197,8 +197,8 @@ TASKS = {"0 vs rest": ("0", lambda digit: digit == "0"), "even vs odd": ("even",
 
 def probe_cell(task: str, n: int, repeats: int, ds, x: np.ndarray, val_fraction: float) -> dict:
     from tl_ui.data import LabelledDataset, stratified_subset
-    from tl_ui.engine.probe_solver import APP_OPTIONS, fit_head
-    from tl_ui.engine.roles import split_roles
+    from tl_ui.engine.probe.solver import APP_OPTIONS, fit_head
+    from tl_ui.engine.evaluation.roles import split_roles
     from tl_ui.trust.calibration import fit_temperature, softmax
     from tl_ui.trust.operating_point import operating_point_metrics, report_at_threshold
 

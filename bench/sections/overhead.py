@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bench.data import MODEL_FOR, default_batch, engine_split, image_tensor, load, reviews_at_least, sample_dataset
-from bench.harness import Clock, cpu_s, log, rnd, summary
+from bench.harness import Clock, cpu_s, log, require_finished, rnd, summary
 
 MAX_LENGTH = 24  # text: reviews of >= 24 tokens truncated to 24, so every batch has the same shape
 
@@ -41,7 +41,7 @@ def _hand_loop(modality: str, strategy: str, config, train_items, train_t, class
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from tl_ui.engine.inputs import TextItems
+    from tl_ui.engine.models.inputs import TextItems
 
     loaded = load(modality, classes)
     model = loaded.model
@@ -72,7 +72,7 @@ def _hand_loop(modality: str, strategy: str, config, train_items, train_t, class
     if strategy == "lora":
         frozen_norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     else:
-        from tl_ui.engine.strategies import plan as engine_plan
+        from tl_ui.engine.training.strategies import plan as engine_plan
 
         frozen_norms = engine_plan(loaded, config).frozen_norm_modules
     for m in frozen_norms:
@@ -98,9 +98,9 @@ def _hand_loop(modality: str, strategy: str, config, train_items, train_t, class
 def case(modality: str, strategy: str, n_train: int, epochs: int) -> dict:
     import torch
 
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.engine import train_run
-    from tl_ui.engine.inputs import make_dataset, make_loader
+    from tl_ui.engine.models.inputs import make_dataset, make_loader
 
     ds = sample_dataset("image") if modality == "image" else reviews_at_least(MAX_LENGTH)
     val_fraction, seed, batch = 0.2, 0, default_batch()
@@ -143,7 +143,7 @@ def case(modality: str, strategy: str, n_train: int, epochs: int) -> dict:
     state["exit_wall"], state["exit_cpu"] = time.perf_counter(), cpu_s()
     with tempfile.TemporaryDirectory(prefix="tlbench-ovh-") as d:
         res = train_run(config, Path(d) / "run", on_event=listener, dataset=ds)
-    assert res.status == "finished", res.message
+    require_finished(res, f"overhead {config.strategy}")
     counted = pairs[1:]
     return _summarise(counted, pairs, len(train_items), batch, epochs, modality, n_frozen_norms, pipe,
                       torch.get_num_threads())

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 from bench.data import IMAGE_MODEL, default_batch, engine_split, image_tensor, load, sample_dataset
-from bench.harness import Clock, alternating, cpu_s, log, paired_ratios, rnd, summary
+from bench.harness import Clock, alternating, cpu_s, log, paired_ratios, require_finished, rnd, summary
 
 
 def run(cfg: dict) -> dict:
     import torch
 
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
 
     ds = sample_dataset("image")
     n, epochs, seed, batch = cfg["n"], cfg["epochs"], 0, default_batch()
@@ -111,7 +111,7 @@ def _ours(config, ds, floor_model, pixels) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="tlbench-probe-") as d, Clock() as whole:
         res = train_run(config, Path(d) / "run", on_event=listener, dataset=ds)
-    assert res.status == "finished", res.message
+    require_finished(res, "probe: train_run")
     assert rec["done"] == len(pixels), (rec["done"], len(pixels))
     fit = [rec["embed"][i] + rec["head"][i] for i in (0, 1)]
     return {"fit_s": fit[0], "fit_cpu_s": fit[1], "embed_s": rec["embed"][0], "embed_cpu_s": rec["embed"][1],
@@ -128,7 +128,7 @@ def _naive(config, split) -> dict:
     import torch
     from torch import nn
 
-    from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
+    from tl_ui.engine.models.inputs import forward_logits, make_dataset, make_loader
 
     (train_items, train_t), (val_items, val_t), (report_items, report_t) = split["train"], split["choose"], split["report"]
     epochs, batch = config.resolved_epochs, config.batch_size
@@ -169,7 +169,7 @@ def _naive(config, split) -> dict:
 
 def _pipeline(loaded, items, batch: int) -> float:
     """The engine's data pipeline alone (decode the PNGs, transform, collate), for the record."""
-    from tl_ui.engine.inputs import make_dataset, make_loader
+    from tl_ui.engine.models.inputs import make_dataset, make_loader
 
     with Clock() as pipe:
         for _ in make_loader(loaded, make_dataset(loaded, items), batch, shuffle=False):

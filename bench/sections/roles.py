@@ -7,7 +7,7 @@ default image / text linear probe twice:
 
 * `same_set` – the old design: the epoch (early stopping) is chosen on the examples the headline is
   reported on;
-* `three_way` – the app's design (tl_ui/engine/roles.py): train / choose / report, disjoint.
+* `three_way` – the app's design (tl_ui/engine/evaluation/roles.py): train / choose / report, disjoint.
 
 "true" is the exported model's accuracy on the untouched held-out set (through Predictor, as a user
 loads it). optimism = reported − true; cost = true(three_way) − true(same_set) (fewer training
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import MODEL_FOR, sample_split
-from bench.harness import log, mean_sd
+from bench.harness import log, mean_sd, require_finished
 
 DESIGNS = ("same_set", "three_way")
 
@@ -68,7 +68,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def one_run(modality: str, design: str, n: int, seed: int, data: dict) -> dict:
-    from tl_ui.config import RunConfig
+    from tl_ui.core.config import RunConfig
     from tl_ui.data import stratified_subset
     from tl_ui.engine import Predictor, train_run
     from tl_ui.trust import expected_calibration_error, set_coverage_and_size, softmax
@@ -77,8 +77,7 @@ def one_run(modality: str, design: str, n: int, seed: int, data: dict) -> dict:
     config = RunConfig(model_id=MODEL_FOR[modality], strategy="linear_probe", seed=seed, evaluation=design)
     with tempfile.TemporaryDirectory(prefix="tlbench-roles-") as d:
         result = train_run(config, Path(d) / "run", dataset=subset)
-        if result.status != "finished":
-            return {"seed": seed, "error": result.message}
+        require_finished(result, f"roles {modality} {design} n={n} seed {seed}")
         predictor = Predictor.load(Path(d) / "run")
         held = data["heldout"]
         probs = predictor.predict_proba(held.items).numpy()   # calibrated: T is folded into the export

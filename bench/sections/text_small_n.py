@@ -6,7 +6,7 @@ most `test_cap`, stratified), five ways to classify texts with MiniLM-L6:
 * sklearn     – scikit-learn's LogisticRegression (defaults) on mean-pooled, normalised embeddings:
                 what a data scientist would write;
 * probe       – Transfer Lab's text probe: the same embeddings, its full-batch head (probe_solver);
-* setfit      – contrastive fine-tuning of the encoder on pairs (tl_ui.engine.setfit, pairs bounded),
+* setfit      – contrastive fine-tuning of the encoder on pairs (tl_ui.engine.training.setfit, pairs bounded),
                 then the same head on the tuned embeddings;
 * lora, full  – the app's LoRA and full fine-tuning (its default epochs, rates and batch size) with the
                 [CLS] head transformers adds, fixed epochs (no validation examples to stop on).
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import log, machine_info, rnd, write_json
-from tl_ui.settings import SETFIT_MAX_PAIRS
+from tl_ui.core.config import SETFIT_MAX_PAIRS
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "text-small-n-results.json"
@@ -108,16 +108,16 @@ def embed(model, tokenizer, texts, max_length, batch=32) -> np.ndarray:
 
 
 def sentence_model(classes):
-    from tl_ui.catalog import get_model
-    from tl_ui.engine.models import load_model
-    from tl_ui.engine.sentence import to_sentence_classifier
+    from tl_ui.core.catalog import get_model
+    from tl_ui.engine.models.build import load_model
+    from tl_ui.engine.models.sentence import to_sentence_classifier
 
     loaded = to_sentence_classifier(load_model(get_model(MODEL), list(classes)))
     return loaded.model, loaded.tokenizer
 
 
 def fit_probe(x_train, y_train, x_test, n_classes) -> np.ndarray:
-    from tl_ui.engine.probe_solver import fit_head, sentence_options
+    from tl_ui.engine.probe.solver import fit_head, sentence_options
 
     head = fit_head(x_train, y_train, n_classes, choose_x=x_train[:2], choose_y=y_train[:2],
                     **sentence_options({"pooling": "mean"}))
@@ -133,7 +133,7 @@ def fit_sklearn(x_train, y_train, x_test) -> np.ndarray:
 
 
 def fit_setfit(texts, targets, train, test, classes, cfg) -> np.ndarray:
-    from tl_ui.engine.setfit import contrastive_fit
+    from tl_ui.engine.training.setfit import contrastive_fit
 
     model, tokenizer = sentence_model(classes)
     contrastive_fit(model, tokenizer, [texts[i] for i in train], targets[train], max_pairs=cfg["setfit_pairs"],
@@ -148,11 +148,11 @@ def fit_finetune(strategy, texts, targets, train, test, classes, cfg) -> np.ndar
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
-    from tl_ui.catalog import get_model
-    from tl_ui.config import RunConfig
-    from tl_ui.engine.inputs import forward_logits, make_dataset, make_loader
-    from tl_ui.engine.models import load_model
-    from tl_ui.engine.strategies import plan
+    from tl_ui.core.catalog import get_model
+    from tl_ui.core.config import RunConfig
+    from tl_ui.engine.models.inputs import forward_logits, make_dataset, make_loader
+    from tl_ui.engine.models.build import load_model
+    from tl_ui.engine.training.strategies import plan
 
     config = RunConfig(model_id=MODEL, strategy=strategy, max_length=cfg["max_length"])
     loaded = load_model(get_model(MODEL), list(classes))

@@ -46,7 +46,7 @@ def _model(modality: str, cfg: dict, default_threads: int) -> dict:
     import torch
     from torch import nn
 
-    from tl_ui.engine.inputs import forward_logits
+    from tl_ui.engine.models.inputs import forward_logits
 
     ds = sample_dataset(modality)
     loaded = load(modality, ds.classes)

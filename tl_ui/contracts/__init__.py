@@ -1,7 +1,7 @@
 """What crosses processes and files, typed: run states, the engine's events (events.jsonl) and the
 pydantic models of the run folder's JSON files (metrics.json, status.json, the export's transfer_lab.json; run.json is
-`tl_ui.config.RunConfig`). No torch, no gradio. Their JSON Schemas are generated into
-docs/contracts.md (`python -m tl_ui.contracts.schema_doc`)."""
+`tl_ui.core.config.RunConfig`). No torch, no gradio. Their JSON Schemas are generated into
+docs/contracts.md (`python -m tl_ui.core.schema_doc`)."""
 from tl_ui.contracts.base import Block
 from tl_ui.contracts.events import Event, event_from_dict, read_event
 from tl_ui.contracts.manifest import ExportManifest

@@ -1,5 +1,5 @@
 """`ExportManifest`: model/transfer_lab.json, what an export adds to the timm / transformers /
-sentence-transformers files (tl_ui/engine/export.py writes it through this model; `Predictor`,
+sentence-transformers files (tl_ui/engine/export/folder.py writes it through this model; `Predictor`,
 continuation and the run folder read it)."""
 from __future__ import annotations
 

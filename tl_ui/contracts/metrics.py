@@ -1,7 +1,8 @@
 """`RunMetrics`: metrics.json, what the Results step, the runs table, the CLI and users' scripts read.
 
-The engine's builders (tl_ui/engine/report.py, evaluate.py, multilabel.py) make the dict; the run
-folder writes it only through this model (`RunFolder.write_metrics`) and reads it back through it
+The engine's builders make the dict through the run's task (tl_ui/engine/tasks: single-label ones in
+tl_ui/engine/evaluation/report.py and evaluate.py, the multi-label one in tasks/multi_label.py); the
+run folder writes it only through this model (`RunFolder.write_metrics`) and reads it back through it
 (`RunFolder.read_metrics`). The stable fields are typed precisely; every block also keeps keys it
 does not know (`extra="allow"`), so a field added by a newer engine travels through older readers
 and an older metrics.json (fewer blocks) still loads. Every number is measured on the test
@@ -38,7 +39,7 @@ class Mistake(Block):
 
 
 class Evaluation(Block):
-    """Who chose and who reported: the held-out roles (tl_ui/engine/roles.py)."""
+    """Who chose and who reported: the held-out roles (tl_ui/engine/evaluation/roles.py)."""
     design: str = Field(description="'three_way' (train / validation / test), or 'same_set' (benchmarks only)")
     reported_on: str
     n_reported: int
@@ -57,13 +58,24 @@ class ReliabilityBin(Block):
 
 
 class Calibration(Block):
-    """Temperature scaling, fitted on the validation examples, judged on the test examples."""
+    """Temperature scaling, fitted on the validation examples, judged on the test examples. Runs recorded
+    before issue 32 have only the temperature, the ECEs and the bins."""
     temperature: float
     ece_before: float
     ece_after: float
     bins: list[ReliabilityBin]
     bins_before: list[ReliabilityBin]
     n_bins: Optional[int] = None
+    fit: Optional[str] = Field(None, description="'fitted', 'limited' (sharpening stopped at the cap) or 'kept at 1'")
+    temperature_note: Optional[str] = Field(None, description="which of those happened and why, in one sentence")
+    nll_optimum: Optional[float] = Field(None, description="the plain, unbounded fit's temperature (null without "
+                                                           "validation examples)")
+    confidence_cap: Optional[float] = Field(None, description="(right + 1) / (n + 2) on the validation examples: the "
+                                                              "mean confidence a sharpening fit may reach")
+    ece_before_ci: Optional[Interval] = Field(None, description="the ECEs the test examples cannot rule out, before")
+    ece_after_ci: Optional[Interval] = Field(None, description="...and after calibration")
+    ece_ci_method: Optional[str] = None
+    ece_sentence: Optional[str] = Field(None, description="what the test examples cannot rule out, in words")
 
 
 class Conformal(Block):
@@ -87,6 +99,9 @@ class CrossValidation(Block):
     macro_f1: float
     macro_f1_ci: Interval
     method: str
+    n: Optional[int] = Field(None, description="the examples the folds tested")
+    scope: Optional[str] = Field(None, description="what each fold refits: 'whole_recipe' (the only scope written)")
+    floored_intervals: Optional[list[str]] = Field(None, description="names of this block's intervals widened to what their n allows (tl_ui/trust/floors.py); [] when none")
 
 
 class GroupRecall(Block):
@@ -125,7 +140,7 @@ class InnerCV(Block):
 
 
 class ProbeFit(Block):
-    """The linear probe's full-batch head (tl_ui/engine/probe_solver.py; multi-label: one-vs-rest)."""
+    """The linear probe's full-batch head (tl_ui/engine/probe/solver.py; multi-label: one-vs-rest)."""
     method: str
     iterations: int
     fit_seconds: float
@@ -139,6 +154,7 @@ class PretrainingGain(Block):
     accuracy: float
     ci: Interval
     n: int
+    floored: Optional[bool] = Field(None, description="the interval was widened to what the discordant counts allow")
 
 
 class Familiarity(Block):
@@ -193,6 +209,7 @@ class MultiLabelScores(Block):
     ci_level: float
     ci_method: str
     sentences: dict[str, str]
+    floored_intervals: Optional[list[str]] = Field(None, description="names of this block's intervals widened to what their n allows (tl_ui/trust/floors.py); [] when none")
 
 
 class RunMetrics(Block):
@@ -212,6 +229,8 @@ class RunMetrics(Block):
     ci_level: Optional[float] = None
     ci_method: Optional[str] = None
     accuracy_sentence: Optional[str] = None
+    floored_intervals: Optional[list[str]] = Field(None, description="names of this block's intervals widened to what their n allows (tl_ui/trust/floors.py); [] when none")
+    macro_f1_sentence: Optional[str] = Field(None, description="why macro_f1_ci was widened (only when it was)")
     micro_f1: Optional[float] = None
     micro_f1_ci: Optional[Interval] = None
     n_train: Optional[int] = None

@@ -1,7 +1,7 @@
 """Size limits for one upload. Checked before anything is read or unpacked.
 
 The defaults below are the only place of each data limit's default: the server's settings
-(tl_ui/settings.py: `TL_MAX_UPLOAD_MB`, `TL_MAX_IMAGES`, ...) start from them.
+(tl_ui/core/settings.py: `TL_MAX_UPLOAD_MB`, `TL_MAX_IMAGES`, ...) start from them.
 """
 from __future__ import annotations
 

@@ -166,28 +166,6 @@ def _rows(rows: Sequence[int]) -> str:
     return f"{'row' if len(rows) == 1 else 'rows'} {row_list(rows)}"
 
 
-# -- what the Data step shows ------------------------------------------------------------------
-
-def label_summary(dataset: LabelledDataset, top: int = 15) -> dict:
-    """Per-label counts, how many labels a row has, and which labels occur together."""
-    matrix = dataset.targets
-    names = dataset.classes
-    together = (matrix.T @ matrix).astype(int)
-    pairs = sorted(((int(together[i, j]), names[i], names[j]) for i in range(len(names))
-                    for j in range(i + 1, len(names)) if together[i, j] > 0), key=lambda t: (-t[0], t[1], t[2]))
-    per_row = matrix.sum(axis=1)
-    n_none = int((per_row == 0).sum())
-    sentence = (f"{len(dataset)} examples carry {len(names)} labels, {per_row.mean():.2f} per example on average; "
-                f"{int((per_row > 1).sum())} have more than one"
-                + (f" and {n_none} {'has' if n_none == 1 else 'have'} none (\"none of these\")." if n_none else "."))
-    return {"labels": {n: int(c) for n, c in zip(names, matrix.sum(axis=0))},
-            "source": dict(dataset.label_source or {}),
-            "n_none": n_none, "labels_per_example": round(float(per_row.mean()), 3),
-            "max_labels_per_example": int(per_row.max()) if len(per_row) else 0,
-            "co_occurrence": [{"labels": [a, b], "n": n} for n, a, b in pairs[:top]],
-            "co_occurrence_matrix": together.tolist(), "sentence": sentence}
-
-
 # -- splits --------------------------------------------------------------------------------------
 
 def iterative_split(targets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,17 +6,16 @@ from typing import Optional
 from .dataset import DataError, LabelledDataset
 from .limits import Limits
 from .multilabel import Labels, read_zero_one_columns
+from .table_columns import drop_blank_rows, no_empty_cells, pick_text_column, resolve_column, with_groups
 from .table_read import Table
 from .validate import duplicate_warning, long_text_warning
 
 
 def parse_label_columns(table: Table, label_columns: str | list) -> list[str]:
     """'a, b,c' (or a list) -> the table's column names, each checked to exist."""
-    from .tables import _resolve_column
-
     wanted = label_columns if isinstance(label_columns, (list, tuple)) else str(label_columns).split(",")
     names = [str(w).strip() for w in wanted if str(w).strip()]
-    columns = list(dict.fromkeys(_resolve_column(table, name, "label") for name in names))
+    columns = list(dict.fromkeys(resolve_column(table, name, "label") for name in names))
     if len(columns) < 2:
         raise DataError(f"Choose at least two label columns (0/1 columns, one per label) in '{table.name}', "
                         "separated by commas, e.g. 'billing,outage'. For one label column, choose it as the "
@@ -32,19 +31,17 @@ def read_columns(table: Table, frame, label_columns, limits: Limits) -> tuple[li
 
 def load_text_columns(table: Table, limits: Limits, *, text_column: Optional[str], label_columns,
                       group_column: Optional[str]) -> LabelledDataset:
-    from .tables import _drop_blank_rows, _no_empty_cells, _pick_text_column, _resolve_column, _with_groups
-
     columns = parse_label_columns(table, label_columns)
-    group_col = _resolve_column(table, group_column, "group") if group_column else None
+    group_col = resolve_column(table, group_column, "group") if group_column else None
     if text_column:
-        text_col, guessed = _resolve_column(table, text_column, "text"), False
+        text_col, guessed = resolve_column(table, text_column, "text"), False
     else:
-        text_col, guessed = _pick_text_column(table, exclude=(*columns, group_col))
+        text_col, guessed = pick_text_column(table, exclude=(*columns, group_col))
     if text_col in columns:
         raise DataError(f"The column '{text_col}' of '{table.name}' cannot be both the text and a label column. "
                         "Choose the text column and the 0/1 label columns separately.")
-    frame = _drop_blank_rows(table.frame, [text_col, *columns])
-    _no_empty_cells(table, frame, text_col, "text")
+    frame = drop_blank_rows(table.frame, [text_col, *columns])
+    no_empty_cells(table, frame, text_col, "text")
     _, labels = read_columns(table, frame, columns, limits)
     texts = frame[text_col].tolist()
     shown = [f"row {int(i) + 2}" for i in frame.index]
@@ -57,4 +54,4 @@ def load_text_columns(table: Table, limits: Limits, *, text_column: Optional[str
     warnings += long_text_warning(texts, shown)
     dataset = LabelledDataset("text", texts, labels.shown(), table.name, warnings, label_sets=labels.sets,
                               label_names=labels.names, label_source=labels.source)
-    return _with_groups(dataset, frame, group_col, (text_col, *columns))
+    return with_groups(dataset, frame, group_col, (text_col, *columns))

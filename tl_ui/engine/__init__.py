@@ -1,7 +1,7 @@
-"""The transfer engine: UI-free (never imports gradio). See docs/contracts.md.
-
-Importing `tl_ui.engine` (or `tl_ui.engine.events`) does not import torch: the heavy names below
-are loaded on first use, so the web process and the runner can use the typed events freely.
+"""The transfer engine's public entry points (`train_run`, `RunResult`, `Predictor`, `PredictError`,
+`describe_strategy`, `estimate_seconds`), loaded on first use: importing `tl_ui.engine` imports no
+torch. The engine never imports gradio; its stages are the subpackages (docs/architecture.md), its
+contracts docs/contracts.md.
 """
 import os as _os
 import warnings as _warnings
@@ -13,9 +13,9 @@ _os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 _warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # raised inside peft, not ours
 
 _LAZY = {
-    "train_run": "tl_ui.engine.train", "RunResult": "tl_ui.engine.events",
-    "Predictor": "tl_ui.engine.predict", "PredictError": "tl_ui.engine.predict",
-    "describe_strategy": "tl_ui.engine.planning", "estimate_seconds": "tl_ui.engine.planning",
+    "train_run": "tl_ui.engine.training.loop", "RunResult": "tl_ui.engine.training.recorder",
+    "Predictor": "tl_ui.engine.inference.predict", "PredictError": "tl_ui.engine.inference.predict",
+    "describe_strategy": "tl_ui.engine.planning.estimate", "estimate_seconds": "tl_ui.engine.planning.estimate",
 }
 __all__ = list(_LAZY)
 

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 from tl_ui.core.config import ConfigError, RunConfig
 from tl_ui.jobs.inference import InferenceError
-from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 
 log = logging.getLogger(__name__)
 

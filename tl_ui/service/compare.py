@@ -6,7 +6,7 @@ import csv
 import logging
 from typing import Optional
 
-from tl_ui.runfolder import FINISHED, RunFolder
+from tl_ui.core.runfolder import FINISHED, RunFolder
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,14 @@ from pathlib import Path
 
 log = logging.getLogger("tl_ui")
 
+NO_DATA_MESSAGE = ("Load a dataset first: upload one on step 2 · Data, or use a sample there "
+                   "(“Use the sample images” or “Use the sample texts”).")
+
+
+class UserError(ValueError):
+    """A plain-words problem a person must act on (shown verbatim)."""
+
+
 GENERIC_ERROR = ("Something went wrong on the server while doing that. Please try again; if it keeps "
                  "happening, tell the person who runs this Transfer Lab (the details are in its log).")
 

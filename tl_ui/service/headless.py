@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from tl_ui.config import ConfigError, RunConfig
+from tl_ui.core.config import ConfigError, RunConfig
 from tl_ui.contracts import RunState
-from tl_ui.runfolder import RunFolder
-from tl_ui.service.lab import UserError
+from tl_ui.core.runfolder import RunFolder
+from tl_ui.service.errors import UserError
 from tl_ui.service.workspace import data_sha256
 
 
@@ -29,7 +29,7 @@ def read_dataset(data_path: str, config_like: Mapping[str, Any], limits: dict):
 def prepare_run(options: Mapping[str, Any], replay_of: Optional[str] = None):
     """(RunConfig, dataset) for a CLI run. `replay_of`: a run.json whose settings, data and data
     limits are reused (options override them); its data must be unchanged (sha256)."""
-    from tl_ui.settings import load_settings
+    from tl_ui.core.settings import load_settings
 
     base: dict[str, Any] = {}
     if replay_of:
@@ -83,11 +83,11 @@ def train_headless(options: Mapping[str, Any], out_dir: str | Path, *, replay_of
 
 def continue_headless(parent_dir: str | Path, epochs: Optional[int], out_dir: str | Path, *,
                       on_event: Optional[Callable] = None):
-    """`epochs` more epochs of a finished run (tl_ui/engine/continuation.py), into `out_dir`, which must
+    """`epochs` more epochs of a finished run (tl_ui/engine/training/continuation.py), into `out_dir`, which must
     lie beside the parent (a continued run names its parent by its folder's name)."""
     from tl_ui.engine import train_run
-    from tl_ui.engine.continuation import continue_config, why_not
-    from tl_ui.settings import load_settings
+    from tl_ui.engine.training.continuation import continue_config, why_not
+    from tl_ui.core.settings import load_settings
 
     parent = RunFolder(parent_dir)
     if parent.state() != RunState.FINISHED or not parent.has_model:

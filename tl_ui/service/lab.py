@@ -27,20 +27,15 @@ from tl_ui.service.owners import Owner
 from tl_ui.service.private_files import PrivateFiles
 from tl_ui.service.workspace import Workspace, safe_file_name
 from tl_ui.core.settings import Settings
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 
 log = logging.getLogger(__name__)
 
-NO_DATA_MESSAGE = ("Load a dataset first: upload one on step 2 · Data, or use a sample there "
-                   "(“Use the sample images” or “Use the sample texts”).")
 SAMPLE_NAMES = {"image": "the sample images (handwritten digits)", "text": "the sample texts (movie reviews)"}
 KIND_WORDS = {"image": "images", "text": "texts"}
 EXPLAIN_NOT_INSTALLED = ("Explanations are not installed on this server ({missing} is missing). The prediction above "
                          "still holds; ask whoever runs Transfer Lab to install the 'explain' extra "
                          "(pip install -e '.[explain]').")
-
-
-class UserError(ValueError):
-    """A plain-words problem a person must act on (shown verbatim)."""
 
 
 @dataclass
@@ -70,8 +65,12 @@ class Lab:
         self._cleanup_thread: Optional[threading.Thread] = None
         self._stop_cleanup = threading.Event()
         from tl_ui.service.advise import Advisor
+        from tl_ui.service.shelf_facts import ShelfFacts
 
         self.advisor = Advisor(settings, self.inference)
+        # weights per strategy: the shipped table, else counted once in a worker and kept in the runs folder
+        self.shelf_facts = ShelfFacts(self.workspace.root, max_params_m=settings.max_model_params_m,
+                                      memory_gb=settings.job_memory_gb)
 
     def owner(self, request) -> Owner:
         return self.identity.owner(request)
@@ -150,23 +149,23 @@ class Lab:
         except ConfigError as exc:
             raise UserError(str(exc)) from None
 
-    def plan(self, model_id: str, options: Mapping[str, Any], dataset=None, owner: Optional[Owner] = None) -> dict:
-        """What a run would train and roughly how long it takes (for the Strategy step). The numbers
-        come from an inference worker: counting the trainable share builds the model (torch)."""
+    def plan(self, model_id: str, options: Mapping[str, Any], dataset=None) -> dict:
+        """What a run would train and roughly how long it takes (for the Strategy step). Numbers only:
+        no model is built in this process (tl_ui/service/shelf_facts.py)."""
         from tl_ui.core.catalog import get_model
+        from tl_ui.engine.planning.estimate import estimate_seconds
 
         config = self.make_config(model_id, options, dataset)
         n_classes = len(dataset.classes) if dataset is not None else 10
-        n = min(len(dataset), config.max_examples or len(dataset)) if dataset is not None else None
-        # never build a Hub model for a plan: it is counted in the queue, size-checked
-        packaged = get_model(config.model_id).source == "packaged"
-        numbers = self.ask_inference(owner.id if owner is not None else "-plan", "plan",
-                            {"config": config.to_dict(), "n_classes": n_classes, "n": n, "packaged": packaged},
-                            route=f"plan:{config.model_id}")
-        seconds = numbers.pop("seconds", None)
-        out = {"config": config, **numbers, "n": n, "seconds": None}
-        if seconds is not None:
-            out["seconds"] = seconds * (2 if config.compare_scratch else 1)
+        entry = get_model(config.model_id, getattr(dataset, "modality", None))
+        numbers = self.shelf_facts.describe(entry, config.strategy, n_classes, config.unfreeze_groups,
+                                            config.lora_rank)
+        # None: a Hub model not on this computer yet; the run downloads, size-checks and counts it in the queue
+        out = {"config": config, **(numbers or {"trainable": None, "total": None, "share": None}),
+               "n": None, "seconds": None}
+        if dataset is not None:
+            n = min(len(dataset), config.max_examples or len(dataset))
+            out.update(n=n, seconds=estimate_seconds(config, n) * (2 if config.compare_scratch else 1))
         return out
 
     def advise(self, owner: Owner, dataset, options: Optional[Mapping[str, Any]] = None, **progress) -> list[dict]:

@@ -13,7 +13,7 @@ MAX_OVERLAYS = 6   # each is a forward and a backward pass of the model
 def mistake_overlays(lab, owner, run_id: str, limit: int = MAX_OVERLAYS) -> list[dict]:
     """[{"path": PNG in the owner's private folder, "mistake": the metrics.json entry}], most confident
     mistake first. Raises the service's UserError for a run without a model or for texts."""
-    from tl_ui.service.lab import UserError
+    from tl_ui.service.errors import UserError
 
     run = lab.run(owner, run_id)   # the asker's own run: checked before any request
     if not run.has_model:

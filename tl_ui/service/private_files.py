@@ -1,6 +1,6 @@
 """Private copies inside Gradio's cache: files shown or offered for download (model zip, run.json,
 model card, image previews) are copied into `<gradio cache>/tl_private/<owner_hash>/...`. Gradio
-serves its cache to anyone who knows a URL; the `FileGuard` middleware in `tl_ui.server` refuses
+serves its cache to anyone who knows a URL; the `FileGuard` middleware in `tl_ui.app.server` refuses
 any request for a path under `tl_private/` unless the requester's owner hash matches the path's.
 The runs directory itself is never in `allowed_paths`.
 """
@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Optional
 
-from tl_ui.runfolder import RunFolder
+from tl_ui.core.runfolder import RunFolder
 from tl_ui.service.owners import Owner
 
 PRIVATE_DIRNAME = "tl_private"

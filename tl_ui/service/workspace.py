@@ -1,10 +1,10 @@
 """Per-owner working folders under the runs directory, and the datasets runs were trained on.
 
-    <runs_dir>/<owner_key>/runs/<run_id>/       run folders (layout: tl_ui.runfolder)
+    <runs_dir>/<owner_key>/runs/<run_id>/       run folders (layout: tl_ui.core.runfolder)
                           uploads/<random>/     uploads as received, and what they unpack to
                           datasets/<sha256>/    the exact data file each run trained on, kept while
                                                 a run refers to it (run.json points here: faithful replays)
-                          embeddings/<key>/     embeddings kept across runs (tl_ui.engine.embedding_cache),
+                          embeddings/<key>/     embeddings kept across runs (tl_ui.engine.probe.embedding_cache),
                                                 bounded in size; unread ones go after the same time as uploads
 
 Users' folders survive restarts; anonymous session folders are removed after `session_ttl_hours`
@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Optional
 
-from tl_ui.runfolder import RunFolder, RunInfo, read_json, write_json_atomic
+from tl_ui.core.runfolder import RunFolder, RunInfo, read_json, write_json_atomic
 from tl_ui.service.owners import Owner
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class Workspace:
         return d
 
     def embeddings_dir(self, owner: Owner) -> Path:
-        """The owner's embeddings kept across runs (tl_ui/engine/embedding_cache.py; created on first use)."""
+        """The owner's embeddings kept across runs (tl_ui/engine/probe/embedding_cache.py; created on first use)."""
         return self.owner_dir(owner) / EMBEDDINGS
 
     def new_run(self, owner: Owner) -> RunFolder:
@@ -171,7 +171,7 @@ class Workspace:
                     _remove(kept)
                     removed.append(kept)
             if (d / EMBEDDINGS).is_dir():   # embeddings no run read for as long as an upload is kept
-                from tl_ui.engine.embedding_cache import EmbeddingCache
+                from tl_ui.engine.probe.embedding_cache import EmbeddingCache
 
                 removed += EmbeddingCache(d / EMBEDDINGS).prune(session_ttl_s, now)
         return removed

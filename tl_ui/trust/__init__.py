@@ -8,8 +8,8 @@ from .calibration import (ece_interval, expected_calibration_error, fit_temperat
 from .conformal import conformal_threshold, min_calibration_size, prediction_sets, set_coverage_and_size
 from .floors import at_least_as_share, at_least_wilson, floored
 from .groups import group_metrics
-from .intervals import (DEFAULT_LEVEL, bootstrap_macro_f1_ci, cv_probe_estimate, paired_bootstrap_accuracy_diff,
-                        wilson_interval)
+from .intervals import bootstrap_macro_f1_ci, cv_probe_estimate, paired_bootstrap_accuracy_diff
+from .proportions import DEFAULT_LEVEL, wilson_interval
 from .wording import (accuracy_sentence, ece_sentence, floor_sentence, interval_sentence, set_sentence,
                       temperature_sentence)
 

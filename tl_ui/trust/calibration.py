@@ -185,7 +185,8 @@ def ece_interval(probs, targets, n_bins: int = 15, level: float = 0.95, n_resamp
     from the mean confidence c to [L, U]. On 40 of 40 right at confidence 99.9% every resample gives
     an ECE of 0.001, but a model that is right 91% of the time (Wilson's L) gives 40 of 40 too: the
     range is 0 to 0.09."""
-    from .intervals import _percentile_interval, wilson_interval
+    from .intervals import _percentile_interval
+    from .proportions import wilson_interval
 
     confidence, correct = _top_label(probs, targets)
     if confidence.size == 0:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .intervals import DEFAULT_LEVEL
+from .proportions import DEFAULT_LEVEL
 
 # Threshold probabilities 1% ... 99%: the whole range; a clinic reads off its own stretch of it.
 DEFAULT_THRESHOLDS = np.round(np.linspace(0.01, 0.99, 99), 2)

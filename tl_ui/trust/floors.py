@@ -35,10 +35,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-def _wilson(successes: int, n: int, level: float) -> tuple[float, float]:
-    from .intervals import wilson_interval   # intervals imports this module
-
-    return wilson_interval(successes, n, level)
+from .proportions import wilson_interval
 
 
 def _hull(ci: Sequence[float], floor: Sequence[float]) -> tuple[list[float], bool]:
@@ -52,7 +49,7 @@ def at_least_wilson(ci: Sequence[float], successes: int, n: int, level: float) -
     """(interval, floored): `ci` widened to contain Wilson(successes, n). For shares of n examples."""
     if n <= 0:
         return [float(ci[0]), float(ci[1])], False
-    return _hull(ci, _wilson(int(successes), int(n), level))
+    return _hull(ci, wilson_interval(int(successes), int(n), level))
 
 
 def needs_floor(value: float, ci: Sequence[float]) -> bool:
@@ -67,7 +64,7 @@ def at_least_as_share(value: float, ci: Sequence[float], n: int, level: float) -
     `needs_floor`, to at least Wilson(round(value * n), n)."""
     if n <= 0 or not needs_floor(value, ci):
         return [float(ci[0]), float(ci[1])], False
-    return _hull(ci, _wilson(int(round(float(value) * n)), int(n), level))
+    return _hull(ci, wilson_interval(int(round(float(value) * n)), int(n), level))
 
 
 def paired_floor(ci: Sequence[float], a_only: int, b_only: int, n: int, level: float) -> tuple[list[float], bool]:
@@ -75,8 +72,8 @@ def paired_floor(ci: Sequence[float], a_only: int, b_only: int, n: int, level: f
     for A and `b_only` right only for B: widened when either count is 0 (see the module's rules)."""
     if n <= 0 or (a_only > 0 and b_only > 0):
         return [float(ci[0]), float(ci[1])], False
-    a_low, a_high = _wilson(a_only, n, level)
-    b_low, b_high = _wilson(b_only, n, level)
+    a_low, a_high = wilson_interval(a_only, n, level)
+    b_low, b_high = wilson_interval(b_only, n, level)
     return _hull(ci, (a_low - b_high, a_high - b_low))
 
 

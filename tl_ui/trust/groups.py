@@ -5,7 +5,7 @@ import numpy as np
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import f1_score
 
-from .intervals import DEFAULT_LEVEL, wilson_interval
+from .proportions import DEFAULT_LEVEL, wilson_interval
 
 
 def _count(y_true, y_pred) -> int:

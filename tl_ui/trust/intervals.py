@@ -13,11 +13,10 @@ from scipy import stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.preprocessing import StandardScaler
-from statsmodels.stats.proportion import proportion_confint
 
 from .floors import FloorLog, at_least_as_share, at_least_wilson, paired_floor
+from .proportions import DEFAULT_LEVEL
 
-DEFAULT_LEVEL = 0.95
 
 # Resampled index matrices are built in blocks of at most this many cells (~16 MB of int64).
 _MAX_BLOCK_CELLS = 2_000_000
@@ -47,14 +46,6 @@ def _blocks(n_resamples: int, n: int):
     size = max(1, _MAX_BLOCK_CELLS // max(n, 1))
     for start in range(0, n_resamples, size):
         yield slice(start, min(start + size, n_resamples))
-
-
-def wilson_interval(successes: int, n: int, level: float = DEFAULT_LEVEL) -> tuple[float, float]:
-    """Wilson score interval for a proportion (well behaved at 0/n and n/n, unlike the normal one)."""
-    if n <= 0:
-        return 0.0, 1.0
-    low, high = proportion_confint(int(successes), int(n), alpha=1.0 - level, method="wilson")
-    return round(float(max(low, 0.0)), 4), round(float(min(high, 1.0)), 4)
 
 
 def macro_f1_rows(true: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:

@@ -15,7 +15,8 @@ import numpy as np
 from sklearn.metrics import average_precision_score, f1_score, hamming_loss
 
 from .floors import FloorLog, at_least_as_share
-from .intervals import DEFAULT_LEVEL, _percentile_interval, wilson_interval
+from .intervals import _percentile_interval
+from .proportions import DEFAULT_LEVEL, wilson_interval
 from .wording import _level_percent, _percent_range, floor_sentence
 
 DEFAULT_THRESHOLD = 0.5

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .decision_curve import decision_curve, decision_curve_sentence
-from .intervals import DEFAULT_LEVEL, wilson_interval
+from .proportions import DEFAULT_LEVEL, wilson_interval
 from .roc import N_RESAMPLES, binary_roc, class_index, roc_block
 
 RULES = ("sensitivity", "specificity", "youden", "threshold")

@@ -26,7 +26,7 @@ from scipy import optimize, stats
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_curve
 from statsmodels.stats.proportion import proportion_confint
 
-from .intervals import DEFAULT_LEVEL, wilson_interval
+from .proportions import DEFAULT_LEVEL, wilson_interval
 
 N_RESAMPLES = 2000
 MAX_CURVE_POINTS = 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from .intervals import DEFAULT_LEVEL
+from .proportions import DEFAULT_LEVEL
 
 # Below this many examples the sentence says outright that the range is wide because data is scarce.
 _FEW_EXAMPLES = 200

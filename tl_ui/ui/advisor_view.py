@@ -12,7 +12,7 @@ KEYS = ("advisor_note", "advisor_table")
 INTRO = ("Before training, Transfer Lab can look at your data through every model installed here and "
          "rank them: each model reads every example once (a large dataset is sampled down first), so this "
          "takes a while. Optional: you can also go straight on.")
-# The one plain sentence on what the numbers mean (tl_ui.engine.advisor.MEANING says it at more length).
+# The one plain sentence on what the numbers mean (tl_ui.engine.advisor.ranking.MEANING says it at more length).
 MEANING = ("**What the numbers mean:** *kNN accuracy* is how often an example's nearest neighbours, as the "
            "model sees them, carry the right label (measured on your own examples, cross-validated; the "
            "range is its 95% interval). *LogME* is a second such score: higher is better, and it only "

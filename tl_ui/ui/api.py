@@ -26,7 +26,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from tl_ui.service.lab import UserError
+from tl_ui.contracts import RunState
+from tl_ui.contracts.events import RunFailed
+from tl_ui.service.errors import UserError
 from tl_ui.ui.formatting import user_message
 from tl_ui.ui.handlers import client_address
 from tl_ui.ui.train_view import train_view
@@ -77,7 +79,7 @@ def build(handlers) -> dict:
             events, _ = job.events_since(0)
             state = job.state
             view = train_view(events, state, lab.runner.position(job), job.message)
-            status = plain_text(view.status) if state != "running" else plain_text(view.progress_text or view.status)
+            status = plain_text(view.status) if state != RunState.RUNNING else plain_text(view.progress_text or view.status)
             if job.done:
                 yield status, _final_metrics(job, position_at_submit), job.id
                 return
@@ -106,15 +108,25 @@ def build(handlers) -> dict:
         return {"run_id": run_id, "stopped": bool(lab.stop_run(lab.owner(request), run_id))}
 
     def download(run_id, what, request: gr.Request):
-        """A file of one of your runs: what = model (zip of the model folder) | run.json | card."""
+        """A file of one of your runs: what = model (zip of the model folder) | run.json | card |
+        report (the study report, HTML) | report_pdf (the same as PDF)."""
+        key = {"model": "model", "model.zip": "model", "run.json": "run_json", "run_json": "run_json",
+               "card": "card", "README.md": "card", "report": "report", "report.html": "report",
+               "report_pdf": "report_pdf", "report.pdf": "report_pdf"}.get((what or "model").strip())
+        if key is None:
+            raise gr.Error("'what' must be one of: model, run.json, card, report, report_pdf.", print_exception=False)
         try:
+            if key in ("report", "report_pdf"):   # written into the run's folder on request (service/report.py)
+                from tl_ui.service.report import owner_report_files
+
+                files = owner_report_files(lab, lab.owner(request), run_id,
+                                           formats=("html",) if key == "report" else ("pdf",))
+                if files.get(key) is None:
+                    raise gr.Error(files.get("pdf_problem") or "This run has no report.", print_exception=False)
+                return str(files[key])
             files = lab.run_files(lab.owner(request), run_id)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        key = {"model": "model", "model.zip": "model", "run.json": "run_json", "run_json": "run_json",
-               "card": "card", "README.md": "card"}.get((what or "model").strip())
-        if key is None:
-            raise gr.Error("'what' must be one of: model, run.json, card.", print_exception=False)
         if files.get(key) is None:
             raise gr.Error("This run has no such file (did it finish?).", print_exception=False)
         return str(files[key])
@@ -136,7 +148,7 @@ def plain_text(markup: str) -> str:
 
 
 def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, address=None):
-    from tl_ui.catalog import get_model
+    from tl_ui.core.catalog import get_model
 
     options = {}
     if options_json and str(options_json).strip():
@@ -164,16 +176,16 @@ def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, addre
 
 
 def _final_metrics(job, position_at_submit: int) -> dict:
-    from tl_ui.runfolder import RunFolder
+    from tl_ui.service.runs import run_metrics
 
-    metrics = RunFolder(job.run_dir).metrics() or {}
+    metrics = run_metrics(job.run_dir)
     metrics = {k: v for k, v in metrics.items() if k != "mistakes"}
     metrics.update({
         "state": job.state, "message": job.message, "run_id": job.id,
         "submitted": job.submitted, "started": job.started, "ended": job.ended,
         "queue_position_at_submit": position_at_submit, "seq": job.seq,
     })
-    if job.state == "failed" and not metrics.get("message"):
-        failed = [e for e in job.events if e.get("kind") == "failed"]
+    if job.state == RunState.FAILED and not metrics.get("message"):
+        failed = [e for e in job.events if e.get("kind") == RunFailed.kind]
         metrics["message"] = failed[-1].get("message", "") if failed else ""
     return metrics

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import pandas as pd
 
+from tl_ui.contracts import ACTIVE_STATES, RunState
 from tl_ui.contracts.events import EpochEnd, RunStarted
-from tl_ui.runfolder import ACTIVE_STATES, FINISHED, RunFolder, RunInfo
 from tl_ui.service.compare import paired_difference
 from tl_ui.ui.evidence import STRATEGY_NAMES, n_reported
 from tl_ui.ui.formatting import fmt_seconds, pct_ci, points, points_range
+
+if TYPE_CHECKING:   # the page reads run folders the service opens (tl_ui/service/runs.py)
+    from tl_ui.core.runfolder import RunFolder, RunInfo
 
 RUNS_COLUMNS = ["started", "model", "strategy", "examples", "tested on", "accuracy (95% interval)",
                 "macro-F1 (95% interval)", "time", "state"]
@@ -61,7 +64,7 @@ def runs_df(infos: Iterable[RunInfo]) -> pd.DataFrame:
 
 def tick_choices(infos: Iterable[RunInfo]) -> list[tuple[str, str]]:
     """(label, run id) of the runs that can be compared: the finished ones."""
-    return [(f"{run_name(i)} · {i.model_id}", i.run_id) for i in infos if i.state == FINISHED]
+    return [(f"{run_name(i)} · {i.model_id}", i.run_id) for i in infos if i.state == RunState.FINISHED]
 
 
 def default_ticks(run_id: str, companion_id: Optional[str], choices: list[tuple[str, str]]) -> list[str]:
@@ -132,8 +135,8 @@ def scratch_md(main: RunFolder, companion: Optional[RunFolder]) -> tuple[str, bo
         if state is None or state in ACTIVE_STATES:
             return ("**The from-scratch comparison is still training** (the same recipe from random "
                     "weights). Its result appears here by itself when it finishes."), True
-        if state != FINISHED:
-            why = "its run is gone" if state == "unknown" else f"it was {html.escape(state)}"
+        if state != RunState.FINISHED:
+            why = "its run is gone" if state == RunState.UNKNOWN else f"it was {html.escape(state)}"
             return f"The from-scratch comparison did not finish ({why}).", False
         scratch_metrics = companion.metrics() or {}
         scratch_acc, scratch_ci = scratch_metrics.get("accuracy"), scratch_metrics.get("accuracy_ci")

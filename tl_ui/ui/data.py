@@ -13,7 +13,7 @@ from tl_ui.ui.thumbnails import thumbnail
 log = logging.getLogger(__name__)
 
 UPLOAD_TYPES = [".zip", ".csv", ".tsv", ".txt", ".xlsx", ".xls"]
-# The display windows of DICOM data (values = tl_ui.config.DICOM_WINDOWS); "header" = each file's own.
+# The display windows of DICOM data (values = tl_ui.core.config.DICOM_WINDOWS); "header" = each file's own.
 DICOM_WINDOW_CHOICES = [("From each file's header", "header"), ("CT soft tissue", "soft_tissue"),
                         ("CT lung", "lung"), ("CT bone", "bone"), ("CT brain", "brain")]
 DICOM_WINDOW_INFO = ("Which range of grey values is shown from black to white, in the previews below and "

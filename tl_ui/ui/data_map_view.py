@@ -1,4 +1,4 @@
-"""Step 2's map of the data (tl_ui/engine/data_map.py), drawn with the model advisor's embeddings:
+"""Step 2's map of the data (tl_ui/engine/advisor/data_map.py), drawn with the model advisor's embeddings:
 every example as a point, similar ones close together, coloured by class, and the examples whose
 nearest neighbours mostly carry another label listed for a person to check."""
 from __future__ import annotations

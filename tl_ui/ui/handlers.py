@@ -2,7 +2,7 @@
 and returns `{component: value}` for what changes (a component left out keeps its value).
 
 Each handler is declared with `@outputs(...)`: the keys of the components it may set (the keys of
-the dict the steps' `build()` return). The wiring in tl_ui/webapp.py reads them, so the outputs
+the dict the steps' `build()` return). The wiring in tl_ui/app/webapp.py reads them, so the outputs
 of an event and what its handler returns cannot drift apart.
 
 Every handler catches its own exceptions: a person sees a plain sentence in the page, never a
@@ -17,7 +17,7 @@ from typing import Optional
 
 import gradio as gr
 
-from tl_ui.service.lab import NO_DATA_MESSAGE, UserError
+from tl_ui.service.errors import NO_DATA_MESSAGE, UserError
 from tl_ui.ui import advisor_view, compare_view, data_map_view
 from tl_ui.ui import data as data_step
 from tl_ui.ui import model as model_step
@@ -131,7 +131,7 @@ class Handlers:
         """After any load attempt: the data step, the model shelf filtered to the data's kind, and the
         strategy that suits it. The upload box is emptied each time, so the next file can be dropped
         straight away (the summary names what is loaded)."""
-        from tl_ui.config import default_strategy
+        from tl_ui.core.config import default_strategy
 
         if outcome.error:
             # keep whatever was loaded before (and say so); remember the file for "Reload with these columns"
@@ -221,8 +221,26 @@ class Handlers:
 
     @outputs("strategy_info")
     def strategy_info(self, data: dict):
+        """Wired with `preprocess=False` (tl_ui/app/webapp.py): an event sent while a data load was switching
+        the model shelf (images after texts) still carries the old model, which Gradio's own check of the
+        radio would refuse with a generic error toast. Every other input gets its component's own check
+        here; the model is the one the data step is switching to."""
+        try:
+            data = {comp: value if comp is self.c["model_choice"] or getattr(comp, "stateful", False)
+                    else comp.preprocess(value) for comp, value in data.items()}
+        except gr.Error as exc:   # e.g. a number beyond its field's bounds
+            return {"strategy_info": error_md(str(exc))}
         model_id, options, state = self.form(data)
+        if not (data.get(self.c["hub_id"]) or "").strip():
+            model_id = self._model_for_data(model_id, state)
         return {"strategy_info": strategy_step.strategy_info_md(self.lab, model_id, options, state)}
+
+    def _model_for_data(self, model_id: str, state: SessionState) -> str:
+        """The shelf model the page shows for the loaded data's kind (model_step.filtered_updates's choice)."""
+        if state.modality is None:
+            return model_id
+        _, choice, _ = model_step.filtered_updates(state.modality, model_id, self.lab.settings.offline)
+        return choice.get("value") or model_id
 
     # -- step 4 -----------------------------------------------------------------------------------
     @outputs("session", train_step.VIEW_KEYS)
@@ -306,6 +324,16 @@ class Handlers:
         except Exception as exc:
             return {"mistakes_why_note": error_md(user_message(exc, "drawing what the model looked at"))}
         return results_view.mistakes_why(overlays)
+
+    @outputs(results_view.REPORT_KEYS)
+    def make_report(self, state: SessionState, request: gr.Request):
+        """The shown run's study report (HTML and PDF), written into its folder, offered as owner-only files."""
+        if not state.shown_run:
+            return {"report_note": "Pick a finished run in 'Previous runs' first."}
+        try:
+            return results_view.report_downloads(self.lab, self.lab.owner(request), state.shown_run)
+        except Exception as exc:
+            return {**results_view.REPORT_CLEARED, "report_note": error_md(user_message(exc, "writing the report"))}
 
     @outputs(results_view.RUNS_KEYS)
     def refresh_runs(self, request: gr.Request):

@@ -6,7 +6,7 @@ from typing import Optional
 import gradio as gr
 import pandas as pd
 
-from tl_ui.catalog import DEFAULT_MODEL, ModelUnavailable, get_model, list_models
+from tl_ui.core.catalog import DEFAULT_MODEL, ModelUnavailable, get_model, list_models
 from tl_ui.ui.formatting import error_md
 
 DEFAULT_MODEL_ID = DEFAULT_MODEL["image"]
@@ -33,7 +33,7 @@ def shelf_table(modality: Optional[str], offline_mode: bool) -> pd.DataFrame:
 
 
 def shelf_choices(modality: Optional[str], offline_mode: bool) -> list[tuple[str, str]]:
-    from tl_ui.catalog import hub_known_unreachable
+    from tl_ui.core.catalog import hub_known_unreachable
 
     # the server checks the Hub in the background at start (remembered a few minutes)
     online = " · unavailable: no internet here" if hub_known_unreachable() else " · needs internet"

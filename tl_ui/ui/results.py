@@ -104,6 +104,7 @@ def build() -> dict:
         c["download_card"] = gr.DownloadButton("Download model card", value=None, interactive=False,
                                                elem_id="download-card")
     c["replay_command"] = gr.Markdown("", elem_id="replay-command")
+    c.update(_report_section())
     gr.Markdown("**Train more** — continue this run from its best weights with the same recipe and data. It "
                 "becomes a new run (the list says which run it continues) and its curves go on where this "
                 "one stopped; its results are measured on the same test examples, so the two compare.")
@@ -114,6 +115,22 @@ def build() -> dict:
     c["continue_note"] = gr.Markdown("", elem_id="continue-note")
     c.update(_compare_section())
     c["results_timer"] = gr.Timer(SCRATCH_POLL_SECONDS, active=False)   # while the scratch run trains
+    return c
+
+
+def _report_section() -> dict:
+    """The study report (TRIPOD+AI layout, HTML and PDF): written on request from the run's files."""
+    gr.Markdown("**Study report** — a report to file with an ethics board, a department or a journal: the data, "
+                "the split, the model, every number with its interval, limitations and a TRIPOD+AI checklist, "
+                "from this run's files alone.")
+    c: dict = {}
+    with gr.Row():
+        c["report_btn"] = gr.Button("Make the study report", elem_id="report-btn", variant="secondary")
+        c["download_report"] = gr.DownloadButton("Download report (HTML)", value=None, interactive=False,
+                                                 elem_id="download-report")
+        c["download_report_pdf"] = gr.DownloadButton("Download report (PDF)", value=None, interactive=False,
+                                                     elem_id="download-report-pdf")
+    c["report_note"] = gr.Markdown("", elem_id="report-note")
     return c
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import html
 import shlex
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import gradio as gr
 import pandas as pd
 
-from tl_ui.core.runfolder import RunFolder
+from tl_ui.contracts import RunState
 from tl_ui.service.continuation import cannot_continue
-from tl_ui.service.lab import UserError
+from tl_ui.service.errors import UserError
+from tl_ui.service.runs import open_run
 from tl_ui.ui import compare_view as cv
 from tl_ui.ui import evidence as ev
 from tl_ui.ui.formatting import short_text
@@ -23,13 +24,19 @@ from tl_ui.ui.plot_text import overlay_sentence, reliability_html
 from tl_ui.ui.results_html import confusion_html
 from tl_ui.ui.thumbnails import thumbnail
 
+if TYPE_CHECKING:
+    from tl_ui.core.runfolder import RunFolder
+
 # Everything `show` may set (the handlers' outputs are these components).
 SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_class_table", "group_notes",
              "group_table", "reliability_plot", "reliability_text", "calibration_summary", "conformal_summary",
              "confusion_plot", "mistakes_note", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
              "try_set", "try_error", "try_why_note", "try_why", "download_model", "download_run_json", "download_card", "replay_command",
              "results_timer", "mistakes_why_btn", "mistakes_why_note", "mistakes_why_gallery", "continue_btn",
-             "continue_note")
+             "continue_note", "download_report", "download_report_pdf", "report_note")
+REPORT_KEYS = ("download_report", "download_report_pdf", "report_note")
+REPORT_CLEARED = {"download_report": gr.update(value=None, interactive=False),
+                  "download_report_pdf": gr.update(value=None, interactive=False), "report_note": ""}
 WHY_CLEARED = {"try_why_note": "", "try_why": ""}
 MISTAKES_WHY_KEYS = ("mistakes_why_note", "mistakes_why_gallery")
 MISTAKES_WHY_CLEARED = {"mistakes_why_note": "", "mistakes_why_gallery": gr.update(value=None, visible=False)}
@@ -55,15 +62,15 @@ def empty(message: str) -> dict:
             "try_output": hidden, "try_set": "", "try_error": "", **WHY_CLEARED, "download_model": off,
             "download_run_json": off, "download_card": off, "replay_command": "",
             "results_timer": gr.Timer(active=False), "mistakes_why_btn": gr.update(visible=False),
-            **MISTAKES_WHY_CLEARED, "continue_btn": gr.update(interactive=True), "continue_note": ""}
+            **MISTAKES_WHY_CLEARED, "continue_btn": gr.update(interactive=True), "continue_note": "", **REPORT_CLEARED}
 
 
 def show(lab, owner, run: RunFolder) -> dict:
     """Everything the Results step shows for one of the owner's runs (SHOW_KEYS)."""
     status, config, metrics = run.status(), run.config(), run.metrics()
     if not metrics:
-        state = status.get("state", "unknown")
-        if state == "failed":
+        state = status.get("state", RunState.UNKNOWN)
+        if state == RunState.FAILED:
             return empty(f"This run failed: {html.escape(str(status.get('message', '')))}")
         return empty(NOT_FINISHED.get(state, "This run has no results."))
 
@@ -91,6 +98,7 @@ def show(lab, owner, run: RunFolder) -> dict:
             "**Replay this run from the command line** (with the data file at the path inside `run.json`):\n\n"
             f"```\npython -m tl_ui train --config run.json --out {shlex.quote('runs/replay-' + run.id)}\n```"),
         "results_timer": gr.Timer(active=pending),
+        **REPORT_CLEARED,   # a report is made on request ("Make the study report")
     }
     blocker = cannot_continue(run)   # e.g. a probe's head, fitted to convergence: said before any click
     values.update(continue_btn=gr.update(interactive=blocker is None), continue_note=blocker or "")
@@ -107,6 +115,21 @@ def show(lab, owner, run: RunFolder) -> dict:
         values[key] = (gr.update(value=str(path), interactive=True) if path
                        else gr.update(value=None, interactive=False))
     return values
+
+
+def report_downloads(lab, owner, run_id: str) -> dict:
+    """The shown run's study report as owner-only HTML and PDF downloads (REPORT_KEYS); the PDF's
+    button stays off with a plain sentence where PDFs cannot be made here."""
+    from tl_ui.service.report import owner_report_files
+
+    files = owner_report_files(lab, owner, run_id)
+    pdf = files.get("report_pdf")
+    note = ("The report is ready: HTML (opens in any browser, prints to PDF) and PDF." if pdf else
+            f"The HTML report is ready. {files.get('pdf_problem') or 'No PDF could be made.'}")
+    return {"download_report": gr.update(value=str(files["report"]), interactive=True),
+            "download_report_pdf": gr.update(value=str(pdf), interactive=True) if pdf
+            else gr.update(value=None, interactive=False),
+            "report_note": note}
 
 
 def _or_empty(reliability: Optional[pd.DataFrame]) -> pd.DataFrame:
@@ -207,7 +230,7 @@ def _companion(lab, owner, metrics: dict, status: dict) -> Optional[RunFolder]:
     try:
         return lab.run(owner, companion)
     except UserError:
-        return RunFolder(lab.workspace.runs_dir(owner) / "missing-run")
+        return open_run(lab.workspace.runs_dir(owner) / "missing-run")
 
 
 def _run_seconds(status: dict) -> Optional[float]:
@@ -244,10 +267,10 @@ def compare(lab, owner, ticked: Optional[list[str]], infos: Optional[list] = Non
     two runs: the first ticked minus the second. The plot's colours follow in `compare_colours`."""
     runs = _ticked_runs(lab, owner, ticked, infos)
     note = "" if len(ticked or []) <= cv.MAX_TICKED else f" (the first {cv.MAX_TICKED} are drawn)"
-    legend = zip(cv.legend_names(runs), (RunFolder(i.run_dir) for i in runs))
+    legend = zip(cv.legend_names(runs), (open_run(i.run_dir) for i in runs))
     overlay = cv.overlay_df(list(legend)) if runs else cv.empty_overlay()
     in_words = overlay_sentence(overlay)
-    paired = cv.paired_md([(cv.run_name(i), RunFolder(i.run_dir)) for i in runs]) + note
+    paired = cv.paired_md([(cv.run_name(i), open_run(i.run_dir)) for i in runs]) + note
     return {"compare_plot": overlay, "compare_diff": f"{in_words}\n\n{paired}" if in_words else paired}
 
 
@@ -284,7 +307,7 @@ def scratch_update(lab, owner, run_id: str) -> dict:
         return {}
     infos = lab.list_runs(owner)
     ticked = cv.default_ticks(run.id, cv.scratch_id(metrics, status), cv.tick_choices(infos))
-    if companion is not None and companion.state() == cv.FINISHED and companion.id not in ticked:
+    if companion is not None and companion.state() == RunState.FINISHED and companion.id not in ticked:
         return {}   # finished a moment ago, not listed yet: tick both on the next poll
     return {"scratch_comparison": text, "results_timer": gr.Timer(active=False),
             **runs_overview(lab, owner, ticked=ticked, infos=infos), **compare(lab, owner, ticked, infos)}

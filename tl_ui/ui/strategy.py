@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from tl_ui.config import STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig
+from tl_ui.core.config import (PROBE_MAX_ITER, SETFIT_MAX_PAIRS, STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP,
+                               RunConfig)
 from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_share, user_message
 
 # One short label per strategy; the plain-words sentence (STRATEGY_HELP) is shown once, in #strategy-info.
@@ -20,7 +21,7 @@ WHEN_TO_USE = ("Little data or a first try: linear probe · a few hundred exampl
                "a few dozen texts: linear probe or SetFit (they tied in the benchmark)")
 DEFAULT_STRATEGY = "linear_probe"
 # Why a text strategy is preselected: the benchmark's table for the user's number of examples
-# (tl_ui.measured.text_default); these lines only when it has not run. Figures only as measured.
+# (tl_ui.core.measured.text_default); these lines only when it has not run. Figures only as measured.
 TEXT_LORA_REASON = ("LoRA is preselected for texts: it adapts the model itself to your labels, which a "
                     "linear probe cannot; the probe reads MiniLM's mean-pooled sentence embeddings as they are.")
 TEXT_LORA_REASON_OTHER = ("LoRA is preselected for texts: it adapts the model itself, which a linear probe "
@@ -35,7 +36,7 @@ SET_LEVEL_CHOICES = [("80%", 0.8), ("90%", 0.9), ("95%", 0.95)]
 def measured_claim() -> str:
     """'Measured: on the sample reviews LoRA scored …', or '' when the benchmark has not run."""
     try:
-        from tl_ui.measured import text_strategy_claim
+        from tl_ui.core.measured import text_strategy_claim
     except ImportError:
         return ""
     claim = text_strategy_claim()
@@ -119,10 +120,8 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
             )
         if numbers["n"] is not None:
             both = " (twice: also from random weights)" if config.compare_scratch else ""
-            work = (f"{config.resolved_epochs} epochs" if strategy != "setfit" else
-                    f"one pass over at most {setfit_pairs(config):,} pairs of them, then the last layer")
             lines.append(f"**Rough time on this computer:** about {fmt_duration(numbers['seconds'])} for "
-                         f"{numbers['n']:,} examples and {work}{both}.")
+                         f"{numbers['n']:,} examples{work_words(config)}{both}.")
         else:
             lines.append("Load data in step 2 to see a time estimate.")
     except Exception as exc:
@@ -132,7 +131,7 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
 
 def text_reason(strategy: str, model_id: str, n_examples) -> str:
     """One line: why this text strategy is (or is not) the preselected one for this many examples."""
-    from tl_ui.measured_text import STRATEGY_WORDS, text_default
+    from tl_ui.core.measured_text import STRATEGY_WORDS, text_default
 
     measured = text_default(n_examples) if model_id == "minilm_l6" else None
     if measured and measured["strategy"] == strategy:
@@ -148,9 +147,18 @@ def text_reason(strategy: str, model_id: str, n_examples) -> str:
     return ""
 
 
-def setfit_pairs(config) -> int:
-    from tl_ui.settings import SETFIT_MAX_PAIRS
+def work_words(config) -> str:
+    """What the time estimate is for, after '... for 300 examples': epochs, pairs, or the probe's one pass."""
+    if config.strategy == "linear_probe" and config.extra.get("probe_head") != "minibatch":
+        # the full-batch head: epochs do not apply (STRATEGY_HELP says so); its solver's iterations do
+        return (f": the model reads each once, then the last layer is fitted in at most "
+                f"{PROBE_MAX_ITER} solver iterations")
+    if config.strategy == "setfit":
+        return f" and one pass over at most {setfit_pairs(config):,} pairs of them, then the last layer"
+    return f" and {config.resolved_epochs} epochs"
 
+
+def setfit_pairs(config) -> int:
     return int(config.extra.get("setfit_max_pairs") or SETFIT_MAX_PAIRS)
 
 

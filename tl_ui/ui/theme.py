@@ -1,5 +1,5 @@
 """The page's look: the Gradio theme (colours that meet WCAG 2.1 AA contrast), its CSS and the
-script that marks live regions. tl_ui/server.py passes `build_theme()` and `CSS` to Gradio."""
+script that marks live regions. tl_ui/app/server.py passes `build_theme()` and `CSS` to Gradio."""
 from __future__ import annotations
 
 import json
@@ -114,7 +114,7 @@ LIVE_REGION_IDS = ["train-announce", "data-summary", "data-error", "strategy-inf
                    "results-summary", "scratch-comparison", "compare-diff", "try-set", "try-error",
                    "continue-note", "mistakes-why-note", "data-map-note"]
 
-# Run once on page load (tl_ui/webapp.py), then on every change of the page:
+# Run once on page load (tl_ui/app/webapp.py), then on every change of the page:
 # * marks the live regions above;
 # * hides from assistive technology the mark groups a plot draws without any point yet (a plot
 #   without data: vega gives such an empty group role="graphics-symbol" but no name, WCAG 1.1.1);

@@ -10,7 +10,8 @@ import time
 
 import gradio as gr
 
-from tl_ui.runfolder import RunFolder
+from tl_ui.contracts import RunState
+from tl_ui.service.runs import run_metrics
 from tl_ui.ui.formatting import progress_html, warn_box
 from tl_ui.ui.plot_text import CURVES_WAITING, curves_html
 from tl_ui.ui.train_view import SERIES_COLORS, TrainView, train_view
@@ -71,12 +72,12 @@ def view_outputs(job, runner, state=None) -> dict:
                 "start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),
                 "timer": gr.Timer(active=False), "to_results": gr.update(visible=False)}
     events, _ = job.events_since(0)
-    ci = (RunFolder(job.run_dir).metrics() or {}).get("accuracy_ci") if job.state == "finished" else None
+    ci = run_metrics(job.run_dir).get("accuracy_ci") if job.state == RunState.FINISHED else None
     view = train_view(events, job.state, runner.position(job), job.message, accuracy_ci=ci)
     loss, acc, axis_only = _plot_updates(view, state)
     active = not job.done
     status = view.status
-    if job.state == "finished" and getattr(job.config, "compare_scratch", False):
+    if job.state == RunState.FINISHED and getattr(job.config, "compare_scratch", False):
         status += (" The same recipe from random weights trains next, for the comparison in step 5 "
                    "(it fills in by itself).")
     values = {
@@ -89,9 +90,9 @@ def view_outputs(job, runner, state=None) -> dict:
         "start_btn": gr.update(interactive=not active),
         "stop_btn": gr.update(interactive=active),
         "timer": gr.Timer(active=active or axis_only),   # after an axis-only update, one more poll brings the rows
-        "to_results": gr.update(visible=job.state == "finished"),
+        "to_results": gr.update(visible=job.state == RunState.FINISHED),
     }
-    if job.state == "finished":
+    if job.state == RunState.FINISHED:
         values["finished_run"] = job.id
     announcement = _calm_announcement(view, state)
     if announcement is not None:
@@ -108,7 +109,7 @@ def _calm_announcement(view: TrainView, state) -> "str | None":
     if not text or text == state.announced:
         return None
     now = time.monotonic()
-    if view.state in ("queued", "running") and state.announced and now - state.announced_at < ANNOUNCE_EVERY_S:
+    if view.state in (RunState.QUEUED, RunState.RUNNING) and state.announced and now - state.announced_at < ANNOUNCE_EVERY_S:
         return None
     state.announced, state.announced_at = text, now
     return text

@@ -8,6 +8,8 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
+from tl_ui.contracts import RunState
+from tl_ui.contracts.events import EpochEnd, Progress, RunFailed, RunFinished, RunStarted, RunStopped, StepEnd
 from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_pct, fmt_seconds, fmt_share, pct_ci, warn_box
 
 LOSS_COLUMNS = ["epoch", "loss", "series"]
@@ -76,9 +78,9 @@ class TrainView:
     def announcement(self) -> str:
         """What a screen reader says about the run, in one plain sentence that changes only with the
         state or a finished epoch: 'Epoch 3 of 10 done, validation accuracy 91.0%.'"""
-        if self.state == "queued":
+        if self.state == RunState.QUEUED:
             return self.progress_text + "."
-        if self.state == "running":
+        if self.state == RunState.RUNNING:
             if not self.epoch_rows:
                 return "Training started: preparing the model and your data."
             last = self.epoch_rows[-1]
@@ -91,13 +93,13 @@ class TrainView:
                         f"{fmt_pct(last['val_accuracy'])}.")
             return (f"Epoch {last['epoch']} of {self.epochs or '?'} done, validation accuracy "
                     f"{fmt_pct(last['val_accuracy'])}.")
-        if self.state == "finished":
+        if self.state == RunState.FINISHED:
             return (f"Training finished: {'accuracy' if self.score == 'accuracy' else 'subset accuracy'} {fmt_pct(self.accuracy)} on {_examples(self.n_reported)}. "
                     "The results are in step 5.")
-        if self.state == "stopped":
+        if self.state == RunState.STOPPED:
             message = _plain(self.message)
             return message if message.lower().startswith("stopped") else f"Training stopped. {message}".strip()
-        if self.state == "failed":
+        if self.state == RunState.FAILED:
             return "Training failed: " + _plain(self.message or "the run ended with an error.")
         return ""
 
@@ -113,10 +115,10 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
     unit = "epoch"      # "iteration": the probe's full-batch solver (a few dozen quick iterations)
     stage_text = ""
     seen_stages: set = set()
-    offset = 0   # a continued run (tl_ui/engine/continuation.py) numbers its epochs after its parent's
+    offset = 0   # a continued run (tl_ui/engine/training/continuation.py) numbers its epochs after its parent's
     for e in events:
         kind = e.get("kind")
-        if kind == "started":
+        if kind == RunStarted.kind:
             view.run_id = e.get("run_id", "")
             view.score = e.get("score") or "accuracy"
             unit = e.get("unit") or "epoch"
@@ -130,7 +132,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
                 f"training {fmt_count(int(e.get('trainable_params', 0)))} of "
                 f"{fmt_count(int(e.get('total_params', 0)))} weights ({fmt_share(share)})"
             )
-        elif kind == "progress":
+        elif kind == Progress.kind:
             total = max(int(e.get("total") or 0), 1)
             done = int(e.get("done") or 0)
             stage = e.get("stage", "preparing")
@@ -143,7 +145,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             if not view.loss_rows:
                 view.fraction = 0.5 * done / total
                 view.progress_text = stage_text
-        elif kind == "step":
+        elif kind == StepEnd.kind:
             step, total = int(e.get("step", 0)), max(int(e.get("total_steps") or 1), 1)
             spe = steps_per_epoch or (total / epochs if epochs else None)
             if step == 1 and unit == "epoch":
@@ -157,7 +159,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.progress_text = (f"Epoch {last_epoch} of {offset + epochs if epochs else '?'} · step {step} of {total}"
                                   f" · about {fmt_duration(last_eta)} left" if unit == "epoch" else
                                   f"Fitting the last layer: iteration {step}")
-        elif kind == "epoch":
+        elif kind == EpochEnd.kind:
             ep = int(e.get("epoch", 0))
             if unit != "epoch":
                 _iteration_rows(view, e)
@@ -185,7 +187,7 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
                 prep = 0.5 if seen_stages else 0.0
                 view.fraction = max(view.fraction, prep + (1 - prep) * (ep - offset) / (n_epochs - offset))
             view.progress_text = f"Epoch {ep} of {n_epochs} done · about {fmt_duration(last_eta)} left"
-        elif kind == "finished":
+        elif kind == RunFinished.kind:
             view.accuracy = e.get("accuracy")
             view.run_id = e.get("run_id", view.run_id)
             view.run_seconds = e.get("elapsed_s")
@@ -193,23 +195,23 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.log.append(f"Finished: accuracy {fmt_pct(e.get('accuracy'))} on {_examples(view.n_reported)} "
                             f"with the weights of {unit} {e.get('best_epoch')}. "
                             f"{timing_text(view.loop_seconds, view.run_seconds)}.")
-        elif kind == "stopped":
+        elif kind == RunStopped.kind:
             view.message = e.get("message", "")
             view.log.append(view.message if view.message.lower().startswith("stopped")
                             else f"Stopped: {view.message}")
-        elif kind == "failed":
+        elif kind == RunFailed.kind:
             view.message = e.get("message", "")
             view.log.append(f"Failed: {view.message}")
 
     view.epochs = offset + int(epochs) if epochs else None   # the last epoch's number
     view.unit = unit
-    if job_state in ("stopped", "failed") and not view.message:
+    if job_state in (RunState.STOPPED, RunState.FAILED) and not view.message:
         view.message = job_message or ""
-    if job_state == "queued":
+    if job_state == RunState.QUEUED:
         view.status = (f"**Waiting in queue: position {position}.** Your run starts by itself as soon as "
                        "the computer is free. You can leave this page open or come back later.")
         view.progress_text = f"Waiting in queue: position {position}"
-    elif job_state == "running":
+    elif job_state == RunState.RUNNING:
         if view.loss_rows and unit != "epoch":
             view.status = f"**Training:** fitting the last layer, iteration {max(last_epoch, 1)}"
         elif view.loss_rows:
@@ -220,13 +222,13 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
         else:
             view.status = "**Preparing:** loading the model and your data…"
             view.progress_text = view.progress_text or "Preparing…"
-    elif job_state == "finished":
+    elif job_state == RunState.FINISHED:
         view.fraction = 1.0
         accuracy = pct_ci(view.accuracy, accuracy_ci) if accuracy_ci else fmt_pct(view.accuracy)
         view.status = (f"**Finished:** accuracy {accuracy} on {_examples(view.n_reported)}. "
                        "See the results, with how sure they are, in step 5.")
         view.progress_text = "Finished"
-    elif job_state == "stopped":
+    elif job_state == RunState.STOPPED:
         message = (view.message or job_message).strip()
         first, _, rest = message.partition(". ")
         if first.lower().startswith("stopped"):  # "Stopped by the user at epoch 2, step 32. No model…"
@@ -235,12 +237,12 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
             view.status = f"**Stopped.** {message}"
         view.status = view.status.rstrip() + " You can change the settings and start again."
         view.progress_text = "Stopped"
-    elif job_state == "failed":
+    elif job_state == RunState.FAILED:
         view.status = warn_box(view.message or job_message or "the run ended with an error.", "Failed")
         view.progress_text = "Failed"
     else:
         view.status = "Press **Start training** to begin."
-    if view.score != "accuracy":   # multi-label: the curves' score is micro-F1 (tl_ui/engine/multilabel.py)
+    if view.score != "accuracy":   # multi-label: the curves' score is micro-F1 (tl_ui/engine/tasks/multi_label.py)
         from tl_ui.ui.results_multilabel import relabel_view
 
         relabel_view(view)

@@ -39,7 +39,7 @@ from tl_ui.core.runfolder import FAILED, FINISHED, RUNNING, STOPPED, RunFolder
 
 log = logging.getLogger("tl_ui.worker")
 
-ENGINE = "tl_ui.engine.training.loop:train_run"
+ENGINE = "tl_ui.engine:train_run"   # the engine's public entry (tl_ui/engine/__init__.py)
 # A spare worker (tl_ui/jobs/executors/process.py) imports this train function before its payload arrives,
 # lowered to this priority, and ends with the server of this pid.
 SPARE_ENV, SPARE_NICE_ENV, SPARE_PARENT_ENV = "TL_SPARE_TARGET", "TL_SPARE_NICE", "TL_SPARE_PARENT"

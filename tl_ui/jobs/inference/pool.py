@@ -1,7 +1,7 @@
 """The web process's side of inference: the workers that hold the models, the caps, the queue.
 
 `InferencePool.call(owner, verb, args)` answers a quick request (try-it, `/predict`, an
-explanation, mistake maps, the strategy plan) in one of `workers` long-lived worker processes
+explanation, mistake maps) in one of `workers` long-lived worker processes
 (tl_ui/jobs/inference/worker.py), chosen by the run (each run's model is kept in one worker only);
 `call_long` runs a long request (the model advisor; batch scoring next) in a worker of its own,
 streaming its progress and honouring Stop. Both go through the one supervisor

@@ -5,7 +5,6 @@ and a `Request` (its progress and its cancel flag) and returns plain JSON data.
 * `predict`: `Predictor.predict_with_set` for a list of inputs (try-it, `/predict`; batch scoring's unit)
 * `explain`: Grad-CAM overlay (a PNG, base64) for an image, word weights for a text
 * `mistake_maps`: the overlays of a run's most confident mistakes, with progress, stoppable between maps
-* `plan`: the Strategy step's trainable share and time estimate (building the model takes torch)
 * `advise`: the model advisor's ranking and data map (a long request: progress, stoppable)
 * `stats`: what the worker holds (kept models, loads, memory), for tests, benchmarks and logs
 """
@@ -87,18 +86,6 @@ def mistake_maps(models: KeptModels, args: dict, request: Request) -> dict:
     return {"maps": maps}
 
 
-def plan(models: KeptModels, args: dict, request: Request) -> dict:
-    from tl_ui.core.config import RunConfig
-    from tl_ui.engine.planning.estimate import describe_strategy, estimate_seconds
-
-    config = RunConfig.from_dict(args["config"])
-    numbers = {"trainable": None, "total": None, "share": None}
-    if args.get("packaged"):
-        numbers = describe_strategy(config.model_id, config.strategy, int(args["n_classes"]), config)
-    seconds = estimate_seconds(config, int(args["n"])) if args.get("n") else None
-    return {**numbers, "seconds": seconds}
-
-
 def advise(models: KeptModels, args: dict, request: Request) -> dict:
     from tl_ui.core.config import RunConfig
     from tl_ui.data import LabelledDataset
@@ -125,5 +112,5 @@ def stats(models: KeptModels, args: dict, request: Request) -> dict:
             "peak_rss_mb": round(proc_status_kb("VmHWM") / 1024, 1), **models.describe()}
 
 
-VERBS = {"load": load, "predict": predict, "explain": explain, "mistake_maps": mistake_maps, "plan": plan,
-         "advise": advise, "stats": stats}
+VERBS = {"load": load, "predict": predict, "explain": explain, "mistake_maps": mistake_maps, "advise": advise,
+         "stats": stats}

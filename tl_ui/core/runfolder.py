@@ -1,0 +1,368 @@
+"""The one owner of a run folder's layout: paths, the one atomic JSON writer, status, events, metrics.
+
+    <run_dir>/run.json        the RunConfig (replay: python -m tl_ui train --config run.json)
+              status.json     RunStatus: {"state", "message", "started", "ended", ...}
+              events.jsonl    one engine event per line (tl_ui/contracts/events.py)
+              metrics.json    RunMetrics: what the Results step shows (docs/contracts.md)
+              predictions.csv per held-out example
+              mistakes/       metadata-free previews of the most confident mistakes
+              model/          the export; present only when complete (written aside, then renamed);
+                              model/transfer_lab.json is an ExportManifest
+              report/         the study report (report.html, report.pdf: tl_ui/study_report), on request
+
+Status transitions go through one function, `RunFolder.set_status`, which reads, changes and writes
+status.json while it holds an exclusive `fcntl.flock` on `<run_dir>/.status.lock`: the server (queue,
+stop, settling a dead worker) and the worker (running, finished) may change a run's state at the same
+moment, and neither loses the other's change (each change counts in `transitions`). Readers need no
+lock: every write is atomic (written aside, then renamed).
+
+Everything that reads or writes these files goes through `RunFolder`, and the JSON files through
+their pydantic models (tl_ui/contracts): a write that does not fit its model raises; a file that
+does not fit (hand-edited, or from a version that wrote something else) is still read, as the
+plain dict it holds, with a warning in the log. No torch, no gradio here.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from tl_ui.contracts import ACTIVE_STATES, ExportManifest, RunMetrics, RunState, RunStatus, run_state
+from tl_ui.contracts.events import Event, RunStarted, read_event
+
+log = logging.getLogger(__name__)
+
+RUN_JSON, STATUS_JSON, EVENTS_JSONL = "run.json", "status.json", "events.jsonl"
+METRICS_JSON, PREDICTIONS_CSV, MODEL_DIR, MISTAKES_DIR = "metrics.json", "predictions.csv", "model", "mistakes"
+MANIFEST_JSON = "transfer_lab.json"
+STATUS_LOCK = ".status.lock"    # held (flock) while status.json is read, changed and written
+REPORT_DIR, REPORT_HTML, REPORT_PDF = "report", "report.html", "report.pdf"
+PARTIAL_PREFIX = ".model.partial-"
+
+# The states under their old names (RunState members: they equal the plain strings too).
+QUEUED, RUNNING = RunState.QUEUED, RunState.RUNNING
+FINISHED, STOPPED, FAILED, INTERRUPTED = RunState.FINISHED, RunState.STOPPED, RunState.FAILED, RunState.INTERRUPTED
+
+Contract = TypeVar("Contract", bound=BaseModel)
+
+
+def read_json(path: Path) -> Optional[Any]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def parse_contract(model: type[Contract], data: Any, source: Path) -> Optional[Contract]:
+    """`data` read through its model, or None (logged) when it does not fit."""
+    if data is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        log.warning("%s does not fit %s: %s", source, model.__name__, str(exc).splitlines()[0])
+        return None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temporary name beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class RunFolder:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # -- paths ----------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / RUN_JSON
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.path / METRICS_JSON
+
+    @property
+    def predictions_csv(self) -> Path:
+        return self.path / PREDICTIONS_CSV
+
+    @property
+    def events_jsonl(self) -> Path:
+        return self.path / EVENTS_JSONL
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / MODEL_DIR
+
+    @property
+    def mistakes_dir(self) -> Path:
+        return self.path / MISTAKES_DIR
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / REPORT_DIR
+
+    @property
+    def report_html(self) -> Path:
+        return self.report_dir / REPORT_HTML
+
+    @property
+    def report_pdf(self) -> Path:
+        return self.report_dir / REPORT_PDF
+
+    def partial_model_dir(self) -> Path:
+        return self.path / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}"
+
+    def create(self) -> "RunFolder":
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    # -- status ---------------------------------------------------------------------------------
+    def read_status(self) -> Optional[RunStatus]:
+        path = self.path / STATUS_JSON
+        return parse_contract(RunStatus, read_json(path), path)
+
+    def status(self) -> dict:
+        """status.json as a dict (through RunStatus when it fits); {} when there is none."""
+        data = read_json(self.path / STATUS_JSON)
+        if not isinstance(data, dict):
+            return {}
+        parsed = parse_contract(RunStatus, data, self.path / STATUS_JSON)
+        return parsed.to_dict() if parsed is not None else data
+
+    def state(self) -> RunState:
+        """The recorded state; RunState.UNKNOWN when status.json is missing or unreadable."""
+        return run_state(self.status().get("state"))
+
+    @contextmanager
+    def status_lock(self) -> Iterator[None]:
+        """Hold the run folder's status lock (another process's `set_status` waits for it)."""
+        self.create()
+        try:
+            import fcntl
+        except ImportError:   # no flock here (not Linux/macOS): one writer at a time is then up to the callers
+            yield
+            return
+        fd = os.open(self.path / STATUS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)   # closing the descriptor drops the lock
+
+    def set_status(self, state: RunState | str, message: str = "", *, only_from=None, **extra) -> Optional[dict]:
+        """Record a state: the one way a run's state changes, under the folder's status lock (see the
+        module's note). `started` is kept from the first call, `ended` set for final states.
+        `only_from`: states the run must be in for the change (checked under the same lock); None
+        (nothing written) when it is in another."""
+        state = RunState(state)
+        with self.status_lock():
+            if only_from is not None and self.state() not in {RunState(s) for s in only_from}:
+                return None
+            return self._write_status(state, message, extra)
+
+    def _write_status(self, state: RunState, message: str, extra: dict) -> dict:
+        old = self.status()
+        now = time.time()
+        data = {**old, **extra, "state": state, "message": message,
+                "transitions": int(old.get("transitions") or 0) + 1}
+        if state == QUEUED:
+            data.setdefault("submitted", now)
+        if state == RUNNING:
+            data["started"] = old.get("started") if old.get("state") == RUNNING else now
+            data["ended"] = None
+        elif state not in ACTIVE_STATES:
+            data.setdefault("started", old.get("started"))
+            data["ended"] = now
+        record = RunStatus.model_validate(data).to_dict()
+        write_json_atomic(self.path / STATUS_JSON, record)
+        return record
+
+    # -- config and metrics -----------------------------------------------------------------------
+    def config(self) -> dict:
+        return read_json(self.run_json) or {}
+
+    def run_config(self):
+        """run.json as a RunConfig (a relative data path resolved), or None when it is missing or does not fit."""
+        from tl_ui.core.config import ConfigError, RunConfig
+
+        try:
+            return RunConfig.load(self.run_json)
+        except (OSError, ConfigError) as exc:
+            log.warning("%s: %s", self.run_json, exc)
+            return None
+
+    def read_metrics(self) -> Optional[RunMetrics]:
+        """metrics.json as RunMetrics; None when there is none (or it does not fit: logged)."""
+        return parse_contract(RunMetrics, read_json(self.metrics_json), self.metrics_json)
+
+    def metrics(self) -> Optional[dict]:
+        """metrics.json as a dict (through RunMetrics when it fits), or None."""
+        data = read_json(self.metrics_json)
+        if not isinstance(data, dict):
+            return None
+        parsed = parse_contract(RunMetrics, data, self.metrics_json)
+        return parsed.to_dict() if parsed is not None else data
+
+    def write_metrics(self, metrics: RunMetrics | dict) -> None:
+        """Through RunMetrics: a dict that does not fit raises pydantic's ValidationError."""
+        if not isinstance(metrics, RunMetrics):
+            metrics = RunMetrics.model_validate(metrics)
+        write_json_atomic(self.metrics_json, metrics.to_dict())
+
+    def update_metrics(self, **fields) -> Optional[dict]:
+        metrics = self.metrics()
+        if metrics is None:
+            return None
+        metrics.update(fields)
+        self.write_metrics(metrics)
+        return metrics
+
+    # -- events -----------------------------------------------------------------------------------
+    def open_event_log(self):
+        self.create()
+        return open(self.events_jsonl, "a", encoding="utf-8")
+
+    def iter_events(self) -> Iterator[Event]:
+        """The run's events as their classes (tl_ui/contracts/events.py); a line cut by a crash, or one
+        that is no event, is skipped."""
+        try:
+            with open(self.events_jsonl, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        event = read_event(json.loads(line))
+                    except ValueError:  # a line cut by a crash: skip it
+                        continue
+                    if event is not None:
+                        yield event
+        except OSError:
+            return
+
+    def events(self) -> list[Event]:
+        return list(self.iter_events())
+
+    def start_event(self) -> Optional[RunStarted]:
+        for event in self.iter_events():
+            if isinstance(event, RunStarted):
+                return event
+        return None
+
+    # -- the model --------------------------------------------------------------------------------
+    @property
+    def has_model(self) -> bool:
+        # transfer_lab.json: a sentence-transformers export keeps its config.json under encoder/
+        return (self.model_dir / "config.json").is_file() or (self.model_dir / MANIFEST_JSON).is_file()
+
+    def read_manifest(self) -> Optional[ExportManifest]:
+        path = self.model_dir / MANIFEST_JSON
+        return parse_contract(ExportManifest, read_json(path), path)
+
+    def manifest(self) -> dict:
+        """model/transfer_lab.json as a dict (through ExportManifest when it fits); {} without an export."""
+        data = read_json(self.model_dir / MANIFEST_JSON)
+        if not isinstance(data, dict):
+            return {}
+        parsed = parse_contract(ExportManifest, data, self.model_dir / MANIFEST_JSON)
+        return parsed.to_dict() if parsed is not None else data
+
+    def modality(self) -> Optional[str]:
+        found = self.manifest().get("modality")
+        if found:
+            return found
+        started = self.start_event()
+        return started.modality if started else None
+
+    def remove_partial_exports(self) -> None:
+        for partial in self.path.glob(PARTIAL_PREFIX + "*"):
+            shutil.rmtree(partial, ignore_errors=True)
+
+    def mark_interrupted(self) -> bool:
+        """After a restart: a run that was going on (or waiting) is marked interrupted. True if changed."""
+        self.remove_partial_exports()
+        return self.set_status(INTERRUPTED, "The server stopped while this run was waiting or going on. "
+                                            "Start it again to get a model.", only_from=ACTIVE_STATES) is not None
+
+    def info(self) -> Optional["RunInfo"]:
+        status, config = self.status(), self.config()
+        if not status and not config:
+            return None
+        metrics = self.read_metrics()
+        n_chosen = metrics.evaluation.n_chosen if metrics is not None and metrics.evaluation else 0
+        return RunInfo(
+            run_id=self.id, run_dir=self.path, state=run_state(status.get("state")),
+            message=str(status.get("message", "")), started=status.get("started") or status.get("submitted"),
+            ended=status.get("ended"), model_id=str(config.get("model_id", "?")),
+            strategy=str(config.get("strategy", "?")),
+            accuracy=metrics.accuracy if metrics is not None else None,
+            accuracy_ci=metrics.accuracy_ci if metrics is not None else None,
+            macro_f1=metrics.macro_f1 if metrics is not None else None,
+            macro_f1_ci=metrics.macro_f1_ci if metrics is not None else None,
+            n_reported=metrics.n_val if metrics is not None else None,
+            n_examples=((metrics.n_train or 0) + metrics.n_val + (n_chosen or 0) or None) if metrics is not None else None,
+            random_init=bool(config.get("random_init")), has_model=self.has_model,
+            continued_from=(config.get("extra") or {}).get("continue_from"),
+        )
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    run_dir: Path
+    state: RunState
+    message: str
+    started: Optional[float]
+    ended: Optional[float]
+    model_id: str
+    strategy: str
+    accuracy: Optional[float]
+    has_model: bool
+    accuracy_ci: Optional[list] = None
+    macro_f1: Optional[float] = None
+    macro_f1_ci: Optional[list] = None
+    n_reported: Optional[int] = None
+    n_examples: Optional[int] = None
+    random_init: bool = False
+    continued_from: Optional[str] = None     # the run this one continues ("train N more epochs")
+
+    @property
+    def seconds(self) -> Optional[float]:
+        try:
+            return float(self.ended) - float(self.started)
+        except (TypeError, ValueError):
+            return None
+
+    def label(self) -> str:
+        when = time.strftime("%d %b %H:%M", time.localtime(self.started)) if self.started else self.run_id
+        acc = f", accuracy {self.accuracy:.0%}" if self.accuracy is not None else ""
+        scratch = " (random init)" if self.random_init else ""
+        parent = f" · continues {self.continued_from}" if self.continued_from else ""
+        return f"{when} · {self.model_id} · {self.strategy}{scratch}{parent} · {self.state}{acc}"
+
+    def to_dict(self) -> dict:
+        return {
+            "run_id": self.run_id, "state": self.state.value, "message": self.message,
+            "started": self.started, "ended": self.ended, "model_id": self.model_id,
+            "strategy": self.strategy, "accuracy": self.accuracy, "accuracy_ci": self.accuracy_ci,
+            "macro_f1": self.macro_f1, "macro_f1_ci": self.macro_f1_ci, "n_reported": self.n_reported,
+            "random_init": self.random_init, "has_model": self.has_model, "continued_from": self.continued_from,
+        }
