@@ -34,6 +34,11 @@ def render(r: dict) -> list[str]:
            "(the linear methods share one embedding pass, listed per data set).\n"]
     for note in (r.get("notes") or {}).values():
         out.append(f"* {note}")
+    for k, rr in enumerate(r.get("reruns") or []):
+        out.append(f"* Re-run{' †' * (k + 1)}: {', '.join(NAMES[m] for m in rr['methods'])} at n = "
+                   f"{', '.join(map(str, rr['sizes']))} on the same draws (`{rr['command']}`, {rr['started']}, "
+                   f"{rr['seconds']:.0f} s; SetFit: at most {rr['setfit_pairs']} pairs, 2 × 20 per text below that); "
+                   f"the cells marked{' †' * (k + 1)} replace the earlier ones.")
     for name, d in r["datasets"].items():
         out += [f"\n**{d['description']}** ({d['n_texts']} texts; embedding them all: {d['embed_all_s']} s)\n",
                 "| n | " + " | ".join(NAMES[m] for m in METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
@@ -41,8 +46,9 @@ def render(r: dict) -> list[str]:
             cells = []
             for m in METHODS:
                 c = row.get(m)
+                mark = "" if not c or c.get("rerun") is None else " " + "†" * (c["rerun"] + 1)
                 cells.append("–" if not c else f"{c['accuracy']:.3f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}] "
-                                               f"×{c['draws']}, {c['median_s']:.1f} s")
+                                               f"×{c['draws']}, {c['median_s']:.1f} s{mark}")
             out.append(f"| {n} | " + " | ".join(cells) + " |")
     out += ["\n**The text default, by number of examples** (on the draws every method at that size shared: the "
             f"cheapest app strategy within {TIE:.2f} of the best method measured, scikit-learn included; gap: to "

@@ -147,7 +147,8 @@ def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeyp
                "datasets": {"reviews": {"description": "toy", "n_texts": 400, "classes": ["a", "b"],
                                         "embed_all_s": 1.0, "sizes": sizes}}}
     results["default"] = picks = choose_default(results)
-    assert picks["16"]["strategy"] == "setfit" and picks["16"]["gap"] == 0.0      # draw 0 only: 0.66 vs 0.60
+    # draw 0 only: SetFit 0.66 vs the probe's 0.60, inside the probe's interval on 100 texts (51%-69%): not SetFit
+    assert picks["16"]["strategy"] == "linear_probe" and picks["16"]["all"]["setfit"] == 0.66
     assert picks["300"]["strategy"] == "linear_probe" and picks["300"]["gap"] == 0.01   # 0.71 vs LoRA 0.705: a tie
     assert picks["128"]["strategy"] == "lora" and picks["128"]["gap"] == 0.02         # cheaper than full, 0.005 below
     assert "32" not in picks and "| 300 | linear_probe |" in "\n".join(report_text.render(results))
@@ -156,7 +157,7 @@ def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeyp
     monkeypatch.setattr(measured, "FIGURES_PATH", path)
     measured._load.cache_clear()
     try:
-        assert text_default(20)["strategy"] == "setfit" and text_default(5)["size"] == 16   # below: the smallest row
+        assert text_default(20)["strategy"] == "linear_probe" and text_default(5)["size"] == 16   # below: the smallest row
         assert "came within a point of the best (full fine-tuning)" in text_default(128)["sentence"]
         assert default_strategy("text", 400) == "linear_probe" and default_strategy("image", 400) == "linear_probe"
         assert text_default(400)["sentence"].startswith("The linear probe is preselected for your 400 texts")
@@ -165,6 +166,44 @@ def test_text_default_is_the_best_app_strategy_on_shared_draws(tmp_path, monkeyp
         assert default_strategy("text", 40) == "lora"                   # unmeasured there: the static default
     finally:
         measured._load.cache_clear()
+
+
+def test_setfit_is_preselected_only_above_the_probes_interval():
+    from bench.sections.text_small_n import beats_interval, choose_default
+
+    assert not beats_interval(0.69, 0.60, 100) and beats_interval(0.70, 0.60, 100)   # Wilson 60/100: 50.2%-69.2%
+    assert not beats_interval(0.9, 0.6, 0)
+
+    def cell(a):
+        return {"accuracy": a, "ci": [0, 1], "draws": 1, "per_draw": [a], "median_s": 1.0, "test_per_draw": 100}
+
+    sizes = {"64": {"sklearn": cell(0.6), "probe": cell(0.6), "setfit": cell(0.75), "lora": cell(0.5)}}
+    picks = choose_default({"datasets": {"reviews": {"sizes": sizes}}})
+    assert picks["64"]["strategy"] == "setfit"
+
+
+def test_a_rerun_of_one_method_replaces_its_cells_and_chooses_again():
+    from bench import report_text
+    from bench.sections.text_small_n import merge_rerun
+
+    def cell(a):
+        return {"accuracy": a, "ci": [0.5, 0.8], "draws": 1, "per_draw": [a], "median_s": 1.0, "test_per_draw": 100}
+
+    previous = {"command": "c", "started": "now", "seconds": 1.0, "notes": {},
+                "settings": {"max_length": 48, "repeats": 1, "test_cap": 100, "setfit_pairs": 480, "slow": ["setfit", "lora"],
+                             "slow_repeats": 1, "slow_sizes": [128], "slow_datasets": ["reviews"]},
+                "datasets": {"reviews": {"description": "toy", "n_texts": 400, "classes": ["a", "b"], "embed_all_s": 1.0,
+                                         "sizes": {"128": {"sklearn": cell(0.6), "probe": cell(0.6), "setfit": cell(0.6),
+                                                           "lora": cell(0.62)}}}}}
+    new = {"datasets": {"reviews": {"sizes": {"128": {"setfit": cell(0.75)}}}}}
+    record = {"command": "python -m bench.sections.text_small_n --methods setfit --sizes 128", "methods": ["setfit"],
+              "sizes": [128], "setfit_pairs": 8000, "started": "later", "seconds": 60.0}
+    merged = merge_rerun(previous, new, record)
+    assert merged["datasets"]["reviews"]["sizes"]["128"]["setfit"]["accuracy"] == 0.75
+    assert merged["datasets"]["reviews"]["sizes"]["128"]["lora"]["accuracy"] == 0.62   # the other cells stay
+    assert merged["default"]["128"]["strategy"] == "setfit"
+    page = "\n".join(report_text.render(merged))
+    assert "0.750 [0.50, 0.80] ×1, 1.0 s †" in page and "Re-run †: SetFit at n = 128" in page
 
 
 # -- a benchmark never measures a run that did not finish (issue 32, item 5) ------------------------

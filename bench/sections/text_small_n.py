@@ -197,10 +197,10 @@ def run(cfg: dict, save=lambda partial: None) -> dict:
             folds = draws(targets, n, cfg["repeats"], cfg["test_cap"])
             rows = {m: {"correct": [], "total": [], "seconds": []} for m in METHODS}
             for k, (train, test) in enumerate(folds):
-                for method in METHODS:
+                for method in cfg.get("methods") or METHODS:
                     slow_here = (method in cfg["slow"] and n in cfg["slow_sizes"] and name in cfg["slow_datasets"]
                                  and k < cfg["slow_repeats"])
-                    if method not in ("sklearn", "probe") and not slow_here:
+                    if (method not in ("sklearn", "probe") and not slow_here) or method not in METHODS:
                         continue
                     torch.manual_seed(k)
                     t0 = time.perf_counter()
@@ -227,6 +227,18 @@ def run(cfg: dict, save=lambda partial: None) -> dict:
     return out
 
 
+def merge_rerun(previous: dict, new: dict, record: dict) -> dict:
+    """`new`'s cells (some methods at some sizes, on the same draws: same seeds, sizes and test cap) in place of
+    the earlier ones, the rerun noted and the default chosen again."""
+    for name, d in new["datasets"].items():
+        for n, cells in d["sizes"].items():
+            previous["datasets"][name]["sizes"].setdefault(n, {}).update(
+                {m: {**c, "rerun": len(previous.get("reruns", []))} for m, c in cells.items()})
+    previous.setdefault("reruns", []).append(record)
+    previous["default"] = choose_default(previous)
+    return previous
+
+
 def _summarise(r: dict, confint) -> dict:
     correct, total = sum(r["correct"]), sum(r["total"])
     low, high = confint(correct, total, method="wilson")
@@ -236,16 +248,27 @@ def _summarise(r: dict, confint) -> dict:
 
 
 COST_ORDER = ("probe", "setfit", "lora", "full")   # cheapest first
+# SetFit takes minutes where the probe takes a second and, measured, scores like it (issue 32,
+# docs/benchmarks.md "SetFit against the probe"): it is preselected only where it scores above the upper end
+# of the probe's 95% interval on the same test texts.
 # A cheaper strategy is preferred while it is within TIE of the best method measured at that size
 # (scikit-learn's reference included): a point or less on 300 pooled test texts is noise, minutes of
 # training are not.
 TIE = 0.01
 
 
+def beats_interval(score: float, probe: float, n_test: int) -> bool:
+    """`score` above the upper end of the 95% Wilson interval of the probe's accuracy on `n_test` test texts."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    return n_test > 0 and score > proportion_confint(round(probe * n_test), n_test, method="wilson")[1]
+
+
 def choose_default(out: dict) -> dict:
     """Per size, the cheapest app strategy within TIE of the best method on the draws every method
     measured at that size ran on (same data sets, same draws; the best app strategy when none is that
-    close), and its gap to the better of scikit-learn and SetFit."""
+    close; SetFit only where it beats the probe's interval), and its gap to the better of scikit-learn and
+    SetFit."""
     picks = {}
     sizes = sorted({int(n) for d in out["datasets"].values() for n in d["sizes"]})
     for n in sizes:
@@ -264,6 +287,8 @@ def choose_default(out: dict) -> dict:
         app = {m: a for m, a in scores.items() if m in APP_STRATEGIES}
         if "lora" not in app or "setfit" not in app:   # not compared with the fine-tuning strategies here
             continue
+        if "probe" in app and not beats_interval(app["setfit"], app["probe"], n_test):
+            app.pop("setfit")
         top = max(scores.values())
         best = next((m for m in COST_ORDER if m in app and app[m] >= top - TIE), max(app, key=app.get))
         reference = max(scores.get("sklearn", 0.0), scores.get("setfit", 0.0))
@@ -277,9 +302,25 @@ def choose_default(out: dict) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--methods", default="", help="only these methods (e.g. setfit), at --sizes, merged into "
+                        "the results file's table on the same draws (the other cells stay)")
+    parser.add_argument("--sizes", default="", help="with --methods: the sizes to run again (e.g. 128,300)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     started = time.time()
+    if args.methods:
+        from bench.harness import load_results
+
+        methods = [m for m in args.methods.split(",") if m in METHODS]
+        sizes = [int(n) for n in args.sizes.split(",") if n] or PROFILE[mode]["sizes"]
+        cfg = {**PROFILE[mode], "methods": methods, "sizes": sizes, "slow_sizes": sizes}
+        new = run(cfg)
+        command = f"python -m bench.sections.text_small_n --methods {args.methods} --sizes {args.sizes}"
+        record = {"command": command, "methods": methods, "sizes": sizes, "setfit_pairs": cfg["setfit_pairs"],
+                  "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+                  "seconds": rnd(time.time() - started, 0), "machine": machine_info()}
+        write_json(RESULTS, merge_rerun(load_results(RESULTS), new, record))
+        return 0
     result = {"mode": mode, "machine": machine_info(), "command": "python -m bench.sections.text_small_n"
               + (" --quick" if args.quick else ""), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     result.update(run(PROFILE[mode], save=lambda partial: write_json(RESULTS, {**result, **partial, "partial": True})))
