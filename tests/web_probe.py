@@ -81,7 +81,7 @@ def walk(lab) -> dict:
     digits = lab.load_sample(owner, "image").dataset
     advised = h.advise(SessionState(dataset=digits), "header", 32, request)
     out["advisor_models"] = list(advised["advisor_table"]["value"]["Model"])
-    plan = lab.plan("efficientnet_lite0", {"strategy": "partial"}, digits, owner)
+    plan = lab.plan("efficientnet_lite0", {"strategy": "partial"}, digits)
     out["plan"] = {"share": plan["share"], "seconds": plan["seconds"]}
     return out
 

@@ -28,7 +28,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from bench.harness import ROOT, OthersLoad, child_env, load_avg, log, wait_for_quiet
+from bench.harness import ROOT, OthersLoad, child_env, load_avg, log, require_finished, wait_for_quiet
 
 PROFILE = {"quick": {"users": 8, "tries": 6, "explanations": 1, "quiet_rounds": 10, "train_examples": 40},
            "full": {"users": 8, "tries": 20, "explanations": 3, "quiet_rounds": 20, "train_examples": 60}}
@@ -283,7 +283,8 @@ def child(cfg: dict) -> dict:
     jobs = [c.submit("efficientnet_lite0" if u < len(names) // 2 else "minilm_l6", None, "linear_probe", 0, options,
                      api_name="/train") for u, c in enumerate(clients)]
     results = [job.result(timeout=1800) for job in jobs]
-    assert all(metrics["state"] == "finished" for _, metrics, _ in results), [m.get("message") for _, m, _ in results]
+    for user, (_, metrics, _) in zip(names, results):
+        require_finished(metrics, f"inference load: {user}'s run")
     runs = [run_id for _, _, run_id in results]
     run_dirs = [str(lab.run(Owner("user", n), r).path) for n, r in zip(names, runs)]
     inputs = _inputs(work, len(names), cfg["tries"])
