@@ -176,6 +176,8 @@ def set_md(answer: dict) -> str:
     input looks unlike the training examples (tl_ui.engine.inference.familiarity). Multi-label: the labels given."""
     sentence = answer.get("set_sentence")
     parts = [f"**Prediction set:** {html.escape(str(sentence))}"] if sentence else []
+    if answer.get("decision_sentence"):   # the run's saved operating point (issue 33)
+        parts.append(f"**{html.escape(str(answer['decision_sentence']))}**")
     if "labels" in answer:
         from tl_ui.ui.results_multilabel import try_md
 
