@@ -334,7 +334,7 @@ class RunConfig(BaseModel):
 # from a saved run.json).
 _INTERNAL = {"extra", "limits", "data_sha256", "data_path", "num_threads", "evaluation"}
 OPTION_NAMES = frozenset(RunConfig.model_fields) - _INTERNAL
-ZERO_MEANS_AUTO = frozenset({"epochs", "image_size", "max_examples", "learning_rate"})
+ZERO_MEANS_AUTO = frozenset({"epochs", "image_size", "max_examples", "learning_rate", "prevalence"})
 
 
 def _is_empty(value: Any) -> bool:
