@@ -199,3 +199,52 @@ def test_model_card_states_the_operating_point():
     assert f"at least **{op['threshold']:.4g}**" in lines
     assert f"sensitivity {op['sensitivity']:.3f} [{op['sensitivity_ci'][0]:.3f}, {op['sensitivity_ci'][1]:.3f}]" in lines
     assert "Area under the ROC curve for disease" in lines
+
+
+# -- the page's panel (no model: metrics.json and the stored test probabilities) --------------------------
+
+def _panel_inputs(**options):
+    rng = np.random.default_rng(5)
+    choose, report = _scored(100, rng), _scored(120, rng)
+    metrics = {"classes": CLASSES, **_task().operating_point(_evidence(choose, report, **options))}
+    from tl_ui.trust import softmax
+
+    scores = (CLASSES, [CLASSES[t] for t in report.targets], softmax(report.outputs, 1.2))
+    return metrics, scores
+
+
+def test_panel_shows_the_saved_point_and_the_slider_recomputes_from_stored_probabilities():
+    from tl_ui.ui import operating_point_view as opv
+
+    metrics, scores = _panel_inputs(positive_class="disease", operating_point="sensitivity:0.9")
+    values = opv.panel_values(metrics, {"prevalence": 0.05}, scores)
+    op = metrics["operating_point"]
+    assert values["op_panel"]["visible"] is True and values["op_class"]["value"] == "disease"
+    assert values["op_slider"]["value"] == round(op["threshold"], 3)
+    assert f"{op['threshold']:.3f}" in values["op_intro"] and "validation" in values["op_intro"]
+    for key in ("op_curves", "op_decision"):
+        assert values[key].count("role=\"img\"") >= 1 and "<table>" in values[key]   # plot + text alternative
+    slid = opv.slide_values(metrics, {"prevalence": 0.05}, scores, "disease", 0.9)["op_readout"]
+    flagged = int((scores[2][:, 1] >= 0.9).sum())
+    assert f"it would also flag" in slid and "optimistic" in slid and "Bayes" in slid
+    tp = sum(1 for t, p in zip(scores[1], scores[2][:, 1]) if t == "disease" and p >= 0.9)
+    assert f"finds {tp} of " in slid and flagged >= tp
+
+
+def test_panel_without_positive_class_and_for_multilabel():
+    from tl_ui.ui import operating_point_view as opv
+
+    metrics, scores = _panel_inputs()
+    values = opv.panel_values(metrics, {}, scores)
+    assert "No operating point is saved" in values["op_intro"] and "name one in step 3" in values["op_decision"]
+    assert "healthy against the rest" in opv.slide_values(metrics, {}, scores, "healthy", 0.5)["op_curves"]
+    assert opv.panel_values({"multilabel": {}, "roc": None}, {}, None)["op_panel"]["visible"] is False
+
+
+def test_form_drops_rule_without_positive_class():
+    from tl_ui.ui.strategy import NO_POSITIVE, operating_point_options
+
+    assert operating_point_options({"positive_class": NO_POSITIVE, "operating_point": "youden", "prevalence": 0}) == \
+        {"positive_class": None, "operating_point": None, "prevalence": None}
+    assert RunConfig.from_options(operating_point_options({"positive_class": "disease", "operating_point": "youden",
+                                                           "prevalence": 0})).prevalence is None
