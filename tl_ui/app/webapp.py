@@ -192,6 +192,10 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     ):
         on(event.then, h.compare_colours, c["compare_runs"], **hidden)
     on(c["refresh_runs"].click, h.refresh_runs, None)
+    # the Operating point panel: its readout follows the slider and the class picked, live (no model)
+    for trigger in (c["op_slider"].release, c["op_slider"].input, c["op_class"].input):
+        on(trigger, h.operating_point_slide, [c["op_class"], c["op_slider"], state], concurrency_limit=4,
+           concurrency_id="operating-point", show_progress="hidden", trigger_mode="always_last")
     # answers come from the inference workers (their own caps, tl_ui/jobs/inference); a try-it answer
     # never waits behind an explanation's slower passes
     try_kw = {"concurrency_limit": 2, "concurrency_id": "predict"}

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--json", action="store_true",
                          help="print JSON: {probabilities, prediction_set, set_level, unlike_training_data (true/false; "
                          "null for runs without the reference), unlike_training_data_score, "
-                         "unlike_training_data_threshold} (a list for several inputs)")
+                         "unlike_training_data_threshold, and for a run with an operating point: decision ('positive' or "
+                         "'negative' at the saved threshold), threshold, positive_class} (a list for several inputs)")
     predict.add_argument("--level", type=float, choices=SET_LEVELS, help="prediction-set level (default: the run's)")
     predict.set_defaults(handler=_predict)
 
@@ -115,7 +116,7 @@ def _predict(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        keep = ("probabilities", "prediction_set", "set_level",
+        keep = ("probabilities", "prediction_set", "set_level", "decision", "threshold", "positive_class",
                 "unlike_training_data", "unlike_training_data_score", "unlike_training_data_threshold")
         shown = [{k: a[k] for k in keep + ("labels", "thresholds") if k in a} for a in answers]   # multi-label: labels
         print(json.dumps(shown[0] if len(shown) == 1 else shown, indent=2))
@@ -123,6 +124,7 @@ def _predict(args) -> int:
     for item, answer in zip(args.inputs, answers):
         top, p = next(iter(answer["probabilities"].items()))
         print(f"{item}: {top} ({p:.0%})" + (f" · {answer['set_sentence']}" if answer.get("set_sentence") else "")
+              + (f" · {answer['decision_sentence']}" if answer.get("decision_sentence") else "")
               + (f" · {answer['unlike_training_data_sentence']}" if answer.get("unlike_training_data") else ""))
     return 0
 

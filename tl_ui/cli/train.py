@@ -21,7 +21,7 @@ from tl_ui.contracts.events import EpochEnd, RunFailed, RunStarted, RunStopped
 FLAG_FIELDS = tuple(name for name in RunConfig.model_fields if name in OPTION_NAMES | {"data_path"})
 SUMMARY_KEYS = ("accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "n_val", "best_epoch", "cross_validation",
                 "calibration", "conformal", "evaluation", "scratch_run", "pretraining_gain", "groups", "micro_f1",
-                "micro_f1_ci")
+                "micro_f1_ci", "operating_point")
 
 
 def field_flag(name: str) -> str:

@@ -25,6 +25,16 @@ class ManifestMultiLabel(Block):
     threshold_choice: Optional[list[str]] = None
 
 
+class ManifestOperatingPoint(Block):
+    """The saved operating point (issue 33): an input is called positive when its (calibrated) probability
+    of `positive_class` is at least `threshold`, chosen on the validation examples by `rule`."""
+    positive_class: str
+    threshold: float
+    rule: str = Field(description="'sensitivity', 'specificity', 'youden' or 'threshold' (fixed by hand)")
+    target: Optional[float] = Field(None, description="the rule's target (sensitivity or specificity share, or the fixed threshold)")
+    chosen_on: Optional[str] = Field(None, description="'validation', or 'fixed'")
+
+
 class ExportManifest(Block):
     format: str = Field(description="'timm', 'transformers' or 'sentence-transformers': how to load model/")
     modality: str = Field(description="'image' or 'text'")
@@ -38,3 +48,4 @@ class ExportManifest(Block):
     temperature: Optional[float] = Field(None, description="already folded into the classifier layer")
     conformal: Optional[ManifestConformal] = None
     multilabel: Optional[ManifestMultiLabel] = None
+    operating_point: Optional[ManifestOperatingPoint] = None

@@ -212,6 +212,109 @@ class MultiLabelScores(Block):
     floored_intervals: Optional[list[str]] = Field(None, description="names of this block's intervals widened to what their n allows (tl_ui/trust/floors.py); [] when none")
 
 
+class RocCurve(Block):
+    """ROC points, thresholds falling (a point flags score >= its threshold; null: above every score)."""
+    fpr: list[float]
+    tpr: list[float]
+    thresholds: list[Optional[float]]
+
+
+class PrCurve(Block):
+    """Precision-recall points (scikit-learn's order: thresholds rising)."""
+    precision: list[float]
+    recall: list[float]
+    thresholds: list[Optional[float]]
+
+
+class ClassRoc(Block):
+    """One class against the rest on the test examples (tl_ui/trust/roc.py `binary_roc`); areas null with a
+    `note` when the test examples lack the class or the rest."""
+    n_positive: Optional[int] = None
+    n_negative: Optional[int] = None
+    auroc: Optional[float] = None
+    auroc_ci: Optional[Interval] = None
+    auprc: Optional[float] = Field(None, description="average precision")
+    auprc_ci: Optional[Interval] = None
+    method: Optional[str] = Field(None, description="how each interval and band was computed")
+    curve: Optional[RocCurve] = Field(None, description="at most 200 points; the operating point is one of them")
+    pr_curve: Optional[PrCurve] = None
+    roc_band: Optional[dict[str, list[float]]] = Field(None, description="pointwise band: fpr, tpr, tpr_low, tpr_high")
+    pr_band: Optional[dict[str, list[float]]] = Field(None, description="pointwise band: recall, precision, precision_low, precision_high")
+    note: Optional[str] = None
+
+
+class Roc(ClassRoc):
+    """metrics.json's `roc` (issue 33): the positive class against the rest (its fields null until one is
+    named), and `one_vs_rest` for every class when K > 2 or when no positive class is named."""
+    positive_class: Optional[str] = None
+    one_vs_rest: Optional[dict[str, ClassRoc]] = None
+
+
+class AtPrevalence(Block):
+    """PPV and NPV where the condition has the prevalence the user typed (Bayes' rule)."""
+    prevalence: float
+    ppv: Optional[float] = None
+    ppv_ci: Interval
+    npv: Optional[float] = None
+    npv_ci: Interval
+    method: str
+
+
+class OperatingPoint(Block):
+    """metrics.json's `operating_point` (tl_ui/trust/operating_point.py): the threshold chosen on the
+    validation examples by `rule`, every number at it measured on the test examples (Wilson intervals).
+    A share that cannot be measured (e.g. PPV when nothing is flagged) is null with the interval [0, 1]."""
+    positive_class: str
+    rule: str = Field(description="'sensitivity', 'specificity', 'youden' or 'threshold' (fixed)")
+    target: Optional[float] = None
+    threshold: float = Field(description="an input is called positive when its probability of positive_class is >= this")
+    chosen_on: str = Field(description="'validation', or 'fixed' for a threshold given by hand")
+    n_chosen: int
+    reported_on: str
+    n_reported: Optional[int] = None
+    sensitivity: Optional[float] = None
+    sensitivity_ci: Interval
+    specificity: Optional[float] = None
+    specificity_ci: Interval
+    ppv: Optional[float] = None
+    ppv_ci: Interval
+    npv: Optional[float] = None
+    npv_ci: Interval
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+    prevalence: Optional[float] = Field(None, description="the test examples' share of the positive class")
+    at_prevalence: Optional[AtPrevalence] = None
+    sensitivity_on_choose: Optional[float] = None
+    specificity_on_choose: Optional[float] = None
+    fallback: Optional[str] = Field(None, description="how the threshold was set when the validation examples were too few for the rule")
+    note: Optional[str] = Field(None, description="why, in one sentence (only then)")
+    sentence: Optional[str] = None
+    level: Optional[float] = None
+
+
+class DecisionCurve(Block):
+    """metrics.json's `decision_curve` (Vickers & Elkin 2006) on the test examples."""
+    thresholds: list[float]
+    net_benefit: list[float]
+    treat_all: list[float]
+    net_benefit_low: Optional[list[float]] = None
+    net_benefit_high: Optional[list[float]] = None
+    treat_none: Optional[float] = None
+    prevalence: Optional[float] = None
+    n: Optional[int] = None
+    method: Optional[str] = None
+    positive_class: Optional[str] = None
+    sentence: Optional[str] = None
+
+
+class LabelOperatingPoint(Block):
+    """Multi-label: one label's curves and the numbers at the threshold it already has."""
+    roc: ClassRoc
+    operating_point: dict
+
+
 class RunMetrics(Block):
     """metrics.json. Multi-label runs (`task: "multi_label"`): `accuracy` is subset accuracy, `per_class`
     the per-label scores, and there is no calibration, conformal, confusion matrix or cross-validation."""
@@ -255,3 +358,8 @@ class RunMetrics(Block):
     scratch_accuracy_ci: Optional[Interval] = None
     multilabel: Optional[MultiLabelScores] = None
     pos_weight: Optional[dict[str, float]] = Field(None, description="multi-label: BCE positive weight per label")
+    roc: Optional[Roc] = None
+    operating_point: Optional[OperatingPoint] = Field(None, description="only when the run names a positive class")
+    decision_curve: Optional[DecisionCurve] = Field(None, description="only when the run names a positive class")
+    label_operating_points: Optional[dict[str, LabelOperatingPoint]] = Field(
+        None, description="multi-label: per label, its ROC / PR curves and the numbers at its threshold")

@@ -145,6 +145,15 @@ class RunConfig(BaseModel):
     compare_scratch: bool = _option(False, "also train the same recipe from random weights (the CLI: into "
                                            "OUT-scratch) and report the difference pretraining makes")
     set_level: float = _option(0.9, "prediction sets hold the right class this often", choices=SET_LEVELS)
+    positive_class: Optional[str] = _option(None, "one label per example: the condition to find (a class name); "
+                                            "with it the run saves an operating point: a threshold chosen on the "
+                                            "validation examples, its sensitivity and specificity measured on the "
+                                            "test examples")
+    operating_point: Optional[str] = _option(None, "how the threshold for the positive class is chosen on the "
+                                             "validation examples: sensitivity:0.95 | specificity:0.9 | youden | "
+                                             "threshold:0.3 (default with a positive class: youden)")
+    prevalence: Optional[float] = _option(None, "the positive class's share where the model will be used (e.g. "
+                                          "0.05): PPV and NPV are also given there, by Bayes' rule")
     evaluation: str = _option("three_way", "held-out roles (tl_ui/engine/evaluation/roles.py): three_way; same_set only "
                                            "for benchmarks", choices=("three_way", "same_set"))
     dicom_window: Optional[str] = _option(None, "DICOM display window (default: each file's own, 'header')",
@@ -198,7 +207,51 @@ class RunConfig(BaseModel):
         if float(self.set_level) not in SET_LEVELS:
             raise ConfigError(f"The prediction-set level must be one of {', '.join(f'{x:g}' for x in SET_LEVELS)} "
                               f"(got {self.set_level}).")
+        self._validate_operating_point()
         return self
+
+    def _validate_operating_point(self) -> None:
+        """The rule parses (`trust.operating_point.parse_rule`); a rule or a prevalence needs a positive class.
+        Whether the class exists is the task's check (tl_ui/engine/tasks), once the data's classes are known."""
+        from tl_ui.trust.operating_point import parse_rule
+
+        if self.positive_class is not None and not str(self.positive_class).strip():
+            self.positive_class = None
+        if self.operating_point is not None:
+            try:
+                parse_rule(self.operating_point)
+            except ValueError as exc:
+                raise ConfigError(f"Operating point: {exc}.") from None
+        if self.prevalence is not None and not 0 < float(self.prevalence) < 1:
+            raise ConfigError(f"Prevalence is a share strictly between 0 and 1, e.g. 0.05 for 5% "
+                              f"(got {self.prevalence}).")
+        if self.positive_class is None and (self.operating_point is not None or self.prevalence is not None):
+            raise ConfigError("An operating point (or a prevalence) needs the condition to find: name the positive "
+                              "class too (--positive-class NAME, or 'positive_class' in the options).")
+
+    def check_positive_class(self, classes, multilabel: bool = False) -> None:
+        """The positive class must be one of the data's classes, and only one-label-per-example data has one
+        (multi-label: each label has its own threshold). Asked by the service before a run is queued and by
+        the run's task before it trains."""
+        if self.positive_class is None:
+            return
+        if multilabel:
+            raise ConfigError("A positive class and an operating point are for one label per example: in "
+                              "multi-label data each label already gets its own threshold, chosen on the validation "
+                              "examples (leave the positive class empty).")
+        names = [str(c) for c in classes]
+        if str(self.positive_class) not in names:
+            raise ConfigError(f"The positive class {self.positive_class!r} is not one of this data's classes: "
+                              f"{', '.join(names)}. Name one of them (the condition to find).")
+
+    @property
+    def operating_rule(self) -> tuple[Optional[str], Optional[float]]:
+        """(rule, target) of the operating point; (None, None) without a positive class."""
+        if self.positive_class is None:
+            return None, None
+        from tl_ui.trust.operating_point import DEFAULT_RULE, parse_rule
+
+        return parse_rule(self.operating_point) if self.operating_point else (DEFAULT_RULE, None)
 
     # -- the one translator -------------------------------------------------------------------
     @classmethod
@@ -281,7 +334,7 @@ class RunConfig(BaseModel):
 # from a saved run.json).
 _INTERNAL = {"extra", "limits", "data_sha256", "data_path", "num_threads", "evaluation"}
 OPTION_NAMES = frozenset(RunConfig.model_fields) - _INTERNAL
-ZERO_MEANS_AUTO = frozenset({"epochs", "image_size", "max_examples", "learning_rate"})
+ZERO_MEANS_AUTO = frozenset({"epochs", "image_size", "max_examples", "learning_rate", "prevalence"})
 
 
 def _is_empty(value: Any) -> bool:

@@ -57,6 +57,7 @@ def prepare_run(options: Mapping[str, Any], replay_of: Optional[str] = None):
     try:
         config = settings.run_limits().check(RunConfig.from_options(merged, modality=dataset.modality,
                                                                                     n_examples=len(dataset)))
+        config.check_positive_class(dataset.classes, multilabel=bool(getattr(dataset, "multilabel", False)))
     except ConfigError as exc:
         raise UserError(str(exc)) from None
     return config, dataset

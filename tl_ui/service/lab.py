@@ -145,6 +145,8 @@ class Lab:
                                              "data_path": data_path},
                                             modality=modality or entry.modality,
                                             n_examples=len(dataset) if dataset is not None else None)
+            if dataset is not None:   # the task checks it again in the worker; here the page hears it at once
+                config.check_positive_class(dataset.classes, multilabel=bool(getattr(dataset, "multilabel", False)))
             return self.settings.run_limits().check(config)
         except ConfigError as exc:
             raise UserError(str(exc)) from None

@@ -92,7 +92,9 @@ def build(handlers) -> dict:
         """For one image (file) or one text, with a finished run of yours: {"probabilities": {class: p},
         "prediction_set": [classes that hold the right one 90% of the time], "set_level", "set_sentence",
         "unlike_training_data": true when the input lies far from the training examples (None: older run),
-        "unlike_training_data_score", "unlike_training_data_threshold", "unlike_training_data_sentence"}."""
+        "unlike_training_data_score", "unlike_training_data_threshold", "unlike_training_data_sentence", and for a
+        run with an operating point "decision" ("positive" / "negative" at the saved threshold), "threshold",
+        "positive_class", "decision_sentence"}."""
         owner = lab.owner(request)
         try:
             return lab.predict(owner, (run_id or "").strip(), image, text)

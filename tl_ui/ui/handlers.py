@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 DATA_KEYS = ("session", "data_error", "data_summary", "class_counts", "data_gallery", "data_table",
              "dicom_window", "model_shelf", "model_choice", "data_upload", "strategy_choice",
+             "operating_point_box", "positive_class",
              *advisor_view.KEYS, *data_map_view.KEYS)
 
 
@@ -156,7 +157,7 @@ class Handlers:
                   "data_gallery": gallery, "data_table": table, "dicom_window": data_step.window_update(dicom),
                   "model_shelf": shelf,
                   "model_choice": choice_update, "data_upload": None, **advisor_view.cleared(),
-                  **data_map_view.cleared()}
+                  **data_map_view.cleared(), **strategy_step.positive_class_update(ds)}
         if ds.modality != previous_modality or ds.modality == "text":  # texts: by their number (benchmark)
             values["strategy_choice"] = default_strategy(ds.modality, len(ds))
         return values
@@ -211,6 +212,7 @@ class Handlers:
         c = self.c
         options = {key: data.get(c[key]) for key in strategy_step.OPTION_KEYS}
         options["strategy"] = data.get(c["strategy_choice"])
+        strategy_step.operating_point_options(options)
         # "header" (each file's own window) is RunConfig's default; the dropdown is reset to it for
         # every new dataset, so data that is not DICOM never carries a window
         options["dicom_window"] = data_step.window_option(data.get(c["dicom_window"]))
@@ -324,6 +326,17 @@ class Handlers:
         except Exception as exc:
             return {"mistakes_why_note": error_md(user_message(exc, "drawing what the model looked at"))}
         return results_view.mistakes_why(overlays)
+
+    @outputs(results_view.opv.SLIDE_KEYS)
+    def operating_point_slide(self, name, threshold, state: SessionState, request: gr.Request):
+        """The threshold slider (or the class picker) of the Operating point panel: its readout, live."""
+        if not state.shown_run:
+            return {}
+        try:
+            return results_view.operating_point_slide(self.lab, self.lab.owner(request), state.shown_run, name,
+                                                      threshold)
+        except Exception as exc:
+            return {"op_readout": error_md(user_message(exc, "measuring at that threshold"))}
 
     @outputs(results_view.REPORT_KEYS)
     def make_report(self, state: SessionState, request: gr.Request):

@@ -58,6 +58,7 @@ def build() -> dict:
             c["calibration_summary"] = gr.Markdown("", elem_id="calibration-summary")
             c["reliability_text"] = gr.HTML("", elem_id="reliability-text")   # the diagram as a table
             c["conformal_summary"] = gr.Markdown("", elem_id="conformal-summary")
+    c.update(_operating_point_section())
     gr.Markdown("**Confusion matrix** — how often each true class (row) was predicted as each class (column).")
     c["confusion_plot"] = gr.HTML("", elem_id="confusion-plot")
     gr.Markdown("**Most confident mistakes** — the test examples the model got wrong while being most sure.")
@@ -115,6 +116,27 @@ def build() -> dict:
     c["continue_note"] = gr.Markdown("", elem_id="continue-note")
     c.update(_compare_section())
     c["results_timer"] = gr.Timer(SCRATCH_POLL_SECONDS, active=False)   # while the scratch run trains
+    return c
+
+
+def _operating_point_section() -> dict:
+    """From a score to a decision (issue 33; filled by tl_ui/ui/operating_point_view.py): single-label runs."""
+    c: dict = {}
+    with gr.Column(visible=False, elem_id="op-panel") as panel:
+        gr.Markdown("**Operating point** — a decision needs a threshold: flag an example when the model's "
+                    "probability of the condition is at least the threshold. The curves show every threshold at once "
+                    "on the test examples.")
+        c["op_intro"] = gr.Markdown("", elem_id="op-intro")
+        c["op_class"] = gr.Dropdown(choices=[], value=None, label="Curves of this class against the rest",
+                                    elem_id="op-class", allow_custom_value=False)
+        c["op_curves"] = gr.HTML("", elem_id="op-curves")
+        c["op_slider"] = gr.Slider(0, 1, value=0.5, step=0.001, label="Try a threshold (probability of the class)",
+                                   elem_id="op-slider")
+        c["op_readout"] = gr.HTML("", elem_id="op-readout")
+        gr.Markdown("**Decision curve** — is acting on the model better than flagging everyone or no one? Net "
+                    "benefit weighs each false alarm by how sure you want to be before acting (Vickers & Elkin 2006).")
+        c["op_decision"] = gr.HTML("", elem_id="op-decision")
+    c["op_panel"] = panel
     return c
 
 

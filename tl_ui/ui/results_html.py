@@ -52,7 +52,7 @@ def confusion_html(matrix: list[list[int]], classes: list[str]) -> str:
                 bg = _blend(RIGHT_RGB, 0.12 + 0.78 * level)
             else:
                 bg = _blend(WRONG_RGB, 0.08 + 0.82 * level) if count else (255, 255, 255)
-            shown = f"<strong>{count}</strong>" if i == j else str(count)   # not colour alone
+            shown = f"<strong style='color:inherit'>{count}</strong>" if i == j else str(count)   # not colour alone
             cells.append(f"<td style='background:rgb{bg};color:{text_colour(bg)}' title='true {html.escape(name)}, "
                          f"predicted {html.escape(classes[j])}: {count} ({count / total:.0%} of this class)'>"
                          f"{shown}</td>")

@@ -16,9 +16,10 @@ import pandas as pd
 from tl_ui.contracts import RunState
 from tl_ui.service.continuation import cannot_continue
 from tl_ui.service.errors import UserError
-from tl_ui.service.runs import open_run
+from tl_ui.service.runs import open_run, report_probabilities
 from tl_ui.ui import compare_view as cv
 from tl_ui.ui import evidence as ev
+from tl_ui.ui import operating_point_view as opv
 from tl_ui.ui.formatting import short_text
 from tl_ui.ui.plot_text import overlay_sentence, reliability_html
 from tl_ui.ui.results_html import confusion_html
@@ -33,7 +34,7 @@ SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_clas
              "confusion_plot", "mistakes_note", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
              "try_set", "try_error", "try_why_note", "try_why", "download_model", "download_run_json", "download_card", "replay_command",
              "results_timer", "mistakes_why_btn", "mistakes_why_note", "mistakes_why_gallery", "continue_btn",
-             "continue_note", "download_report", "download_report_pdf", "report_note")
+             "continue_note", "download_report", "download_report_pdf", "report_note", *opv.KEYS)
 REPORT_KEYS = ("download_report", "download_report_pdf", "report_note")
 REPORT_CLEARED = {"download_report": gr.update(value=None, interactive=False),
                   "download_report_pdf": gr.update(value=None, interactive=False), "report_note": ""}
@@ -62,7 +63,8 @@ def empty(message: str) -> dict:
             "try_output": hidden, "try_set": "", "try_error": "", **WHY_CLEARED, "download_model": off,
             "download_run_json": off, "download_card": off, "replay_command": "",
             "results_timer": gr.Timer(active=False), "mistakes_why_btn": gr.update(visible=False),
-            **MISTAKES_WHY_CLEARED, "continue_btn": gr.update(interactive=True), "continue_note": "", **REPORT_CLEARED}
+            **MISTAKES_WHY_CLEARED, "continue_btn": gr.update(interactive=True), "continue_note": "", **REPORT_CLEARED,
+            **opv.HIDDEN}
 
 
 def show(lab, owner, run: RunFolder) -> dict:
@@ -100,6 +102,7 @@ def show(lab, owner, run: RunFolder) -> dict:
         "results_timer": gr.Timer(active=pending),
         **REPORT_CLEARED,   # a report is made on request ("Make the study report")
     }
+    values.update(opv.panel_values(metrics, config, report_probabilities(run) if metrics.get("roc") else None))
     blocker = cannot_continue(run)   # e.g. a probe's head, fitted to convergence: said before any click
     values.update(continue_btn=gr.update(interactive=blocker is None), continue_note=blocker or "")
     if metrics.get("multilabel"):   # several labels per example: per-label table, micro-/macro-F1
@@ -115,6 +118,16 @@ def show(lab, owner, run: RunFolder) -> dict:
         values[key] = (gr.update(value=str(path), interactive=True) if path
                        else gr.update(value=None, interactive=False))
     return values
+
+
+def operating_point_slide(lab, owner, run_id: str, name: Optional[str], threshold) -> dict:
+    """The curves and the readout of the panel at the slider's threshold, for class `name` (opv.SLIDE_KEYS):
+    recomputed from the stored test probabilities, no model."""
+    run = lab.run(owner, run_id)
+    metrics, scores = run.metrics() or {}, report_probabilities(run)
+    if not metrics.get("roc") or scores is None or name not in scores[0]:
+        return {}
+    return opv.slide_values(metrics, run.config(), scores, name, float(threshold))
 
 
 def report_downloads(lab, owner, run_id: str) -> dict:
@@ -176,6 +189,8 @@ def set_md(answer: dict) -> str:
     input looks unlike the training examples (tl_ui.engine.inference.familiarity). Multi-label: the labels given."""
     sentence = answer.get("set_sentence")
     parts = [f"**Prediction set:** {html.escape(str(sentence))}"] if sentence else []
+    if answer.get("decision_sentence"):   # the run's saved operating point (issue 33)
+        parts.append(f"**{html.escape(str(answer['decision_sentence']))}**")
     if "labels" in answer:
         from tl_ui.ui.results_multilabel import try_md
 

@@ -46,8 +46,15 @@ def measured_claim() -> str:
 # Advanced inputs (component keys = RunConfig field names).
 ADVANCED_KEYS = ["epochs", "learning_rate", "batch_size", "image_size", "val_fraction", "seed",
                  "random_init", "unfreeze_groups", "lora_rank", "max_examples", "set_level"]
+# The operating point (issue 33): single-label data only; the rule as RunConfig reads it (parse_rule's form).
+OPERATING_POINT_KEYS = ["positive_class", "operating_point", "prevalence"]
+RULE_CHOICES = [("Best balance of sensitivity and specificity (Youden's J)", "youden"),
+                ("Sensitivity at least 95%", "sensitivity:0.95"), ("Sensitivity at least 90%", "sensitivity:0.9"),
+                ("Specificity at least 95%", "specificity:0.95"), ("Specificity at least 90%", "specificity:0.9"),
+                ("A fixed probability of 0.5", "threshold:0.5")]
+NO_POSITIVE = "(none: curves for every class)"
 # Every input of the form, keyed by its RunConfig field name (RunConfig.from_options reads them).
-OPTION_KEYS = [*ADVANCED_KEYS, "compare_scratch"]
+OPTION_KEYS = [*ADVANCED_KEYS, "compare_scratch", *OPERATING_POINT_KEYS]
 
 
 def build() -> dict:
@@ -93,12 +100,47 @@ def build() -> dict:
                                  info="Higher: safer sets that name more classes when the model is unsure.")
             random_init = gr.Checkbox(value=False, label="Only the scratch baseline: this recipe from random "
                                       "starting weights, without the pretrained run", elem_id="random-init")
+    op = _operating_point_inputs()
     next_btn = gr.Button("Next: train →", variant="primary", elem_id="strategy-next")
     return {"strategy_choice": choice, "strategy_info": info, "epochs": epochs, "learning_rate": lr,
             "batch_size": batch, "image_size": image_size, "val_fraction": val, "seed": seed,
             "random_init": random_init, "unfreeze_groups": unfreeze, "lora_rank": rank,
             "max_examples": max_examples, "set_level": set_level, "compare_scratch": compare_scratch,
-            "strategy_next": next_btn}
+            "strategy_next": next_btn, **op}
+
+
+def _operating_point_inputs() -> dict:
+    """The condition to find and how its threshold is chosen (on the validation examples; step 5 shows
+    the curves and the numbers on the test examples). Shown only for single-label data (`positive_class_update`)."""
+    with gr.Accordion("Operating point: from a score to a decision", open=False, elem_id="operating-point-box",
+                      visible=False) as box:
+        gr.Markdown("Name the condition to find (the positive class) and how the decision threshold is chosen. "
+                    "The threshold is chosen on the validation examples and every number at it is measured on the "
+                    "test examples; the exported model carries it.")
+        with gr.Row():
+            positive = gr.Dropdown(choices=[NO_POSITIVE], value=NO_POSITIVE, label="Condition to find (positive class)",
+                                   elem_id="positive-class")
+            rule = gr.Dropdown(choices=RULE_CHOICES, value="youden", allow_custom_value=True,
+                               label="How to choose the threshold", elem_id="operating-point-rule",
+                               info="or type e.g. sensitivity:0.98, specificity:0.8, threshold:0.3")
+            prevalence = gr.Number(value=0, minimum=0, maximum=0.99, label="Share with the condition where the "
+                                   "model will be used (0 = as in the test examples)", elem_id="prevalence")
+    return {"operating_point_box": box, "positive_class": positive, "operating_point": rule, "prevalence": prevalence}
+
+
+def positive_class_update(dataset) -> dict:
+    """The operating-point inputs for newly loaded data: shown for one label per example (>= 2 classes)."""
+    single = dataset is not None and not getattr(dataset, "multilabel", False) and len(dataset.classes) >= 2
+    classes = [str(c) for c in dataset.classes] if single else []
+    return {"operating_point_box": gr.update(visible=single),
+            "positive_class": gr.update(choices=[NO_POSITIVE, *classes], value=NO_POSITIVE)}
+
+
+def operating_point_options(options: dict) -> dict:
+    """The form's operating-point values as RunConfig options: no positive class -> no rule, no prevalence."""
+    if options.get("positive_class") in (None, "", NO_POSITIVE):
+        options.update(positive_class=None, operating_point=None, prevalence=None)
+    return options
 
 
 def strategy_info_md(lab, model_id: str, options: dict, state) -> str:

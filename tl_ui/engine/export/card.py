@@ -139,11 +139,47 @@ def _trust_lines(metrics: dict) -> str:
         gap = groups["max_gap"]
         lines.append(f"* Groups by `{groups.get('column')}`: the largest accuracy gap is {gap.get('accuracy', 0):.3f} "
                      f"(between {', '.join(map(str, gap.get('between') or []))}).")
+    lines += _operating_point_lines(metrics)
     if metrics.get("pretraining_gain"):
         gain = metrics["pretraining_gain"]
         lines.append(f"* Pretraining gain over the same recipe from random weights: {gain['accuracy']:+.3f} "
                      f"{_ci(gain.get('ci'))}")
     return "\n".join(lines)
+
+
+def operating_point_line(op: dict) -> str:
+    """The saved operating point in one sentence: the threshold, how it was chosen, and its test numbers
+    with their intervals (issue 33)."""
+    rule = {"sensitivity": "the lowest specificity cost for a validation sensitivity of at least {:.0%}",
+            "specificity": "the highest sensitivity for a validation specificity of at least {:.0%}",
+            "youden": "the largest sensitivity + specificity on the validation examples (Youden's J)",
+            "threshold": "fixed by hand"}[op["rule"]]
+    rule = rule.format(op["target"]) if "{" in rule else rule
+
+    def share(name: str) -> str:
+        value = op.get(name)
+        return "not measurable" if value is None else f"{value:.3f} {_ci(op.get(name + '_ci'))}"
+
+    where = f" on {op['n_chosen']} validation examples" if op.get("chosen_on") == "validation" else ""
+    note = f" {op['note']}" if op.get("note") else ""
+    return (f"* Operating point for **{op['positive_class']}**: flag an input when its probability of "
+            f"{op['positive_class']} is at least **{op['threshold']:.4g}** (chosen{where}: {rule}; saved as "
+            f"`operating_point` in `transfer_lab.json`). On the {op.get('n_reported', '?')} test examples: "
+            f"sensitivity {share('sensitivity')}, specificity {share('specificity')}, PPV {share('ppv')}, "
+            f"NPV {share('npv')} ({op['tp']} found, {op['fn']} missed, {op['fp']} flagged wrongly, "
+            f"{op['tn']} cleared).{note}")
+
+
+def _operating_point_lines(metrics: dict) -> list[str]:
+    lines = []
+    roc = metrics.get("roc") or {}
+    if roc.get("auroc") is not None:
+        lines.append(f"* Area under the ROC curve for {roc['positive_class']} against the rest: {roc['auroc']:.3f} "
+                     f"{_ci(roc.get('auroc_ci'))}; area under the precision-recall curve {roc['auprc']:.3f} "
+                     f"{_ci(roc.get('auprc_ci'))}.")
+    if metrics.get("operating_point"):
+        lines.append(operating_point_line(metrics["operating_point"]))
+    return lines
 
 
 def _kept_weights(metrics: dict) -> str:

@@ -42,9 +42,9 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
             model.save_pretrained(str(tmp / "adapter"))     # the adapter alone (peft format)
             model = model.merge_and_unload()                  # ...and a merged, ordinary model
         sentence = is_sentence_model(model)
-        task.mark_model(model, chosen)
+        task.mark_model(model, chosen, metrics)
         if loaded.modality == "image":
-            _save_timm(loaded, model, tmp, task.timm_config(chosen))
+            _save_timm(loaded, model, tmp, task.timm_config(chosen, metrics))
         elif sentence:   # the text probe / SetFit: a sentence-transformers folder + the head (issue 13)
             save_sentence_export(model, loaded.tokenizer, tmp, config.max_length)
         else:

@@ -185,10 +185,11 @@ class Task:
         for the export, or None (nothing folded: temperature 1)."""
         return None
 
-    def mark_model(self, model: "nn.Module", chosen: dict) -> None:
-        """What the model's own config carries (transformers exports), before it is saved."""
+    def mark_model(self, model: "nn.Module", chosen: dict, metrics: dict) -> None:
+        """What the model's own config carries (transformers exports), before it is saved; `metrics`:
+        metrics.json as measured (e.g. the operating point chosen on the validation examples)."""
 
-    def timm_config(self, chosen: dict) -> dict:
+    def timm_config(self, chosen: dict, metrics: dict) -> dict:
         """Keys added to a timm export's config.json."""
         return {}
 

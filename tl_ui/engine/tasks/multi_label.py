@@ -30,8 +30,9 @@ from torch import nn
 from tl_ui.engine.export.multilabel_card import multilabel_card
 from tl_ui.engine.probe.one_vs_rest import PROBE_METHOD, fit_ovr_head
 from tl_ui.engine.probe.solver import Iteration
-from tl_ui.engine.tasks.base import Evidence, FittedHead, Scored, Task
+from tl_ui.engine.tasks.base import Evidence, FittedHead, Scored, Task, metrics_block
 from tl_ui.trust.multilabel import choose_thresholds, multilabel_scores, sigmoid
+from tl_ui.trust.operating_point import multilabel_operating_points
 
 MAX_POS_WEIGHT = 10.0
 TASK = "multi_label"
@@ -81,6 +82,7 @@ class MultiLabelTask(Task):
 
             raise ConfigError("SetFit learns from pairs with the same or a different label, so it needs one label "
                               "per example. For multi-label data pick the linear probe, partial, full or LoRA.")
+        config.check_positive_class(self.classes, multilabel=True)
 
     # -- training ----------------------------------------------------------------------------------
     def criterion(self, loaded, train_targets: np.ndarray, config, device) -> nn.Module:
@@ -135,6 +137,17 @@ class MultiLabelTask(Task):
         return build_multilabel_metrics(sigmoid(report.outputs), report.targets, evidence.classes, report.items,
                                         chosen["thresholds"], chosen["threshold_choice"], seed=evidence.config.seed)
 
+    @metrics_block
+    def label_operating_points(self, evidence: Evidence) -> Optional[dict]:
+        """Per label (issue 33): its ROC and PR curves on the test examples, and the sensitivity and
+        specificity at the threshold it already has (chosen on the validation examples)."""
+        report, chosen = evidence.report, evidence.chosen
+        if not len(report.targets):
+            return None
+        return {"label_operating_points": multilabel_operating_points(
+            sigmoid(report.outputs), report.targets, evidence.classes, chosen["thresholds"],
+            chosen["threshold_choice"], seed=evidence.config.seed)}
+
     def evaluation_record(self, roles) -> dict:
         record = roles.describe()
         record["chosen"] = ["epoch (early stopping)", "a score threshold per label"]
@@ -155,7 +168,7 @@ class MultiLabelTask(Task):
     def _label_thresholds(self, chosen: dict) -> dict:
         return dict(zip(self.classes, chosen["thresholds"]))
 
-    def mark_model(self, model: nn.Module, chosen: dict) -> None:
+    def mark_model(self, model: nn.Module, chosen: dict, metrics: dict) -> None:
         """transformers: `config.problem_type` (so `pipeline("text-classification", top_k=None,
         function_to_apply="sigmoid")` gives every label's score) and `config.label_thresholds`."""
         config = getattr(model, "config", None)
@@ -164,7 +177,7 @@ class MultiLabelTask(Task):
         config.problem_type = PROBLEM_TYPE
         config.label_thresholds = {str(k): float(v) for k, v in self._label_thresholds(chosen).items()}
 
-    def timm_config(self, chosen: dict) -> dict:
+    def timm_config(self, chosen: dict, metrics: dict) -> dict:
         return {"problem_type": PROBLEM_TYPE, "label_thresholds": self._label_thresholds(chosen)}
 
     def manifest_additions(self, chosen: dict, metrics: dict) -> dict:

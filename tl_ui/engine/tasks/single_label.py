@@ -21,6 +21,7 @@ from tl_ui.engine.evaluation.report import CV_BELOW_N, build_metrics, calibrate,
 from tl_ui.engine.export.card import model_card
 from tl_ui.engine.probe.solver import app_options, fit_head
 from tl_ui.engine.tasks.base import Evidence, FittedHead, Scored, Task, metrics_block
+from tl_ui.trust.operating_point import operating_point_metrics
 
 
 class SingleLabelTask(Task):
@@ -40,6 +41,10 @@ class SingleLabelTask(Task):
     @classmethod
     def reads_export(cls, manifest: dict) -> bool:
         return True   # the default: the registry asks it last
+
+    def check(self, config) -> None:
+        """The positive class (issue 33) must be one of the data's classes."""
+        config.check_positive_class(self.classes)
 
     # -- training ----------------------------------------------------------------------------------
     def criterion(self, loaded, train_targets: np.ndarray, config, device) -> nn.Module:
@@ -100,12 +105,56 @@ class SingleLabelTask(Task):
                                   evidence.config.seed)
         return None if cv is None else {"cross_validation": {**cv, "scope": "whole_recipe"}}
 
+    @metrics_block
+    def operating_point(self, evidence: Evidence) -> Optional[dict]:
+        """From a score to a decision (issue 33): `roc` (every class one-vs-rest until a positive class is
+        named; then that class, and every class too when K > 2), and with a positive class
+        `operating_point` (the threshold chosen on the choose examples by the run's rule, every number at
+        it measured on the report examples) and `decision_curve`, all inside
+        `trust.operating_point.operating_point_metrics`, seeded by the run's seed (a replay gets the same)."""
+        if not len(evidence.report.targets):
+            return None
+        config, chosen = evidence.config, evidence.chosen
+        rule, target = config.operating_rule
+        blocks = operating_point_metrics(
+            self.probabilities(evidence.choose, chosen), evidence.choose.targets,
+            self.probabilities(evidence.report, chosen), evidence.report.targets, evidence.classes,
+            positive_class=config.positive_class, rule=rule, target=target, prevalence=config.prevalence,
+            seed=config.seed)
+        return {key: value for key, value in blocks.items() if value is not None}
+
     def write_predictions(self, path: Path, report: Scored, chosen: dict) -> None:
         write_predictions(path, self.probabilities(report, chosen), report.targets, self.classes, report.items)
 
     # -- the export and a loaded model ------------------------------------------------------------------
     def export_calibration(self, chosen: dict) -> dict:
         return chosen["calibration"]
+
+    @staticmethod
+    def saved_operating_point(metrics: dict) -> Optional[dict]:
+        """What the export keeps of the operating point: {positive_class, threshold, rule, target, chosen_on}."""
+        op = metrics.get("operating_point")
+        if not op:
+            return None
+        return {key: op.get(key) for key in ("positive_class", "threshold", "rule", "target", "chosen_on")}
+
+    def mark_model(self, model: nn.Module, chosen: dict, metrics: dict) -> None:
+        """transformers: `config.decision_threshold` and `config.positive_label` when an operating point was saved."""
+        saved, config = self.saved_operating_point(metrics), getattr(model, "config", None)
+        if saved is None or config is None or not hasattr(config, "to_dict"):
+            return
+        config.decision_threshold = float(saved["threshold"])
+        config.positive_label = str(saved["positive_class"])
+
+    def timm_config(self, chosen: dict, metrics: dict) -> dict:
+        saved = self.saved_operating_point(metrics)
+        if saved is None:
+            return {}
+        return {"decision_threshold": float(saved["threshold"]), "positive_label": str(saved["positive_class"])}
+
+    def manifest_additions(self, chosen: dict, metrics: dict) -> dict:
+        saved = self.saved_operating_point(metrics)
+        return {} if saved is None else {"operating_point": saved}
 
     def model_card(self, loaded, config, data_summary: dict, metrics: dict) -> str:
         return model_card(loaded, config, data_summary, metrics)
@@ -131,5 +180,21 @@ class SingleLabelTask(Task):
                 f"No prediction set: this model kept too few validation examples for the {level:.0%} level "
                 f"(at least {min_calibration_size(level)} needed).")
             out.append({"probabilities": {c: float(p) for c, p in pairs}, "prediction_set": names,
-                        "set_level": level, "set_sentence": sentence})
+                        "set_level": level, "set_sentence": sentence,
+                        **decision(row, self.classes, manifest.get("operating_point"))})
         return out
+
+
+def decision(probs: np.ndarray, classes: list[str], saved: Optional[dict]) -> dict:
+    """At the export's operating point: {"decision": "positive" | "negative" (probability of the positive class
+    >= threshold), "threshold", "positive_class", "decision_sentence"}; {} for an export without one."""
+    if not saved:
+        return {}
+    name, threshold = str(saved["positive_class"]), float(saved["threshold"])
+    p = float(probs[classes.index(name)])
+    flagged = p >= threshold
+    sentence = (f"Decision: {'positive' if flagged else 'negative'} for {name} — its probability {p:.3f} is "
+                f"{'at or above' if flagged else 'below'} the saved threshold {threshold:.4g} (chosen on the "
+                f"validation examples).")
+    return {"decision": "positive" if flagged else "negative", "threshold": threshold, "positive_class": name,
+            "decision_sentence": sentence}
