@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (first time only) and run the whole test suite, browser tests included.
-# Extra arguments go to pytest (e.g. `-m "not slow and not browser"` for a quick pass).
+# Extra arguments go to pytest (e.g. `-m unit` for the quick pass: tests/unit, about 30 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test

@@ -1,15 +1,16 @@
-"""Shared fixtures: quiet, offline environment and an in-process launched app.
+"""Shared fixtures: quiet, offline environment, an in-process launched app, the sample datasets.
 
 `launched_app` (session scope) yields the base URL of a running Transfer Lab (free port, its own
 runs folder, max 1 training job, 8 MB upload limit); `launched_server` yields the same server's
-`RunningServer` (for `.lab`: the service with its runner, workspace and private files).
+`RunningServer` (for `.lab`: the service with its runner, workspace and private files); `digits` and
+`reviews` are the shipped samples, loaded once per module. tests/unit, tests/integration and tests/browser
+add their markers and time limits in their own conftest.py.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 import warnings
-from pathlib import Path
 
 # Before gradio / huggingface_hub are imported anywhere.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -18,13 +19,12 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="tl-test-gradio-"))
 
-REPO = Path(__file__).resolve().parents[1]
 
 import pytest  # noqa: E402
 
-warnings.filterwarnings("ignore", message=".*Pandas4Warning.*")
+from tests.helpers.common import TEST_UPLOAD_MB  # noqa: E402
 
-TEST_UPLOAD_MB = 8.0
+warnings.filterwarnings("ignore", message=".*Pandas4Warning.*")
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +66,17 @@ def client_factory(launched_app):
     return make
 
 
-# Tiny runs: a few dozen examples, tiny images, few epochs (each a few seconds on 2 cores).
-TINY_IMAGE_OPTIONS = '{"max_examples": 40, "image_size": 64, "seed": 1}'
-TINY_TEXT_OPTIONS = '{"max_examples": 40, "seed": 1}'
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """The shipped sample digits (300 images, 10 classes), unpacked once per test module."""
+    from tl_ui.data import load_dataset, sample_dataset_path
+
+    return load_dataset(str(sample_dataset_path("image")), tmp_path_factory.mktemp("digits"))
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    """The shipped sample reviews (fresh / rotten), read once per test module."""
+    from tl_ui.data import load_dataset, sample_dataset_path
+
+    return load_dataset(str(sample_dataset_path("text")), tmp_path_factory.mktemp("reviews"))

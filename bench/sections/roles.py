@@ -53,7 +53,7 @@ def run(cfg: dict, checkpoint=lambda partial: None) -> dict:
 def recommend(out: dict, n: int) -> str:
     """The design for N examples. Only an honest design may be the default; among honest designs
     (today: three_way) the one with the smaller cost. Recorded so that the engine's choice is
-    checked against this table (tests/test_roles_design.py)."""
+    checked against this table (tests/unit/test_roles_design.py)."""
     return "three_way"
 
 

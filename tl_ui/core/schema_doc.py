@@ -3,7 +3,7 @@
     python -m tl_ui.core.schema_doc           # rewrite the block
     python -m tl_ui.core.schema_doc --check   # exit 1 when the block is out of date
 
-tests/test_contracts.py fails when the block differs from what this would write.
+tests/unit/test_contracts.py fails when the block differs from what this would write.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A `Quote` is one value of a run folder's file (metrics.json, run.json, status.json, the export's
 model/transfer_lab.json, or the data file's summary) at a JSON pointer (RFC 6901), with the style
 it is printed in. The templates print quotes only through the `q` macro, which marks each one with
-its source and pointer (`data-src`, `data-ptr`, `data-style`): tests/test_study_report.py reads
+its source and pointer (`data-src`, `data-ptr`, `data-style`): tests/unit/test_study_report.py reads
 every marked number back from its file, formats it again and compares, and finds no other digit
 in the report's text. A `Said` is a sentence the engine wrote (e.g. `accuracy_sentence`), quoted
 word for word the same way.

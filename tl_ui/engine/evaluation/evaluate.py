@@ -16,7 +16,7 @@ def quick_scores(targets: np.ndarray, predicted: np.ndarray) -> tuple[float, flo
     """(accuracy, macro-F1): scikit-learn's `accuracy_score` and `f1_score(average="macro",
     zero_division=0)` over the labels present in either, from the counts. The per-epoch curves ask
     for these every epoch, and scikit-learn's input checks took 7 ms a call, a tenth of a repeat probe
-    run (tests/test_trust_stats.py checks both agree)."""
+    run (tests/unit/test_trust_stats.py checks both agree)."""
     targets, predicted = np.asarray(targets).ravel(), np.asarray(predicted).ravel()
     if len(targets) == 0 or len(targets) != len(predicted):   # scikit-learn says what is wrong
         return (float(accuracy_score(targets, predicted)),

@@ -22,7 +22,7 @@ interval (and both sides give the same label to most held-out examples), so bf16
 fine-tuning strategies of both modalities. SetFit's contrastive stage and the probes' head fits run
 float32 (not measured; the head is a single linear layer, nothing to gain).
 bf16 changes numbers beyond float32 rounding: each example's features move by up to ~9% (relative
-L2) on EfficientNet-Lite0, ~0.6% on MiniLM-L6 (tests/test_fast_path.py states the tolerances).
+L2) on EfficientNet-Lite0, ~0.6% on MiniLM-L6 (tests/integration/test_fast_path.py states the tolerances).
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_tile"})
 def cpu_flags_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """`cpu_has_native_bf16()` without torch, for the web process's time estimate: True when the CPU
     flags the kernel reports include AVX512-BF16 or AMX tiles; False where there is no such file (the
-    estimate then assumes the slower path). tests/test_shelf_facts.py checks both agree on this machine."""
+    estimate then assumes the slower path). tests/unit/test_shelf_facts.py checks both agree on this machine."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:

@@ -4,7 +4,7 @@ A warm worker serves runs one after another; building a timm model and reading i
 is the largest fixed cost of a repeat run. `pristine_image_model` keeps, per model, one untouched
 copy of the model as built with its pretrained weights (before any run's head, layout or training)
 and hands every run its own deep copy: training never sees another run's weights, and a copy shares
-no storage with the kept one (tests/test_warm_worker.py checks both).
+no storage with the kept one (tests/integration/test_warm_worker.py checks both).
 
 Building is RNG-neutral (`torch.random.fork_rng`): the run's head is drawn from the same random
 state whether the backbone was built now or copied, so a run served by a warm worker gives the same

@@ -10,7 +10,7 @@ layer adds `r * (in + out)` weights). So each count is stored as `[constant, per
 
 measured from a few builds (K = 2 and 3; LoRA also at a second rank; one more build at 5 classes and rank
 12 must fit the lines, else the model is refused) on PyTorch's `meta` device, which allocates nothing: a
-Hub model of any size is counted in a second. tests/test_shelf_facts.py checks the
+Hub model of any size is counted in a second. tests/unit/test_shelf_facts.py checks the
 formula against real CPU builds at other class numbers, ranks and group numbers.
 
 * `python -m tl_ui.engine.planning.shelf_facts --write` regenerates `tl_ui/engine/planning/shelf_facts.json` for the offline

@@ -1,0 +1,72 @@
+"""The browser tests' shared fixtures: one Chromium per test module (Debian's, driven by Playwright), the
+app's URL, and a fresh page on it. Every test here is marked `browser`, `integration` and `slow`, with a
+longer time limit (a whole training run waits in some of them)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.helpers import browser_helpers as bh
+
+BROWSER_TIMEOUT_S = 600
+
+
+def pytest_collection_modifyitems(items):
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.slow)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(BROWSER_TIMEOUT_S))
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is not installed (pip install -e '.[test]')"
+    if not (os.path.exists(bh.CHROMIUM) and os.access(bh.CHROMIUM, os.X_OK)):
+        return f"{bh.CHROMIUM} not found (apt-get install -y chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _browser_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = bh.launch_chromium(pw)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(request, tmp_path_factory):
+    """Base URL of the app: TL_BROWSER_APP_URL (an already running app), else the shared `launched_app`
+    (tests/conftest.py)."""
+    if os.environ.get("TL_BROWSER_APP_URL"):
+        yield os.environ["TL_BROWSER_APP_URL"].rstrip("/") + "/"
+        return
+    yield request.getfixturevalue("launched_app").rstrip("/") + "/"
+
+
+@pytest.fixture
+def page(browser, app_url):
+    pg = bh.new_page(browser)
+    pg.goto(app_url)
+    pg.wait_for_selector(".gradio-container", state="attached", timeout=60_000)
+    pg.wait_for_selector("[role=tab], #data-upload", state="attached", timeout=60_000)
+    bh.render_all_tabs(pg)  # Gradio 6 renders a tab's children on first visit only
+    pg.wait_for_selector("#data-upload", state="attached", timeout=10_000)
+    yield pg
+    pg.context.close()

@@ -1,0 +1,97 @@
+"""The Ray executor on a local Ray started here (2 CPUs, no dashboard, nothing downloaded): runs go
+through the app as Ray tasks with live statuses, queue positions and a working Stop."""
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import ray
+
+from tests.helpers.common import TINY_IMAGE_OPTIONS
+from tl_ui.core.runfolder import RunFolder
+
+
+@pytest.fixture(scope="module")
+def ray_server(tmp_path_factory):
+    from tl_ui.app.server import start_in_thread
+    from tl_ui.core.settings import Settings
+    from tl_ui.app.webapp import build_app
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    settings = Settings(runs_dir=tmp_path_factory.mktemp("ray-runs"), max_jobs=1, executor="ray")
+    server = start_in_thread(build_app(settings), settings=settings)
+    try:
+        yield server
+    finally:
+        server.stop()
+        ray.shutdown()
+
+
+def _client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, analytics_enabled=False)
+
+
+def _wait_status(job, predicate, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        outputs = job.outputs()
+        if any(predicate(out[0]) for out in outputs):
+            return outputs
+        if job.done():
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"no such status; got {[o[0] for o in job.outputs()][-5:]}")
+
+
+def test_runs_train_as_ray_tasks_with_live_events_queue_and_stop(ray_server):
+    url = ray_server.url
+    assert httpx.get(url + "healthz", timeout=10).json()["executor"] == "ray"
+    long_options = json.dumps({**json.loads(TINY_IMAGE_OPTIONS), "seed": 2})
+    first, second = _client(url), _client(url)
+    long_job = first.submit("efficientnet_lite0", None, "partial", 50, long_options, api_name="/train")
+    _wait_status(long_job, lambda s: bool(s), 60)
+    short_job = second.submit("efficientnet_lite0", None, "partial", 2, TINY_IMAGE_OPTIONS, api_name="/train")
+
+    # the second waits its turn, and is told its place
+    _wait_status(short_job, lambda s: "Waiting in queue: position 1" in s, 60)
+    # live events of the first come from the Ray task (events.jsonl in the shared runs folder)
+    _wait_status(long_job, lambda s: s.startswith("Epoch"), 240)
+    long_id = long_job.outputs()[-1][2]
+    run = RunFolder(next(Path(ray_server.lab.settings.runs_dir).glob(f"*/runs/{long_id}")))
+    status = run.status()
+    assert status["state"] == "running" and status["executor"] == "ray" and status["worker_pid"] > 0
+
+    t0 = time.time()
+    assert first.predict(long_id, api_name="/stop") == {"run_id": long_id, "stopped": True}
+    _, long_metrics, _ = long_job.result(timeout=120)
+    assert long_metrics["state"] == "stopped" and time.time() - t0 < 60
+    assert not run.has_model
+
+    status_text, metrics, run_id = short_job.result(timeout=300)
+    assert metrics["state"] == "finished", metrics.get("message")
+    assert status_text.startswith("Finished") and metrics["seq"] > long_metrics["seq"]
+    statuses = [out[0] for out in short_job.outputs()]
+    assert any(s.startswith("Epoch") for s in statuses)  # progress streamed while it trained
+    assert second.predict(api_name="/runs")[0]["has_model"]
+
+
+def test_a_ray_task_that_ignores_stop_is_cancelled(ray_server, tmp_path):
+    from tl_ui.jobs.executors import RayExecutor
+    from tl_ui.jobs.runner import Runner
+
+    runner = Runner(1, executor=RayExecutor(target="test_executors:stubborn_train", stop_grace_s=0.5,
+                                            start_now=False))
+    try:
+        job = runner.submit({}, tmp_path / "stubborn", owner="me")
+        deadline = time.time() + 90
+        while not any(e["kind"] == "step" for e in job.events) and time.time() < deadline:
+            time.sleep(0.1)
+        assert runner.stop(job.id)
+        assert runner.wait(job.id, 60).state == "stopped"
+        assert "did not stop by itself" in job.message
+        assert RunFolder(job.run_dir).status()["state"] == "stopped"
+    finally:
+        runner.shutdown(timeout=10)
