@@ -6,6 +6,10 @@ and a `Request` (its progress and its cancel flag) and returns plain JSON data.
 * `explain`: Grad-CAM overlay (a PNG, base64) for an image, word weights for a text
 * `mistake_maps`: the overlays of a run's most confident mistakes, with progress, stoppable between maps
 * `advise`: the model advisor's ranking and data map (a long request: progress, stoppable)
+* `validate`: a finished run on another site's labelled data (long): validation.json + its predictions in the
+  run's validation/<id>/ folder (tl_ui/engine/inference/validation.py)
+* `score_batch`: unlabelled inputs through a finished run (long): predictions.csv (+ .xlsx) in the run's
+  scores/<id>/ folder (tl_ui/engine/inference/batch.py)
 * `stats`: what the worker holds (kept models, loads, memory), for tests, benchmarks and logs
 """
 from __future__ import annotations
@@ -105,6 +109,56 @@ def advise(models: KeptModels, args: dict, request: Request) -> dict:
     return {"rows": rows, "map": best_model_map(rows, kept, config.seed if config else 0)}
 
 
+def _pixel_limit(args: dict):
+    from tl_ui.data.images import pixel_limit
+    from tl_ui.data.limits import Limits
+
+    return pixel_limit(int(args.get("max_image_pixels") or Limits().max_image_pixels))
+
+
+def validate(models: KeptModels, args: dict, request: Request) -> dict:
+    from tl_ui.data import LabelledDataset
+    from tl_ui.engine.inference.batch import Stopped
+    from tl_ui.engine.inference.validation import validate_run
+
+    kept = models.get(args["run_dir"])
+    run_dir = models.resolve(args["run_dir"])
+    dataset = LabelledDataset(**args["dataset"])
+    try:
+        with kept.lock, _pixel_limit(args):
+            return validate_run(run_dir, dataset, data_sha256=str(args.get("data_sha256") or ""),
+                                predictor=kept.predictor, on_progress=request.progress,
+                                should_stop=request.cancelled.is_set)
+    except Stopped:
+        raise InferenceError(Code.CANCELLED, "Stopped.") from None
+
+
+def score_batch(models: KeptModels, args: dict, request: Request) -> dict:
+    from tl_ui.core.runfolder import SCORES_CSV, RunFolder
+    from tl_ui.engine.inference.batch import Stopped, score_to_csv
+
+    kept = models.get(args["run_dir"])
+    run = RunFolder(models.resolve(args["run_dir"]))
+    inputs = args["inputs"]
+    if inputs.get("modality") != kept.predictor.modality:
+        raise InferenceError(Code.USER, f"This run's model reads {kept.predictor.modality}s, but the inputs are "
+                                        f"{inputs.get('modality')}s. Upload inputs of the kind it was trained on.")
+    folder = run.new_scores_folder()
+    try:
+        with kept.lock, _pixel_limit(args):
+            written = score_to_csv(kept.predictor, inputs["items"], inputs["names"], folder / SCORES_CSV,
+                                   level=args.get("level"), on_progress=request.progress,
+                                   should_stop=request.cancelled.is_set)
+    except BaseException as exc:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)   # a stopped or failed batch keeps no half table
+        if isinstance(exc, Stopped):
+            raise InferenceError(Code.CANCELLED, "Stopped.") from None
+        raise
+    return {**written, "folder": str(folder)}
+
+
 def stats(models: KeptModels, args: dict, request: Request) -> dict:
     from tl_ui.jobs.caps import proc_status_kb
 
@@ -113,4 +167,4 @@ def stats(models: KeptModels, args: dict, request: Request) -> dict:
 
 
 VERBS = {"load": load, "predict": predict, "explain": explain, "mistake_maps": mistake_maps, "advise": advise,
-         "stats": stats}
+         "validate": validate, "score_batch": score_batch, "stats": stats}
