@@ -29,17 +29,22 @@ def newcombe_difference(k1: int, n1: int, k2: int, n2: int, level: float = DEFAU
 
 
 def difference_sentence(difference: float, ci, what: str = "accuracy") -> str:
-    """E.g. 'Accuracy is 8 points lower on the new data (between 2 and 14 points lower, 95% interval).'"""
+    """E.g. 'Accuracy is 25 points lower on the new data than on the run's own test examples (probably between
+    11 and 41 points lower).' The range is rounded outwards: it never looks tighter than the interval."""
+    import math
+
     low, high = float(ci[0]) * 100, float(ci[1]) * 100
     points = abs(difference) * 100
+    lead = f"{what[:1].upper()}{what[1:]}"
     if low > 0:
-        return (f"{what[:1].upper()}{what[1:]} is {points:.0f} points lower on the new data than on the run's own "
-                f"test examples (probably between {low:.0f} and {high:.0f} points lower).")
+        return (f"{lead} is {points:.0f} points lower on the new data than on the run's own test examples "
+                f"(probably between {math.floor(low)} and {math.ceil(high)} points lower).")
     if high < 0:
-        return (f"{what[:1].upper()}{what[1:]} is {points:.0f} points higher on the new data than on the run's own "
-                f"test examples (probably between {-high:.0f} and {-low:.0f} points higher).")
+        return (f"{lead} is {points:.0f} points higher on the new data than on the run's own test examples "
+                f"(probably between {math.floor(-high)} and {math.ceil(-low)} points higher).")
     return (f"The data cannot tell whether {what} differs between the run's own test examples and the new data: "
-            f"it could be anywhere from {-low:.0f} points higher to {high:.0f} points lower on the new data.")
+            f"it could be anywhere from {math.ceil(-low)} points higher to {math.ceil(high)} points lower on the new "
+            "data.")
 
 
 def _floor4(x: float) -> float:
