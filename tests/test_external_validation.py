@@ -15,6 +15,7 @@ import threading
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
@@ -53,7 +54,8 @@ def site(tmp_path_factory):
     digits = load_dataset(str(sample_dataset_path("image")), root / "digits")
     used = stratified_subset(digits, 100, seed=1)
     seen = set(used.items)
-    rest = [i for i, item in enumerate(digits.items) if item not in seen]
+    rest = [int(i) for i in np.random.default_rng(0).permutation(
+        [i for i, item in enumerate(digits.items) if item not in seen])]   # every class in both halves
     control, shifted = rest[0::2][:60], rest[1::2][:60]
     runs = root / "runs"
     config = RunConfig(model_id="efficientnet_lite0", strategy="linear_probe", image_size=64, epochs=3, seed=1)
