@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tl_ui.contracts import ValidationReport
 from tl_ui.data import DataError
 from tl_ui.data.limits import Limits
 from tl_ui.data.unlabelled import load_inputs
@@ -89,6 +90,7 @@ def test_validation_json_has_the_contract_fields_and_honest_intervals():
     assert report["difference"]["accuracy_ci"] == newcombe_difference(90, 100, 60, 80)[1]
     assert report["difference"]["accuracy_ci"][0] > 0
     assert report["internal"]["accuracy"] == 0.9 and report["internal"]["ece"] == 0.03
+    ValidationReport.model_validate(report)   # what RunFolder.write_validation writes through
 
 
 def test_all_right_on_few_new_examples_is_not_reported_as_certain():

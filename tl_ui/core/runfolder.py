@@ -39,7 +39,7 @@ from typing import Any, Iterator, Optional, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from tl_ui.contracts import ACTIVE_STATES, ExportManifest, RunMetrics, RunState, RunStatus, run_state
+from tl_ui.contracts import ACTIVE_STATES, ExportManifest, RunMetrics, RunState, RunStatus, ValidationReport, run_state
 from tl_ui.contracts.events import Event, RunStarted, read_event
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,18 @@ class RunFolder:
 
     def new_scores_folder(self) -> Path:
         return _new_child(self.scores_dir)
+
+    @staticmethod
+    def write_validation(folder: Path, report: dict) -> None:
+        """validation.json into one of the run's validation folders, through ValidationReport (a dict that does not
+        fit raises)."""
+        write_json_atomic(Path(folder) / VALIDATION_JSON, ValidationReport.model_validate(report).to_dict())
+
+    def read_validation(self, folder: Path) -> Optional[dict]:
+        path = Path(folder) / VALIDATION_JSON
+        data = read_json(path)
+        parsed = parse_contract(ValidationReport, data, path)
+        return parsed.to_dict() if parsed is not None else data
 
     def validations(self) -> list[Path]:
         """The validation folders that hold a validation.json, newest first."""

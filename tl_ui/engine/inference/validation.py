@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from tl_ui.core.runfolder import VALIDATION_JSON, VALIDATION_PREDICTIONS_CSV, RunFolder, write_json_atomic
+from tl_ui.core.runfolder import VALIDATION_PREDICTIONS_CSV, RunFolder
 from tl_ui.engine.evaluation.external import match_classes, validation_report
 from tl_ui.engine.inference.batch import BATCH, answer_row, columns, has_decision, stream_answers
 from tl_ui.engine.inference.predict import PredictError
@@ -103,5 +103,5 @@ def _validate_into(folder: Path, run: RunFolder, predictor, dataset, kept, names
         set_level=(predictor.conformal or {}).get("default_level"),
         groups=kept.groups, group_column=kept.group_column, decisions=decisions if point else None,
         positive_scores=positive_scores, operating_point=point, source=dataset.source)
-    write_json_atomic(folder / VALIDATION_JSON, report)
+    RunFolder.write_validation(folder, report)
     return {**report, "folder": str(folder)}
