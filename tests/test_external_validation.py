@@ -93,6 +93,8 @@ def test_a_shifted_site_scores_lower_with_an_interval_that_excludes_no_differenc
     folder = Path(shifted["folder"])
     assert folder.parent == RunFolder(site["run"]).validations_dir
     assert json.loads((folder / "validation.json").read_text())["accuracy"] == shifted["accuracy"]
+    latest = RunFolder(site["run"]).latest_validation_json   # the newest check, where the study report looks
+    assert json.loads(latest.read_text())["data_sha256"] == shifted["data_sha256"]
     with open(folder / "validation_predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 60 and not any(os.sep + "tmp" in r["item"] or r["item"].startswith("/") for r in rows)

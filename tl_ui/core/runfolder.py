@@ -10,7 +10,8 @@
                               model/transfer_lab.json is an ExportManifest
               report/         the study report (report.html, report.pdf: tl_ui/study_report), on request
               validation/<id>/ the model on another site's labelled data (issue 34): validation.json
-                              (docs/contracts.md) and validation_predictions.csv, one folder per check
+                              (docs/contracts.md) and validation_predictions.csv, one folder per check;
+                              validation/validation.json: a copy of the newest check
               scores/<id>/    a batch of unlabelled inputs scored: predictions.csv (+ predictions.xlsx)
 
 Status transitions go through one function, `RunFolder.set_status`, which reads, changes and writes
@@ -150,11 +151,18 @@ class RunFolder:
     def new_scores_folder(self) -> Path:
         return _new_child(self.scores_dir)
 
-    @staticmethod
-    def write_validation(folder: Path, report: dict) -> None:
-        """validation.json into one of the run's validation folders, through ValidationReport (a dict that does not
-        fit raises)."""
-        write_json_atomic(Path(folder) / VALIDATION_JSON, ValidationReport.model_validate(report).to_dict())
+    @property
+    def latest_validation_json(self) -> Path:
+        """validation/validation.json: the newest check's copy (what the study report looks for)."""
+        return self.validations_dir / VALIDATION_JSON
+
+    def write_validation(self, folder: Path, report: dict) -> None:
+        """validation.json into `folder`, through ValidationReport (a dict that does not fit raises); a folder of
+        this run's validation/ also becomes the latest (validation/validation.json)."""
+        record = ValidationReport.model_validate(report).to_dict()
+        write_json_atomic(Path(folder) / VALIDATION_JSON, record)
+        if Path(folder).resolve().parent == self.validations_dir.resolve():
+            write_json_atomic(self.latest_validation_json, record)
 
     def read_validation(self, folder: Path) -> Optional[dict]:
         path = Path(folder) / VALIDATION_JSON

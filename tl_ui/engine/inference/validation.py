@@ -103,5 +103,5 @@ def _validate_into(folder: Path, run: RunFolder, predictor, dataset, kept, names
         set_level=(predictor.conformal or {}).get("default_level"),
         groups=kept.groups, group_column=kept.group_column, decisions=decisions if point else None,
         positive_scores=positive_scores, operating_point=point, source=dataset.source)
-    RunFolder.write_validation(folder, report)
+    run.write_validation(folder, report)
     return {**report, "folder": str(folder)}
