@@ -127,3 +127,29 @@ def test_unlabelled_inputs_keep_the_upload_limits(tmp_path):
         load_inputs(archive, tmp_path / "w2", limits=Limits(max_upload_bytes=10))
     with pytest.raises(DataError, match="no images"):
         load_inputs(zip_of(tmp_path / "e.zip", {"x/readme.md": b"hi", "x/b.md": b"ho"}), tmp_path / "w3")
+
+
+def test_only_the_owner_can_check_or_score_with_a_run_and_bad_uploads_are_refused_before_any_worker(tmp_path):
+    from tl_ui.core.settings import Settings
+    from tl_ui.service.errors import UserError
+    from tl_ui.service.lab import Lab
+    from tl_ui.service.owners import Owner
+
+    lab = Lab(Settings(runs_dir=tmp_path / "runs"))
+    try:
+        alice, bob = Owner("user", "alice"), Owner("user", "bob")
+        run = lab.workspace.new_run(alice).create()
+        (run.model_dir).mkdir()
+        (run.model_dir / "config.json").write_text("{}")
+        upload = zip_of(tmp_path / "site_b.zip", {"site_b/cat/1.png": png_bytes(1), "site_b/dog/2.png": png_bytes(2)})
+        for call in (lab.validate, lab.score_batch):
+            with pytest.raises(UserError, match="There is no run"):
+                call(bob, run.id, upload, "site_b.zip")
+        empty = zip_of(tmp_path / "notes.zip", {"x/readme.md": b"hi", "x/more.md": b"ho"})
+        with pytest.raises(UserError, match="no images"):
+            lab.score_batch(alice, run.id, empty, "notes.zip")
+        with pytest.raises(UserError, match="Could not find"):
+            lab.validate(alice, run.id, tmp_path / "gone.zip", "gone.zip")
+        assert lab.inference.worker_pids() == []   # refused in the web process: no model was loaded for them
+    finally:
+        lab.close()
