@@ -143,12 +143,13 @@ def test_validation_and_batches_run_in_a_worker_of_their_own_with_progress_and_s
         written = pool.call_long("alice", "score_batch", {"run_dir": str(site["run"]), "inputs": dataclasses.asdict(inputs)},
                                  kind="inference")
         assert written["n"] == 60 and Path(written["folder"]).parent == RunFolder(site["run"]).scores_dir
-        # Stop after the first batch: the request ends, nothing half-written is kept
+        # Stop once it has begun (6 batches of 32): the request ends between batches, nothing half-written is kept
         before = set(RunFolder(site["run"]).scores_dir.iterdir())
-        first = threading.Event()
+        begun = threading.Event()
+        many = {**dataclasses.asdict(inputs), "items": inputs.items * 3, "names": inputs.names * 3}
         with pytest.raises(InferenceError) as stopped:
-            pool.call_long("alice", "score_batch", {"run_dir": str(site["run"]), "inputs": dataclasses.asdict(inputs)},
-                           kind="inference", on_progress=lambda d, t, m: d > 0 and first.set(), should_stop=first.is_set)
+            pool.call_long("alice", "score_batch", {"run_dir": str(site["run"]), "inputs": many},
+                           kind="inference", on_progress=lambda d, t, m: begun.set(), should_stop=begun.is_set)
         assert stopped.value.code == Code.CANCELLED
         assert set(RunFolder(site["run"]).scores_dir.iterdir()) == before
         with pytest.raises(InferenceError) as outside:   # only run folders inside the runs folder

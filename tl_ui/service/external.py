@@ -52,12 +52,15 @@ class ExternalData:
             shutil.copyfile(src, path)
         return path, workdir / "unpacked"
 
-    def _long(self, owner, verb: str, args: dict, on_progress: Progress, should_stop) -> dict:
-        args = {**args, "max_image_pixels": self.settings.limits().max_image_pixels}
+    def _long(self, owner, verb: str, args: dict, out_dir: Path, on_progress: Progress, should_stop) -> dict:
+        """One long request; `out_dir` (inside the run's folder) gets its files, and is removed when it gives no
+        answer (Stop, a cap, a crash: a worker ended mid-batch cannot clean up after itself)."""
+        args = {**args, "max_image_pixels": self.settings.limits().max_image_pixels, "out_dir": str(out_dir)}
         try:
             return self.inference.call_long(owner.id, verb, args, kind="inference", busy_message=BUSY_MESSAGE,
                                             on_progress=on_progress, should_stop=should_stop)
         except InferenceError as exc:
+            shutil.rmtree(out_dir, ignore_errors=True)
             raise UserError(str(exc)) from None
 
     def validate(self, owner, run: RunFolder, src, name: str = "", *, columns: Optional[dict] = None,
@@ -75,7 +78,8 @@ class ExternalData:
         dataset.source = name or dataset.source
         report = self._long(owner, "validate", {"run_dir": str(run.path.resolve()),
                                                 "dataset": dataclasses.asdict(dataset),
-                                                "data_sha256": data_sha256(path)}, on_progress, should_stop)
+                                                "data_sha256": data_sha256(path)},
+                            run.new_validation_folder(), on_progress, should_stop)
         folder = Path(report.pop("folder"))
         report["files"] = self._copies(owner, folder, ("validation.json", "validation_predictions.csv"), run.id)
         return report
@@ -95,7 +99,7 @@ class ExternalData:
             raise UserError(str(exc)) from None
         written = self._long(owner, "score_batch", {"run_dir": str(run.path.resolve()),
                                                     "inputs": dataclasses.asdict(inputs), "level": level},
-                             on_progress, should_stop)
+                             run.new_scores_folder(), on_progress, should_stop)
         folder = Path(written.pop("folder"))
         written["files"] = self._copies(owner, folder, ("predictions.csv", "predictions.xlsx"), run.id)
         written["warnings"] = inputs.warnings

@@ -17,7 +17,9 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from tl_ui.engine.inference.predict import PredictError
 
-BATCH = 32   # inputs decoded at a time (the model itself runs them 8 by 8: Predictor.predict_proba)
+# inputs decoded at a time: the model's own batch (Predictor.predict_proba runs 8 at a time), so that Stop is
+# honoured within one batch even on a busy CPU, and memory holds 8 decoded inputs
+BATCH = 8
 
 
 class Stopped(RuntimeError):

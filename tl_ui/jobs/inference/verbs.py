@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -121,16 +122,38 @@ def validate(models: KeptModels, args: dict, request: Request) -> dict:
     from tl_ui.engine.inference.batch import Stopped
     from tl_ui.engine.inference.validation import validate_run
 
+    from tl_ui.core.runfolder import RunFolder
+
     kept = models.get(args["run_dir"])
-    run_dir = models.resolve(args["run_dir"])
+    run = RunFolder(models.resolve(args["run_dir"]))
+    folder = _output_folder(args, run.validations_dir)
     dataset = LabelledDataset(**args["dataset"])
     try:
         with kept.lock, _pixel_limit(args):
-            return validate_run(run_dir, dataset, data_sha256=str(args.get("data_sha256") or ""),
-                                predictor=kept.predictor, on_progress=request.progress,
-                                should_stop=request.cancelled.is_set)
-    except Stopped:
-        raise InferenceError(Code.CANCELLED, "Stopped.") from None
+            report = validate_run(run.path, dataset, data_sha256=str(args.get("data_sha256") or ""), out_dir=folder,
+                                  predictor=kept.predictor, on_progress=request.progress,
+                                  should_stop=request.cancelled.is_set)
+    except BaseException as exc:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)   # a stopped or failed check keeps nothing
+        if isinstance(exc, Stopped):
+            raise InferenceError(Code.CANCELLED, "Stopped.") from None
+        raise
+    return report
+
+
+def _output_folder(args: dict, parent):
+    """The folder the service named for this request's files (it removes it if the request never answers), checked
+    to lie in the run's `parent` folder; None: a new one is made there."""
+    from pathlib import Path
+
+    if not args.get("out_dir"):
+        return None
+    folder = Path(args["out_dir"]).resolve()
+    if folder.parent != Path(parent).resolve():
+        raise InferenceError(Code.REFUSED, "This output folder is not inside the run's folder; nothing is written.")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def score_batch(models: KeptModels, args: dict, request: Request) -> dict:
@@ -143,15 +166,13 @@ def score_batch(models: KeptModels, args: dict, request: Request) -> dict:
     if inputs.get("modality") != kept.predictor.modality:
         raise InferenceError(Code.USER, f"This run's model reads {kept.predictor.modality}s, but the inputs are "
                                         f"{inputs.get('modality')}s. Upload inputs of the kind it was trained on.")
-    folder = run.new_scores_folder()
+    folder = _output_folder(args, run.scores_dir) or run.new_scores_folder()
     try:
         with kept.lock, _pixel_limit(args):
             written = score_to_csv(kept.predictor, inputs["items"], inputs["names"], folder / SCORES_CSV,
                                    level=args.get("level"), on_progress=request.progress,
                                    should_stop=request.cancelled.is_set)
     except BaseException as exc:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)   # a stopped or failed batch keeps no half table
         if isinstance(exc, Stopped):
             raise InferenceError(Code.CANCELLED, "Stopped.") from None
