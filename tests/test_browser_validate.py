@@ -97,7 +97,10 @@ def test_validate_a_run_on_a_second_upload_and_download_the_scored_table(page, t
     page.locator("#batch-btn").click()
     status = bh.wait_for_text(page, "#batch-status", ["inputs scored", "Problem"], timeout_s=LONG_TIMEOUT_S)
     assert "40 inputs scored" in status, status
-    link = page.locator("#batch-files a", has_text="predictions.csv").first
+    links = page.locator("#batch-files a[download], #batch-files a[href*='file=']")
+    bh.wait_until(lambda: links.count() >= 1, 30, "the table's download link", page=page)
+    hrefs = [links.nth(i).get_attribute("href") or "" for i in range(links.count())]
+    link = links.nth(next(i for i, href in enumerate(hrefs) if href.split("?")[0].endswith("predictions.csv")))
     with page.expect_download(timeout=60_000) as info:
         link.click()
     saved = tmp_path / "predictions.csv"

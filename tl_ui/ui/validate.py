@@ -37,7 +37,7 @@ def build() -> dict:
         c["validate_stop"] = gr.Button("Stop", variant="stop", elem_id="validate-stop")
     c["validate_status"] = gr.Markdown("", elem_id="validate-status")
     c["validate_table"] = gr.HTML("", elem_id="validate-table")
-    c["validate_sentences"] = gr.Markdown("", elem_id="validate-sentences", elem_classes="tl-evidence")
+    c["validate_sentences"] = gr.Markdown("", elem_id="validate-sentences", elem_classes="tl-evidence", visible=False)
     c["validate_files"] = gr.File(label="validation.json and its predictions (CSV)", file_count="multiple",
                                   interactive=False, visible=False, elem_id="validate-files")
     gr.Markdown("#### Score new inputs (no labels)")

@@ -56,14 +56,15 @@ class NewDataHandlers:
                                        on_progress=lambda done, total, message: progress(done / max(total, 1),
                                                                                          desc=message))
         except UserError as exc:
-            return {"validate_status": error_md(str(exc)), "validate_table": "", "validate_sentences": "",
+            return {"validate_status": error_md(str(exc)), "validate_table": "",
+                    "validate_sentences": gr.Markdown("", visible=False),
                     "validate_files": gr.File(value=None, visible=False)}
         except Exception as exc:   # logged; a sentence for the person
             return {"validate_status": error_md(user_message(exc, "checking the model on the new data"))}
         files = [path for path in (report.get("files") or {}).values() if path]
         return {"validate_status": f"Checked on **{report['n']}** new examples of '{report.get('source') or 'the upload'}'.",
                 "validate_table": validate_view.side_by_side_html(report),
-                "validate_sentences": validate_view.sentences_md(report),
+                "validate_sentences": gr.Markdown(validate_view.sentences_md(report), visible=True),
                 "validate_files": gr.File(value=files, visible=bool(files))}
 
     @outputs(*BATCH_KEYS)
