@@ -93,6 +93,9 @@ def test_a_shifted_site_scores_lower_with_an_interval_that_excludes_no_differenc
     folder = Path(shifted["folder"])
     assert folder.parent == RunFolder(site["run"]).validations_dir
     assert json.loads((folder / "validation.json").read_text())["accuracy"] == shifted["accuracy"]
+    jsonschema = pytest.importorskip("jsonschema")   # the documented schema (docs/contracts.md) accepts the real file
+    from tl_ui.contracts import ValidationReport
+    jsonschema.validate(json.loads((folder / "validation.json").read_text()), ValidationReport.model_json_schema())
     latest = RunFolder(site["run"]).latest_validation_json   # the newest check, where the study report looks
     assert json.loads(latest.read_text())["data_sha256"] == shifted["data_sha256"]
     with open(folder / "validation_predictions.csv", newline="") as handle:
