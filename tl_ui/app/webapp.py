@@ -25,6 +25,8 @@ from tl_ui.ui import model as model_step  # noqa: E402
 from tl_ui.ui import results as results_step  # noqa: E402
 from tl_ui.ui import strategy as strategy_step  # noqa: E402
 from tl_ui.ui import train as train_step  # noqa: E402
+from tl_ui.ui import validate as validate_step  # noqa: E402
+from tl_ui.ui.validate_handlers import NewDataHandlers  # noqa: E402
 from tl_ui.service.lab import Lab  # noqa: E402
 from tl_ui.ui.handlers import Handlers  # noqa: E402
 from tl_ui.ui.state import SessionState  # noqa: E402
@@ -36,7 +38,7 @@ TITLE = "Transfer Lab"
 INTRO = (
     "# Transfer Lab\n"
     "Teach a pretrained model to sort **your** images or texts into **your** classes — no coding. "
-    "Go through the five steps below. Want to see it work first? In **2 · Data** press **Use the sample "
+    "Go through the five steps below (step 6 checks a finished model on new data and scores batches). Want to see it work first? In **2 · Data** press **Use the sample "
     "images**, then in **4 · Train** press **Start training** (keep every other default): the sample "
     "digits train in seconds."   # measured: 7-9 s from Start to results (docs/benchmarks.md, issue 32)
 )
@@ -104,10 +106,14 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> WebApp:
                 c.update(train_step.build())
             with gr.Tab("5 · Results", id="results", elem_id="tab-results"):
                 c.update(results_step.build())
+            with gr.Tab("6 · Validate & use", id="validate", elem_id="tab-validate") as validate_tab:
+                c.update(validate_step.build())
+                c["validate_tab"] = validate_tab
         c["tabs"] = tabs
         h.c = c
         api_step.build(h)
         _wire(demo, h, c)
+        _wire_new_data(h, c)
     demo.queue(default_concurrency_limit=4)
     return WebApp(demo, lab, settings)
 
@@ -206,6 +212,27 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     on(c["mistakes_why_btn"].click, h.explain_mistakes, state, **why_kw)
     # the study report reads files only (no model): in the web process, at most two at once
     on(c["report_btn"].click, h.make_report, state, concurrency_limit=2, concurrency_id="report")
+
+
+def _wire_new_data(h: Handlers, c: dict) -> None:
+    """Step 6 (issue 34): the run list follows the tab; a check and a batch run in a worker of their own each
+    (at most two at once here; the pool's own cap, TL_MAX_JOBS, is the real limit); Stop never waits."""
+    nd = NewDataHandlers(h.lab)
+    nd.c = c
+    private = {"api_visibility": "private"}
+
+    def on(trigger, handler, inputs, **kw):
+        return trigger(handler, inputs, nd.output_components(handler), **{**private, **kw})
+
+    for trigger in (c["validate_tab"].select, c["validate_refresh"].click):
+        on(trigger, nd.runs, c["validate_run"], concurrency_limit=None)
+    long_kw = {"concurrency_limit": 2, "concurrency_id": "new-data"}
+    on(c["validate_btn"].click, nd.validate, [c["validate_run"], c["validate_upload"]],
+       show_progress_on=c["validate_status"], **long_kw)
+    on(c["batch_btn"].click, nd.score, [c["validate_run"], c["batch_upload"]],
+       show_progress_on=c["batch_status"], **long_kw)
+    on(c["validate_stop"].click, nd.stop_validate, None, concurrency_limit=None)
+    on(c["batch_stop"].click, nd.stop_batch, None, concurrency_limit=None)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

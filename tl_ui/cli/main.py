@@ -1,4 +1,4 @@
-"""Headless command line: `python -m tl_ui {models,check-data,train,predict,explain,advise,report}`.
+"""Headless command line: `python -m tl_ui {models,check-data,train,predict,validate,explain,advise,report}`.
 
 Exit status: 0 success, 1 a run that failed or was stopped, 2 bad arguments or bad data.
 Messages for people go to stderr without tracebacks; JSON goes to stdout.
@@ -30,9 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     from tl_ui.cli.train import add_train_parser
     add_train_parser(commands)
 
-    predict = commands.add_parser("predict", help="predict with a trained run")
+    predict = commands.add_parser("predict", help="predict with a trained run (inputs, or a batch: --data ... --out ...)")
     predict.add_argument("--run", required=True, help="run folder (or its model/ folder)")
-    predict.add_argument("inputs", nargs="+", help="image files, or texts")
+    predict.add_argument("inputs", nargs="*", help="image files, or texts")
+    predict.add_argument("--data", help="a batch: a zip or folder of images, or a table of texts or image paths")
+    predict.add_argument("--out", help="with --data: the table to write (predictions.csv)")
+    predict.add_argument("--xlsx", action="store_true", help="with --data: also write the table as .xlsx beside it")
+    predict.add_argument("--text-column", help="with --data: the table's text column (default: detected)")
+    predict.add_argument("--path-column", help="with --data: the table's image path column (default: detected)")
     predict.add_argument("--json", action="store_true",
                          help="print JSON: {probabilities, prediction_set, set_level, unlike_training_data (true/false; "
                          "null for runs without the reference), unlike_training_data_score, "
@@ -40,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                          "'negative' at the saved threshold), threshold, positive_class} (a list for several inputs)")
     predict.add_argument("--level", type=float, choices=SET_LEVELS, help="prediction-set level (default: the run's)")
     predict.set_defaults(handler=_predict)
+
+    from tl_ui.cli.new_data import add_validate_parser
+    add_validate_parser(commands)
 
     from tl_ui.cli.explain import add_explain_parser
     add_explain_parser(commands)
@@ -104,6 +112,14 @@ def _models(args) -> int:
 
 def _predict(args) -> int:
     from tl_ui.engine import PredictError, Predictor
+
+    if args.data:
+        from tl_ui.cli.new_data import predict_batch
+
+        return predict_batch(args)
+    if not args.inputs:
+        print("error: give inputs to predict, or a batch with --data DIR_OR_TABLE --out predictions.csv", file=sys.stderr)
+        return 2
 
     try:
         predictor = Predictor.load(args.run)

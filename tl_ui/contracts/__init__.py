@@ -8,6 +8,7 @@ from tl_ui.contracts.manifest import ExportManifest
 from tl_ui.contracts.metrics import RunMetrics
 from tl_ui.contracts.states import ACTIVE_STATES, DONE_STATES, RunState, run_state
 from tl_ui.contracts.status import RunStatus
+from tl_ui.contracts.validation import ValidationReport
 
 __all__ = ["ACTIVE_STATES", "DONE_STATES", "Block", "Event", "ExportManifest", "RunMetrics", "RunState",
-           "RunStatus", "event_from_dict", "read_event", "run_state"]
+           "RunStatus", "ValidationReport", "event_from_dict", "read_event", "run_state"]

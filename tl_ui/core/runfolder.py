@@ -9,6 +9,10 @@
               model/          the export; present only when complete (written aside, then renamed);
                               model/transfer_lab.json is an ExportManifest
               report/         the study report (report.html, report.pdf: tl_ui/study_report), on request
+              validation/<id>/ the model on another site's labelled data (issue 34): validation.json
+                              (docs/contracts.md) and validation_predictions.csv, one folder per check;
+                              validation/validation.json: a copy of the newest check
+              scores/<id>/    a batch of unlabelled inputs scored: predictions.csv (+ predictions.xlsx)
 
 Status transitions go through one function, `RunFolder.set_status`, which reads, changes and writes
 status.json while it holds an exclusive `fcntl.flock` on `<run_dir>/.status.lock`: the server (queue,
@@ -36,7 +40,7 @@ from typing import Any, Iterator, Optional, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from tl_ui.contracts import ACTIVE_STATES, ExportManifest, RunMetrics, RunState, RunStatus, run_state
+from tl_ui.contracts import ACTIVE_STATES, ExportManifest, RunMetrics, RunState, RunStatus, ValidationReport, run_state
 from tl_ui.contracts.events import Event, RunStarted, read_event
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,8 @@ MANIFEST_JSON = "transfer_lab.json"
 STATUS_LOCK = ".status.lock"    # held (flock) while status.json is read, changed and written
 REPORT_DIR, REPORT_HTML, REPORT_PDF = "report", "report.html", "report.pdf"
 PARTIAL_PREFIX = ".model.partial-"
+VALIDATION_DIR, VALIDATION_JSON, VALIDATION_PREDICTIONS_CSV = "validation", "validation.json", "validation_predictions.csv"
+SCORES_DIR, SCORES_CSV, SCORES_XLSX = "scores", "predictions.csv", "predictions.xlsx"
 
 # The states under their old names (RunState members: they equal the plain strings too).
 QUEUED, RUNNING = RunState.QUEUED, RunState.RUNNING
@@ -129,6 +135,46 @@ class RunFolder:
     @property
     def report_pdf(self) -> Path:
         return self.report_dir / REPORT_PDF
+
+    @property
+    def validations_dir(self) -> Path:
+        return self.path / VALIDATION_DIR
+
+    @property
+    def scores_dir(self) -> Path:
+        return self.path / SCORES_DIR
+
+    def new_validation_folder(self) -> Path:
+        """A fresh `validation/<time>-<id>/` folder (newest sorts last)."""
+        return _new_child(self.validations_dir)
+
+    def new_scores_folder(self) -> Path:
+        return _new_child(self.scores_dir)
+
+    @property
+    def latest_validation_json(self) -> Path:
+        """validation/validation.json: the newest check's copy (what the study report looks for)."""
+        return self.validations_dir / VALIDATION_JSON
+
+    def write_validation(self, folder: Path, report: dict) -> None:
+        """validation.json into `folder`, through ValidationReport (a dict that does not fit raises); a folder of
+        this run's validation/ also becomes the latest (validation/validation.json)."""
+        record = ValidationReport.model_validate(report).to_dict()
+        write_json_atomic(Path(folder) / VALIDATION_JSON, record)
+        if Path(folder).resolve().parent == self.validations_dir.resolve():
+            write_json_atomic(self.latest_validation_json, record)
+
+    def read_validation(self, folder: Path) -> Optional[dict]:
+        path = Path(folder) / VALIDATION_JSON
+        data = read_json(path)
+        parsed = parse_contract(ValidationReport, data, path)
+        return parsed.to_dict() if parsed is not None else data
+
+    def validations(self) -> list[Path]:
+        """The validation folders that hold a validation.json, newest first."""
+        if not self.validations_dir.is_dir():
+            return []
+        return sorted((d for d in self.validations_dir.iterdir() if (d / VALIDATION_JSON).is_file()), reverse=True)
 
     def partial_model_dir(self) -> Path:
         return self.path / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}"
@@ -322,6 +368,12 @@ class RunFolder:
             random_init=bool(config.get("random_init")), has_model=self.has_model,
             continued_from=(config.get("extra") or {}).get("continue_from"),
         )
+
+
+def _new_child(parent: Path) -> Path:
+    folder = parent / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    folder.mkdir(parents=True, exist_ok=False)
+    return folder
 
 
 @dataclass

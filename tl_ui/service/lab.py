@@ -68,6 +68,9 @@ class Lab:
         from tl_ui.service.shelf_facts import ShelfFacts
 
         self.advisor = Advisor(settings, self.inference)
+        from tl_ui.service.external import ExternalData
+
+        self.external = ExternalData(settings, self.inference, self.workspace, self.private)   # issue 34
         # weights per strategy: the shipped table, else counted once in a worker and kept in the runs folder
         self.shelf_facts = ShelfFacts(self.workspace.root, max_params_m=settings.max_model_params_m,
                                       memory_gb=settings.job_memory_gb)
@@ -337,6 +340,20 @@ class Lab:
             path.write_bytes(why["overlay_png"])
             why["overlay_path"] = str(path)
         return why
+
+    # -- new data for a finished run (issue 34: service/external.py, long requests in a worker of their own) ----
+    def validate(self, owner: Owner, run_id: str, src, name: str = "", *, columns: Optional[dict] = None,
+                 **progress) -> dict:
+        """The run on another site's labelled data, not retrained: validation.json's dict (docs/contracts.md) and
+        `files` (owner-only copies of validation.json and validation_predictions.csv)."""
+        run = self._model_run(owner, run_id, "validate")
+        return self.external.validate(owner, run, src, name, columns=columns, **progress)
+
+    def score_batch(self, owner: Owner, run_id: str, src, name: str = "", *, columns: Optional[dict] = None,
+                    level: Optional[float] = None, **progress) -> dict:
+        """Unlabelled inputs scored by the run: {"n", "n_flagged", "files": {"predictions.csv", "predictions.xlsx"}}."""
+        run = self._model_run(owner, run_id, "score inputs with")
+        return self.external.score_batch(owner, run, src, name, columns=columns, level=level, **progress)
 
     def warm_predictor(self, owner: Owner, run_id: str) -> None:
         """Have the run's model loaded in the background (Results shows the run), so that even the first

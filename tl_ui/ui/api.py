@@ -7,6 +7,8 @@
     # job.status() / job.outputs() show progress meanwhile; avoid `for update in job` in the same
     # process as the server: it polls every millisecond and slows the run ~18% (docs/benchmarks.md).
     c.predict(run_id, handle_file("seven.png"), "", api_name="/predict")
+    report, csv_path = c.predict(run_id, handle_file("site_b.zip"), api_name="/validate")      # issue 34
+    summary, csv_path = c.predict(run_id, handle_file("batch.zip"), api_name="/predict_batch")
     # -> {"probabilities": {class: p}, "prediction_set": [classes], "set_level": 0.9, "set_sentence": "...",
     #     "unlike_training_data": false, "unlike_training_data_score": 0.61, ...}   (None for older runs)
 
@@ -54,6 +56,9 @@ def build(handlers) -> dict:
         s_out = gr.JSON(label="result")
         d_what = gr.Textbox(label="what")
         d_file = gr.File(label="file")
+        v_data = gr.File(label="new_data", type="filepath")        # /validate, /predict_batch (issue 34)
+        v_out = gr.JSON(label="validation")
+        v_file = gr.File(label="predictions_csv")
         trigger = gr.Button(visible=False)
 
     async def train(model_id, dataset, strategy, epochs, options_json, request: gr.Request):
@@ -133,6 +138,33 @@ def build(handlers) -> dict:
             raise gr.Error("This run has no such file (did it finish?).", print_exception=False)
         return str(files[key])
 
+    def validate(run_id, new_data, request: gr.Request):
+        """One of your finished runs on new labelled data (another site; same class names), not retrained:
+        validation.json (docs/contracts.md: accuracy, macro_f1, per_class, calibration, conformal, familiarity,
+        label_shift, internal, difference internal − external, each with its interval) and
+        validation_predictions.csv (one row per new example)."""
+        if not new_data:
+            raise gr.Error("Upload the new labelled data (a zip of class folders or a table).", print_exception=False)
+        try:
+            report = lab.validate(lab.owner(request), (run_id or "").strip(), new_data, Path(new_data).name)
+        except Exception as exc:
+            raise gr.Error(user_message(exc, "validating on the new data"), print_exception=False) from None
+        files = report.pop("files", {})
+        return report, files.get("validation_predictions.csv")
+
+    def predict_batch(run_id, inputs, request: gr.Request):
+        """Score unlabelled inputs (a zip of images in any folders, or a table of texts or image paths) with one
+        of your finished runs: {"n", "n_flagged", "warnings"} and predictions.csv (item, predicted, p_<class>…,
+        prediction_set, decision where the run has an operating point, unlike_training_data)."""
+        if not inputs:
+            raise gr.Error("Upload the inputs to score (a zip of images or a table).", print_exception=False)
+        try:
+            written = lab.score_batch(lab.owner(request), (run_id or "").strip(), inputs, Path(inputs).name)
+        except Exception as exc:
+            raise gr.Error(user_message(exc, "scoring the inputs"), print_exception=False) from None
+        files = written.pop("files", {})
+        return {k: written.get(k) for k in ("n", "n_flagged", "warnings")}, files.get("predictions.csv")
+
     trigger.click(train, [a_model, a_data, a_strategy, a_epochs, a_options], [a_status, a_metrics, a_run_id],
                   api_name="train", concurrency_limit=None, show_progress="hidden")
     trigger.click(predict, [p_run, p_image, p_text], p_out, api_name="predict", concurrency_limit=2,
@@ -140,6 +172,10 @@ def build(handlers) -> dict:
     trigger.click(runs, None, r_out, api_name="runs", concurrency_limit=None)
     trigger.click(stop, p_run, s_out, api_name="stop", concurrency_limit=None)
     trigger.click(download, [p_run, d_what], d_file, api_name="download", concurrency_limit=2)
+    trigger.click(validate, [p_run, v_data], [v_out, v_file], api_name="validate", concurrency_limit=2,
+                  concurrency_id="new-data")
+    trigger.click(predict_batch, [p_run, v_data], [v_out, v_file], api_name="predict_batch", concurrency_limit=2,
+                  concurrency_id="new-data")
     return {}
 
 

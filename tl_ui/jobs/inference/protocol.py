@@ -21,9 +21,9 @@ from typing import Optional
 
 # Quick verbs: a kept-model worker answers them, each within TL_INFERENCE_MAX_SECONDS.
 QUICK_VERBS = ("load", "predict", "explain", "mistake_maps", "stats")
-# Long verbs: a worker of their own each, with progress and Stop (the model advisor now; batch scoring
-# and external validation, issue 34, fit here: {"verb": "score_batch", ...} streaming progress).
-LONG_VERBS = ("advise",)
+# Long verbs: a worker of their own each, with progress and Stop: the model advisor, external validation
+# and batch scoring (issue 34).
+LONG_VERBS = ("advise", "validate", "score_batch")
 CANCEL = "cancel"
 
 

@@ -6,6 +6,10 @@ and a `Request` (its progress and its cancel flag) and returns plain JSON data.
 * `explain`: Grad-CAM overlay (a PNG, base64) for an image, word weights for a text
 * `mistake_maps`: the overlays of a run's most confident mistakes, with progress, stoppable between maps
 * `advise`: the model advisor's ranking and data map (a long request: progress, stoppable)
+* `validate`: a finished run on another site's labelled data (long): validation.json + its predictions in the
+  run's validation/<id>/ folder (tl_ui/engine/inference/validation.py)
+* `score_batch`: unlabelled inputs through a finished run (long): predictions.csv (+ .xlsx) in the run's
+  scores/<id>/ folder (tl_ui/engine/inference/batch.py)
 * `stats`: what the worker holds (kept models, loads, memory), for tests, benchmarks and logs
 """
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -105,6 +110,76 @@ def advise(models: KeptModels, args: dict, request: Request) -> dict:
     return {"rows": rows, "map": best_model_map(rows, kept, config.seed if config else 0)}
 
 
+def _pixel_limit(args: dict):
+    from tl_ui.data.images import pixel_limit
+    from tl_ui.data.limits import Limits
+
+    return pixel_limit(int(args.get("max_image_pixels") or Limits().max_image_pixels))
+
+
+def validate(models: KeptModels, args: dict, request: Request) -> dict:
+    from tl_ui.data import LabelledDataset
+    from tl_ui.engine.inference.batch import Stopped
+    from tl_ui.engine.inference.validation import validate_run
+
+    from tl_ui.core.runfolder import RunFolder
+
+    kept = models.get(args["run_dir"])
+    run = RunFolder(models.resolve(args["run_dir"]))
+    folder = _output_folder(args, run.validations_dir)
+    dataset = LabelledDataset(**args["dataset"])
+    try:
+        with kept.lock, _pixel_limit(args):
+            report = validate_run(run.path, dataset, data_sha256=str(args.get("data_sha256") or ""), out_dir=folder,
+                                  predictor=kept.predictor, on_progress=request.progress,
+                                  should_stop=request.cancelled.is_set)
+    except BaseException as exc:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)   # a stopped or failed check keeps nothing
+        if isinstance(exc, Stopped):
+            raise InferenceError(Code.CANCELLED, "Stopped.") from None
+        raise
+    return report
+
+
+def _output_folder(args: dict, parent):
+    """The folder the service named for this request's files (it removes it if the request never answers), checked
+    to lie in the run's `parent` folder; None: a new one is made there."""
+    from pathlib import Path
+
+    if not args.get("out_dir"):
+        return None
+    folder = Path(args["out_dir"]).resolve()
+    if folder.parent != Path(parent).resolve():
+        raise InferenceError(Code.REFUSED, "This output folder is not inside the run's folder; nothing is written.")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def score_batch(models: KeptModels, args: dict, request: Request) -> dict:
+    from tl_ui.core.runfolder import SCORES_CSV, RunFolder
+    from tl_ui.engine.inference.batch import Stopped, score_to_csv
+
+    kept = models.get(args["run_dir"])
+    run = RunFolder(models.resolve(args["run_dir"]))
+    inputs = args["inputs"]
+    if inputs.get("modality") != kept.predictor.modality:
+        raise InferenceError(Code.USER, f"This run's model reads {kept.predictor.modality}s, but the inputs are "
+                                        f"{inputs.get('modality')}s. Upload inputs of the kind it was trained on.")
+    folder = _output_folder(args, run.scores_dir) or run.new_scores_folder()
+    try:
+        with kept.lock, _pixel_limit(args):
+            written = score_to_csv(kept.predictor, inputs["items"], inputs["names"], folder / SCORES_CSV,
+                                   level=args.get("level"), on_progress=request.progress,
+                                   should_stop=request.cancelled.is_set)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)   # a stopped or failed batch keeps no half table
+        if isinstance(exc, Stopped):
+            raise InferenceError(Code.CANCELLED, "Stopped.") from None
+        raise
+    return {**written, "folder": str(folder)}
+
+
 def stats(models: KeptModels, args: dict, request: Request) -> dict:
     from tl_ui.jobs.caps import proc_status_kb
 
@@ -113,4 +188,4 @@ def stats(models: KeptModels, args: dict, request: Request) -> dict:
 
 
 VERBS = {"load": load, "predict": predict, "explain": explain, "mistake_maps": mistake_maps, "advise": advise,
-         "stats": stats}
+         "validate": validate, "score_batch": score_batch, "stats": stats}
