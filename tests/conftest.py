@@ -80,3 +80,34 @@ def reviews(tmp_path_factory):
     from tl_ui.data import load_dataset, sample_dataset_path
 
     return load_dataset(str(sample_dataset_path("text")), tmp_path_factory.mktemp("reviews"))
+
+
+# -- mutation check (issue 38): do the accuracy tests notice a model that learned nothing? ---------------
+def pytest_addoption(parser):
+    parser.addoption("--mutant", choices=["random-head"], default=None,
+                     help="break the engine on purpose in this process: 'random-head' replaces every fitted "
+                          "linear-probe head with random weights; the accuracy tests must then fail")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _mutant(request):
+    if request.config.getoption("--mutant") != "random-head":
+        yield
+        return
+    import dataclasses
+
+    import numpy as np
+
+    from tl_ui.engine.tasks import single_label
+
+    real_fit_head = single_label.fit_head
+
+    def random_head(*args, **kwargs):
+        fitted = real_fit_head(*args, **kwargs)
+        rng = np.random.default_rng(0)
+        return dataclasses.replace(fitted, weight=rng.normal(size=fitted.weight.shape).astype(np.float32),
+                                   bias=rng.normal(size=fitted.bias.shape).astype(np.float32))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(single_label, "fit_head", random_head)
+        yield

@@ -134,7 +134,10 @@ def _download_target(page, selector: str):
 # --------------------------------------------------------------------------- the walk-through
 
 
+@pytest.mark.timeout(900)
 def test_new_user_walkthrough(page, tmp_path):
+    """Every step as a new user takes it, with five real training runs (about 100 s alone on 2 cores,
+    up to 7 minutes while the other test process trains too): hence its own 15-minute limit."""
     shots = []
 
     # 1. A new user opens the page.

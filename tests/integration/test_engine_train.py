@@ -51,7 +51,9 @@ def test_pretrained_image_model_beats_random_init(tmp_path, digits):
 
 @pytest.mark.slow
 def test_pretrained_text_model_beats_random_init(tmp_path, reviews):
-    """LoRA (the text default) on the 400 sample reviews (256 train, 64 validation, 80 test)."""
+    """LoRA (the text default) on the 400 sample reviews (256 train, 64 validation, 80 test), pretrained and
+    from random weights: two real fine-tuning runs in this process (50 s alone, about 3 minutes while the
+    other test process trains too)."""
     accuracy = {}
     for random_init in (False, True):
         config = RunConfig(data_path=REVIEWS, model_id="minilm_l6", strategy="lora", max_length=64, epochs=4,

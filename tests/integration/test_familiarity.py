@@ -64,7 +64,10 @@ def test_image_flag_separates_other_kinds_from_unseen_digits(digit_run):
     assert "caution" in out_kind[0]["unlike_training_data_sentence"]
     # the engine measured the flag on its own test examples too (metrics.json), with an interval
     record = result.metrics["familiarity"]
-    assert record["method"] == "knn" and 0 <= record["test_flag_rate"] <= record["test_flag_rate_ci"][1] <= 1
+    low, high = record["test_flag_rate_ci"]
+    assert record["method"] == "knn" and low <= record["test_flag_rate"] <= high
+    # the reference's threshold is the 99th percentile of held-out distances: few of the test digits are flagged
+    assert record["test_flag_rate"] <= 0.15 and high < 0.5
 
 
 def test_reference_round_trips_and_an_older_export_still_predicts(digit_run, tmp_path):

@@ -82,7 +82,7 @@ def test_a_ray_task_that_ignores_stop_is_cancelled(ray_server, tmp_path):
     from tl_ui.jobs.executors import RayExecutor
     from tl_ui.jobs.runner import Runner
 
-    runner = Runner(1, executor=RayExecutor(target="test_executors:stubborn_train", stop_grace_s=0.5,
+    runner = Runner(1, executor=RayExecutor(target="tests.integration.test_executors:stubborn_train", stop_grace_s=0.5,
                                             start_now=False))
     try:
         job = runner.submit({}, tmp_path / "stubborn", owner="me")

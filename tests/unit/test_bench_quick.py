@@ -55,9 +55,14 @@ def test_ab_rounds_alternate_which_side_goes_first():
 def test_clock_measures_wall_and_cpu():
     from bench.harness import Clock
 
-    with Clock() as c:
-        sum(i * i for i in range(20000))
-    assert c.wall > 0 and c.cpu >= 0
+    import time
+
+    with Clock() as busy:
+        sum(i * i for i in range(300_000))
+    with Clock() as idle:
+        time.sleep(0.2)
+    assert busy.cpu > 0 and idle.wall >= 0.2
+    assert idle.cpu < 0.5 * idle.wall   # sleeping costs wall-clock time, not CPU time
 
 
 def test_heldout_split_keeps_every_class_in_the_pool():

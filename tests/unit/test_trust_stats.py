@@ -35,8 +35,10 @@ def sample_from(probs, rng):
 
 # ---------------------------------------------------------------- intervals
 
-def test_default_level():
-    assert DEFAULT_LEVEL == 0.95
+def test_intervals_are_95_percent_unless_asked():
+    assert wilson_interval(7, 20) == wilson_interval(7, 20, level=0.95)
+    narrower = wilson_interval(7, 20, level=0.9)
+    assert wilson_interval(7, 20)[0] < narrower[0] and narrower[1] < wilson_interval(7, 20)[1]
 
 
 def test_wilson_interval_known_values():
