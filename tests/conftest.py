@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 
 # Before gradio / huggingface_hub are imported anywhere.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -24,7 +23,6 @@ import pytest  # noqa: E402
 
 from tests.helpers.common import TEST_UPLOAD_MB  # noqa: E402
 
-warnings.filterwarnings("ignore", message=".*Pandas4Warning.*")
 
 
 @pytest.fixture(scope="session")

@@ -141,7 +141,7 @@ def _read_excel(path: Path, limits: Limits) -> Table:
         with pd.ExcelFile(path, engine="openpyxl") as book:
             frame, used = None, None
             for sheet in book.sheet_names:
-                frame = book.parse(sheet, dtype=str, nrows=limits.max_rows + 1)
+                frame = pd.read_excel(book, sheet_name=sheet, dtype=str, nrows=limits.max_rows + 1)
                 if not frame.empty or len(frame.columns):
                     used = sheet
                     break
