@@ -17,6 +17,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="tl-test-gradio-"))
+# The test processes train models themselves (at nice 0); the app's training workers, niced 5 below the
+# page by default, would wait behind them for minutes. Every app a test starts (in-process or as a
+# subprocess) reads this.
+os.environ.setdefault("TL_WORKER_NICE", "0")
 
 
 import pytest  # noqa: E402

@@ -68,6 +68,8 @@ class Settings(BaseModel):
                                         "up to 2 pretrained models loaded (about 1.2 GB while it waits); a run that "
                                         "fails, crashes or is killed ends it and the next run gets a fresh one. "
                                         "Off: a new process per run.")
+    worker_nice: int = _setting(5, "How much lower than the page's server a training worker runs (Linux nice, "
+                                   "0-19): a run never slows the page; 0 on a machine that only trains.")
     ray_address: str = _setting("", "With --executor ray: 'auto', a cluster address, or empty for a local Ray.")
     job_memory_gb: float = _setting(8.0, "Memory cap of one training worker in GB (0: none).")
     job_max_minutes: float = _setting(120.0, "Wall-clock cap of one run in minutes.")
@@ -147,6 +149,8 @@ class Settings(BaseModel):
             raise SettingsError(f"Executor must be 'process' or 'ray' (got '{self.executor}').")
         if self.max_image_size < 32 or self.max_text_length < 8:
             raise SettingsError("Max image size must be at least 32 pixels and max text length at least 8 tokens.")
+        if not 0 <= self.worker_nice <= 19:
+            raise SettingsError(f"Worker nice must be between 0 and 19 (got {self.worker_nice}).")
         if self.job_memory_gb < 0 or self.job_max_minutes <= 0:
             raise SettingsError("Job memory must be 0 (no cap) or more, and job minutes more than 0.")
         if self.inference_memory_gb < 0 or self.inference_models_mb < 0 or self.inference_max_seconds <= 0:

@@ -262,10 +262,13 @@ class WorkerProcess(Handle):
         while True:
             while b"\n" not in self._buffer and not self._eof:
                 left = None if end is None else max(end - time.monotonic(), 0)
-                ready, _, _ = select.select([self.replies], [], [], left)
-                if not ready:
-                    return None
-                chunk = os.read(self.replies, 65536)
+                try:
+                    ready, _, _ = select.select([self.replies], [], [], left)
+                    if not ready:
+                        return None
+                    chunk = os.read(self.replies, 65536)
+                except (OSError, ValueError):   # `stop()` closed the pipe under a reader thread: its end
+                    chunk = b""
                 self._eof = not chunk
                 self._buffer += chunk
             if b"\n" not in self._buffer:

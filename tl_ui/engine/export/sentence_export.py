@@ -43,7 +43,10 @@ def save_sentence_export(model: SentenceClassifier, tokenizer, folder: Path, max
     """Write the encoder as a sentence-transformers folder and the head as safetensors into `folder`."""
     from safetensors.torch import save_file
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Normalize, Pooling, Transformer
+    try:   # sentence-transformers 6 moved the modules (the old path warns that it is deprecated)
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    except ImportError:
+        from sentence_transformers.models import Normalize, Pooling, Transformer
 
     plain = folder / ".encoder-hf"
     model.encoder.save_pretrained(str(plain), safe_serialization=True)

@@ -34,4 +34,5 @@ def make_executor(settings, **kwargs) -> Executor:
 
         caps.pop("memory_gb")  # Ray's own memory monitor guards its nodes (see ray_tasks.py)
         return RayExecutor(settings.ray_address, **caps)
-    return ProcessExecutor(spare=getattr(settings, "spare_worker", True), **caps)
+    return ProcessExecutor(spare=getattr(settings, "spare_worker", True), nice=getattr(settings, "worker_nice", 5),
+                           **caps)
