@@ -2,42 +2,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from tl_ui.core.catalog import get_model, list_models
 from tl_ui.core.config import RunConfig
-from tl_ui.engine.models import fast_path
-from tl_ui.engine.planning import estimate as planning
 from tl_ui.engine.planning.shelf_facts import SHIPPED_PATH, counts_from_facts, shipped_facts
 from tl_ui.service.shelf_facts import CACHE_NAME, ShelfFacts
 
-REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "strategy_figures_before_issue42.json").read_text())
 OFFLINE = [e for e in list_models() if e.source == "packaged"]
 SETTING_KEYS = ("unfreeze_groups", "lora_rank")
 
 
 def _setting(row: dict) -> dict:
     return {k: row[k] for k in SETTING_KEYS if k in row}
-
-
-def _mode(monkeypatch, mode: str) -> None:
-    monkeypatch.setenv(fast_path.ENV_SWITCH, "0" if mode == "off" else "1")
-    monkeypatch.setattr(fast_path, "cpu_flags_native_bf16", lambda: mode == "bf16")
-
-
-def _probe_formula(config: RunConfig, n: int) -> float:
-    """The probe's estimate as docs/benchmarks.md states it (issue 32, item 4): the worker's start and the
-    model, one forward pass per example, then the full-batch head fit and the report, whatever the epochs."""
-    entry = get_model(config.model_id)
-    modality = entry.modality
-    scale = ((config.image_size or entry.input_size) / 224) ** 2 * max(entry.params_m / 4.7, 1.0) ** 0.5 \
-        if modality == "image" else max(entry.params_m / 22.7, 1.0)
-    infer = planning._INFER_PER_S[modality] / scale * planning.fast_path_factors(modality, "linear_probe")[0]
-    return planning.PROBE_FIXED_S[modality] + n / infer
 
 
 # -- slow: against real models ---------------------------------------------------------------------
