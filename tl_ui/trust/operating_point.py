@@ -286,6 +286,8 @@ def operating_point_sentence(tp: int, fp: int, fn: int, tn: int, positive_name: 
     9 of 31 non-face ones.' `negative_name` None (K > 2): '... of 31 examples of the other classes';
     `label` (multi-label): '... 19 of 20 examples labelled cat ...; ... 9 of 31 examples without it.'"""
     positives, negatives = tp + fn, fp + tn
+    # a class named by a number would read as a count ("6 of 6 8 examples"): "class 8"
+    positive_name, negative_name = _as_name(positive_name), (_as_name(negative_name) if negative_name else None)
     if label:
         pos_noun, neg_noun, neg_short = (f"examples labelled {positive_name}", "examples without that label",
                                          "examples without it")
@@ -411,3 +413,8 @@ def multilabel_operating_points(report_probs, report_targets, labels: Sequence[s
                                 "sentence": operating_point_sentence(**counts, positive_name=str(name), label=True),
                                 "level": level}}
     return out
+
+
+def _as_name(name) -> str:
+    text = str(name)
+    return f"class {text}" if text[:1].isdigit() else text
