@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 # Before gradio / huggingface_hub are imported anywhere.
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -26,6 +27,23 @@ os.environ.setdefault("TL_WORKER_NICE", "0")
 import pytest  # noqa: E402
 
 from tests.helpers.common import TEST_UPLOAD_MB  # noqa: E402
+
+# What a test's folder says about it: its markers and its time limit in seconds (a test may declare a
+# longer one with @pytest.mark.timeout, and say why in its docstring). tests/unit/conftest.py also
+# checks that a unit test trains nothing.
+KINDS = {"unit": (("unit",), 60), "integration": (("integration",), 300),
+         "browser": (("browser", "integration", "slow"), 600)}
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        folder = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+        markers, limit = KINDS.get(folder, ((), None))
+        for marker in markers:
+            item.add_marker(getattr(pytest.mark, marker))
+        if limit and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(limit))
 
 
 

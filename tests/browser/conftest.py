@@ -9,19 +9,6 @@ import pytest
 
 from tests.helpers import browser_helpers as bh
 
-BROWSER_TIMEOUT_S = 600
-
-
-def pytest_collection_modifyitems(items):
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.browser)
-            item.add_marker(pytest.mark.integration)
-            item.add_marker(pytest.mark.slow)
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(BROWSER_TIMEOUT_S))
-
 
 def _browser_missing() -> str | None:
     try:

@@ -7,22 +7,11 @@ optimizer step — fails it. Such a test belongs in tests/integration/.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
-UNIT_TIMEOUT_S = 60
 WORKER_SIGNS = ("tl_ui.jobs", "ray::", "ray.", "multiprocessing.spawn")
-
-
-def pytest_collection_modifyitems(items):
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.fspath).startswith(here):
-            item.add_marker(pytest.mark.unit)
-            if item.get_closest_marker("timeout") is None:
-                item.add_marker(pytest.mark.timeout(UNIT_TIMEOUT_S))
 
 
 class TorchUse:

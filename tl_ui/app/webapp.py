@@ -38,7 +38,7 @@ TITLE = "Transfer Lab"
 INTRO = (
     "# Transfer Lab\n"
     "Teach a pretrained model to sort **your** images or texts into **your** classes — no coding. "
-    "Go through the five steps below (step 6 checks a finished model on new data and scores batches). Want to see it work first? In **2 · Data** press **Use the sample "
+    "Steps 1–5 below train a model and show how well it works; step 6 checks it on new data and scores batches. Want to see it work first? In **2 · Data** press **Use the sample "
     "images**, then in **4 · Train** press **Start training** (keep every other default): the sample "
     "digits train in seconds."   # measured: 7-9 s from Start to results (docs/benchmarks.md, issue 32)
 )
