@@ -14,7 +14,7 @@ fi
 if [ "${1:-}" = "--test" ]; then
   extras="[explain,report,test]"; stamp=".venv/.installed-test"
 else
-  extras="[explain,report]"; stamp=".venv/.installed"
+  extras="[explain,report,onnx]"; stamp=".venv/.installed"
 fi
 log=".venv/setup.log"
 # Reinstall only when the project's requirements changed since the last install. With --test, also
