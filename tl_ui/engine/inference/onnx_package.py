@@ -252,7 +252,8 @@ def build_space(run_dir: str | Path, space_dir: str | Path,
         info = {"title": title, "modality": modality, "classes": report["classes"],
                 "intended_use": card_section(card, "Intended use and limits"),
                 "how_well": card_section(card, "How well it works").split("\n\n")[0],
-                "base_model": entry.display_name if entry else manifest.get("base_model")}
+                "base_model": entry.display_name if entry else manifest.get("base_model"),
+                **_decision_blocks(manifest)}
         (tmp / "space.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         (tmp / "requirements.txt").write_text("\n".join(SPACE_REQUIREMENTS[modality]) + "\n", encoding="utf-8")
         licence = _hub_licence(entry.licence if entry else "")
@@ -273,6 +274,23 @@ def build_space(run_dir: str | Path, space_dir: str | Path,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return space_dir
+
+
+def _decision_blocks(manifest: dict) -> dict:
+    """What the Space shows beside the probabilities, from transfer_lab.json: the prediction set at the run's default
+    level (split conformal threshold `qhat`: the classes with 1 - p <= qhat, the most likely alone if none) and the
+    decision at the saved operating point."""
+    blocks: dict = {}
+    conformal = manifest.get("conformal") or {}
+    level = conformal.get("default_level")
+    qhat = (conformal.get("thresholds") or {}).get(str(level)) if level is not None else None
+    if qhat is not None and not manifest.get("multilabel"):
+        blocks["prediction_set"] = {"level": float(level), "qhat": float(qhat)}
+    point = manifest.get("operating_point")
+    if point:
+        blocks["operating_point"] = {"positive_class": str(point["positive_class"]),
+                                     "threshold": float(point["threshold"])}
+    return blocks
 
 
 def card_section(card: str, heading: str) -> str:

@@ -1,6 +1,7 @@
 """A try-it page for this model (made by Transfer Lab): `python app.py`. ONNX Runtime answers; no torch.
 The first named API endpoint, /classify, takes the input (an image file, or a text) as its first argument and
-returns {"probabilities": {class: p}} and the same as a label."""
+returns {"probabilities": {class: p}, and where the run has them "prediction_set", "set_level", "decision"} and the
+probabilities as a label."""
 import json
 from pathlib import Path
 
@@ -18,8 +19,16 @@ def classify(item):
     if not item or (not IMAGE and not str(item).strip()):
         raise gr.Error("Upload an image first." if IMAGE else "Type some text first.")
     row = predict_onnx.probabilities([item], SESSION)[0]
-    scores = {c: float(p) for c, p in sorted(zip(predict_onnx.CONFIG["classes"], row), key=lambda kv: -kv[1])}
-    return {"probabilities": scores}, scores
+    classes = predict_onnx.CONFIG["classes"]
+    scores = {c: float(p) for c, p in sorted(zip(classes, row), key=lambda kv: -kv[1])}
+    answer = {"probabilities": scores}
+    if INFO.get("prediction_set"):   # split conformal: the classes with 1 - p <= qhat (the most likely alone if none)
+        chosen = [c for c, p in scores.items() if 1.0 - p <= INFO["prediction_set"]["qhat"]] or [next(iter(scores))]
+        answer.update(prediction_set=chosen, set_level=INFO["prediction_set"]["level"])
+    if INFO.get("operating_point"):
+        point = INFO["operating_point"]
+        answer["decision"] = "positive" if scores[point["positive_class"]] >= point["threshold"] else "negative"
+    return answer, scores
 
 
 with gr.Blocks(title=INFO["title"]) as demo:
