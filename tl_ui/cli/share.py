@@ -59,8 +59,9 @@ def _export(args) -> int:
     if report.get("parity_max_abs_diff") is not None:
         print(f"fp32: probabilities within {report['parity_max_abs_diff']:.1e} of the app's on {report['n_test']} "
               "test examples.")
-    if (report.get("int8") or {}).get("sentence"):
-        print(report["int8"]["sentence"])
+    int8 = report.get("int8") or {}
+    if int8.get("sentence") or int8.get("note"):
+        print(int8.get("sentence") or f"int8: {int8['note']}")
     print(Path(args.out).resolve())
     return 0
 

@@ -61,9 +61,13 @@ def export_run_onnx(run_dir: str | Path, out_dir: str | Path, *, int8: bool = Fa
             progress(3, steps, "Quantising to int8")
             with tempfile.TemporaryDirectory(prefix="tl-calibration-") as scratch:
                 calibration = _training_items(run_dir, Path(scratch), N_CALIBRATION) if config["modality"] == "image" else []
-                report["int8"] = ox.quantize_int8(tmp, config, calibration)
+                try:
+                    report["int8"] = ox.quantize_int8(tmp, config, calibration)
+                except ox.OnnxExportError as exc:   # no training images to calibrate on: fp32 alone, and why
+                    report["int8"] = {"note": str(exc)}
             progress(4, steps, "Measuring int8 on the test examples")
-            report["int8"].update(_int8_report(tmp, run_dir, config))
+            if "note" not in report["int8"]:
+                report["int8"].update(_int8_report(tmp, run_dir, config))
         progress(steps, steps, "Writing the README")
         (tmp / ONNX_REPORT_JSON).write_text(json.dumps(report, indent=2), encoding="utf-8")
         (tmp / "README.md").write_text(_readme(model_dir, config, report), encoding="utf-8")
@@ -187,8 +191,8 @@ def _training_items(run_dir: Path, scratch: Path, limit: int) -> list:
 
 def _readme(model_dir: Path, config: dict, report: dict) -> str:
     files = [("model.onnx", "fp32 graph: input → calibrated probabilities (temperature folded in), dynamic batch")]
-    if "int8" in report:
-        files.append(("model.int8.onnx", f"int8 graph ({report['int8']['method']})"))
+    if (tmp_int8 := report.get("int8") or {}).get("method"):
+        files.append(("model.int8.onnx", f"int8 graph ({tmp_int8['method']})"))
     files += [("preprocess.json", "classes, opset and how inputs are prepared (read by predict_onnx.py)")]
     if config["modality"] == "text":
         files.append(("tokenizer.json", "the tokenizer, for the `tokenizers` library"))
