@@ -212,6 +212,9 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
     on(c["mistakes_why_btn"].click, h.explain_mistakes, state, **why_kw)
     # the study report reads files only (no model): in the web process, at most two at once
     on(c["report_btn"].click, h.make_report, state, concurrency_limit=2, concurrency_id="report")
+    # share & export (issue 39): the ONNX folder and the Space folder are made in a worker of their own
+    on(c["share_onnx_btn"].click, h.export_onnx, state, concurrency_limit=2, concurrency_id="share")
+    on(c["share_space_btn"].click, h.share_space, state, concurrency_limit=2, concurrency_id="share")
 
 
 def _wire_new_data(h: Handlers, c: dict) -> None:

@@ -53,6 +53,9 @@ REPORT_DIR, REPORT_HTML, REPORT_PDF = "report", "report.html", "report.pdf"
 PARTIAL_PREFIX = ".model.partial-"
 VALIDATION_DIR, VALIDATION_JSON, VALIDATION_PREDICTIONS_CSV = "validation", "validation.json", "validation_predictions.csv"
 SCORES_DIR, SCORES_CSV, SCORES_XLSX = "scores", "predictions.csv", "predictions.xlsx"
+# issue 39: exports made from the page: exports/onnx/ (ONNX files, predict_onnx.py, onnx_report.json) and
+# exports/space/ (a Gradio Space folder); each written under a temporary name and renamed into place
+EXPORTS_DIR, ONNX_DIR, SPACE_DIR, ONNX_REPORT_JSON = "exports", "onnx", "space", "onnx_report.json"
 
 # The states under their old names (RunState members: they equal the plain strings too).
 QUEUED, RUNNING = RunState.QUEUED, RunState.RUNNING
@@ -143,6 +146,19 @@ class RunFolder:
     @property
     def scores_dir(self) -> Path:
         return self.path / SCORES_DIR
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.path / EXPORTS_DIR / ONNX_DIR
+
+    @property
+    def space_dir(self) -> Path:
+        return self.path / EXPORTS_DIR / SPACE_DIR
+
+    def read_onnx_report(self) -> Optional[dict]:
+        """exports/onnx/onnx_report.json (parity, int8 accuracy and its difference, size and speed), or None."""
+        data = read_json(self.onnx_dir / ONNX_REPORT_JSON)
+        return data if isinstance(data, dict) else None
 
     def new_validation_folder(self) -> Path:
         """A fresh `validation/<time>-<id>/` folder (newest sorts last)."""

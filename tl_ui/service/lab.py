@@ -71,6 +71,9 @@ class Lab:
         from tl_ui.service.external import ExternalData
 
         self.external = ExternalData(settings, self.inference, self.workspace, self.private)   # issue 34
+        from tl_ui.service.sharing import Sharing
+
+        self.sharing = Sharing(self.inference, self.private)   # issue 39: ONNX, int8, the Space
         # weights per strategy: the shipped table, else counted once in a worker and kept in the runs folder
         self.shelf_facts = ShelfFacts(self.workspace.root, max_params_m=settings.max_model_params_m,
                                       memory_gb=settings.job_memory_gb)
@@ -354,6 +357,22 @@ class Lab:
         """Unlabelled inputs scored by the run: {"n", "n_flagged", "files": {"predictions.csv", "predictions.xlsx"}}."""
         run = self._model_run(owner, run_id, "score inputs with")
         return self.external.score_batch(owner, run, src, name, columns=columns, level=level, **progress)
+
+    # -- share & export (issue 39: service/sharing.py, a long request in a worker of its own) ---------------------
+    def export_onnx(self, owner: Owner, run_id: str, *, int8: bool = True, **progress) -> dict:
+        """The run's model as ONNX (fp32, and int8 measured on the test examples) in its exports/onnx/ folder:
+        {"report": onnx_report.json, "sentence": int8's one sentence, "zip": an owner-only zip}."""
+        run = self._model_run(owner, run_id, "export")
+        return self.sharing.export(owner, run, int8=int8, **progress)
+
+    def share_space(self, owner: Owner, run_id: str, **progress) -> dict:
+        """A Gradio Space folder for the run's model (exports/space/): {"zip": an owner-only zip, ...}."""
+        run = self._model_run(owner, run_id, "share")
+        return self.sharing.export(owner, run, space=True, **progress)
+
+    def onnx_report(self, owner: Owner, run_id: str) -> Optional[dict]:
+        """The run's last ONNX export's onnx_report.json, or None."""
+        return self.sharing.report(self.run(owner, run_id))
 
     def warm_predictor(self, owner: Owner, run_id: str) -> None:
         """Have the run's model loaded in the background (Results shows the run), so that even the first

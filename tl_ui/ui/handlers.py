@@ -348,6 +348,35 @@ class Handlers:
         except Exception as exc:
             return {**results_view.REPORT_CLEARED, "report_note": error_md(user_message(exc, "writing the report"))}
 
+    @outputs("download_onnx", "share_note")
+    def export_onnx(self, state: SessionState, request: gr.Request, progress=gr.Progress()):
+        """The shown run as ONNX (fp32 + int8) in its folder, made in a worker; the zip and int8's sentence."""
+        if not state.shown_run:
+            return {"share_note": "Pick a finished run in 'Previous runs' first."}
+        try:
+            done = self.lab.export_onnx(self.lab.owner(request), state.shown_run, int8=True,
+                                        on_progress=lambda d, t, m: progress(d / max(t, 1), desc=m))
+        except Exception as exc:
+            return {"download_onnx": gr.DownloadButton(value=None, interactive=False),
+                    "share_note": error_md(user_message(exc, "exporting the model as ONNX"))}
+        return {"download_onnx": gr.DownloadButton(value=done["zip"], interactive=True),
+                "share_note": results_view.onnx_note(done.get("report") or {})}
+
+    @outputs("download_space", "share_note")
+    def share_space(self, state: SessionState, request: gr.Request, progress=gr.Progress()):
+        """A Gradio Space folder for the shown run, made in a worker; offered as a zip."""
+        if not state.shown_run:
+            return {"share_note": "Pick a finished run in 'Previous runs' first."}
+        try:
+            done = self.lab.share_space(self.lab.owner(request), state.shown_run,
+                                        on_progress=lambda d, t, m: progress(d / max(t, 1), desc=m))
+        except Exception as exc:
+            return {"download_space": gr.DownloadButton(value=None, interactive=False),
+                    "share_note": error_md(user_message(exc, "making the Space folder"))}
+        return {"download_space": gr.DownloadButton(value=done["zip"], interactive=True),
+                "share_note": "The Space folder is ready: unzip it and run `pip install -r requirements.txt` and "
+                              "`python app.py`, or upload it as a Hugging Face Space (sdk gradio)."}
+
     @outputs(results_view.RUNS_KEYS)
     def refresh_runs(self, request: gr.Request):
         return results_view.runs_overview(self.lab, self.lab.owner(request))

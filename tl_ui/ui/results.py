@@ -106,6 +106,7 @@ def build() -> dict:
                                                elem_id="download-card")
     c["replay_command"] = gr.Markdown("", elem_id="replay-command")
     c.update(_report_section())
+    c.update(_share_section())
     gr.Markdown("**Train more** — continue this run from its best weights with the same recipe and data. It "
                 "becomes a new run (the list says which run it continues) and its curves go on where this "
                 "one stopped; its results are measured on the same test examples, so the two compare.")
@@ -153,6 +154,25 @@ def _report_section() -> dict:
         c["download_report_pdf"] = gr.DownloadButton("Download report (PDF)", value=None, interactive=False,
                                                      elem_id="download-report-pdf")
     c["report_note"] = gr.Markdown("", elem_id="report-note")
+    return c
+
+
+def _share_section() -> dict:
+    """Share & export (issue 39): ONNX files (fp32 and int8, measured on the test examples) and a Gradio Space
+    folder, made in a worker of their own; the int8 sentence beside the download."""
+    gr.Markdown("**Share & export** — ONNX files for ONNX Runtime (C#, Java, C++, Python, phones): the model's "
+                "calibrated probabilities in one graph, with an int8 copy measured on the test examples and a "
+                "ten-line `predict_onnx.py`. Or a Hugging Face Space folder: a try-it page for colleagues "
+                "(`python app.py`, or upload it as a Space).")
+    c: dict = {}
+    with gr.Row():
+        c["share_onnx_btn"] = gr.Button("Export ONNX (fp32 + int8)", elem_id="share-onnx-btn", variant="secondary")
+        c["download_onnx"] = gr.DownloadButton("Download ONNX (.zip)", value=None, interactive=False,
+                                               elem_id="download-onnx")
+        c["share_space_btn"] = gr.Button("Make a Space folder", elem_id="share-space-btn", variant="secondary")
+        c["download_space"] = gr.DownloadButton("Download Space (.zip)", value=None, interactive=False,
+                                                elem_id="download-space")
+    c["share_note"] = gr.Markdown("", elem_id="share-note")
     return c
 
 

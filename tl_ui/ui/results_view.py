@@ -338,3 +338,15 @@ def mistakes_why(overlays: list[dict]) -> dict:
             "that pushed the model towards the class it wrongly chose (\"model said\"). A map on the background or the "
             "border, not on the object, suggests it learned something other than what you meant.")
     return {"mistakes_why_note": note, "mistakes_why_gallery": gr.update(value=items, visible=True)}
+
+
+def onnx_note(report: dict) -> str:
+    """The ONNX export in a sentence or two (onnx_report.json): parity with the app, then int8's sentence."""
+    parts = []
+    if report.get("parity_max_abs_diff") is not None:
+        parts.append(f"ONNX fp32 (opset {report.get('opset')}): probabilities within "
+                     f"{report['parity_max_abs_diff']:.0e} of the app's on {report.get('n_test')} test examples.")
+    int8 = report.get("int8") or {}
+    parts.append(int8.get("sentence") or int8.get("note") or "")
+    return " ".join(p for p in parts if p) or "The ONNX files are ready."
+

@@ -10,6 +10,9 @@ and a `Request` (its progress and its cancel flag) and returns plain JSON data.
   run's validation/<id>/ folder (tl_ui/engine/inference/validation.py)
 * `score_batch`: unlabelled inputs through a finished run (long): predictions.csv (+ .xlsx) in the run's
   scores/<id>/ folder (tl_ui/engine/inference/batch.py)
+* `export_onnx`: a finished run's model as ONNX (fp32, int8 with `int8`) with predict_onnx.py and onnx_report.json
+  in the run's exports/onnx/ folder (long; tl_ui/engine/inference/onnx_package.py); `space`: also a Gradio Space
+  folder in exports/space/ (issue 39)
 * `stats`: what the worker holds (kept models, loads, memory), for tests, benchmarks and logs
 """
 from __future__ import annotations
@@ -180,6 +183,29 @@ def score_batch(models: KeptModels, args: dict, request: Request) -> dict:
     return {**written, "folder": str(folder)}
 
 
+def export_onnx(models: KeptModels, args: dict, request: Request) -> dict:
+    from tl_ui.core.runfolder import RunFolder
+    from tl_ui.engine.export.onnx_export import OnnxExportError
+    from tl_ui.engine.inference.onnx_package import build_space, export_run_onnx
+
+    run = RunFolder(models.resolve(args["run_dir"]))
+    if not run.has_model:
+        raise InferenceError(Code.USER, "This run has no finished model to export. Pick a run that finished.")
+
+    def progress(done: int, total: int, message: str) -> None:
+        request.check()
+        request.progress(done, total, message)
+
+    try:
+        if args.get("space"):
+            build_space(run.path, run.space_dir, on_progress=progress)
+            return {"folder": str(run.space_dir)}
+        report = export_run_onnx(run.path, run.onnx_dir, int8=bool(args.get("int8")), on_progress=progress)
+    except OnnxExportError as exc:
+        raise InferenceError(Code.USER, str(exc)) from None
+    return {"folder": str(run.onnx_dir), "report": report}
+
+
 def stats(models: KeptModels, args: dict, request: Request) -> dict:
     from tl_ui.jobs.caps import proc_status_kb
 
@@ -188,4 +214,5 @@ def stats(models: KeptModels, args: dict, request: Request) -> dict:
 
 
 VERBS = {"load": load, "predict": predict, "explain": explain, "mistake_maps": mistake_maps, "advise": advise,
-         "validate": validate, "score_batch": score_batch, "stats": stats}
+         "validate": validate, "score_batch": score_batch, "export_onnx": export_onnx,
+         "stats": stats}
