@@ -105,7 +105,7 @@ def reviews(tmp_path_factory):
 # -- mutation check (issue 38): do the accuracy tests notice a model that learned nothing? ---------------
 def pytest_addoption(parser):
     parser.addoption("--mutant", choices=["random-head"], default=None,
-                     help="break the engine on purpose in this process: 'random-head' replaces every fitted "
+                     help="break the engine on purpose, in this process and every process it starts: 'random-head' replaces every fitted "
                           "linear-probe head with random weights; the accuracy tests must then fail")
 
 
@@ -114,20 +114,11 @@ def _mutant(request):
     if request.config.getoption("--mutant") != "random-head":
         yield
         return
-    import dataclasses
-
-    import numpy as np
-
+    from tests.helpers.mutants import random_head, spread_to_subprocesses
     from tl_ui.engine.tasks import single_label
 
-    real_fit_head = single_label.fit_head
-
-    def random_head(*args, **kwargs):
-        fitted = real_fit_head(*args, **kwargs)
-        rng = np.random.default_rng(0)
-        return dataclasses.replace(fitted, weight=rng.normal(size=fitted.weight.shape).astype(np.float32),
-                                   bias=rng.normal(size=fitted.bias.shape).astype(np.float32))
-
+    spread_to_subprocesses("random-head")   # training and inference workers, servers
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(single_label, "fit_head", random_head)
+        patch.setattr(single_label, "fit_head", single_label.fit_head)   # restored afterwards
+        random_head(single_label)
         yield
