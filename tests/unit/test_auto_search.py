@@ -155,3 +155,29 @@ def test_the_search_block_and_the_trial_event_are_typed():
     event = SearchTrial(number=1, strategy="lora", settings={"lora_rank": 8}, state="pruned", val_score=0.4)
     again = event_from_dict(event.to_dict())
     assert isinstance(again, SearchTrial) and again.settings == {"lora_rank": 8} and again.state == "pruned"
+
+
+# -- the page's table and Results block (tl_ui/ui/search_view.py) ------------------------------------------
+def test_the_live_table_keeps_each_tries_last_event_and_the_results_name_the_winner():
+    from tl_ui.ui.search_view import live_trials_html, search_results_html, search_status, trial_rows
+
+    events = [SearchTrial(number=1, strategy="linear_probe", settings={}, state="running", name="the probe",
+                          budget_left_s=120.0).to_dict()]
+    assert search_status(events).startswith("**Searching:** try 1: the probe")
+    events += [SearchTrial(number=1, strategy="linear_probe", settings={}, state="complete", name="the probe",
+                           val_score=0.75, val_score_ci=[0.55, 0.88], seconds=12.0).to_dict(),
+               SearchTrial(number=2, strategy="lora", settings={"lora_rank": 8}, state="pruned", name="LoRA (rank 8)",
+                           val_score=0.3, seconds=20.0, note="behind").to_dict()]
+    rows = trial_rows(events)
+    assert [r["state"] for r in rows] == ["complete", "pruned"]
+    table = live_trials_html(events)
+    assert "<caption>" in table and 'scope="col"' in table and "75.0% (55.0%–88.0%)" in table and "pruned" in table
+    assert search_status(events + [{"kind": "started"}]) is None   # the winner's refit shows the usual curves
+    block = {"budget_s": 120.0, "sampler": "TPESampler", "seed": 0, "n_chosen": 24,
+             "trials": [{**{k: rows[0][k] for k in ("strategy", "settings", "val_score", "val_score_ci", "seconds",
+                                                    "state", "name")}}],
+             "winner": {"strategy": "linear_probe", "settings": {}}, "margin": None, "margin_ci": None,
+             "sentence": "Only the probe finished within the 2-minute budget, so nothing was compared; it was kept."}
+    shown = search_results_html(block)
+    assert "Chosen by the search: the probe." in shown and "(kept)" in shown and "nothing was compared" in shown
+    assert search_results_html(None) == "" and live_trials_html([]) == ""

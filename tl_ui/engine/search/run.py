@@ -49,6 +49,7 @@ from tl_ui.engine.training.recorder import EventRecorder, RunResult, fail_run
 
 log = logging.getLogger(__name__)
 FINE_TUNING = ("partial", "full", "lora")   # their epochs are reported to the pruner
+CUT_SHORT = ("pruned", "stopped")            # a try's states when it was ended early (search.trials[].state)
 
 
 def train_run(config: RunConfig, run_dir, **kwargs) -> RunResult:
@@ -145,7 +146,7 @@ class Search:
             if state == "complete":
                 study.tell(trial, value)
             else:
-                study.tell(trial, state=TrialState.FAIL if state == "failed" else TrialState.PRUNED)
+                study.tell(trial, state=TrialState.PRUNED if state in CUT_SHORT else TrialState.FAIL)
         return self._finish()
 
     def _record(self, candidate: Candidate, state: str, seconds: float, *, score=None, ci=None, estimate=None,
