@@ -31,7 +31,7 @@ def _score(row: dict) -> str:
         return "—"
     if ci and len(ci) == 2:
         return f"{fmt_pct(score)} ({fmt_pct(ci[0])}–{fmt_pct(ci[1])})"
-    return f"{fmt_pct(score)} (last epoch)" if row.get("state") == "pruned" else fmt_pct(score)
+    return f"{fmt_pct(score)} (last epoch)" if row.get("state") in ("pruned", "stopped") else fmt_pct(score)
 
 
 def _name(row: dict) -> str:
@@ -50,9 +50,9 @@ def trials_html(rows: list[dict], caption: str, winner: Optional[dict] = None) -
         note = html.escape(str(row.get("note") or ""))
         state = html.escape(STATE_WORDS.get(str(row.get("state")), str(row.get("state"))))
         seconds = row.get("seconds") or 0
-        body.append(f"<tr><td>{i}</td><th scope=\"row\">{name}</th><td>{html.escape(_score(row))}</td>"
+        body.append(f"<tr><td>{i}</td><th scope=\"row\" style=\"text-align: left\">{name}</th><td>{html.escape(_score(row))}</td>"
                     f"<td>{'—' if not seconds else f'{seconds:.0f} s'}</td>"
-                    f"<td>{state}{f'<br><small>{note}</small>' if note else ''}</td></tr>")
+                    f"<td style=\"text-align: left\">{state}{f'<br><small>{note}</small>' if note else ''}</td></tr>")
     return ("<div class=\"tl-alt tl-trials\"><table>"
             f"<caption>{html.escape(caption)}</caption>"
             "<thead><tr><th scope=\"col\">#</th><th scope=\"col\">Strategy and settings</th>"
@@ -79,7 +79,7 @@ def search_status(events: list[dict]) -> Optional[str]:
     doing = (f"{len(rows)} tries so far" if last.get("state") in ENDED
              else f"try {last.get('number')}: {_name(last)}")
     left = next((r.get("budget_left_s") for r in reversed(rows) if r.get("budget_left_s") is not None), None)
-    budget = f" · about {left / 60:.1f} of the budget's minutes were left at its start" if left is not None else ""
+    budget = f" · {left:.0f} s of the time budget were left when it started" if left is not None else ""
     return f"**Searching:** {html.escape(doing)}{budget}."
 
 
@@ -93,6 +93,7 @@ def search_results_html(search: Optional[dict]) -> str:
                 None)
     name = _name(kept) if kept else str(winner.get("strategy"))
     minutes = float(search.get("budget_s") or 0) / 60
+    budget = f"{minutes:g} minute{'' if minutes == 1 else 's'}"
     margin = search.get("margin")
     ci = search.get("margin_ci")
     margin_text = ("" if margin is None or not ci else
@@ -101,7 +102,7 @@ def search_results_html(search: Optional[dict]) -> str:
     head = (f"<p><strong>Chosen by the search: {html.escape(name)}.</strong> "
             f"{html.escape(str(search.get('sentence') or ''))}{html.escape(margin_text)} "
             f"It was trained again as this run's model; every number above and below is that model's, measured "
-            f"once on the test examples, which took no part in the choice. Budget {minutes:g} minutes, "
+            f"once on the test examples, which took no part in the choice. Budget {budget}, "
             f"{html.escape(str(search.get('sampler')))} with seed {html.escape(str(search.get('seed')))}.</p>")
     table = trials_html(search.get("trials") or [], f"What the search tried (validation accuracy on "
                                                     f"{search.get('n_chosen') or 'the'} validation examples)",

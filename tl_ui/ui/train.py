@@ -85,6 +85,7 @@ def view_outputs(job, runner, state=None) -> dict:
     searching = search_status(events) if job.state == RunState.RUNNING else None
     if searching:
         status = searching
+        view.progress_text = "Searching: " + searching.split(":** ", 1)[-1].split(" · ")[0].rstrip(".")
     values = {
         "trial_table": live_trials_html(events),
         "train_status": status,

@@ -188,7 +188,7 @@ class Search:
             # winner's refit then runs past it); after that every try leaves room for the refit.
             if (over_budget(time.time() - started, left, reserve, share) if self.finished
                     else time.time() - started > left):
-                why["budget"] = "stopped: it and the winner's refit would no longer fit in the budget"
+                why["budget"] = "it and the winner's refit would no longer have fitted in the budget"
                 return True
             return "pruned" in why
 
