@@ -81,3 +81,20 @@ def test_a_try_never_sees_a_test_example(digits, tmp_path):
     assert trial.examples.report_items == [] and len(trial.roles.report) == 0 and len(trial.examples.report_targets) == 0
     assert trial.examples.val_items == ordinary.examples.val_items            # the same choose examples
     assert np.array_equal(trial.roles.train, ordinary.roles.train)
+
+
+def test_stop_ends_the_search_and_its_try(digits, tmp_path):
+    """Stop while the first try trains: the try ends at its next step, no other try starts, no model is kept."""
+    from tl_ui.contracts import RunState
+    from tl_ui.contracts.events import SearchTrial
+    from tl_ui.engine import train_run
+
+    seen: list = []
+    config = RunConfig.from_options({"strategy": "auto", "budget_minutes": 2, "image_size": 64, "max_examples": 60},
+                                    modality="image")
+    result = train_run(config, tmp_path / "run", dataset=digits, on_event=seen.append,
+                       should_stop=lambda: any(isinstance(e, SearchTrial) for e in seen))
+    assert result.status == RunState.STOPPED and "Stopped by the user during the search" in result.message
+    trials = [e for e in seen if isinstance(e, SearchTrial)]
+    assert [t.state for t in trials] == ["running"]          # the first try, ended; nothing after it
+    assert not (tmp_path / "run" / "metrics.json").exists() and not (tmp_path / "run" / "model").exists()

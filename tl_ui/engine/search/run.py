@@ -206,6 +206,8 @@ class Search:
             return state, None
         except (ConfigError, DataError, ModelUnavailable) as exc:
             self._record(candidate, "failed", time.time() - started, note=str(exc)[:300], number=number)
+            if not self.finished:   # the model or the data do not fit at all: every try would say the same
+                raise
             return "failed", None
         except Exception as exc:   # one try's surprise must not end the search
             log.exception("search try %s failed", candidate.key)
