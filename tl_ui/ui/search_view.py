@@ -14,6 +14,7 @@ STATE_WORDS = {"running": "running…", "complete": "finished", "pruned": "prune
                "failed": "failed"}
 
 ENDED = ("complete", "pruned", "stopped", "skipped", "failed")   # a try's states after "running"
+CUT_SHORT = ENDED[1:3]   # pruned, stopped: their score is the last epoch's
 
 
 def trial_rows(events: Iterable[dict]) -> list[dict]:
@@ -31,7 +32,7 @@ def _score(row: dict) -> str:
         return "—"
     if ci and len(ci) == 2:
         return f"{fmt_pct(score)} ({fmt_pct(ci[0])}–{fmt_pct(ci[1])})"
-    return f"{fmt_pct(score)} (last epoch)" if row.get("state") in ("pruned", "stopped") else fmt_pct(score)
+    return f"{fmt_pct(score)} (last epoch)" if row.get("state") in CUT_SHORT else fmt_pct(score)
 
 
 def _name(row: dict) -> str:
