@@ -100,8 +100,8 @@ def _predictions(targets: np.ndarray, wrong: list[int]) -> np.ndarray:
 
 def test_within_noise_the_cheaper_try_is_kept_and_the_sentence_says_so():
     targets = np.arange(48) % 3
-    lora = Tried("LoRA", _predictions(targets, [0, 5, 9]), seconds=60.0)          # 45/48
-    probe = Tried("the probe", _predictions(targets, [1, 2, 7, 11]), seconds=5.0)  # 44/48
+    lora = Tried("LoRA", _predictions(targets, [0, 5, 9]), cost_s=60.0)          # 45/48
+    probe = Tried("the probe", _predictions(targets, [1, 2, 7, 11]), cost_s=5.0)  # 44/48
     chosen = select([lora, probe], targets)
     assert chosen.winner == 1 and chosen.runner_up == 0 and chosen.cheaper_kept and chosen.within_noise
     assert chosen.margin == pytest.approx(-1 / 48, abs=1e-4)
@@ -112,8 +112,8 @@ def test_within_noise_the_cheaper_try_is_kept_and_the_sentence_says_so():
 
 def test_a_real_difference_keeps_the_better_try_even_when_dearer():
     targets = np.arange(60) % 3
-    lora = Tried("LoRA", _predictions(targets, [0]), seconds=60.0)                    # 59/60
-    probe = Tried("the probe", _predictions(targets, list(range(1, 40, 2))), seconds=5.0)  # 40/60
+    lora = Tried("LoRA", _predictions(targets, [0]), cost_s=60.0)                    # 59/60
+    probe = Tried("the probe", _predictions(targets, list(range(1, 40, 2))), cost_s=5.0)  # 40/60
     chosen = select([probe, lora], targets)
     assert chosen.winner == 1 and not chosen.within_noise and not chosen.cheaper_kept
     assert chosen.margin == pytest.approx(19 / 60, abs=1e-4) and chosen.margin_ci[0] > 0
@@ -122,7 +122,7 @@ def test_a_real_difference_keeps_the_better_try_even_when_dearer():
 
 def test_one_finished_try_is_kept_without_a_comparison():
     targets = np.arange(12) % 2
-    chosen = select([Tried("the probe", targets.copy(), 4.0)], targets, budget_words="the 1-minute budget")
+    chosen = select([Tried("the probe", targets.copy(), cost_s=4.0)], targets, budget_words="the 1-minute budget")
     assert chosen.winner == 0 and chosen.margin is None and chosen.margin_ci is None
     assert chosen.sentence.startswith("Only the probe finished within the 1-minute budget")
     assert val_score(targets, targets)[0] == 1.0 and val_score(targets, targets)[1][1] == 1.0

@@ -3,7 +3,9 @@
 
 Each finished try brings its predictions on the same choose examples. The best validation accuracy
 leads; every try whose paired difference from the leader has an interval that holds 0 is
-indistinguishable from it, and among those the cheapest (fewest seconds) is kept. The margin is the
+indistinguishable from it, and among those the cheapest is kept: the one with the smallest planning estimate
+of its run's seconds (tl_ui/engine/planning/estimate.py), not its measured time, in which the first try also
+pays for loading the model and computing the embeddings that every later probe and refit reads back. The margin is the
 winner's validation accuracy minus the runner-up's (the best other try) on the same examples, with a
 paired bootstrap interval (tl_ui/trust/intervals.py). Nothing here can see a test example: the function
 takes only the choose targets and the tries' choose predictions.
@@ -22,10 +24,11 @@ from tl_ui.trust.proportions import DEFAULT_LEVEL, wilson_interval
 @dataclass
 class Tried:
     """One finished try: its name for sentences ('the probe', 'LoRA (rank 16, ...)'), its predicted classes
-    on the choose examples, and what it cost."""
+    on the choose examples, and its cost (the planning estimate of a run's seconds)."""
     name: str
     predictions: np.ndarray
-    seconds: float
+    cost_s: float
+    seconds: float = 0.0            # measured (the budget's bookkeeping; not used to choose)
 
 
 @dataclass
@@ -69,12 +72,12 @@ def select(tried: Sequence[Tried], targets, seed: int = 0, level: float = DEFAUL
                          f"Only {tried[0].name} finished within {budget_words}, so nothing was compared; it was "
                          f"kept (validation accuracy {scores[0]:.1%} on your {n} validation examples).")
     # the leader: the best score; ties go to the cheaper try
-    order = sorted(range(len(tried)), key=lambda i: (-scores[i], tried[i].seconds))
+    order = sorted(range(len(tried)), key=lambda i: (-scores[i], tried[i].cost_s))
     leader = order[0]
     diffs = {i: paired_bootstrap_accuracy_diff(targets, tried[leader].predictions, tried[i].predictions,
                                                level=level, seed=seed) for i in order[1:]}
     close = [leader] + [i for i in order[1:] if diffs[i]["ci"][0] <= 0 <= diffs[i]["ci"][1]]
-    winner = min(close, key=lambda i: (tried[i].seconds, -scores[i]))
+    winner = min(close, key=lambda i: (tried[i].cost_s, -scores[i]))
     others = [i for i in order if i != winner]
     runner_up = others[0]
     paired = paired_bootstrap_accuracy_diff(targets, tried[winner].predictions, tried[runner_up].predictions,
@@ -89,7 +92,7 @@ def select(tried: Sequence[Tried], targets, seed: int = 0, level: float = DEFAUL
     elif within:
         sentence = (f"{_cap(w)} and {r} are indistinguishable on your {n} validation examples ({w} scored "
                     f"{_points(margin)} points; {interval}); {w} was kept: it scored at least as well"
-                    + (" and is also cheaper." if tried[winner].seconds <= tried[runner_up].seconds else "."))
+                    + (" and is also cheaper." if tried[winner].cost_s <= tried[runner_up].cost_s else "."))
     else:
         sentence = (f"{_cap(w)} scored {_points(margin)} points more than {r} on your {n} validation examples "
                     f"({interval}): more than noise; {w} was kept.")

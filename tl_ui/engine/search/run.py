@@ -103,7 +103,7 @@ class Search:
 
     def reserve(self) -> float:
         """The time the winner's refit needs, if the winner is one of the finished tries: the largest of theirs."""
-        return max((self.share(c) * t.seconds for c, t in self.finished), default=0.0)
+        return max((self.share(c) * t.seconds for c, t in self.finished), default=0.0)   # measured
 
     # -- the search ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -219,7 +219,7 @@ class Search:
         predictions = np.asarray(outcome.choose_outputs).argmax(axis=1)
         score, ci = val_score(predictions, self.choose_targets)
         seconds = time.time() - started
-        self.finished.append((candidate, Tried(candidate.describe(), predictions, seconds)))
+        self.finished.append((candidate, Tried(candidate.describe(), predictions, cost_s=estimate, seconds=seconds)))
         self._record(candidate, "complete", seconds, score=score, ci=ci, number=number)
         return "complete", score
 
