@@ -181,3 +181,8 @@ def test_the_live_table_keeps_each_tries_last_event_and_the_results_name_the_win
     shown = search_results_html(block)
     assert "Chosen by the search: the probe." in shown and "(kept)" in shown and "nothing was compared" in shown
     assert search_results_html(None) == "" and live_trials_html([]) == ""
+    from tl_ui.ui.train_view import train_view
+
+    log = train_view(events, "running").log
+    assert log == ["Try 1: the probe — finished, validation accuracy 75.0%",
+                   "Try 2: LoRA (rank 8) — pruned (stopped early: behind the others), validation accuracy 30.0%"]
