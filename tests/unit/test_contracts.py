@@ -129,7 +129,7 @@ def test_events_come_back_as_their_classes():
                      val_macro_f1=0.4, elapsed_s=2.0, eta_s=0.0, is_best=True)
     for event in (started, step, epoch, RunFailed(run_id="r", message="bad data")):
         assert event_from_dict(json.loads(json.dumps(event.to_dict()))) == event
-    assert set(EVENT_TYPES) == {"started", "progress", "step", "epoch", "finished", "stopped", "failed"}
+    assert set(EVENT_TYPES) == {"started", "progress", "step", "epoch", "finished", "stopped", "failed", "trial"}
     newer = {**step.to_dict(), "grad_norm": 1.5}                    # a field a newer engine adds is left out
     assert event_from_dict(newer) == step
     with pytest.raises(EventFormatError, match="without learning_rate"):

@@ -176,8 +176,9 @@ def _wire(demo: gr.Blocks, h: Handlers, c: dict) -> None:
 
     # step 3: defaults follow the strategy; the info box follows everything that changes it
     on(c["strategy_choice"].change, h.on_strategy_change, c["strategy_choice"])
+    on(c["budget_minutes"].change, h.on_budget_change, c["budget_minutes"])
     for key in ("strategy_choice", "model_choice", "epochs", "max_examples", "image_size",
-                "unfreeze_groups", "lora_rank", "compare_scratch"):
+                "unfreeze_groups", "lora_rank", "compare_scratch", "budget_minutes"):
         on(c[key].change, h.strategy_info, form, **info_kw)
     on(c["strategy_tab"].select, h.strategy_info, form, **info_kw)
 

@@ -107,8 +107,28 @@ class RunFailed(Event):
     message: str          # user-facing: what went wrong and what to do; never a traceback
 
 
+@dataclass
+class SearchTrial(Event):
+    """One try of an `auto` run's search (tl_ui/engine/search/run.py), when it starts ("running") and when it
+    ends; the page's trial table keeps the last event of each `number`. Scores are on the validation
+    (choose) examples only."""
+    kind: ClassVar[str] = "trial"
+    number: int
+    strategy: str
+    settings: dict
+    state: str                        # running | complete | pruned | stopped | skipped | failed
+    name: str = ""                    # in words: "LoRA (rank 16, rate 0.001, 2 epochs)"
+    val_score: Optional[float] = None
+    val_score_ci: Optional[list] = None
+    seconds: float = 0.0
+    estimate_s: Optional[float] = None
+    budget_left_s: Optional[float] = None
+    note: str = ""                    # why it was pruned, stopped or skipped
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (RunStarted, Progress, StepEnd, EpochEnd, RunFinished, RunStopped, RunFailed)
+    cls.kind: cls for cls in (RunStarted, Progress, StepEnd, EpochEnd, RunFinished, RunStopped, RunFailed,
+                              SearchTrial)
 }
 TERMINAL_KINDS = frozenset({RunFinished.kind, RunStopped.kind, RunFailed.kind})
 

@@ -315,6 +315,42 @@ class LabelOperatingPoint(Block):
     operating_point: dict
 
 
+class SearchTrialRecord(Block):
+    """One try of an `auto` search: scored on the validation (choose) examples only."""
+    strategy: str
+    settings: dict = Field(description="the settings it tried (learning_rate, epochs, lora_rank, unfreeze_groups)")
+    val_score: Optional[float] = Field(None, description="validation accuracy (a pruned try: its last epoch's)")
+    val_score_ci: Optional[Interval] = Field(None, description="Wilson interval of val_score (finished tries)")
+    seconds: float
+    state: str = Field(description="'complete', 'pruned', 'stopped' (over the budget), 'skipped' (would not fit), 'failed'")
+    name: Optional[str] = Field(None, description="the try in words")
+    note: Optional[str] = None
+
+
+class SearchWinner(Block):
+    strategy: str
+    settings: dict
+
+
+class Search(Block):
+    """metrics.json's `search` (strategy `auto`, tl_ui/engine/search/run.py): the tries, chosen on the
+    validation examples; the winner was trained again as the run's model and every other number of
+    metrics.json is that model's, measured once on the test examples."""
+    budget_s: float
+    sampler: str
+    seed: int
+    trials: list[SearchTrialRecord]
+    winner: SearchWinner
+    margin: Optional[float] = Field(description="winner minus runner-up validation accuracy, same examples "
+                                                "(null with one finished try)")
+    margin_ci: Optional[Interval] = Field(description="paired bootstrap interval of the margin")
+    sentence: str
+    pruner: Optional[str] = None
+    n_chosen: Optional[int] = Field(None, description="the validation examples every try was scored on")
+    seconds: Optional[float] = Field(None, description="the search's tries, in all")
+    winner_kept: Optional[str] = Field(None, description="'refit': the winner trained again as the run's model")
+
+
 class RunMetrics(Block):
     """metrics.json. Multi-label runs (`task: "multi_label"`): `accuracy` is subset accuracy, `per_class`
     the per-label scores, and there is no calibration, conformal, confusion matrix or cross-validation."""
@@ -361,5 +397,6 @@ class RunMetrics(Block):
     roc: Optional[Roc] = None
     operating_point: Optional[OperatingPoint] = Field(None, description="only when the run names a positive class")
     decision_curve: Optional[DecisionCurve] = Field(None, description="only when the run names a positive class")
+    search: Optional[Search] = Field(None, description="only for strategy 'auto': the tries and the winner")
     label_operating_points: Optional[dict[str, LabelOperatingPoint]] = Field(
         None, description="multi-label: per label, its ROC / PR curves and the numbers at its threshold")

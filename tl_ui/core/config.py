@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 Strategy = Literal["linear_probe", "partial", "full", "lora", "setfit"]
 STRATEGIES: tuple[str, ...] = ("linear_probe", "partial", "full", "lora", "setfit")
 TEXT_ONLY_STRATEGIES = ("setfit",)
+# "auto": a search over the strategies above and a few settings each, within a time budget
+# (tl_ui/engine/training/search.py); the run's model is the winner's, refit.
+AUTO = "auto"
+STRATEGY_CHOICES: tuple[str, ...] = STRATEGIES + (AUTO,)
+DEFAULT_BUDGET_MINUTES = 5.0
+MIN_BUDGET_MINUTES = 0.25   # never valid below (the probe alone takes seconds); the upper limit is the server's
 
 # Plain-words explanation of each strategy, shown in the UI and the CLI help.
 STRATEGY_HELP: dict[str, str] = {
@@ -40,6 +46,11 @@ STRATEGY_HELP: dict[str, str] = {
         "SetFit (texts only): first teach the sentence encoder which of your texts belong together, "
         "from pairs of examples (same label: pull together, different labels: push apart), then train a "
         "new last layer on its sentences. Made for a few dozen to a few hundred texts; takes minutes."
+    ),
+    "auto": (
+        "Let Transfer Lab choose: try the strategies that suit your data, each with a few settings, within "
+        "a time limit; the cheapest first. Every try is scored on the validation examples only; the winner "
+        "is trained again as your model and measured once on the test examples, which took no part in the choice."
     ),
 }
 
@@ -108,7 +119,10 @@ class RunConfig(BaseModel):
     strategy: str = _option("linear_probe", "what trains: the new last layer only (linear_probe), the top layer "
                             "groups (partial), everything (full), adapters (lora) or SetFit (texts); default: "
                             "linear_probe for images, for texts the benchmark's best for their number "
-                            "(docs/benchmarks.md)", choices=STRATEGIES)
+                            "(docs/benchmarks.md); auto: try them within --budget-minutes and keep the best "
+                            "on the validation examples", choices=STRATEGY_CHOICES)
+    budget_minutes: Optional[float] = _option(None, "auto: the search's time limit in minutes: its tries, the "
+                                              "winner's refit and its report (default: 5)")
     epochs: Optional[int] = _option(None, "passes over the training examples (default: the strategy's; the "
                                     "linear probe's head is fitted to convergence instead)")
     learning_rate: Optional[float] = _option(None, "the new last layer's learning rate (default: the strategy's)")
@@ -168,19 +182,29 @@ class RunConfig(BaseModel):
     # -- derived values -------------------------------------------------------------------
     @property
     def resolved_epochs(self) -> int:
-        return int(self.epochs if self.epochs is not None else STRATEGY_DEFAULTS[self.strategy]["epochs"])
+        if self.epochs is not None:
+            return int(self.epochs)
+        return int(STRATEGY_DEFAULTS.get(self.strategy, {"epochs": 1})["epochs"])
 
     @property
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
             return float(self.learning_rate)
-        return float(STRATEGY_DEFAULTS[self.strategy]["learning_rate"])
+        return float(STRATEGY_DEFAULTS.get(self.strategy, STRATEGY_DEFAULTS["linear_probe"])["learning_rate"])
+
+    @property
+    def budget_seconds(self) -> float:
+        """auto: the search's hard time limit in seconds."""
+        return 60.0 * float(self.budget_minutes if self.budget_minutes is not None else DEFAULT_BUDGET_MINUTES)
 
     def validate(self) -> "RunConfig":
-        if self.strategy not in STRATEGIES:
+        if self.strategy not in STRATEGY_CHOICES:
             raise ConfigError(
-                f"Unknown strategy '{self.strategy}'. Choose one of: {', '.join(STRATEGIES)}."
+                f"Unknown strategy '{self.strategy}'. Choose one of: {', '.join(STRATEGY_CHOICES)}."
             )
+        if self.budget_minutes is not None and float(self.budget_minutes) < MIN_BUDGET_MINUTES:
+            raise ConfigError(f"The time budget must be at least {MIN_BUDGET_MINUTES:g} minutes "
+                              f"(got {self.budget_minutes}).")
         # Upper limits are the server's (tl_ui/core/limits.py, from settings); here only what is never valid.
         if self.epochs is not None and int(self.epochs) < 1:
             raise ConfigError(f"Epochs must be at least 1 (got {self.epochs}).")
@@ -270,8 +294,12 @@ class RunConfig(BaseModel):
                 continue
             values[name] = raw.strip() if isinstance(raw, str) else raw
         values.setdefault("strategy", default_strategy(modality, n_examples))
-        if values["strategy"] not in STRATEGIES:
-            raise ConfigError(f"Unknown strategy '{values['strategy']}'. Choose one of: {', '.join(STRATEGIES)}.")
+        if values["strategy"] not in STRATEGY_CHOICES:
+            raise ConfigError(f"Unknown strategy '{values['strategy']}'. Choose one of: "
+                              f"{', '.join(STRATEGY_CHOICES)}.")
+        if values["strategy"] == AUTO:   # each try's epochs and rate are the search's; the budget bounds them all
+            values.setdefault("budget_minutes", DEFAULT_BUDGET_MINUTES)
+            return cls._build(values).validate()
         if values["strategy"] in TEXT_ONLY_STRATEGIES and modality == "image":
             raise ConfigError("SetFit works on texts only. Pick another strategy for images (the linear probe "
                               "is the quickest).")
@@ -334,7 +362,7 @@ class RunConfig(BaseModel):
 # from a saved run.json).
 _INTERNAL = {"extra", "limits", "data_sha256", "data_path", "num_threads", "evaluation"}
 OPTION_NAMES = frozenset(RunConfig.model_fields) - _INTERNAL
-ZERO_MEANS_AUTO = frozenset({"epochs", "image_size", "max_examples", "learning_rate", "prevalence"})
+ZERO_MEANS_AUTO = frozenset({"epochs", "image_size", "max_examples", "learning_rate", "prevalence", "budget_minutes"})
 
 
 def _is_empty(value: Any) -> bool:

@@ -20,6 +20,7 @@ class RunLimits:
     max_lora_rank: int = 64
     max_text_length: int = 512
     max_model_params_m: float = 400.0
+    max_budget_minutes: float = 60.0
 
     def check(self, config: RunConfig) -> RunConfig:
         checks = [
@@ -28,6 +29,7 @@ class RunLimits:
             ("image size", config.image_size, self.max_image_size, "TL_MAX_IMAGE_SIZE"),
             ("LoRA rank", config.lora_rank, self.max_lora_rank, "TL_MAX_LORA_RANK"),
             ("text length", config.max_length, self.max_text_length, "TL_MAX_TEXT_LENGTH"),
+            ("time budget (minutes)", config.budget_minutes, self.max_budget_minutes, "TL_MAX_BUDGET_MINUTES"),
         ]
         for name, value, limit, setting in checks:
             if value is not None and value > limit:

@@ -93,6 +93,8 @@ class Settings(BaseModel):
     max_image_size: int = _setting(_RUN.max_image_size, "Largest image size in pixels.")
     max_lora_rank: int = _setting(_RUN.max_lora_rank, "Largest LoRA rank.")
     max_text_length: int = _setting(_RUN.max_text_length, "Most tokens per text.")
+    max_budget_minutes: float = _setting(_RUN.max_budget_minutes, "Longest time budget of an 'auto' run's search, "
+                                         "in minutes.")
     max_classes: int = _setting(_DATA.max_classes, "Most classes in one dataset.")
     max_dataset_megapixels: float = _setting(_DATA.max_dataset_pixels / 1e6, "Decoded pixels of one dataset's "
                                                                                "images, in millions.")
@@ -127,7 +129,8 @@ class Settings(BaseModel):
         """What one run may ask for (tl_ui/core/limits.py), the same for page, API and CLI."""
         return RunLimits(max_epochs=self.max_epochs, max_batch_size=self.max_batch_size,
                          max_image_size=self.max_image_size, max_lora_rank=self.max_lora_rank,
-                         max_text_length=self.max_text_length, max_model_params_m=self.max_model_params_m)
+                         max_text_length=self.max_text_length, max_model_params_m=self.max_model_params_m,
+                         max_budget_minutes=self.max_budget_minutes)
 
     def validate(self) -> "Settings":
         if not 0 < self.port < 65536:

@@ -13,7 +13,7 @@ _os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 _warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # raised inside peft, not ours
 
 _LAZY = {
-    "train_run": "tl_ui.engine.training.loop", "RunResult": "tl_ui.engine.training.recorder",
+    "train_run": "tl_ui.engine.search.run", "RunResult": "tl_ui.engine.training.recorder",
     "Predictor": "tl_ui.engine.inference.predict", "PredictError": "tl_ui.engine.inference.predict",
     "describe_strategy": "tl_ui.engine.planning.estimate", "estimate_seconds": "tl_ui.engine.planning.estimate",
 }

@@ -166,8 +166,9 @@ class Lab:
         config = self.make_config(model_id, options, dataset)
         n_classes = len(dataset.classes) if dataset is not None else 10
         entry = get_model(config.model_id, getattr(dataset, "modality", None))
-        numbers = self.shelf_facts.describe(entry, config.strategy, n_classes, config.unfreeze_groups,
-                                            config.lora_rank)
+        numbers = (None if config.strategy == "auto" else   # auto: each try trains its own share
+                   self.shelf_facts.describe(entry, config.strategy, n_classes, config.unfreeze_groups,
+                                             config.lora_rank))
         # None: a Hub model not on this computer yet; the run downloads, size-checks and counts it in the queue
         out = {"config": config, **(numbers or {"trainable": None, "total": None, "share": None}),
                "n": None, "seconds": None}

@@ -64,12 +64,13 @@ def build(handlers) -> dict:
     async def train(model_id, dataset, strategy, epochs, options_json, request: gr.Request):
         """Train a model. model_id: a shelf id (e.g. efficientnet_lite0, minilm_l6) or Hub id;
         dataset: zip/CSV/TSV/XLSX file (empty: the sample for the model's kind); strategy:
-        linear_probe|partial|full|lora|setfit (empty: the default for the data; for texts the one the
-        benchmark found best for their number, docs/benchmarks.md); epochs:
+        linear_probe|partial|full|lora|setfit|auto (empty: the default for the data; for texts the one the
+        benchmark found best for their number, docs/benchmarks.md; auto: a search within "budget_minutes",
+        metrics' "search" names the winner); epochs:
         0 = strategy default; options_json: JSON object of further settings, the same names as
         run.json (learning_rate, batch_size, image_size, val_fraction, seed, random_init,
         compare_scratch, group_column, set_level, unfreeze_groups, lora_rank, max_examples,
-        text_column, label_column, ...); {"continue_from": "<run_id>"} trains a finished run of yours
+        text_column, label_column, budget_minutes, ...); {"continue_from": "<run_id>"} trains a finished run of yours
         `epochs` more epochs from its best weights instead (a new run; the other arguments are ignored). Streams (status, metrics, run_id): status is plain text;
         the last metrics are the run's metrics.json plus "state"."""
         owner = lab.owner(request)

@@ -25,11 +25,15 @@ def n_reported(metrics: dict) -> Optional[int]:
     return (metrics.get("evaluation") or {}).get("n_reported") or metrics.get("n_val")
 
 
-def run_title(run_id: str, config: dict) -> str:
+def run_title(run_id: str, config: dict, metrics: Optional[dict] = None) -> str:
     strategy = str(config.get("strategy", ""))
     scratch = " · from random weights (scratch baseline)" if config.get("random_init") else ""
+    name = STRATEGY_NAMES.get(strategy, strategy)
+    chosen = ((metrics or {}).get("search") or {}).get("winner", {}).get("strategy")
+    if strategy == "auto" and chosen:   # a search's run: its model is the winner's
+        name = f"chosen by Transfer Lab: {STRATEGY_NAMES.get(chosen, chosen)}"
     return (f"**Run {html.escape(run_id)}** · {html.escape(str(config.get('model_id', '')))} · "
-            f"{html.escape(STRATEGY_NAMES.get(strategy, strategy))}{scratch}")
+            f"{html.escape(name)}{scratch}")
 
 
 def cv_sentence(cv: dict) -> str:
@@ -94,7 +98,7 @@ def headline_md(run_id: str, config: dict, metrics: dict) -> str:
     """The cross-validated estimate first when there is one, else the test accuracy; each with its
     interval and plain sentence; then where the numbers come from, and macro-F1."""
     level = _level(metrics)
-    lines = [run_title(run_id, config), ""]
+    lines = [run_title(run_id, config, metrics), ""]
     test = pct_ci(metrics.get("accuracy"), metrics.get("accuracy_ci"), level)
     cv = metrics.get("cross_validation")
     if cv and cv.get("accuracy") is not None:

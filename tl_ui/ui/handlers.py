@@ -201,6 +201,11 @@ class Handlers:
         epochs, lr = strategy_step.defaults_for(strategy)
         return {"epochs": epochs, "learning_rate": lr}
 
+    @outputs("strategy_choice")
+    def on_budget_change(self, minutes):
+        """The 'auto' choice's label names the budget."""
+        return {"strategy_choice": gr.update(choices=strategy_step.strategy_choices(minutes))}
+
     def form_inputs(self) -> set:
         """The components `form` reads (a set: Gradio passes them as one dict)."""
         keys = ["model_choice", "hub_id", "strategy_choice", "dicom_window", "session", *strategy_step.OPTION_KEYS]
@@ -212,6 +217,8 @@ class Handlers:
         c = self.c
         options = {key: data.get(c[key]) for key in strategy_step.OPTION_KEYS}
         options["strategy"] = data.get(c["strategy_choice"])
+        if options["strategy"] != "auto":   # the budget is the search's alone
+            options["budget_minutes"] = None
         strategy_step.operating_point_options(options)
         # "header" (each file's own window) is RunConfig's default; the dropdown is reset to it for
         # every new dataset, so data that is not DICOM never carries a window

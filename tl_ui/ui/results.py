@@ -32,6 +32,7 @@ def build() -> dict:
         c["refresh_runs"] = gr.Button("↻ Refresh list", elem_id="refresh-runs", scale=1)
     c["results_summary"] = gr.Markdown(NO_RESULTS, elem_id="results-summary")
     c["scratch_comparison"] = gr.Markdown("", elem_id="scratch-comparison", elem_classes="tl-evidence")
+    c["search_summary"] = gr.HTML("", elem_id="search-summary")   # an 'auto' run: the tries, the winner, the margin
     # the tables appear with a run's results (an empty table is a scroll box with nothing to focus)
     with gr.Row():
         c["metrics_table"] = gr.Dataframe(label="Overall", interactive=False, elem_id="metrics-table", scale=5,

@@ -23,13 +23,14 @@ from tl_ui.ui import operating_point_view as opv
 from tl_ui.ui.formatting import short_text
 from tl_ui.ui.plot_text import overlay_sentence, reliability_html
 from tl_ui.ui.results_html import confusion_html
+from tl_ui.ui.search_view import search_results_html
 from tl_ui.ui.thumbnails import thumbnail
 
 if TYPE_CHECKING:
     from tl_ui.core.runfolder import RunFolder
 
 # Everything `show` may set (the handlers' outputs are these components).
-SHOW_KEYS = ("results_summary", "scratch_comparison", "metrics_table", "per_class_table", "group_notes",
+SHOW_KEYS = ("results_summary", "scratch_comparison", "search_summary", "metrics_table", "per_class_table", "group_notes",
              "group_table", "reliability_plot", "reliability_text", "calibration_summary", "conformal_summary",
              "confusion_plot", "mistakes_note", "mistakes_gallery", "mistakes_table", "try_image", "try_file", "try_text", "try_output",
              "try_set", "try_error", "try_why_note", "try_why", "download_model", "download_run_json", "download_card", "replay_command",
@@ -56,7 +57,7 @@ def empty(message: str) -> dict:
     """The step with nothing shown but `message` (a run without results, or a problem)."""
     hidden = gr.update(visible=False, value=None)
     off = gr.update(value=None, interactive=False)
-    return {"results_summary": message, "scratch_comparison": "", "metrics_table": hidden, "per_class_table": hidden,
+    return {"results_summary": message, "scratch_comparison": "", "search_summary": "", "metrics_table": hidden, "per_class_table": hidden,
             "group_notes": gr.update(value="", visible=False), "group_table": hidden,
             "reliability_plot": ev.empty_reliability_df(), "reliability_text": "", "calibration_summary": "",
             "conformal_summary": "", "confusion_plot": "", "mistakes_note": "", "mistakes_gallery": hidden, "mistakes_table": hidden,
@@ -83,6 +84,7 @@ def show(lab, owner, run: RunFolder) -> dict:
     values = {
         "results_summary": ev.headline_md(run.id, config, metrics),
         "scratch_comparison": scratch_text,
+        "search_summary": search_results_html(metrics.get("search")),
         "metrics_table": gr.update(value=ev.overview_df(metrics, config, _run_seconds(status)), visible=True),
         "per_class_table": gr.update(value=ev.per_class_df(metrics), visible=True),
         "group_notes": gr.update(value=ev.group_md(groups), visible=group_table is not None),

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from tl_ui.core.config import (PROBE_MAX_ITER, SETFIT_MAX_PAIRS, STRATEGIES, STRATEGY_DEFAULTS, STRATEGY_HELP,
-                               RunConfig)
+from tl_ui.core.config import (DEFAULT_BUDGET_MINUTES, MIN_BUDGET_MINUTES, PROBE_MAX_ITER, SETFIT_MAX_PAIRS,
+                               STRATEGY_CHOICES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig)
 from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_share, user_message
 
 # One short label per strategy; the plain-words sentence (STRATEGY_HELP) is shown once, in #strategy-info.
@@ -15,10 +15,26 @@ STRATEGY_LABELS = {
     "lora": "LoRA adapters — small add-ons",
     "setfit": "SetFit — texts only, few examples",
 }
+
+
+def auto_label(minutes=None) -> str:
+    """The 'auto' choice's label, with the budget it will keep to."""
+    try:
+        minutes = float(minutes) if minutes else DEFAULT_BUDGET_MINUTES
+    except (TypeError, ValueError):
+        minutes = DEFAULT_BUDGET_MINUTES
+    return f"Let Transfer Lab choose (within {minutes:g} minute{'s' if minutes != 1 else ''})"
+
+
+def strategy_choices(minutes=None) -> list[tuple[str, str]]:
+    return [(auto_label(minutes) if s == "auto" else STRATEGY_LABELS[s], s) for s in STRATEGY_CHOICES]
+
+
 # When to use each, in one line (the selected one is explained in full in #strategy-info).
 WHEN_TO_USE = ("Little data or a first try: linear probe · a few hundred examples: partial · "
                "lots of data and time: full · near full quality with few trained weights: LoRA · "
-               "a few dozen texts: linear probe or SetFit (they tied in the benchmark)")
+               "a few dozen texts: linear probe or SetFit (they tied in the benchmark) · unsure: let Transfer Lab "
+               "choose (it tries them within your time budget and keeps the best on the validation examples)")
 DEFAULT_STRATEGY = "linear_probe"
 # Why a text strategy is preselected: the benchmark's table for the user's number of examples
 # (tl_ui.core.measured.text_default); these lines only when it has not run. Figures only as measured.
@@ -54,7 +70,7 @@ RULE_CHOICES = [("Best balance of sensitivity and specificity (Youden's J)", "yo
                 ("A fixed probability of 0.5", "threshold:0.5")]
 NO_POSITIVE = "(none: curves for every class)"
 # Every input of the form, keyed by its RunConfig field name (RunConfig.from_options reads them).
-OPTION_KEYS = [*ADVANCED_KEYS, "compare_scratch", *OPERATING_POINT_KEYS]
+OPTION_KEYS = [*ADVANCED_KEYS, "compare_scratch", "budget_minutes", *OPERATING_POINT_KEYS]
 
 
 def build() -> dict:
@@ -65,8 +81,11 @@ def build() -> dict:
         "many of the model's weights it trains and roughly how long it takes on this computer.",
         elem_classes="tl-step-intro",
     )
-    choice = gr.Radio(choices=[(STRATEGY_LABELS[s], s) for s in STRATEGIES], value=DEFAULT_STRATEGY,
+    choice = gr.Radio(choices=strategy_choices(), value=DEFAULT_STRATEGY,
                       label="Strategy", elem_id="strategy-choice", info=WHEN_TO_USE)
+    budget = gr.Number(value=DEFAULT_BUDGET_MINUTES, minimum=MIN_BUDGET_MINUTES, maximum=600,
+                       label="Time budget in minutes (for 'Let Transfer Lab choose')", elem_id="budget-minutes",
+                       info="The search, the winner's training and its report end within about this long.")
     info = gr.Markdown(STRATEGY_HELP[DEFAULT_STRATEGY], elem_id="strategy-info", elem_classes="tl-info")
     compare_scratch = gr.Checkbox(value=False, label=COMPARE_SCRATCH_LABEL, elem_id="compare-scratch",
                                   info="Step 5 then shows both accuracies and the gain, each with its interval.")
@@ -106,7 +125,7 @@ def build() -> dict:
             "batch_size": batch, "image_size": image_size, "val_fraction": val, "seed": seed,
             "random_init": random_init, "unfreeze_groups": unfreeze, "lora_rank": rank,
             "max_examples": max_examples, "set_level": set_level, "compare_scratch": compare_scratch,
-            "strategy_next": next_btn, **op}
+            "strategy_next": next_btn, "budget_minutes": budget, **op}
 
 
 def _operating_point_inputs() -> dict:
@@ -147,6 +166,8 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
     """One sentence on the strategy, the trainable share and a time estimate (never raises)."""
     strategy = options.get("strategy") or DEFAULT_STRATEGY
     lines = [STRATEGY_HELP.get(strategy, "")]
+    if strategy == "auto":
+        return auto_info_md(lab, model_id, options, state, lines)
     if state.modality == "text":
         lines.append(text_reason(strategy, model_id, state.n_examples))
     try:
@@ -166,6 +187,27 @@ def strategy_info_md(lab, model_id: str, options: dict, state) -> str:
                          f"{numbers['n']:,} examples{work_words(config)}{both}.")
         else:
             lines.append("Load data in step 2 to see a time estimate.")
+    except Exception as exc:
+        lines.append(f"_{user_message(exc, 'estimating the run')}_")
+    return "\n\n".join(line for line in lines if line)
+
+
+def auto_info_md(lab, model_id: str, options: dict, state, lines: list) -> str:
+    """The Strategy step's box for 'auto': what it tries and its time limit."""
+    tried = ["the linear probe (first: seconds)", "partial unfreezing", "full fine-tuning", "LoRA"]
+    if state.modality == "text":
+        tried.append("SetFit")
+    lines.append(f"**Tries** {', '.join(tried[:-1])} and {tried[-1]}, each with a few settings (learning rate, epochs, "
+                 "layer groups, LoRA rank), cheapest first, as long as they fit; a try that falls behind the others "
+                 "after an epoch is stopped early. Step 4 shows each try as it ends; step 5 the winner and by how much "
+                 "it won.")
+    try:
+        numbers = lab.plan(model_id, options, state.dataset)
+        if numbers["n"] is not None:
+            lines.append(f"**Time:** at most about {fmt_duration(numbers['seconds'])} for {numbers['n']:,} examples "
+                         "(the time budget).")
+        else:
+            lines.append("Load data in step 2 first.")
     except Exception as exc:
         lines.append(f"_{user_message(exc, 'estimating the run')}_")
     return "\n\n".join(line for line in lines if line)

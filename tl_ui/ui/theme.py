@@ -69,6 +69,8 @@ CSS = """
               white-space: nowrap !important; border: 0 !important; }
 /* what the plots show, in words and tables (WCAG 1.1.1) */
 .tl-alt { font-size: 0.92em; }
+.tl-trials th, .tl-trials td { border: 1px solid var(--border-color-primary, #ddd); padding: 3px 8px; text-align: left; }
+.tl-trials caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: 4px; }
 .tl-alt p { margin: 0.2em 0; }
 .tl-alt details { margin: 0.2em 0 0.6em 0; }
 .tl-alt summary { cursor: pointer; font-weight: 600; }

@@ -14,6 +14,7 @@ from tl_ui.contracts import RunState
 from tl_ui.service.runs import run_metrics
 from tl_ui.ui.formatting import progress_html, warn_box
 from tl_ui.ui.plot_text import CURVES_WAITING, curves_html
+from tl_ui.ui.search_view import live_trials_html, search_status
 from tl_ui.ui.train_view import SERIES_COLORS, TrainView, train_view
 
 POLL_SECONDS = 1.0
@@ -51,6 +52,7 @@ def build() -> dict:
                           title="Accuracy (higher is better; once per epoch)", y_lim=[0, 1], elem_id="acc-plot",
                           **plot_kw)
     curves_text = gr.HTML(CURVES_WAITING, elem_id="curves-text")
+    trial_table = gr.HTML("", elem_id="trial-table")   # an 'auto' run's tries, live (tl_ui/ui/search_view.py)
     log = gr.Textbox(label="Log", lines=8, max_lines=12, interactive=False, elem_id="train-log",
                      autoscroll=True)
     timer = gr.Timer(POLL_SECONDS, active=False)
@@ -59,7 +61,7 @@ def build() -> dict:
     to_results = gr.Button("See the results →", elem_id="to-results", visible=False, variant="primary")
     return {"start_btn": start, "stop_btn": stop, "train_status": status, "train_announce": announce,
             "train_progress": progress, "loss_plot": loss, "acc_plot": acc, "curves_text": curves_text,
-            "train_log": log, "timer": timer,
+            "train_log": log, "timer": timer, "trial_table": trial_table,
             "finished_run": finished_run, "to_results": to_results}
 
 
@@ -68,7 +70,7 @@ def view_outputs(job, runner, state=None) -> dict:
 
     `state` (the page's SessionState) remembers the plots' x range: see `_plot_updates`."""
     if job is None:
-        return {"train_status": IDLE_STATUS, "train_progress": progress_html(0, ""),
+        return {"train_status": IDLE_STATUS, "train_progress": progress_html(0, ""), "trial_table": "",
                 "start_btn": gr.update(interactive=True), "stop_btn": gr.update(interactive=False),
                 "timer": gr.Timer(active=False), "to_results": gr.update(visible=False)}
     events, _ = job.events_since(0)
@@ -80,7 +82,12 @@ def view_outputs(job, runner, state=None) -> dict:
     if job.state == RunState.FINISHED and getattr(job.config, "compare_scratch", False):
         status += (" The same recipe from random weights trains next, for the comparison in step 5 "
                    "(it fills in by itself).")
+    searching = search_status(events) if job.state == RunState.RUNNING else None
+    if searching:
+        status = searching
+        view.progress_text = "Searching: " + searching.split(":** ", 1)[-1].split(" · ")[0].rstrip(".")
     values = {
+        "trial_table": live_trials_html(events),
         "train_status": status,
         "train_progress": progress_html(view.fraction, view.progress_text),
         "loss_plot": loss,
@@ -161,5 +168,5 @@ def cannot_start(message: str) -> dict:
 
 
 # Everything view_outputs / cannot_start may set.
-VIEW_KEYS = ("train_status", "train_announce", "train_progress", "loss_plot", "acc_plot", "curves_text",
+VIEW_KEYS = ("train_status", "train_announce", "train_progress", "loss_plot", "acc_plot", "curves_text", "trial_table",
              "train_log", "start_btn", "stop_btn", "timer", "finished_run", "to_results")

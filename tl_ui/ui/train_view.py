@@ -9,8 +9,10 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from tl_ui.contracts import RunState
-from tl_ui.contracts.events import EpochEnd, Progress, RunFailed, RunFinished, RunStarted, RunStopped, StepEnd
+from tl_ui.contracts.events import (EpochEnd, Progress, RunFailed, RunFinished, RunStarted, RunStopped, SearchTrial,
+                                    StepEnd)
 from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_pct, fmt_seconds, fmt_share, pct_ci, warn_box
+from tl_ui.ui.search_view import ENDED, STATE_WORDS
 
 LOSS_COLUMNS = ["epoch", "loss", "series"]
 ACC_COLUMNS = ["epoch", "accuracy", "series"]
@@ -202,6 +204,11 @@ def train_view(events: Iterable[dict], job_state: str, position: int = 0, job_me
         elif kind == RunFailed.kind:
             view.message = e.get("message", "")
             view.log.append(f"Failed: {view.message}")
+        elif kind == SearchTrial.kind and e.get("state") in ENDED:   # an 'auto' run's try, once it ended
+            score = e.get("val_score")
+            view.log.append(f"Try {e.get('number')}: {e.get('name') or e.get('strategy')} — "
+                            f"{STATE_WORDS.get(str(e.get('state')), e.get('state'))}"
+                            + (f", validation accuracy {fmt_pct(score)}" if score is not None else ""))
 
     view.epochs = offset + int(epochs) if epochs else None   # the last epoch's number
     view.unit = unit

@@ -70,7 +70,10 @@ def describe_strategy(model_id: str, strategy: str, num_classes: int, config: Op
 
 
 def estimate_seconds(config: RunConfig, n_examples: int) -> float:
-    """A rough wall-time estimate on this kind of machine (within a factor of ~2)."""
+    """A rough wall-time estimate on this kind of machine (within a factor of ~2). An `auto` run takes its
+    budget: the search stops there (tl_ui/engine/training/search.py)."""
+    if config.strategy == "auto":
+        return config.budget_seconds
     entry = get_model(config.model_id)
     modality = entry.modality
     scale = 1.0

@@ -26,6 +26,9 @@ PARENT_KEY = "continue_from"
 PROBE_CONVERGED = ("This probe's last layer was fitted to convergence in one go: more epochs would change nothing. "
                    "To adapt the model further, pick Partial unfreezing or LoRA in step 3 and train again.")
 
+AUTO_NOT_CONTINUED = ("This run's strategy was chosen by a search ('auto'); to train the winner further, start a run "
+                      "with the winner's strategy and settings (Results names them).")
+
 
 def parent_folder(config: RunConfig, run_dir: Path) -> Optional[RunFolder]:
     """The finished run this one continues (a sibling folder), or None for an ordinary run."""
@@ -74,6 +77,8 @@ def load_parent_weights(model: nn.Module, head_names: list[str], parent: RunFold
 
 def why_not(parent: RunFolder) -> Optional[str]:
     """Why this finished run cannot be continued, in plain words (None: it can)."""
+    if (parent.metrics() or {}).get("search"):
+        return AUTO_NOT_CONTINUED
     if (parent.metrics() or {}).get("probe_fit"):
         return PROBE_CONVERGED
     if (parent.manifest() or {}).get("format") not in ("timm", "transformers"):
@@ -87,6 +92,8 @@ def continue_config(parent_config: dict, parent_id: str, epochs: int) -> RunConf
     record = json.loads(json.dumps(parent_config))   # a deep copy
     extra = {k: v for k, v in (record.get("extra") or {}).items() if k != "scratch_of"}
     extra[PARENT_KEY] = parent_id
+    if record.get("strategy") == "auto":
+        raise ConfigError(AUTO_NOT_CONTINUED)
     record.update(epochs=int(epochs), compare_scratch=False, extra=extra)
     if record.get("strategy") == "linear_probe" and extra.get("probe_head") != "minibatch":
         raise ConfigError(PROBE_CONVERGED)

@@ -15,6 +15,7 @@ import math
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -26,13 +27,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from tl_ui.contracts import RunState
 from tl_ui.contracts.events import EpochEnd, Progress, RunFinished, RunStarted, RunStopped, StepEnd
 from tl_ui.core.catalog import ModelUnavailable, get_model
-from tl_ui.core.config import PROBE_MAX_ITER, ConfigError, RunConfig
+from tl_ui.core.config import AUTO, PROBE_MAX_ITER, ConfigError, RunConfig
 from tl_ui.core.runfolder import RunFolder
 from tl_ui.data import DataError, LabelledDataset, Limits, load_dataset, stratified_subset
 from tl_ui.data.images import image_reading_note
 from tl_ui.data.load import dataset_options
 from tl_ui.engine.evaluation.report import keep_mistake_images
-from tl_ui.engine.evaluation.roles import split_roles
+from tl_ui.engine.evaluation.roles import Roles, split_roles
 from tl_ui.engine.export.folder import export_model
 from tl_ui.engine.models.build import load_model
 from tl_ui.engine.models.fast_path import float32_islands, training_autocast
@@ -55,10 +56,12 @@ log = logging.getLogger(__name__)
 
 def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[EventCallback] = None,
               should_stop: Optional[Callable[[], bool]] = None,
-              dataset: Optional[LabelledDataset] = None, embedding_cache=None) -> RunResult:
+              dataset: Optional[LabelledDataset] = None, embedding_cache=None, execute=None) -> RunResult:
     """Train as `config` says, writing everything under `run_dir`. Never raises for a user's mistake:
     a bad setting, bad data or an unavailable model ends the run with a `RunFailed` message.
-    `embedding_cache`: an `EmbeddingCache` (or its record) the probe reads and adds embeddings to."""
+    `embedding_cache`: an `EmbeddingCache` (or its record) the probe reads and adds embeddings to.
+    `execute`: what runs an `auto` config once its data is read (the search, tl_ui/engine/search/run.py,
+    which sits above the planning estimates it needs: `tl_ui.engine.train_run` passes it)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     recorder = EventRecorder(run_dir, on_event)
@@ -71,6 +74,11 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
             if dataset is None:
                 dataset = load_dataset(config.data_path, scratch, **dataset_options(config),
                                        limits=Limits.from_record(config.limits) if config.limits else None)
+            if config.strategy == AUTO:   # tries within the budget, then the winner as this run
+                if execute is None:
+                    raise ConfigError("An 'auto' run goes through tl_ui.engine.train_run (the search), "
+                                      "not the training loop alone.")
+                return execute(config, run_dir, dataset, recorder, stop, embedding_cache)
             return TrainingRun(config, run_dir, dataset, recorder, stop, embedding_cache).execute()
     except (ConfigError, DataError, ModelUnavailable) as exc:
         return fail_run(recorder, run_dir, str(exc))
@@ -86,13 +94,28 @@ def train_run(config: RunConfig, run_dir: str | Path, *, on_event: Optional[Even
         torch.set_num_threads(threads)   # the probe's (and a config's num_threads) end with the run
 
 
+@dataclass
+class TrialOutcome:
+    """What one try of an `auto` search returns (search.py): its outputs on the choose examples only."""
+    choose_outputs: np.ndarray
+    choose_targets: np.ndarray
+    best_epoch: int
+    epochs_run: int
+
+
 class TrainingRun:
     """One run: the task and the examples in their roles at once; the model, the accelerator and the
-    RunContext its stages share in `execute()`, which does the work."""
+    RunContext its stages share in `execute()`, which does the work.
+
+    `trial=True`: one try of an `auto` search (search.py). It never sees the test examples (its report
+    role is empty, so nothing it does can depend on them), returns a `TrialOutcome` instead of finishing
+    (no export, no metrics) and lets `Stopped` through to the search. `extra_metrics` join metrics.json."""
 
     def __init__(self, config: RunConfig, run_dir: Path, dataset: LabelledDataset, recorder: EventRecorder,
-                 should_stop: Callable[[], bool], cache=None):
+                 should_stop: Callable[[], bool], cache=None, *, trial: bool = False,
+                 extra_metrics: Optional[dict] = None):
         self.config, self.run_dir, self.recorder, self.should_stop = config, run_dir, recorder, should_stop
+        self.trial, self.extra_metrics = trial, dict(extra_metrics or {})
         if config.max_examples and config.max_examples < len(dataset):
             dataset = stratified_subset(dataset, int(config.max_examples), config.seed)
         self.dataset = dataset
@@ -104,6 +127,8 @@ class TrainingRun:
         self.roles = split_roles(dataset, config.val_fraction, config.seed, config.evaluation)
         # "val" = the choose examples (early stopping, calibration); "report" = the test examples
         roles = self.roles
+        if trial:   # a try of the search: no test example is read, predicted or even listed
+            self.roles = roles = Roles(roles.design, roles.train, roles.choose, roles.report[:0])
         self.examples = Examples(
             classes=dataset.classes, train_items=[dataset.items[i] for i in roles.train],
             val_items=[dataset.items[i] for i in roles.choose], report_items=[dataset.items[i] for i in roles.report],
@@ -142,11 +167,11 @@ class TrainingRun:
                               recorder=self.recorder, should_stop=self.should_stop)
         if config.strategy == "linear_probe":
             self.embedding_cache = bind_probe_caches(self.cache, loaded, config, self.window, device.type)
+        if self.trial:   # Stopped goes to the search, which knows why (pruned, over budget, the user)
+            train_plan, best_epoch, outputs = self._train()
+            return TrialOutcome(outputs[0], examples.val_targets, best_epoch, self.ctx.clock.epoch)
         try:
-            if config.strategy in ("linear_probe", "setfit"):   # setfit: pairs first, then the probe
-                train_plan, best_epoch, outputs = self._fit_probe()
-            else:
-                train_plan, best_epoch, outputs = self._fit_finetune()
+            train_plan, best_epoch, outputs = self._train()
         except Stopped:
             clock = self.ctx.clock
             message = f"Stopped by the user at epoch {clock.epoch}, step {clock.step}. No model was saved."
@@ -155,6 +180,11 @@ class TrainingRun:
             self.recorder.status(RunState.STOPPED, message)
             return RunResult(self.run_dir.name, self.run_dir, RunState.STOPPED, None, message)
         return self._finish(train_plan, best_epoch, *outputs)
+
+    def _train(self):
+        if self.config.strategy in ("linear_probe", "setfit"):   # setfit: pairs first, then the probe
+            return self._fit_probe()
+        return self._fit_finetune()
 
     def _data_summary(self) -> dict:
         summary = self.dataset.summary()
@@ -217,6 +247,7 @@ class TrainingRun:
         else:
             best_epoch = fit_probe_head(ctx, head, features)
         return train_plan, best_epoch, (self._predict(head, forward, val_loader),
+                                        None if self.trial else
                                         self._predict(head, forward, self.accelerator.prepare(report_loader)))
 
     # -- partial / full / lora: the ordinary loop ------------------------------------------------------
@@ -229,11 +260,12 @@ class TrainingRun:
                                   max_length=config.max_length, window=self.window)
         val_data = make_dataset(loaded, examples.val_items, examples.val_targets, augment=False,
                                 max_length=config.max_length, window=self.window)
-        report_data = make_dataset(loaded, examples.report_items, examples.report_targets, augment=False,
-                                   max_length=config.max_length, window=self.window)
+        report_data = None if self.trial else make_dataset(loaded, examples.report_items, examples.report_targets,
+                                                           augment=False, max_length=config.max_length,
+                                                           window=self.window)
         train_loader = make_loader(loaded, train_data, int(config.batch_size), shuffle=True, seed=config.seed)
         val_loader = make_loader(loaded, val_data, ctx.inference_batch, shuffle=False)
-        report_loader = make_loader(loaded, report_data, ctx.inference_batch, shuffle=False)
+        report_loader = None if self.trial else make_loader(loaded, report_data, ctx.inference_batch, shuffle=False)
 
         final_plan = plan(loaded, config)  # LoRA wraps the model in a PeftModel here
         continuing = resume(ctx, final_plan)   # from the parent's best weights (its head is settled)
@@ -247,6 +279,7 @@ class TrainingRun:
         model = final_plan.model
         best_epoch = self._fit(model, stages, forward_logits, train_loader, val_loader)
         return final_plan, best_epoch, (self._predict(model, forward_logits, val_loader),
+                                        None if self.trial else
                                         self._predict(model, forward_logits, self.accelerator.prepare(report_loader)))
 
     # -- the shared loop ---------------------------------------------------------------------------
@@ -372,7 +405,7 @@ class TrainingRun:
             "trainable_params": train_plan.trainable_params, "total_params": train_plan.total_params,
             "train_seconds": round(time.time() - ctx.clock.fit_started, 2),
             "evaluation": task.evaluation_record(self.roles), **task.run_fields(),
-            **({"probe_fit": probe_fit} if probe_fit else {}),
+            **({"probe_fit": probe_fit} if probe_fit else {}), **self.extra_metrics,
         })
         model = self.accelerator.unwrap_model(train_plan.model)
         run = RunFolder(self.run_dir)
