@@ -79,3 +79,52 @@ def test_recalibration_refits_the_operating_point_with_the_runs_rule_on_the_fit_
     assert done.block["before"]["threshold"] == 0.5 and done.block["after"]["threshold"] == pytest.approx(expected)
     assert done.metrics["operating_point"]["n_reported"] == len(done.report_rows)
     assert done.block["after"]["sensitivity"] is not None and "threshold for 'c1' moved" in done.block["sentence"]
+
+
+def test_a_linked_version_shares_the_weights_and_has_its_own_manifest_config_and_card(tmp_path):
+    import json
+
+    from tl_ui.core.runfolder import RunFolder
+
+    parent = RunFolder(tmp_path / "runs" / "parent").create()
+    parent.model_dir.mkdir()
+    (parent.model_dir / "model.safetensors").write_bytes(b"weights")
+    (parent.model_dir / "config.json").write_text(json.dumps({"decision_threshold": 0.5, "label_names": ["a", "b"]}))
+    (parent.model_dir / "README.md").write_text("# card\n")
+    manifest = {"format": "timm", "modality": "image", "classes": ["a", "b"], "temperature": 1.3}
+    (parent.model_dir / "transfer_lab.json").write_text(json.dumps(manifest))
+    parent.run_json.write_text(json.dumps({"model_id": "m", "data_path": "../data.zip", "extra": {"probe_head": "x"}}))
+    new = RunFolder(tmp_path / "runs" / "child")
+    new.write_version_config(parent, {"recalibrated_from": "parent", "site": "B"})
+    new.write_linked_model(parent, {**manifest, "site_temperature": 2.0, "parent_run_id": "parent", "site": "B"},
+                           config_updates={"decision_threshold": 0.3, "not_there": 1}, card_addendum="## Recalibrated")
+    assert (new.model_dir / "model.safetensors").stat().st_ino == (parent.model_dir / "model.safetensors").stat().st_ino
+    assert json.loads((new.model_dir / "config.json").read_text()) == {"decision_threshold": 0.3, "label_names": ["a", "b"]}
+    assert json.loads((parent.model_dir / "config.json").read_text())["decision_threshold"] == 0.5   # the parent's own
+    assert new.manifest()["site_temperature"] == 2.0 and "site_temperature" not in parent.manifest()
+    assert (new.model_dir / "README.md").read_text().endswith("## Recalibrated\n")
+    assert (parent.model_dir / "README.md").read_text() == "# card\n"
+    config = new.config()
+    assert config["extra"] == {"probe_head": "x", "recalibrated_from": "parent", "site": "B"}
+    assert config["data_path"] == str((tmp_path / "runs" / "data.zip").resolve())   # still the parent's data
+    assert not list(new.path.glob(".model.partial-*"))
+    with pytest.raises(Exception):   # a manifest that does not fit its contract writes nothing
+        RunFolder(tmp_path / "runs" / "bad").write_linked_model(parent, {"format": "timm"})
+    assert not (tmp_path / "runs" / "bad" / "model").exists()
+
+
+def test_the_page_shows_before_and_after_with_intervals_and_the_new_run():
+    from tl_ui.ui.validate_view import recalibration_html, recalibration_md
+
+    probs, targets, classes = _site(n=200, k=2, seed=4)
+    point = {"positive_class": "c1", "threshold": 0.5, "rule": "youden", "target": None}
+    done = recalibrate(probs, targets, classes, [str(i) for i in range(200)], conformal={"thresholds": {"0.9": 0.4}},
+                       operating_point=point, set_level=0.9, seed=0)
+    answer = {"run_id": "20261207-000000-abcdef", "parent_run_id": "20261206-000000-fedcba", "site": "Site <B>",
+              "recalibration": done.block}
+    table = recalibration_html(answer)
+    assert "Before (as trained)" in table and "After recalibration" in table and "<caption>" in table
+    assert f"{done.block['after']['ece']:.2f} ({done.block['after']['ece_ci'][0]:.2f}" in table
+    assert "Specificity at the threshold" in table and "Prediction sets hold the right class (90% sets)" in table
+    text = recalibration_md(answer)
+    assert text.startswith("Refitted on 100 of your 200 new examples") and "Site &lt;B&gt;" in text

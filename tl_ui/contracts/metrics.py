@@ -40,7 +40,7 @@ class Mistake(Block):
 
 class Evaluation(Block):
     """Who chose and who reported: the held-out roles (tl_ui/engine/evaluation/roles.py)."""
-    design: str = Field(description="'three_way' (train / validation / test), or 'same_set' (benchmarks only)")
+    design: str = Field(description="'three_way' (train / validation / test), 'same_set' (benchmarks only), or 'site_halves' (a version recalibrated for a new site: chosen on one half of its data, reported on the other)")
     reported_on: str
     n_reported: int
     chosen_on: str
