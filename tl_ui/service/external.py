@@ -134,9 +134,19 @@ class ExternalData:
                                  **{k: v or None for k, v in (columns or {}).items()})
         except DataError as exc:
             raise UserError(str(exc)) from None
-        written = self._long(owner, "score_batch", {"run_dir": str(run.path.resolve()),
-                                                    "inputs": dataclasses.asdict(inputs), "level": level},
-                             run.new_scores_folder(), on_progress, should_stop)
+        from tl_ui.jobs.inference.ray_scoring import score_batch_in_ray, use_ray
+
+        if use_ray(self.settings, len(inputs.items)):   # TL_EXECUTOR=ray: a large batch split across Ray tasks
+            try:
+                written = score_batch_in_ray(run.path.resolve(), dataclasses.asdict(inputs), run.new_scores_folder(),
+                                             level=level, max_image_pixels=self.settings.limits().max_image_pixels,
+                                             on_progress=on_progress, should_stop=should_stop)
+            except InferenceError as exc:
+                raise UserError(str(exc)) from None
+        else:
+            written = self._long(owner, "score_batch", {"run_dir": str(run.path.resolve()),
+                                                        "inputs": dataclasses.asdict(inputs), "level": level},
+                                 run.new_scores_folder(), on_progress, should_stop)
         folder = Path(written.pop("folder"))
         written["files"] = self._copies(owner, folder, ("predictions.csv", "predictions.xlsx"), run.id)
         written["warnings"] = inputs.warnings
