@@ -200,10 +200,11 @@ def main(argv=None) -> int:
     mode = "quick" if args.quick else "full"
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     cfg = {**PROFILE[mode], **({"rounds": args.rounds} if args.rounds > 0 else {})}
+    machine = machine_info()   # before the run: its load average is the one at the start
     result = run(cfg)
     command = ("python -m bench.sections.batch_scoring" + (" --quick" if args.quick else "")
                + (f" --rounds {args.rounds}" if args.rounds > 0 else ""))
-    write_json(RESULTS[mode], {"mode": mode, "command": command, "started": started, "machine": machine_info(),
+    write_json(RESULTS[mode], {"mode": mode, "command": command, "started": started, "machine": machine,
                                "load_avg_after": load_avg(), **git_state(), **result})
     log(f"wrote {RESULTS[mode]}")
     return 0 if result["check"]["within_tolerance"] else 1
