@@ -136,7 +136,9 @@ def recalibrate(probs: np.ndarray, targets: np.ndarray, classes: Sequence[str], 
     sentence = (f"Refitted on {len(fit)} of your {len(targets)} new examples; on the other {len(held)} the "
                 f"calibration error {'fell' if after_side['ece'] < before_side['ece'] else 'went'} from "
                 f"{before_side['ece']:.2f} ({_range(before_side['ece_ci'])}) to {after_side['ece']:.2f} "
-                f"({_range(after_side['ece_ci'])}).")
+                f"({_range(after_side['ece_ci'])})"
+                + ("." if after_side["ece_ci"][1] < before_side["ece_ci"][0] else
+                   f" (the two ranges overlap: with {len(held)} examples the size of the change is uncertain)."))
     if after_side["coverage"] is not None and before_side["coverage"] is not None:
         sentence += (f" The {set_level:.0%} prediction sets held the right class for {before_side['coverage']:.0%} "
                      f"of them before and {after_side['coverage']:.0%} after.")
