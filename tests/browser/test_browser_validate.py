@@ -1,6 +1,7 @@
 """Step 6 · Validate & use in a real browser (issue 34): train on the sample digits, then check the finished run on a
 second upload (the same digits from "another site": turned a quarter, contrast cut), read the side-by-side table
-and its sentences, score a batch of unlabelled images and download the table. axe-core finds no violation on
+and its sentences, recalibrate for that site in one click (before vs after on the held-back half, a new linked run
+to download), score a batch of unlabelled images and download the table. axe-core finds no violation on
 the new step, before and after. Screenshots: test-artifacts/browser/6x-validate-*.png (look at them).
 
 Run:  .venv/bin/python -m pytest tests/browser/test_browser_validate.py -q
@@ -84,6 +85,19 @@ def test_validate_a_run_on_a_second_upload_and_download_the_scored_table(page, t
     bh.wait_until(lambda: page.locator("#validate-files a").count() >= 2, 30, "the validation files", page=page)
     a11y.assert_accessible(page, "validate-checked")
     bh.screenshot(page, 61, "validate-2-checked")
+
+    # one click: recalibrated for that site on half of the upload, checked on the other half, saved as a new run
+    page.locator("#recal-site textarea, #recal-site input").first.fill("Site B")
+    page.locator("#recal-btn").click()
+    status = bh.wait_for_text(page, "#recal-status", ["Refitted on", "Problem"], timeout_s=LONG_TIMEOUT_S)
+    assert "Refitted on 20 of your 40 new examples; on the other 20 the calibration error" in status, status
+    assert "recalibrated for Site B" in status, status
+    table = bh.text_of(page, "#recalibration-before-after")
+    for words in ("Before (as trained)", "After recalibration", "Calibration error (ECE)", "Accuracy"):
+        assert words in table, (words, table)
+    bh.wait_until(lambda: page.locator("#recal-files a").count() >= 1, 30, "the new run's downloads", page=page)
+    a11y.assert_accessible(page, "validate-recalibrated")
+    bh.screenshot(page, 61, "validate-2b-recalibrated")
 
     # unlabelled inputs: scored, the table downloaded
     bh.upload(page, "batch-upload", _second_site(tmp_path, labelled=False))

@@ -140,6 +140,81 @@ def test_another_session_cannot_use_my_run(image_run, launched_app, digit_image)
     assert stranger.predict(run_id, api_name="/stop")["stopped"] is False
 
 
+@pytest.fixture(scope="module")
+def site_zip(tmp_path_factory):
+    """Another 'site': 40 sample digits (4 of each class), their contrast cut, as a zip of class folders."""
+    from PIL import Image, ImageEnhance
+
+    from tl_ui.data import sample_dataset_path
+
+    out = tmp_path_factory.mktemp("site")
+    path = out / "site_b.zip"
+    taken: dict[str, int] = {}
+    with zipfile.ZipFile(sample_dataset_path("image")) as source, zipfile.ZipFile(path, "w") as target:
+        for name in sorted(source.namelist())[::-1]:   # from the end: mostly not the tiny run's examples
+            parts = name.split("/")
+            if not name.endswith(".png") or len(parts) < 2 or taken.get(parts[-2], 0) >= 4:
+                continue
+            taken[parts[-2]] = taken.get(parts[-2], 0) + 1
+            (out / parts[-1]).write_bytes(source.read(name))
+            image = ImageEnhance.Contrast(Image.open(out / parts[-1]).convert("L")).enhance(0.4)
+            image.save(out / parts[-1])
+            target.write(out / parts[-1], f"site_b/{parts[-2]}/{parts[-1]}")
+    assert sum(taken.values()) == 40
+    return path
+
+
+def test_validate_recalibrate_and_predict_batch_through_the_api_for_the_owner_only(image_run, launched_app, site_zip,
+                                                                                     digit_image):
+    """/validate (as before, and with {"recalibrate": true}), /predict_batch, and the recalibrated run used like any
+    run (/runs, /download, /predict); another session's calls are refused as for every endpoint. Over a minute on a
+    shared machine: each long request (two checks, a batch, a recalibration) starts a worker of its own that loads
+    torch and the model, as in production."""
+    import csv
+
+    client, *_, run_id = image_run
+    params = new_client(launched_app).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [p["label"] for p in params["/validate"]["parameters"]] == ["run_id", "new_data", "options_json"]
+    report, csv_path = client.predict(run_id, handle_file(str(site_zip)), api_name="/validate")   # 2 arguments
+    assert report["run_id"] == run_id and report["n"] == 40 and "recalibration" not in report
+    assert report["accuracy_ci"][0] <= report["accuracy"] <= report["accuracy_ci"][1]
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 40
+
+    summary, table = client.predict(run_id, handle_file(str(site_zip)), api_name="/predict_batch")
+    assert summary["n"] == 40
+    with open(table, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 40 and {"item", "predicted", "prediction_set", "unlike_training_data"} <= set(rows[0])
+    assert all(not r["item"].startswith("/") for r in rows)
+
+    report, _ = client.predict(run_id, handle_file(str(site_zip)), '{"recalibrate": true, "site": "Site B"}',
+                               api_name="/validate")
+    done = report["recalibration"]
+    assert done["parent_run_id"] == run_id and done["site"] == "Site B" and "files" not in done
+    block = done["recalibration"]
+    assert block["n_fit"] + block["n_report"] == 40 and block["sentence"].startswith(f"Refitted on {block['n_fit']} of")
+    runs = {r["run_id"]: r for r in client.predict(api_name="/runs")}
+    assert runs[done["run_id"]]["recalibrated_from"] == run_id and runs[done["run_id"]]["has_model"]
+    zip_path = client.predict(done["run_id"], "model", api_name="/download")
+    with zipfile.ZipFile(zip_path) as zf:
+        manifest = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith("transfer_lab.json"))))
+        assert any(n.endswith("model.safetensors") for n in zf.namelist())
+    assert manifest["parent_run_id"] == run_id and manifest["site_temperature"] > 0
+    answer = client.predict(done["run_id"], handle_file(str(digit_image)), "", api_name="/predict")
+    assert abs(sum(answer["probabilities"].values()) - 1.0) < 1e-4
+
+    stranger = new_client(launched_app)
+    for call in (lambda: stranger.predict(run_id, handle_file(str(site_zip)), api_name="/validate"),
+                 lambda: stranger.predict(run_id, handle_file(str(site_zip)), '{"recalibrate": true}',
+                                          api_name="/validate"),
+                 lambda: stranger.predict(run_id, handle_file(str(site_zip)), api_name="/predict_batch"),
+                 lambda: stranger.predict(done["run_id"], "model", api_name="/download")):
+        with pytest.raises(Exception, match="There is no run"):
+            call()
+    assert stranger.predict(api_name="/runs") == []
+
+
 def test_stop_through_the_api(launched_app):
     client = new_client(launched_app)
     job = client.submit("efficientnet_lite0", None, "partial", 50,

@@ -1,5 +1,6 @@
 """The Ray executor on a local Ray started here (2 CPUs, no dashboard, nothing downloaded): runs go
-through the app as Ray tasks with live statuses, queue positions and a working Stop."""
+through the app as Ray tasks with live statuses, queue positions and a working Stop; a large batch to score is
+split across Ray tasks (issue 34)."""
 import json
 import time
 from pathlib import Path
@@ -95,3 +96,55 @@ def test_a_ray_task_that_ignores_stop_is_cancelled(ray_server, tmp_path):
         assert RunFolder(job.run_dir).status()["state"] == "stopped"
     finally:
         runner.shutdown(timeout=10)
+
+
+def test_a_large_batch_is_split_across_ray_tasks_and_equals_the_single_worker(ray_server, tmp_path):
+    """TL_EXECUTOR=ray: a batch is cut into parts, each scored in a Ray task of its own, joined in order; every row
+    equals the single worker's (score_to_csv, which equals predict one input at a time); Stop keeps nothing.
+    About two minutes on a shared 2-core machine: a tiny probe is trained here, and each of the three parts starts
+    a Ray worker process that imports torch and loads the model, as it would on a cluster."""
+    import csv
+    import dataclasses
+
+    from tl_ui.core.config import RunConfig
+    from tl_ui.core.settings import Settings
+    from tl_ui.data import load_dataset, sample_dataset_path, stratified_subset
+    from tl_ui.data.unlabelled import load_inputs
+    from tl_ui.engine import Predictor, train_run
+    from tl_ui.engine.inference.batch import score_to_csv
+    from tl_ui.jobs.inference import Code, InferenceError
+    from tl_ui.jobs.inference.ray_scoring import SPLIT_AT, score_batch_in_ray, use_ray
+
+    assert use_ray(Settings(runs_dir=tmp_path / "r", executor="ray"), SPLIT_AT)
+    assert not use_ray(Settings(runs_dir=tmp_path / "r", executor="ray"), SPLIT_AT - 1)
+    assert not use_ray(Settings(runs_dir=tmp_path / "r"), 10 * SPLIT_AT)
+    digits = load_dataset(str(sample_dataset_path("image")), tmp_path / "digits")
+    run_dir = tmp_path / "runs" / "probe"
+    result = train_run(RunConfig(model_id="efficientnet_lite0", strategy="linear_probe", image_size=64, seed=1),
+                       run_dir, dataset=stratified_subset(digits, 40, seed=1))
+    assert result.status == "finished", result.message
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for item in digits.items[-25:]:
+        (folder / Path(item).name).write_bytes(Path(item).read_bytes())
+    inputs = load_inputs(folder, tmp_path / "read")
+    run = RunFolder(run_dir)
+    seen = []
+    written = score_batch_in_ray(run_dir, dataclasses.asdict(inputs), run.new_scores_folder(), max_image_pixels=10**8,
+                                 part_size=10, on_progress=lambda d, t, m: seen.append(d))
+    assert written["parts"] == 3 and written["n"] == 25 and seen[-1] == 25
+    assert sorted(p.name for p in Path(written["folder"]).iterdir()) == ["predictions.csv", "predictions.xlsx"]
+    single = score_to_csv(Predictor.load(run_dir), inputs.items, inputs.names, tmp_path / "single.csv", xlsx=False)
+    with open(written["csv"], newline="") as a, open(single["csv"], newline="") as b:
+        split_rows, single_rows = list(csv.DictReader(a)), list(csv.DictReader(b))
+    assert [r["item"] for r in split_rows] == [r["item"] for r in single_rows] == inputs.names
+    for x, y in zip(split_rows, single_rows):
+        assert x["predicted"] == y["predicted"] and x["prediction_set"] == y["prediction_set"]
+        assert all(abs(float(x[k]) - float(y[k])) < 1e-5 for k in x if k.startswith("p_"))
+    assert written["n_flagged"] == single["n_flagged"]
+
+    stopped = run.new_scores_folder()
+    with pytest.raises(InferenceError) as stop:
+        score_batch_in_ray(run_dir, dataclasses.asdict(inputs), stopped, max_image_pixels=10**8, part_size=10,
+                           should_stop=lambda: True)
+    assert stop.value.code == Code.CANCELLED and not stopped.exists()

@@ -233,6 +233,8 @@ def _wire_new_data(h: Handlers, c: dict) -> None:
     long_kw = {"concurrency_limit": 2, "concurrency_id": "new-data"}
     on(c["validate_btn"].click, nd.validate, [c["validate_run"], c["validate_upload"]],
        show_progress_on=c["validate_status"], **long_kw)
+    on(c["recal_btn"].click, nd.recalibrate, [c["validate_run"], c["validate_upload"], c["recal_site"]],
+       show_progress_on=c["recal_status"], **long_kw)
     on(c["batch_btn"].click, nd.score, [c["validate_run"], c["batch_upload"]],
        show_progress_on=c["batch_status"], **long_kw)
     on(c["validate_stop"].click, nd.stop_validate, None, concurrency_limit=None)

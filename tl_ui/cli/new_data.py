@@ -18,6 +18,13 @@ def add_validate_parser(commands) -> None:
     validate.add_argument("--out", help="where validation.json and validation_predictions.csv go "
                                         "(default: a new folder under the run's validation/)")
     validate.add_argument("--json", action="store_true", help="print validation.json")
+    validate.add_argument("--recalibrate", action="store_true",
+                          help="also refit the temperature, prediction-set thresholds and decision threshold on a "
+                               "random half of these data, check them on the other half, and save the result as a "
+                               "new run beside --run (sharing its weights)")
+    validate.add_argument("--site", help="the new site's name, recorded with the recalibrated run (default: the "
+                                         "data file's name)")
+    validate.add_argument("--seed", type=int, default=0, help="the random half's seed (default 0)")
     for flag in ("text-column", "label-column", "path-column", "group-column"):
         validate.add_argument(f"--{flag}", help=f"the table's {flag.split('-')[0]} column (default: detected)")
     validate.set_defaults(handler=run_validate)
@@ -40,8 +47,10 @@ def run_validate(args) -> int:
         if not Path(args.run, "model").is_dir():
             raise PredictError(f"'{args.run}' has no finished model. Point --run at a run that finished.")
         dataset = load_dataset(args.data, tempfile.mkdtemp(prefix="tl-cli-validate-"), limits=_limits(), **columns)
-        report = validate_run(args.run, dataset, data_sha256=data_sha256(Path(args.data)), out_dir=args.out,
-                              on_progress=_progress(args.json))
+        sha = data_sha256(Path(args.data))
+        report = validate_run(args.run, dataset, data_sha256=sha, out_dir=args.out, on_progress=_progress(args.json))
+        if args.recalibrate:
+            report["recalibration"] = _recalibrate(args, dataset, sha)
     except (DataError, PredictError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -50,6 +59,16 @@ def run_validate(args) -> int:
         return 0
     print(summary(report))
     return 0
+
+
+def _recalibrate(args, dataset, sha: str) -> dict:
+    """The recalibrated version: a new run folder beside --run (the same runs folder)."""
+    from tl_ui.engine.inference.recalibration import recalibrate_run
+    from tl_ui.service.workspace import new_run_id
+
+    parent = Path(args.run).resolve()
+    return recalibrate_run(parent, dataset, parent.parent / new_run_id(), site=args.site or Path(args.data).stem,
+                           data_sha256=sha, seed=args.seed, on_progress=_progress(args.json))
 
 
 def summary(report: dict) -> str:
@@ -77,6 +96,11 @@ def summary(report: dict) -> str:
     lines += report.get("sentences") or []
     if report.get("folder"):
         lines.append(f"Written to {report['folder']}")
+    recalibrated = report.get("recalibration")
+    if recalibrated:
+        lines += ["", recalibrated["recalibration"]["sentence"],
+                  f"Saved as run {recalibrated['run_id']} (recalibrated for {recalibrated['site']} from "
+                  f"{recalibrated['parent_run_id']}): {recalibrated['run_dir']}"]
     return "\n".join(line for line in lines if line is not None)
 
 

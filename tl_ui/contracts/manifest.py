@@ -32,7 +32,8 @@ class ManifestOperatingPoint(Block):
     threshold: float
     rule: str = Field(description="'sensitivity', 'specificity', 'youden' or 'threshold' (fixed by hand)")
     target: Optional[float] = Field(None, description="the rule's target (sensitivity or specificity share, or the fixed threshold)")
-    chosen_on: Optional[str] = Field(None, description="'validation', or 'fixed'")
+    chosen_on: Optional[str] = Field(None, description="'validation', 'fixed', or 'site' (refitted on half of a new "
+                                                       "site's data, issue 34)")
 
 
 class ExportManifest(Block):
@@ -49,3 +50,8 @@ class ExportManifest(Block):
     conformal: Optional[ManifestConformal] = None
     multilabel: Optional[ManifestMultiLabel] = None
     operating_point: Optional[ManifestOperatingPoint] = None
+    site_temperature: Optional[float] = Field(
+        None, description="a version recalibrated for a new site (issue 34): its weights are shared with the parent "
+                          "(temperature folded in), so Predictor divides the logits by this before the softmax")
+    parent_run_id: Optional[str] = Field(None, description="the run this version recalibrates (issue 34)")
+    site: Optional[str] = Field(None, description="the site it was recalibrated for")

@@ -40,7 +40,7 @@ class Mistake(Block):
 
 class Evaluation(Block):
     """Who chose and who reported: the held-out roles (tl_ui/engine/evaluation/roles.py)."""
-    design: str = Field(description="'three_way' (train / validation / test), or 'same_set' (benchmarks only)")
+    design: str = Field(description="'three_way' (train / validation / test), 'same_set' (benchmarks only), or 'site_halves' (a version recalibrated for a new site: chosen on one half of its data, reported on the other)")
     reported_on: str
     n_reported: int
     chosen_on: str
@@ -351,6 +351,46 @@ class Search(Block):
     winner_kept: Optional[str] = Field(None, description="'refit': the winner trained again as the run's model")
 
 
+class RecalibrationSide(Block):
+    """The held-back half of the new site's data, with the parent's (before) or the refitted (after) calibration."""
+    ece: float
+    ece_ci: Interval
+    accuracy: float
+    accuracy_ci: Interval
+    coverage: Optional[float] = Field(None, description="prediction sets' coverage at `set_level` (null: no thresholds)")
+    coverage_ci: Optional[Interval] = None
+    mean_set_size: Optional[float] = None
+    threshold: Optional[float] = Field(None, description="the operating point's threshold (only with one)")
+    sensitivity: Optional[float] = None
+    sensitivity_ci: Optional[Interval] = None
+    specificity: Optional[float] = None
+    specificity_ci: Optional[Interval] = None
+
+
+class Recalibration(Block):
+    """A version recalibrated for a new site (issue 34): refitted on one random stratified half of the site's
+    labelled data, every number of metrics.json measured on the other half."""
+    parent_run_id: str
+    site: str
+    data_sha256: Optional[str] = None
+    seed: int
+    split: str
+    n_fit: int
+    n_report: int
+    n_excluded: Optional[int] = Field(None, description="site examples left out: labels the model does not know")
+    temperature: float = Field(description="the refitted temperature, on top of the parent's (folded into the shared weights)")
+    site_temperature: Optional[float] = Field(None, description="everything applied on top of the shared weights (a "
+                                                                 "version of a version multiplies)")
+    temperature_fit: Optional[str] = None
+    temperature_note: Optional[str] = None
+    set_level: float
+    thresholds: dict[str, Optional[float]]
+    before: RecalibrationSide
+    after: RecalibrationSide
+    ci_level: float
+    sentence: str
+
+
 class RunMetrics(Block):
     """metrics.json. Multi-label runs (`task: "multi_label"`): `accuracy` is subset accuracy, `per_class`
     the per-label scores, and there is no calibration, conformal, confusion matrix or cross-validation."""
@@ -398,5 +438,6 @@ class RunMetrics(Block):
     operating_point: Optional[OperatingPoint] = Field(None, description="only when the run names a positive class")
     decision_curve: Optional[DecisionCurve] = Field(None, description="only when the run names a positive class")
     search: Optional[Search] = Field(None, description="only for strategy 'auto': the tries and the winner")
+    recalibration: Optional[Recalibration] = Field(None, description="a version recalibrated for a new site (issue 34)")
     label_operating_points: Optional[dict[str, LabelOperatingPoint]] = Field(
         None, description="multi-label: per label, its ROC / PR curves and the numbers at its threshold")

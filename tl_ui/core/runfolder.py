@@ -13,6 +13,13 @@
                               (docs/contracts.md) and validation_predictions.csv, one folder per check;
                               validation/validation.json: a copy of the newest check
               scores/<id>/    a batch of unlabelled inputs scored: predictions.csv (+ predictions.xlsx)
+              site_split.csv  a recalibrated version only (issue 34): which of the site's examples were
+                              fitted on and which reported on
+
+A recalibrated version of a run for a new site (`write_linked_model`) is a run folder of its own: run.json is
+the parent's with `extra.recalibrated_from` and `extra.site`, metrics.json is measured on the site's held-back
+half (with its `recalibration` block), and model/ shares the parent's weights (hard links, or copies where the
+file system has none) with a transfer_lab.json, config.json and README.md of its own.
 
 Status transitions go through one function, `RunFolder.set_status`, which reads, changes and writes
 status.json while it holds an exclusive `fcntl.flock` on `<run_dir>/.status.lock`: the server (queue,
@@ -51,6 +58,7 @@ MANIFEST_JSON = "transfer_lab.json"
 STATUS_LOCK = ".status.lock"    # held (flock) while status.json is read, changed and written
 REPORT_DIR, REPORT_HTML, REPORT_PDF = "report", "report.html", "report.pdf"
 PARTIAL_PREFIX = ".model.partial-"
+SITE_SPLIT_CSV = "site_split.csv"
 VALIDATION_DIR, VALIDATION_JSON, VALIDATION_PREDICTIONS_CSV = "validation", "validation.json", "validation_predictions.csv"
 SCORES_DIR, SCORES_CSV, SCORES_XLSX = "scores", "predictions.csv", "predictions.xlsx"
 # issue 39: exports made from the page: exports/onnx/ (ONNX files, predict_onnx.py, onnx_report.json) and
@@ -191,6 +199,65 @@ class RunFolder:
         if not self.validations_dir.is_dir():
             return []
         return sorted((d for d in self.validations_dir.iterdir() if (d / VALIDATION_JSON).is_file()), reverse=True)
+
+    # -- a recalibrated version (issue 34) ---------------------------------------------------------
+    @property
+    def site_split_csv(self) -> Path:
+        return self.path / SITE_SPLIT_CSV
+
+    def write_version_config(self, parent: "RunFolder", extra: dict) -> None:
+        """run.json: the parent's recipe, with `extra` (recalibrated_from, site, ...) added to its bookkeeping."""
+        self.create()
+        config = dict(parent.config())
+        config["extra"] = {**(config.get("extra") or {}), **extra}
+        if config.get("data_path") and not Path(config["data_path"]).is_absolute():   # relative to the parent's folder
+            config["data_path"] = str((parent.path / config["data_path"]).resolve())
+        write_json_atomic(self.run_json, config)
+        if parent.events_jsonl.is_file():   # the shared weights' training history (curves): the parent's
+            shutil.copyfile(parent.events_jsonl, self.events_jsonl)
+
+    def write_linked_model(self, parent: "RunFolder", manifest: dict, *, config_updates: Optional[dict] = None,
+                           card_addendum: str = "") -> Path:
+        """model/ sharing the parent's weights: every weight file hard-linked (copied where the file system cannot
+        link), transfer_lab.json replaced by `manifest` (an ExportManifest: a dict that does not fit raises),
+        config.json updated with `config_updates` where it already has those keys, `card_addendum` appended to
+        README.md. Written aside, then renamed, like any export."""
+        record = ExportManifest.model_validate(manifest).to_dict()
+        source = parent.model_dir
+        if not source.is_dir():
+            raise FileNotFoundError(f"{parent.id} has no model to share")
+        tmp = self.partial_model_dir()
+        try:
+            for path in sorted(source.rglob("*")):
+                target = tmp / path.relative_to(source)
+                if path.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if path.suffix in (".json", ".md", ".txt"):   # small files: each version's own
+                    shutil.copyfile(path, target)
+                    continue
+                try:
+                    os.link(path, target)
+                except OSError:
+                    shutil.copy2(path, target)
+            write_json_atomic(tmp / MANIFEST_JSON, record)
+            config_json = tmp / "config.json"
+            if config_updates and config_json.is_file():
+                data = read_json(config_json)
+                if isinstance(data, dict):
+                    data.update({k: v for k, v in config_updates.items() if k in data})
+                    write_json_atomic(config_json, data)
+            if card_addendum and (tmp / "README.md").is_file():
+                with open(tmp / "README.md", "a", encoding="utf-8") as handle:
+                    handle.write("\n" + card_addendum.strip() + "\n")
+            if self.model_dir.exists():
+                shutil.rmtree(self.model_dir)
+            tmp.rename(self.model_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.model_dir
 
     def partial_model_dir(self) -> Path:
         return self.path / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:8]}"
@@ -383,6 +450,8 @@ class RunFolder:
             n_examples=((metrics.n_train or 0) + metrics.n_val + (n_chosen or 0) or None) if metrics is not None else None,
             random_init=bool(config.get("random_init")), has_model=self.has_model,
             continued_from=(config.get("extra") or {}).get("continue_from"),
+            recalibrated_from=(config.get("extra") or {}).get("recalibrated_from"),
+            site=(config.get("extra") or {}).get("site"),
         )
 
 
@@ -411,6 +480,8 @@ class RunInfo:
     n_examples: Optional[int] = None
     random_init: bool = False
     continued_from: Optional[str] = None     # the run this one continues ("train N more epochs")
+    recalibrated_from: Optional[str] = None  # the run this one recalibrates for a new site (issue 34)
+    site: Optional[str] = None
 
     @property
     def seconds(self) -> Optional[float]:
@@ -424,6 +495,8 @@ class RunInfo:
         acc = f", accuracy {self.accuracy:.0%}" if self.accuracy is not None else ""
         scratch = " (random init)" if self.random_init else ""
         parent = f" · continues {self.continued_from}" if self.continued_from else ""
+        if self.recalibrated_from:
+            parent += f" · recalibrated for {self.site or 'a new site'} from {self.recalibrated_from}"
         return f"{when} · {self.model_id} · {self.strategy}{scratch}{parent} · {self.state}{acc}"
 
     def to_dict(self) -> dict:
@@ -433,4 +506,5 @@ class RunInfo:
             "strategy": self.strategy, "accuracy": self.accuracy, "accuracy_ci": self.accuracy_ci,
             "macro_f1": self.macro_f1, "macro_f1_ci": self.macro_f1_ci, "n_reported": self.n_reported,
             "random_init": self.random_init, "has_model": self.has_model, "continued_from": self.continued_from,
+            "recalibrated_from": self.recalibrated_from, "site": self.site,
         }

@@ -347,11 +347,20 @@ class Lab:
 
     # -- new data for a finished run (issue 34: service/external.py, long requests in a worker of their own) ----
     def validate(self, owner: Owner, run_id: str, src, name: str = "", *, columns: Optional[dict] = None,
-                 **progress) -> dict:
+                 recalibrate: bool = False, site: str = "", seed: int = 0, **progress) -> dict:
         """The run on another site's labelled data, not retrained: validation.json's dict (docs/contracts.md) and
-        `files` (owner-only copies of validation.json and validation_predictions.csv)."""
+        `files` (owner-only copies of validation.json and validation_predictions.csv); with `recalibrate`, also
+        `recalibration` (as `recalibrate` answers)."""
         run = self._model_run(owner, run_id, "validate")
-        return self.external.validate(owner, run, src, name, columns=columns, **progress)
+        return self.external.validate(owner, run, src, name, columns=columns, recalibrate=recalibrate, site=site,
+                                      seed=seed, **progress)
+
+    def recalibrate(self, owner: Owner, run_id: str, src, name: str = "", *, columns: Optional[dict] = None,
+                    site: str = "", seed: int = 0, **progress) -> dict:
+        """The run recalibrated for a new site (refitted on a random half of its labelled data, checked on the other
+        half), saved as a new, linked run of yours: {"run_id", "parent_run_id", "site", "recalibration", "files"}."""
+        run = self._model_run(owner, run_id, "recalibrate")
+        return self.external.recalibrate(owner, run, src, name, columns=columns, site=site, seed=seed, **progress)
 
     def score_batch(self, owner: Owner, run_id: str, src, name: str = "", *, columns: Optional[dict] = None,
                     level: Optional[float] = None, **progress) -> dict:

@@ -8,6 +8,8 @@
     # process as the server: it polls every millisecond and slows the run ~18% (docs/benchmarks.md).
     c.predict(run_id, handle_file("seven.png"), "", api_name="/predict")
     report, csv_path = c.predict(run_id, handle_file("site_b.zip"), api_name="/validate")      # issue 34
+    report, _ = c.predict(run_id, handle_file("site_b.zip"), '{"recalibrate": true, "site": "B"}',
+                          api_name="/validate")   # + report["recalibration"]["run_id"]: a new, linked run
     summary, csv_path = c.predict(run_id, handle_file("batch.zip"), api_name="/predict_batch")
     # -> {"probabilities": {class: p}, "prediction_set": [classes], "set_level": 0.9, "set_sentence": "...",
     #     "unlike_training_data": false, "unlike_training_data_score": 0.61, ...}   (None for older runs)
@@ -57,6 +59,7 @@ def build(handlers) -> dict:
         d_what = gr.Textbox(label="what")
         d_file = gr.File(label="file")
         v_data = gr.File(label="new_data", type="filepath")        # /validate, /predict_batch (issue 34)
+        v_options = gr.Textbox(label="options_json", value="")    # /validate: {"recalibrate": true, "site": ...}
         v_out = gr.JSON(label="validation")
         v_file = gr.File(label="predictions_csv")
         trigger = gr.Button(visible=False)
@@ -139,18 +142,27 @@ def build(handlers) -> dict:
             raise gr.Error("This run has no such file (did it finish?).", print_exception=False)
         return str(files[key])
 
-    def validate(run_id, new_data, request: gr.Request):
+    def validate(run_id, new_data, options_json, request: gr.Request):
         """One of your finished runs on new labelled data (another site; same class names), not retrained:
         validation.json (docs/contracts.md: accuracy, macro_f1, per_class, calibration, conformal, familiarity,
         label_shift, internal, difference internal − external, each with its interval) and
-        validation_predictions.csv (one row per new example)."""
+        validation_predictions.csv (one row per new example). options_json (optional): {"recalibrate": true,
+        "site": "name", "seed": 0} also refits the temperature, prediction-set thresholds and decision threshold
+        on a random half of the new data, checks them on the other half, and saves a new, linked run of yours:
+        the answer's "recalibration" holds its run_id (download it with /download), parent_run_id, site, and
+        the before / after numbers with their sentence."""
         if not new_data:
             raise gr.Error("Upload the new labelled data (a zip of class folders or a table).", print_exception=False)
         try:
-            report = lab.validate(lab.owner(request), (run_id or "").strip(), new_data, Path(new_data).name)
+            options = _options(options_json)
+            report = lab.validate(lab.owner(request), (run_id or "").strip(), new_data, Path(new_data).name,
+                                  recalibrate=bool(options.get("recalibrate")), site=str(options.get("site") or ""),
+                                  seed=int(options.get("seed") or 0))
         except Exception as exc:
             raise gr.Error(user_message(exc, "validating on the new data"), print_exception=False) from None
         files = report.pop("files", {})
+        if report.get("recalibration"):
+            report["recalibration"].pop("files", None)   # server paths: the new run downloads through /download
         return report, files.get("validation_predictions.csv")
 
     def predict_batch(run_id, inputs, request: gr.Request):
@@ -173,7 +185,7 @@ def build(handlers) -> dict:
     trigger.click(runs, None, r_out, api_name="runs", concurrency_limit=None)
     trigger.click(stop, p_run, s_out, api_name="stop", concurrency_limit=None)
     trigger.click(download, [p_run, d_what], d_file, api_name="download", concurrency_limit=2)
-    trigger.click(validate, [p_run, v_data], [v_out, v_file], api_name="validate", concurrency_limit=2,
+    trigger.click(validate, [p_run, v_data, v_options], [v_out, v_file], api_name="validate", concurrency_limit=2,
                   concurrency_id="new-data")
     trigger.click(predict_batch, [p_run, v_data], [v_out, v_file], api_name="predict_batch", concurrency_limit=2,
                   concurrency_id="new-data")
@@ -184,6 +196,19 @@ def plain_text(markup: str) -> str:
     """An API answer is plain text: the page's markup (warning boxes, bold) removed."""
     text = re.sub(r"<[^>]+>", "", markup or "").replace("**", "").replace("⚠️", "")
     return " ".join(html.unescape(text).split())
+
+
+def _options(options_json) -> dict:
+    """An endpoint's optional JSON object of options ({} when empty)."""
+    if not options_json or not str(options_json).strip():
+        return {}
+    try:
+        options = json.loads(options_json)
+    except ValueError:
+        raise UserError("options_json is not valid JSON.") from None
+    if not isinstance(options, dict):
+        raise UserError("options_json must be a JSON object, e.g. {\"recalibrate\": true, \"site\": \"B\"}.")
+    return options
 
 
 def _submit(lab, owner, model_id, dataset, strategy, epochs, options_json, address=None):

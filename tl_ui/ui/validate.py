@@ -40,6 +40,19 @@ def build() -> dict:
     c["validate_sentences"] = gr.Markdown("", elem_id="validate-sentences", elem_classes="tl-evidence", visible=False)
     c["validate_files"] = gr.File(label="validation.json and its predictions (CSV)", file_count="multiple",
                                   interactive=False, visible=False, elem_id="validate-files")
+    gr.Markdown("#### Recalibrate for this site (optional)")
+    gr.Markdown("Refits how sure the model says it is (its temperature), its prediction sets and its decision "
+                "threshold on a random half of the labelled data above, and checks them on the other half — never "
+                "on the same examples. The model itself is not retrained. The result is saved as a new run, linked "
+                "to this one, that you can download and use like any run.")
+    with gr.Row():
+        c["recal_site"] = gr.Textbox(label="Site name", placeholder="e.g. Hospital B (default: the file's name)",
+                                     elem_id="recal-site", scale=3)
+        c["recal_btn"] = gr.Button("Recalibrate for this site", elem_id="recal-btn", scale=2)
+    c["recal_status"] = gr.Markdown("", elem_id="recal-status")
+    c["recal_table"] = gr.HTML("", elem_id="recal-table")
+    c["recal_files"] = gr.File(label="The recalibrated model (zip), its run.json and model card", file_count="multiple",
+                               interactive=False, visible=False, elem_id="recal-files")
     gr.Markdown("#### Score new inputs (no labels)")
     gr.Markdown("A zip of images (any folders), or a table with one text or one image path per row. The table "
                 "names each input by its file name or row, never by anything inside a DICOM header.")

@@ -17,6 +17,7 @@ from tl_ui.ui.validate import NO_RUN
 
 VALIDATE_KEYS = ("validate_status", "validate_table", "validate_sentences", "validate_files")
 BATCH_KEYS = ("batch_status", "batch_files")
+RECAL_KEYS = ("recal_status", "recal_table", "recal_files")
 
 
 class NewDataHandlers:
@@ -66,6 +67,31 @@ class NewDataHandlers:
                 "validate_table": validate_view.side_by_side_html(report),
                 "validate_sentences": gr.Markdown(validate_view.sentences_md(report), visible=True),
                 "validate_files": gr.File(value=files, visible=bool(files))}
+
+    @outputs(*RECAL_KEYS)
+    def recalibrate(self, run_id, upload, site, request: gr.Request, progress=gr.Progress()):
+        """One click: the run refitted on half of the uploaded labelled data, checked on the other half, saved as
+        a new, linked run (the worker writes it; the page shows the before / after and the downloads)."""
+        if not run_id:
+            return {"recal_status": error_md(NO_RUN)}
+        if not upload:
+            return {"recal_status": error_md("Upload the new site's labelled data above first (a zip of class "
+                                             "folders or a table).")}
+        owner = self.lab.owner(request)
+        stop = self._stop_flag(owner.id, "validate")
+        try:
+            done = self.lab.recalibrate(owner, run_id, upload, Path(upload).name, site=(site or "").strip(),
+                                        should_stop=stop.is_set,
+                                        on_progress=lambda d, t, message: progress(d / max(t, 1), desc=message))
+        except UserError as exc:
+            return {"recal_status": error_md(str(exc)), "recal_table": "",
+                    "recal_files": gr.File(value=None, visible=False)}
+        except Exception as exc:
+            return {"recal_status": error_md(user_message(exc, "recalibrating the model"))}
+        files = [path for path in (done.get("files") or {}).values() if path]
+        return {"recal_status": validate_view.recalibration_md(done),
+                "recal_table": validate_view.recalibration_html(done),
+                "recal_files": gr.File(value=files, visible=bool(files))}
 
     @outputs(*BATCH_KEYS)
     def score(self, run_id, upload, request: gr.Request, progress=gr.Progress()):

@@ -91,3 +91,41 @@ def batch_md(written: dict) -> str:
     for warning in written.get("warnings") or []:
         text += f"\n\n{html.escape(warning)}"
     return text
+
+
+def recalibration_md(done: dict) -> str:
+    """The plain sentence, and where the new version is."""
+    block = done.get("recalibration") or {}
+    return (f"{html.escape(block.get('sentence') or '')}\n\nSaved as a new run **{html.escape(str(done.get('run_id')))}**, "
+            f"recalibrated for {html.escape(str(done.get('site') or 'the new site'))} from "
+            f"{html.escape(str(done.get('parent_run_id')))} (the same weights; its own temperature and thresholds). "
+            "Pick it in the list above, in Results or through the API like any run.")
+
+
+def recalibration_html(done: dict) -> str:
+    """Before vs after on the held-back half: ECE, set coverage, accuracy, sensitivity / specificity at the
+    threshold (where the run has one), each with its interval."""
+    block = done.get("recalibration") or {}
+    before, after = block.get("before") or {}, block.get("after") or {}
+    rows = [("Calibration error (ECE)", "ece"), ("Accuracy", "accuracy")]
+    if before.get("coverage") is not None or after.get("coverage") is not None:
+        rows.append((f"Prediction sets hold the right class ({(block.get('set_level') or 0):.0%} sets)", "coverage"))
+    if after.get("threshold") is not None:
+        rows += [("Decision threshold", "threshold"), ("Sensitivity at the threshold", "sensitivity"),
+                 ("Specificity at the threshold", "specificity")]
+
+    def cell(side: dict, key: str) -> str:
+        if key == "threshold":
+            return "–" if side.get(key) is None else f"{side[key]:.3g}"
+        if key == "ece" and side.get(key) is not None:
+            ci = side.get("ece_ci")
+            return f"{side[key]:.2f}" + (f" ({ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
+        return _cell(side.get(key), side.get(f"{key}_ci"))
+
+    body = "".join(f"<tr><th scope='row'>{label}</th><td>{cell(before, key)}</td><td>{cell(after, key)}</td></tr>"
+                   for label, key in rows)
+    n = block.get("n_report") or 0
+    return ("<div class='tl-table-scroll'><table id='recalibration-before-after' class='tl-side-by-side'>"
+            f"<caption>The {n} held-back examples of the new site (not used for refitting), each number with its "
+            "95% interval</caption><thead><tr><th scope='col'>Measure</th><th scope='col'>Before (as trained)</th>"
+            f"<th scope='col'>After recalibration</th></tr></thead><tbody>{body}</tbody></table></div>")

@@ -82,7 +82,7 @@ def explain_image(predictor: Predictor, item: Any, target: Optional[str] = None)
         raise PredictError(f"Could not read the image: {exc}. Use a PNG, JPEG, TIFF or DICOM file.") from None
     model = predictor.model.eval()
     with torch.no_grad():
-        logits = model(pixels).float()
+        logits = model(pixels).float() / getattr(predictor, "site_temperature", 1.0)   # a recalibrated version's own
         probs = (logits.sigmoid() if getattr(predictor, "multilabel", None) else logits.softmax(-1))[0]
     index = _target_index(predictor, probs, target)
     with GradCAM(model=model, target_layers=[cam_layer(model)]) as cam:
@@ -117,6 +117,7 @@ def explain_text(predictor: Predictor, text: str, target: Optional[str] = None, 
 
     def probabilities(ids, mask):
         logits = model(input_ids=ids, attention_mask=mask).logits.float()   # multi-label: each label's own score
+        logits = logits / getattr(predictor, "site_temperature", 1.0)   # a recalibrated version's own temperature
         return logits.sigmoid() if getattr(predictor, "multilabel", None) else logits.softmax(-1)
 
     with torch.no_grad():

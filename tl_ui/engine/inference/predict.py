@@ -34,6 +34,9 @@ class Predictor:
         if conformal is not None:
             self.manifest["conformal"] = conformal
         self.task = task_for_export(self.manifest, classes)
+        # a version recalibrated for a new site (issue 34) shares its parent's weights: its own temperature is
+        # applied here, on top of the parent's (folded into the weights)
+        self.site_temperature = float(self.manifest.get("site_temperature") or 1.0)
         self.window = window               # DICOM window preset the model was trained with
         self.familiarity = None            # tl_ui.engine.inference.familiarity reference (None: an older export)
 
@@ -103,7 +106,7 @@ class Predictor:
                 encoded = self.tokenizer(chunk, truncation=True, max_length=self.max_length, padding=True,
                                          return_tensors="pt")
                 logits = self.model(**encoded).logits
-            rows.append(self.task.activation(logits.float()))
+            rows.append(self.task.activation(logits.float() / self.site_temperature))
         if not rows:
             return torch.empty(0, len(self.classes))
         probs = torch.empty_like(torch.cat(rows))

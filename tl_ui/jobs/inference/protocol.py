@@ -22,8 +22,8 @@ from typing import Optional
 # Quick verbs: a kept-model worker answers them, each within TL_INFERENCE_MAX_SECONDS.
 QUICK_VERBS = ("load", "predict", "explain", "mistake_maps", "stats")
 # Long verbs: a worker of their own each, with progress and Stop: the model advisor, external validation
-# and batch scoring (issue 34), the ONNX / Space export (issue 39).
-LONG_VERBS = ("advise", "validate", "score_batch", "export_onnx")
+# and batch scoring, recalibration for a new site (issue 34), the ONNX / Space export (issue 39).
+LONG_VERBS = ("advise", "validate", "score_batch", "recalibrate", "export_onnx")
 CANCEL = "cancel"
 
 

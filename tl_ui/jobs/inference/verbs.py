@@ -13,6 +13,8 @@ and a `Request` (its progress and its cancel flag) and returns plain JSON data.
 * `export_onnx`: a finished run's model as ONNX (fp32, int8 with `int8`) with predict_onnx.py and onnx_report.json
   in the run's exports/onnx/ folder (long; tl_ui/engine/inference/onnx_package.py); `space`: also a Gradio Space
   folder in exports/space/ (issue 39)
+* `recalibrate`: a finished run refitted on half of a new site's labelled data, reported on the other half (long):
+  a new, linked run folder sharing the parent's weights (tl_ui/engine/inference/recalibration.py)
 * `stats`: what the worker holds (kept models, loads, memory), for tests, benchmarks and logs
 """
 from __future__ import annotations
@@ -206,6 +208,29 @@ def export_onnx(models: KeptModels, args: dict, request: Request) -> dict:
     return {"folder": str(run.onnx_dir), "report": report}
 
 
+def recalibrate(models: KeptModels, args: dict, request: Request) -> dict:
+    from pathlib import Path
+
+    from tl_ui.data import LabelledDataset
+    from tl_ui.engine.inference.batch import Stopped
+    from tl_ui.engine.inference.recalibration import recalibrate_run
+
+    kept = models.get(args["run_dir"])
+    parent = models.resolve(args["run_dir"])
+    new_dir = Path(args["new_run_dir"]).resolve()
+    if new_dir.parent != parent.parent or new_dir == parent:
+        raise InferenceError(Code.REFUSED, "The new version's folder is not beside its run; nothing is written.")
+    dataset = LabelledDataset(**args["dataset"])
+    try:
+        with kept.lock, _pixel_limit(args):
+            return recalibrate_run(parent, dataset, new_dir, site=str(args.get("site") or ""),
+                                   data_sha256=str(args.get("data_sha256") or ""), seed=int(args.get("seed") or 0),
+                                   predictor=kept.predictor, on_progress=request.progress,
+                                   should_stop=request.cancelled.is_set)
+    except Stopped:
+        raise InferenceError(Code.CANCELLED, "Stopped.") from None
+
+
 def stats(models: KeptModels, args: dict, request: Request) -> dict:
     from tl_ui.jobs.caps import proc_status_kb
 
@@ -214,5 +239,5 @@ def stats(models: KeptModels, args: dict, request: Request) -> dict:
 
 
 VERBS = {"load": load, "predict": predict, "explain": explain, "mistake_maps": mistake_maps, "advise": advise,
-         "validate": validate, "score_batch": score_batch, "export_onnx": export_onnx,
+         "validate": validate, "score_batch": score_batch, "recalibrate": recalibrate, "export_onnx": export_onnx,
          "stats": stats}
