@@ -235,3 +235,11 @@ def test_recalibrating_for_the_shifted_site_saves_a_linked_run_that_is_better_ca
     assert ece_new == pytest.approx(metrics.recalibration.after.ece, abs=2e-3)
     assert (new_probs.argmax(1) == parent_probs.argmax(1)).all()   # the same model: only its confidence moved
     assert done["recalibration"]["sentence"].startswith(f"Refitted on {metrics.recalibration.n_fit} of your 100 new")
+
+    # its ONNX export (issue 39) divides by the version's own temperature too: the same probabilities
+    from tl_ui.engine.export.onnx_export import onnx_probabilities
+    from tl_ui.engine.inference.onnx_package import export_run_onnx
+
+    export_run_onnx(new_dir, site["shifted_all"].parent / "recalibrated_onnx")
+    onnx_probs = onnx_probabilities(site["shifted_all"].parent / "recalibrated_onnx", items)
+    assert float(np.abs(onnx_probs - new_probs).max()) <= 1e-4

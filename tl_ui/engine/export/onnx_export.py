@@ -45,21 +45,23 @@ class OnnxExportError(ValueError):
 
 
 class _ImageProbabilities(nn.Module):
-    """pixels -> logits -> the task's activation, as one graph."""
+    """pixels -> logits -> the task's activation, as one graph. `site_temperature`: a version recalibrated for
+    a new site shares its parent's weights (whose temperature is folded in) and divides by its own on top."""
 
-    def __init__(self, model: nn.Module, activation: Callable):
+    def __init__(self, model: nn.Module, activation: Callable, site_temperature: float = 1.0):
         super().__init__()
-        self.model, self.activation = model, activation
+        self.model, self.activation, self.site_temperature = model, activation, float(site_temperature)
 
     def forward(self, pixels):
-        return self.activation(self.model(pixels).float())
+        return self.activation(self.model(pixels).float() / self.site_temperature)
 
 
 class _TextProbabilities(_ImageProbabilities):
     """(input_ids, attention_mask) -> logits -> the task's activation, as one graph."""
 
     def forward(self, input_ids, attention_mask):
-        return self.activation(self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float())
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+        return self.activation(logits / self.site_temperature)
 
 
 def load_for_export(model_dir: Path) -> tuple[nn.Module, dict, dict]:
@@ -110,7 +112,8 @@ def export_fp32(model_dir: Path, out_dir: Path, activation: Callable) -> dict:
     model, manifest, config = load_for_export(Path(model_dir))
     tokenizer = config.pop("_tokenizer", None)
     image = config["modality"] == "image"
-    wrapper = (_ImageProbabilities if image else _TextProbabilities)(model, activation).eval()
+    site_temperature = float(manifest.get("site_temperature") or 1.0)
+    wrapper = (_ImageProbabilities if image else _TextProbabilities)(model, activation, site_temperature).eval()
     if image:
         size = config["input_size"]
         example = (torch.zeros(2, *size),)
@@ -149,6 +152,7 @@ def export_fp32(model_dir: Path, out_dir: Path, activation: Callable) -> dict:
     graph = onnx.load(str(target))
     opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), OPSET)
     meta = {"classes": json.dumps(config["classes"]), "temperature": str(manifest.get("temperature", 1.0)),
+            "site_temperature": str(site_temperature),
             "base_model": str(manifest.get("base_model", "")), "strategy": str(manifest.get("strategy", "")),
             "made_by": "Transfer Lab"}
     for key, value in meta.items():
@@ -156,7 +160,8 @@ def export_fp32(model_dir: Path, out_dir: Path, activation: Callable) -> dict:
         entry.key, entry.value = key, value
     onnx.save(graph, str(target))
     config.update({"opset": int(opset), "exporter": exporter, "temperature": float(manifest.get("temperature", 1.0)),
-                   "temperature_folded": True, "base_model": manifest.get("base_model"),
+                   "temperature_folded": True, "site_temperature": site_temperature,
+                   "base_model": manifest.get("base_model"),
                    "strategy": manifest.get("strategy"), "multi_label": bool(manifest.get("multilabel")),
                    "inputs": names, "output": "probabilities"})
     (Path(out_dir) / PREPROCESS_JSON).write_text(json.dumps(config, indent=2), encoding="utf-8")
