@@ -109,15 +109,22 @@ def pytest_addoption(parser):
                           "linear-probe head with random weights; the accuracy tests must then fail")
 
 
+def pytest_configure(config):
+    if config.getoption("--mutant") == "random-head":
+        # before collection: modules that copy os.environ at import (a CLI test's ENV) copy the mutant too
+        from tests.helpers.mutants import spread_to_subprocesses
+
+        spread_to_subprocesses("random-head")   # training and inference workers, servers, CLI processes
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _mutant(request):
     if request.config.getoption("--mutant") != "random-head":
         yield
         return
-    from tests.helpers.mutants import random_head, spread_to_subprocesses
+    from tests.helpers.mutants import random_head
     from tl_ui.engine.tasks import single_label
 
-    spread_to_subprocesses("random-head")   # training and inference workers, servers
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(single_label, "fit_head", single_label.fit_head)   # restored afterwards
         random_head(single_label)
