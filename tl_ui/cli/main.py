@@ -1,4 +1,4 @@
-"""Headless command line: `python -m tl_ui {models,check-data,train,predict,validate,explain,advise,report}`.
+"""Headless command line: `python -m tl_ui {models,check-data,train,predict,validate,explain,advise,suggest,report}`.
 
 Exit status: 0 success, 1 a run that failed or was stopped, 2 bad arguments or bad data.
 Messages for people go to stderr without tracebacks; JSON goes to stdout.
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from tl_ui.cli.advise import add_advise_parser
     add_advise_parser(commands)
+
+    from tl_ui.cli.suggest import add_suggest_parser
+    add_suggest_parser(commands)
 
     report = commands.add_parser("report", help="write a run's study report (TRIPOD+AI layout) as HTML or PDF")
     report.add_argument("--run", required=True, help="the run folder to report on")

@@ -157,14 +157,24 @@ def suggest(features: np.ndarray, names: Sequence[str], labelled: dict[str, str]
             p1, p2 = float(probabilities[index, order[0]]), float(probabilities[index, order[1]])
             guess = top
             if p1 - p2 < TORN_MARGIN:
-                reason = f"The model is torn between {top} and {second} ({p1:.0%} against {p2:.0%})."
+                reason = f"The model is torn between {said(top)} and {said(second)} ({p1:.0%} against {p2:.0%})."
             elif share > 1 - (p1 - p2):
-                reason = (f"The model guesses {top} ({p1:.0%}), but this item is unlike the items labelled "
+                reason = (f"The model guesses {said(top)} ({p1:.0%}), but this item is unlike the items labelled "
                           "so far.")
             else:
-                reason = f"The model is unsure: its guess {top} has {p1:.0%}, {second} next with {p2:.0%}."
+                reason = (f"The model is unsure: its guess, {said(top)}, has {p1:.0%}; {said(second)} comes next with "
+                          f"{p2:.0%}.")
         out.append({"item": names[index], "score": round(score, 4), "reason": reason, "guess": guess})
     return out
+
+
+def said(name: str) -> str:
+    """A class as a sentence names it: 'class 8' for a class named by a number ('guesses 8 (72%)' reads as a count)."""
+    try:
+        float(name)
+    except ValueError:
+        return str(name)
+    return f"class {name}"
 
 
 def _diversity_reason(counts: dict[str, int], any_labelled: bool) -> str:
@@ -175,7 +185,7 @@ def _diversity_reason(counts: dict[str, int], any_labelled: bool) -> str:
     if len(counts) < 2:
         return ("The model guesses once two classes have labels; until then each item is chosen to be unlike "
                 "the items labelled so far.")
-    waiting = ", ".join(f"'{c}' has {counts[c]}" for c in short[:3]) + (" and more" if len(short) > 3 else "")
+    waiting = ", ".join(f"{said(c)} has {counts[c]}" if said(c) != c else f"'{c}' has {counts[c]}" for c in short[:3]) + (" and more" if len(short) > 3 else "")
     return (f"The model guesses once every class has {MIN_PER_CLASS} labels ({waiting}); until then this item "
             "is chosen to be unlike the items labelled so far.")
 
