@@ -37,6 +37,8 @@ MAX_SUGGESTIONS = 1000
 MAX_CLASSES = 50
 BUSY_MESSAGE = "Another request of yours is being answered. Try again in a moment."
 FOLDER = "labelling"
+REFRESH_EVERY = 5       # labels between two rankings of the pool
+QUEUE = 20              # suggestions kept at once
 
 
 def check_classes(classes: Sequence[str]) -> list[str]:
@@ -64,6 +66,11 @@ class Session:
     queue: list[dict] = field(default_factory=list)      # the model's current suggestions
     curve: Optional[dict] = None
     model_id: str = ""
+    refreshing: bool = False
+    refreshed_at: int = -1          # labels stored when the suggestions were last computed
+    version: int = 0                # +1 each time new suggestions arrive
+    error: str = ""                 # why the last refresh failed
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def names(self) -> list[str]:
@@ -206,23 +213,67 @@ class Labelling:
         except (OSError, ValueError):
             return {}
 
-    def refresh(self, owner, session: Session, *, n: int = 10, model_id: Optional[str] = None,
-                embedding_cache: Optional[dict] = None, **progress) -> Session:
-        """Ask the model for the next items (and the learning curve); the session keeps them."""
-        answer = self.suggest(session.inputs, session.store.given() | {k: "" for k in session.store.set_aside()},
-                              session.classes, n=min(n, max(1, len(session.inputs))), model_id=model_id,
-                              embedding_cache=embedding_cache, owner=owner.id, **progress)
-        session.queue = [s for s in answer.get("suggestions") or [] if s["item"] not in session.skipped] + \
-                        [s for s in answer.get("suggestions") or [] if s["item"] in session.skipped]
-        session.curve = answer.get("curve")
-        session.model_id = answer.get("model_id") or ""
-        return session
-
     def current(self, session: Session) -> Optional[dict]:
-        """The item to show now: the first suggestion not labelled or set aside since."""
+        """The item to show now: the first suggestion not labelled or set aside since; while the model is
+        still choosing, the next unlabelled item in the pool's order (no guess); None when all are done."""
         done = set(session.store.given()) | set(session.store.set_aside())
-        session.queue = [s for s in session.queue if s["item"] not in done]
-        return session.queue[0] if session.queue else None
+        with session.lock:
+            session.queue = [s for s in session.queue if s["item"] not in done]
+            if session.queue:
+                return session.queue[0]
+        left = [name for name in session.names if name not in done]
+        if not left:
+            return None
+        left.sort(key=lambda name: name in session.skipped)
+        return {"item": left[0], "score": None, "guess": None,
+                "reason": "The model is still choosing what to ask; meanwhile this is the next item of the pool."}
+
+    def cache_record(self, owner) -> Optional[dict]:
+        """The owner's embedding cache (as Lab._embedding_cache: the runs read the same embeddings)."""
+        if self.workspace is None or self.settings.embedding_cache_mb <= 0:
+            return None
+        return {"dir": str(self.workspace.embeddings_dir(owner)),
+                "max_bytes": int(self.settings.embedding_cache_mb * 1024 * 1024)}
+
+    def keep_fresh(self, owner, session: Session, *, every: int = REFRESH_EVERY, wait: bool = False,
+                   model_id: Optional[str] = None) -> None:
+        """Ask the model again (in the background; `wait`: here) once `every` labels were given since its
+        last answer, or when its suggestions run low. Labelling never waits for it."""
+        with session.lock:
+            stored = len(session.store)
+            due = session.refreshed_at < 0 or stored - session.refreshed_at >= every or len(session.queue) < 3
+            if session.refreshing or not due:
+                return
+            session.refreshing = True
+
+        def work() -> None:
+            try:
+                answer = self.suggest(session.inputs, session.store.given() |
+                                      {k: "" for k in session.store.set_aside()}, session.classes,
+                                      n=min(QUEUE, len(session.inputs)), model_id=model_id,
+                                      embedding_cache=self.cache_record(owner), owner=owner.id)
+                done = set(session.store.given()) | set(session.store.set_aside())
+                fresh = [s for s in answer.get("suggestions") or [] if s["item"] not in done]
+                with session.lock:
+                    session.queue = ([s for s in fresh if s["item"] not in session.skipped] +
+                                     [s for s in fresh if s["item"] in session.skipped])
+                    session.curve = answer.get("curve")
+                    session.model_id = answer.get("model_id") or ""
+                    session.refreshed_at = stored
+                    session.error = ""
+                    session.version += 1
+            except UserError as exc:
+                session.error = str(exc)
+            except Exception:   # noqa: BLE001 - logged; the person keeps labelling in the pool's order
+                log.exception("labelling suggestions failed")
+                session.error = "The model could not choose the next items; the details are in the server log."
+            finally:
+                session.refreshing = False
+
+        if wait:
+            work()
+        else:
+            threading.Thread(target=work, name="tl-labelling-suggest", daemon=True).start()
 
     def label(self, owner, session: Session, item: str, label: str) -> None:
         """Store one confirmed label ("" = not sure). Raises UserError."""
@@ -238,6 +289,29 @@ class Labelling:
         moved = [s for s in session.queue if s["item"] == item]
         session.queue = [s for s in session.queue if s["item"] != item] + moved
 
+    def sample_pool(self, owner, n: int = 100) -> Path:
+        """A pool made of the shipped sample digits, n of them spread over the ten classes, in one flat folder
+        (the file names say nothing of the class), as a zip in the owner's labelling folder."""
+        from tl_ui.data import sample_dataset_path
+
+        out = self.folder(owner) / f"sample-digits-{n}.zip"
+        if out.exists():
+            return out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(sample_dataset_path("image")) as source:
+            by_class: dict[str, list[str]] = {}
+            for name in sorted(source.namelist()):
+                parts = name.split("/")
+                if len(parts) == 3 and parts[2]:
+                    by_class.setdefault(parts[1], []).append(name)
+            chosen = [name for names in zip(*[by_class[c] for c in sorted(by_class)]) for name in names][:n]
+            tmp = out.with_name(f".{out.name}.tmp")
+            with zipfile.ZipFile(tmp, "w") as target:
+                for name in sorted(chosen, key=lambda x: x.split("/")[-1]):
+                    target.writestr(name.split("/")[-1], source.read(name))
+            tmp.replace(out)
+        return out
+
     def export(self, session: Session) -> Path:
         """labels.csv's item,label export, in the owner's folder."""
         out = session.folder / "export" / "labels-item-label.csv"
@@ -247,7 +321,44 @@ class Labelling:
 
     def training_file(self, session: Session) -> Path:
         """The labelled set as a file the Data step reads: a zip of class folders (images) or a CSV of
-        text,label (texts), in the owner's folder. Raises UserError when it cannot train yet."""
+        text,label (texts), in the owner's folder, with its provenance beside it (`<file>.provenance.json`,
+        tl_ui.contracts.LabelProvenance). Raises UserError when it cannot train yet."""
+        out = self._training_file(session)
+        _write_json(provenance_path(out), self.provenance(session).to_dict())
+        return out
+
+    def provenance(self, session: Session):
+        import hashlib
+
+        from tl_ui.contracts import LabelProvenance
+        from tl_ui.contracts.labelling import LABELLED_HERE
+
+        labels = session.store.labels()
+        given = [x for x in labels if not x.not_sure]
+        counts: dict[str, int] = {}
+        for x in given:
+            counts[x.label] = counts.get(x.label, 0) + 1
+        times = sorted(x.labelled_at for x in given if x.labelled_at)
+        meta = self._read_meta(session.folder)
+        return LabelProvenance(source=LABELLED_HERE, pool=str(meta.get("name") or ""), n_labels=len(given),
+                               n_not_sure=len(labels) - len(given), classes=counts,
+                               first_labelled_at=times[0] if times else None,
+                               last_labelled_at=times[-1] if times else None,
+                               labelled_by=sorted({x.by for x in given if x.by}),
+                               suggested_by=session.model_id or None,
+                               labels_sha256=hashlib.sha256(session.store.export_csv().encode()).hexdigest())
+
+    def provenance_for(self, owner, data_path: str | Path) -> Optional[dict]:
+        """The provenance of a training file this owner's labelling made (None for any other file)."""
+        path = Path(data_path).resolve()
+        if not path.is_relative_to((self.folder(owner) / "export").resolve()):
+            return None
+        try:
+            return json.loads(provenance_path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _training_file(self, session: Session) -> Path:
         given = session.store.given()
         counts: dict[str, int] = {}
         for label in given.values():
@@ -280,6 +391,10 @@ class Labelling:
                 stem = Path(item).name
                 archive.write(path, f"labelled/{_folder_name(label)}/{number:05d}-{stem}")
         return out
+
+
+def provenance_path(training_file: Path) -> Path:
+    return Path(training_file).with_name(Path(training_file).name + ".provenance.json")
 
 
 def _folder_name(label: str) -> str:
