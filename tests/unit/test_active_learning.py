@@ -45,14 +45,17 @@ def test_near_duplicates_are_not_asked_twice():
 
 def test_labelled_and_set_aside_items_are_never_suggested_and_guesses_come_with_two_per_class():
     x, y, names = blobs()
-    labelled = {names[i]: y[i] for i in (0, 1, 30, 31, 60)}      # 'c' has one label
+    labelled = {names[i]: y[i] for i in (0, 1, 30, 60)}          # only 'a' has two labels
     labelled[names[5]] = ""                                      # "not sure": set aside
     picks = active.suggest(x, names, labelled, ["a", "b", "c"], n=len(names))
     items = [p["item"] for p in picks]
     assert not set(items) & set(labelled)
     assert len(items) == len(names) - len(labelled)
     assert all(p["guess"] is None for p in picks)
-    assert "'c' has 1" in picks[0]["reason"]
+    assert "two classes have 2 labels each (only 'a' has 2)" in picks[0]["reason"]
+    labelled[names[31]] = "b"                                    # 'a' and 'b' ready: guesses among them
+    picks = active.suggest(x, names, labelled, ["a", "b", "c"], n=len(names))
+    assert {p["guess"] for p in picks} <= {"a", "b"} and all("cannot guess 'c' yet" in p["reason"] for p in picks)
     labelled[names[61]] = "c"
     picks = active.suggest(x, names, labelled, ["a", "b", "c"], n=len(names))
     truth = {n: y[i] for i, n in enumerate(names)}

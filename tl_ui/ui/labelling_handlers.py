@@ -13,7 +13,7 @@ from tl_ui.service.errors import UserError
 from tl_ui.ui.formatting import error_md, user_message
 from tl_ui.ui.handlers import KeysAsComponents, outputs
 from tl_ui.ui.labelling_view import (KEYS_JS, MAX_BUTTONS, SAMPLE_POOL_SIZE, VIEW_KEYS, curve_frame, curve_text,
-                                     shortcut_keys)
+                                     shortcut_keys, item_html)
 from tl_ui.ui.thumbnails import thumbnail
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ class LabellingHandlers:
     def __init__(self, lab, main=None):
         self.lab = lab
         self.main = main                    # tl_ui.ui.handlers.Handlers: loads the labelled set as the data
+        self._folders: dict = {}            # owner key -> their private folder for the item's preview
         self.c: dict = KeysAsComponents()
 
     def output_components(self, handler) -> list:
@@ -43,12 +44,12 @@ class LabellingHandlers:
                   for i, name in enumerate(list(session.classes) + [""] * (MAX_BUTTONS - len(session.classes)))}
         frame = curve_frame(session.curve)
         values.update(lbl_progress=f"**{session.progress()}**",
-                      lbl_curve=gr.LinePlot(value=frame, visible=frame is not None),
+                      lbl_curve=frame,
                       lbl_stop=curve_text(session.curve), lbl_status=status or self._status(session))
         view = {**view, "version": session.version}
         if current is None:
             view.update(item=None, guess=None)
-            values.update(lbl_image=gr.Image(value=None, visible=False), lbl_text=gr.Markdown("", visible=False),
+            values.update(lbl_item="",
                           lbl_guess="**Every item of the pool is labelled or set aside.**", lbl_why="",
                           lbl_confirm=gr.Button(visible=False), lbl_state=view)
             return values
@@ -62,7 +63,7 @@ class LabellingHandlers:
         else:
             values["lbl_guess"] = "*No guess from the model yet.*"
             values["lbl_confirm"] = gr.Button(visible=False)
-        values["lbl_why"] = f"Why this item: {html.escape(current['reason'])}"
+        values["lbl_why"] = f"**{html.escape(current['item'])}** · why this item: {html.escape(current['reason'])}"
         values["lbl_state"] = view
         return values
 
@@ -76,13 +77,17 @@ class LabellingHandlers:
     def _item(self, owner, session, name: str) -> dict:
         path = session.item_path(name)
         if session.inputs.modality == "text":
-            return {"lbl_image": gr.Image(value=None, visible=False),
-                    "lbl_text": gr.Markdown(f"**{html.escape(name)}**\n\n> {html.escape(str(path))}", visible=True)}
-        folder = self.lab.private.new_folder(owner, "label-item")
+            return {"lbl_item": item_html(name, "text", str(path or ""))}
+        import base64
+
+        folder = self._folders.get(owner.key)
+        if folder is None or not folder.is_dir():   # the owner's private folder (cleaned up with it)
+            folder = self._folders[owner.key] = self.lab.private.new_folder(owner, "label-item")
         thumb = thumbnail(path, folder, "item", size=512) if path else None
-        return {"lbl_image": gr.Image(value=str(thumb) if thumb else None, visible=True,
-                                      label=f"Item to label: {name}"),
-                "lbl_text": gr.Markdown("", visible=False)}
+        data = base64.b64encode(thumb.read_bytes()).decode("ascii") if thumb else ""
+        if thumb:
+            thumb.unlink(missing_ok=True)
+        return {"lbl_item": item_html(name, "image", png_base64=data)}
 
     def _session(self, request):
         owner = self.lab.owner(request)
@@ -205,7 +210,7 @@ class LabellingHandlers:
         if session is None or (view or {}).get("version") == session.version:
             return {}
         frame = curve_frame(session.curve)
-        return {"lbl_curve": gr.LinePlot(value=frame, visible=frame is not None), "lbl_stop": curve_text(session.curve),
+        return {"lbl_curve": frame, "lbl_stop": curve_text(session.curve),
                 "lbl_status": self._status(session), "lbl_state": {**(view or {}), "version": session.version}}
 
     @outputs("lbl_export_file", "lbl_status")

@@ -19,7 +19,7 @@ import pandas as pd
 MAX_BUTTONS = 10
 POOL_TYPES = [".zip", ".csv", ".tsv", ".txt", ".xlsx", ".xls"]
 SAMPLE_POOL_SIZE = 100
-VIEW_KEYS = ("lbl_state", "lbl_status", "lbl_image", "lbl_text", "lbl_guess", "lbl_why", "lbl_progress",
+VIEW_KEYS = ("lbl_state", "lbl_status", "lbl_item", "lbl_guess", "lbl_why", "lbl_progress",
              "lbl_curve", "lbl_stop", "lbl_confirm", *(f"lbl_class_{i}" for i in range(MAX_BUTTONS)))
 NOTHING_YET = "No pool yet. Upload one above and press **Start labelling**, or try it with the sample digits."
 
@@ -84,9 +84,8 @@ def build() -> dict:
             progress = gr.Markdown("", elem_id="label-progress")
             with gr.Row():
                 with gr.Column(scale=3):
-                    image = gr.Image(label="Item to label", visible=False, height=360, interactive=False,
-                                     elem_id="label-item-image", buttons=[])
-                    text = gr.Markdown("", visible=False, elem_id="label-item-text")
+                    # an <img> with its alt text (Gradio's Image adds an unnamed zoom button: axe button-name)
+                    item = gr.HTML("", elem_id="label-item")
                 with gr.Column(scale=2):
                     guess = gr.Markdown("", elem_id="label-guess")
                     why = gr.Markdown("", elem_id="label-why")
@@ -98,9 +97,12 @@ def build() -> dict:
                 undo = gr.Button("Undo [U]", elem_id="label-undo", size="sm")
                 skip = gr.Button("Skip [S]", elem_id="label-skip", size="sm")
                 not_sure = gr.Button("Not sure [N]", elem_id="label-not-sure", size="sm")
-            curve = gr.LinePlot(value=None, x="labels", y="accuracy", color="line", elem_id="label-curve",
+            # starts from an empty frame with every series (Gradio fixes the legend from the first data; an
+            # empty plot would be its "Empty value" box, whose aria-label on a <div> is not allowed)
+            curve = gr.LinePlot(value=curve_frame(None), x="labels", y="accuracy", color="line",
+                                color_map=CURVE_COLOURS, color_title="", elem_id="label-curve",
                                 title="Learning curve: cross-validated accuracy vs labels given", height=260,
-                                y_lim=[0, 1], x_title="labels given", y_title="accuracy", visible=False)
+                                y_lim=[0, 1], x_title="labels given", y_title="accuracy")
             stop = gr.Markdown("", elem_id="label-stop")
             with gr.Row():
                 export = gr.Button("Download the labels (CSV: item,label)", elem_id="label-export", size="sm")
@@ -110,17 +112,22 @@ def build() -> dict:
             timer = gr.Timer(3.0, active=True)
     state = gr.State({"item": None, "guess": None, "version": -1})
     return {"lbl_pool": pool, "lbl_classes": classes, "lbl_examples": examples, "lbl_start": start,
-            "lbl_sample": sample, "lbl_status": status, "lbl_progress": progress, "lbl_image": image,
-            "lbl_text": text, "lbl_guess": guess, "lbl_why": why, "lbl_confirm": confirm, "lbl_undo": undo,
+            "lbl_sample": sample, "lbl_status": status, "lbl_progress": progress, "lbl_item": item,
+            "lbl_guess": guess, "lbl_why": why, "lbl_confirm": confirm, "lbl_undo": undo,
             "lbl_skip": skip, "lbl_not_sure": not_sure, "lbl_curve": curve, "lbl_stop": stop,
             "lbl_export": export, "lbl_export_file": export_file, "lbl_train": to_wizard, "lbl_timer": timer,
             "lbl_state": state, **{f"lbl_class_{i}": b for i, b in enumerate(buttons)}}
 
 
-def curve_frame(curve: Optional[dict]) -> Optional[pd.DataFrame]:
+CURVE_COLOURS = {"accuracy": "#2563eb", "95% interval, low": "#94a3b8", "95% interval, high": "#94a3b8"}
+
+
+def curve_frame(curve: Optional[dict]) -> pd.DataFrame:
+    """The curve's rows (labels, accuracy, line); before any point, one empty row per line."""
     points = (curve or {}).get("points") or []
     if not points:
-        return None
+        return pd.DataFrame([{"labels": float("nan"), "accuracy": float("nan"), "line": name}
+                             for name in CURVE_COLOURS])
     rows = []
     for p in points:
         low, high = p["accuracy_ci"]
@@ -128,6 +135,19 @@ def curve_frame(curve: Optional[dict]) -> Optional[pd.DataFrame]:
                  {"labels": p["n"], "accuracy": low, "line": "95% interval, low"},
                  {"labels": p["n"], "accuracy": high, "line": "95% interval, high"}]
     return pd.DataFrame(rows)
+
+
+def item_html(name: str, modality: str, content: str = "", png_base64: str = "") -> str:
+    """The item to label, large: an image (a metadata-free PNG preview, inline) or a text."""
+    title = f'<p class="tl-label-name">Item to label: <strong>{html.escape(name)}</strong></p>'
+    if modality == "text":
+        return (f'{title}<blockquote class="tl-label-text" style="font-size:1.2em;max-height:360px;overflow:auto">'
+                f'{html.escape(content)}</blockquote>')
+    if not png_base64:
+        return f"{title}<p>This image cannot be shown (it could not be read).</p>"
+    return (f'{title}<img src="data:image/png;base64,{png_base64}" alt="the image to label, {html.escape(name)}" '
+            'style="height:320px;max-width:100%;object-fit:contain;image-rendering:pixelated;'
+            'border:1px solid #cbd5e1;border-radius:6px">')
 
 
 def curve_text(curve: Optional[dict]) -> str:

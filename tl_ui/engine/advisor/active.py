@@ -102,9 +102,11 @@ def class_counts(labels: Sequence[str], classes: Sequence[str]) -> dict[str, int
     return counts
 
 
-def can_guess(labels: Sequence[str], classes: Sequence[str]) -> bool:
+def guessable(labels: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """The classes the probe can guess: those with MIN_PER_CLASS labels (none until two classes have them)."""
     counts = class_counts(labels, classes)
-    return len(counts) >= 2 and min(counts.values()) >= MIN_PER_CLASS
+    ready = [c for c in classes if counts.get(c, 0) >= MIN_PER_CLASS]
+    return ready if len(ready) >= 2 else []
 
 
 def fit_probe(features: np.ndarray, labels: Sequence[str], classes: Sequence[str], seed: int = 0):
@@ -140,30 +142,35 @@ def suggest(features: np.ndarray, names: Sequence[str], labelled: dict[str, str]
     labels = [v for _, v in trained]
     x = np.asarray(features, dtype=np.float32)
     probabilities = None
-    if can_guess(labels, classes):
-        probabilities = fit_probe(x[[i for i, _ in trained]], labels, classes, seed)(x)
+    ready = guessable(labels, classes)
+    uncertainty = None
+    if ready:
+        rows = [(i, v) for i, v in trained if v in ready]
+        probabilities = fit_probe(x[[i for i, _ in rows]], [v for _, v in rows], ready, seed)(x)
         uncertainty = 1.0 - margins(probabilities)
-    else:
-        uncertainty = None
     picks = greedy_pick(x, [i for i, _ in trained], candidates, n, uncertainty, weight)
     counts = class_counts(labels, classes)
+    waiting = [c for c in classes if c not in ready]
+    tail = "" if not waiting or not ready else (
+        f"; it cannot guess {_listed(waiting)} yet (fewer than {MIN_PER_CLASS} labels)")
     out = []
     for index, score, share in picks:
         if probabilities is None:
             guess, reason = None, _diversity_reason(counts, bool(trained))
         else:
             order = np.argsort(-probabilities[index])
-            top, second = classes[order[0]], classes[order[1]]
+            top, second = ready[order[0]], ready[order[1]]
             p1, p2 = float(probabilities[index, order[0]]), float(probabilities[index, order[1]])
             guess = top
             if p1 - p2 < TORN_MARGIN:
-                reason = f"The model is torn between {said(top)} and {said(second)} ({p1:.0%} against {p2:.0%})."
+                reason = f"The model is torn between {said(top)} and {said(second)} ({p1:.0%} against {p2:.0%})"
             elif share > 1 - (p1 - p2):
                 reason = (f"The model guesses {said(top)} ({p1:.0%}), but this item is unlike the items labelled "
-                          "so far.")
+                          "so far")
             else:
-                reason = (f"The model is unsure: its guess, {said(top)}, has {p1:.0%}; {said(second)} comes next with "
-                          f"{p2:.0%}.")
+                reason = (f"The model is unsure: its guess, {said(top)}, has {p1:.0%} and {said(second)} comes next "
+                          f"with {p2:.0%}")
+            reason += tail + "."
         out.append({"item": names[index], "score": round(score, 4), "reason": reason, "guess": guess})
     return out
 
@@ -177,17 +184,22 @@ def said(name: str) -> str:
     return f"class {name}"
 
 
+def _listed(classes: Sequence[str], most: int = 3) -> str:
+    names = [said(c) if said(c) != c else f"'{c}'" for c in classes[:most]]
+    more = len(classes) - most
+    if more > 0:
+        return ", ".join(names) + f" and {more} more"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
 def _diversity_reason(counts: dict[str, int], any_labelled: bool) -> str:
-    short = [c for c, k in counts.items() if k < MIN_PER_CLASS]
     if not any_labelled:
         return ("Nothing is labelled yet: this is a typical item of the pool, and the next ones are chosen to "
                 "be unlike it and each other.")
-    if len(counts) < 2:
-        return ("The model guesses once two classes have labels; until then each item is chosen to be unlike "
-                "the items labelled so far.")
-    waiting = ", ".join(f"{said(c)} has {counts[c]}" if said(c) != c else f"'{c}' has {counts[c]}" for c in short[:3]) + (" and more" if len(short) > 3 else "")
-    return (f"The model guesses once every class has {MIN_PER_CLASS} labels ({waiting}); until then this item "
-            "is chosen to be unlike the items labelled so far.")
+    have = sorted(c for c, k in counts.items() if k >= MIN_PER_CLASS)
+    state = (f"only {said(have[0]) if said(have[0]) != have[0] else repr(have[0])} has" if have else "no class has yet")
+    return (f"The model guesses once two classes have {MIN_PER_CLASS} labels each ({state} {MIN_PER_CLASS}); until "
+            "then each item is chosen to be unlike the items labelled so far.")
 
 
 # -- the learning curve ---------------------------------------------------------------------------------
