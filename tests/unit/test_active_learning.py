@@ -90,9 +90,11 @@ def test_learning_curve_has_intervals_no_narrower_than_n_allows_and_says_when_to
     points = curve["points"]
     assert len(points) >= 3 and points[-1]["n"] == len(x)
     for p in points:
+        assert p["n_scored"] <= p["n"] and p["classes"] >= 2
         low, high = p["accuracy_ci"]
         assert low <= p["accuracy"] <= high
-        wilson = at_least_wilson((p["accuracy"], p["accuracy"]), round(p["accuracy"] * p["n"]), p["n"], 0.95)[0]
+        wilson = at_least_wilson((p["accuracy"], p["accuracy"]), round(p["accuracy"] * p["n_scored"]), p["n_scored"],
+                                 0.95)[0]
         assert low <= wilson[0] + 1e-4 and high >= wilson[1] - 1e-4
     assert "stopped helping within noise" in curve["sentence"]     # separable clusters: flat at ~1.0
 
@@ -105,3 +107,4 @@ def test_stop_sentence_when_still_rising():
     assert active.stop_sentence([]).startswith("The learning curve starts")
     assert active.curve_sizes(["a", "b", "a"]) == []
     assert active.curve_sizes(["a", "b", "a", "b"]) == [4]
+    assert active.curve_sizes(["a", "b", "c", "a", "b"]) == [5]        # 'c' (one label) is left out of the score

@@ -123,8 +123,17 @@ class Labelling:
             raise UserError(str(exc)) from None
 
     # -- one owner's session ------------------------------------------------------------------------------
-    def folder(self, owner) -> Path:
+    def folder(self, owner, *, create: bool = True) -> Path:
+        """The owner's labelling folder (`create`: the owner's folder made if it is not there yet; reading
+        never creates one, so a page that only looks keeps no empty folder alive)."""
+        if not create:
+            return self.workspace.root / owner.key / FOLDER
         return self.workspace.owner_dir(owner) / FOLDER
+
+    def loaded(self, owner) -> Optional[Session]:
+        """The owner's session if this process holds it (no disk access: the page's timer asks often)."""
+        with self._lock:
+            return self._sessions.get(owner.key)
 
     def start(self, owner, src: str | Path, name: str = "", classes: Sequence[str] = (), *,
               labels_src: Optional[str | Path] = None, text_column: Optional[str] = None) -> Session:
@@ -150,9 +159,12 @@ class Labelling:
         pool_dir = folder / "pool"
         with self._lock:
             self._sessions.pop(owner.key, None)
-            if previous.get("sha256") != sha:
+            if previous.get("sha256") != sha:   # another pool: its labels are kept aside, never deleted
                 shutil.rmtree(pool_dir, ignore_errors=True)
-                (folder / "labels.csv").unlink(missing_ok=True)
+                if (folder / "labels.csv").exists():
+                    (folder / "export").mkdir(parents=True, exist_ok=True)
+                    (folder / "labels.csv").replace(folder / "export" / f"labels-{time.strftime('%Y%m%d-%H%M%S')}-"
+                                                    f"{_slug(str(previous.get('name') or 'earlier pool'))}.csv")
             pool_dir.mkdir(parents=True, exist_ok=True)
             kept = pool_dir / safe_file_name(name)
             if src.is_file() and not kept.exists():
@@ -192,7 +204,7 @@ class Labelling:
         with self._lock:
             if owner.key in self._sessions:
                 return self._sessions[owner.key]
-            folder = self.folder(owner)
+            folder = self.folder(owner, create=False)
             meta = self._read_meta(folder)
             if not meta.get("pool") or not Path(meta["pool"]).exists():
                 return None
@@ -351,7 +363,7 @@ class Labelling:
     def provenance_for(self, owner, data_path: str | Path) -> Optional[dict]:
         """The provenance of a training file this owner's labelling made (None for any other file)."""
         path = Path(data_path).resolve()
-        if not path.is_relative_to((self.folder(owner) / "export").resolve()):
+        if not path.is_relative_to((self.folder(owner, create=False) / "export").resolve()):
             return None
         try:
             return json.loads(provenance_path(path).read_text(encoding="utf-8"))
@@ -391,6 +403,10 @@ class Labelling:
                 stem = Path(item).name
                 archive.write(path, f"labelled/{_folder_name(label)}/{number:05d}-{stem}")
         return out
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:60]
 
 
 def provenance_path(training_file: Path) -> Path:

@@ -204,7 +204,7 @@ class LabellingHandlers:
     def tick(self, view, request: gr.Request):
         """The model's new suggestions arrived: the curve and the sentence follow (the item shown stays)."""
         try:
-            owner, session = self._session(request)
+            session = self.service.loaded(self.lab.owner(request))
         except Exception:   # noqa: BLE001
             return {}
         if session is None or (view or {}).get("version") == session.version:

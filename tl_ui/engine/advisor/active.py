@@ -203,59 +203,59 @@ def _diversity_reason(counts: dict[str, int], any_labelled: bool) -> str:
 
 
 # -- the learning curve ---------------------------------------------------------------------------------
-def curve_sizes(labels: Sequence[str], points: int = CURVE_POINTS) -> list[int]:
-    """The numbers of labels (first n, in the order given) the curve is measured at: from the first n
-    where two classes have two labels each and every class seen has two, geometric up to all of them."""
-    seen: dict[str, int] = {}
-    first = None
-    for n, label in enumerate(labels, 1):
-        seen[label] = seen.get(label, 0) + 1
-        if len(seen) >= 2 and min(seen.values()) >= 2:
-            first = n
-            break
-    total = len(labels)
-    if first is None:
-        return []
-    sizes = np.unique(np.round(np.geomspace(first, total, min(points, total - first + 1))).astype(int))
-    return [int(s) for s in sizes if _usable(labels[:s])]
-
-
-def _usable(labels: Sequence[str]) -> bool:
+def _scored(labels: Sequence[str]) -> list[int]:
+    """The rows a curve point is measured on: those of classes with MIN_PER_CLASS labels or more (a class
+    with one label cannot be cross-validated); [] unless two classes qualify."""
     counts: dict[str, int] = {}
     for label in labels:
         counts[label] = counts.get(label, 0) + 1
-    return len(counts) >= 2 and min(counts.values()) >= 2
+    ready = {c for c, k in counts.items() if k >= MIN_PER_CLASS}
+    return [i for i, label in enumerate(labels) if label in ready] if len(ready) >= 2 else []
+
+
+def curve_sizes(labels: Sequence[str], points: int = CURVE_POINTS) -> list[int]:
+    """The numbers of labels (the first n, in the order given) the curve is measured at: from the first n
+    where two classes have two labels each, spaced geometrically up to all of them."""
+    labels = list(labels)
+    first = next((n for n in range(1, len(labels) + 1) if _scored(labels[:n])), None)
+    if first is None:
+        return []
+    total = len(labels)
+    sizes = np.unique(np.round(np.geomspace(first, total, min(points, total - first + 1))).astype(int))
+    return [int(s) for s in sizes]
 
 
 def learning_curve(features: np.ndarray, labels: Sequence[str], *, seed: int = 0,
                    points: int = CURVE_POINTS, repeats: int = CURVE_REPEATS,
                    should_stop: Callable[[], bool] = lambda: False) -> dict:
-    """{"points": [{"n", "accuracy", "accuracy_ci", "folds"}], "sentence", "method"}: the probe's
-    cross-validated accuracy on the first n labels (rows of `features` in labelling order)."""
+    """{"points": [{"n", "n_scored", "classes", "accuracy", "accuracy_ci", "folds"}], "sentence", "method"}:
+    the probe's cross-validated accuracy on the first n labels (rows of `features` in labelling order),
+    among the classes that have two labels or more by then (`n_scored` rows of `classes` classes)."""
     from tl_ui.trust.intervals import cv_probe_estimate
 
     labels = list(labels)
-    classes = sorted(set(labels))
-    y = np.asarray([classes.index(v) for v in labels], dtype=np.int64)
     x = np.asarray(features, dtype=np.float64)
     out = []
     for size in curve_sizes(labels, points):
         if should_stop():
             break
-        estimate = cv_probe_estimate(x[:size], y[:size], len(classes), folds=5, repeats=repeats, seed=seed)
-        out.append({"n": size, "accuracy": estimate["accuracy"], "accuracy_ci": list(estimate["accuracy_ci"]),
-                    "folds": estimate["folds"]})
+        rows = _scored(labels[:size])
+        names = sorted({labels[i] for i in rows})
+        y = np.asarray([names.index(labels[i]) for i in rows], dtype=np.int64)
+        estimate = cv_probe_estimate(x[rows], y, len(names), folds=5, repeats=repeats, seed=seed)
+        out.append({"n": size, "n_scored": len(rows), "classes": len(names), "accuracy": estimate["accuracy"],
+                    "accuracy_ci": list(estimate["accuracy_ci"]), "folds": estimate["folds"]})
     return {"points": out, "sentence": stop_sentence(out),
-            "method": ("cross-validated accuracy of a linear probe on the first n labels (stratified k-fold, "
-                       f"{repeats} repeats), 95% interval: corrected t, at least the Wilson interval of n")}
+            "method": ("cross-validated accuracy of a linear probe on the first n labels, among the classes with "
+                       f"2 labels or more (stratified k-fold, {repeats} repeats); 95% interval: corrected t, at "
+                       "least the Wilson interval of the examples scored")}
 
 
 def stop_sentence(points: Sequence[dict]) -> str:
     """One plain sentence: still rising, or stopped helping within noise (the last two steps each
     gained less than the half-width of the newer point's interval)."""
     if not points:
-        return ("The learning curve starts once two classes have two labels each and every labelled class has "
-                "two.")
+        return "The learning curve starts once two classes have two labels each."
     last = points[-1]
     low, high = last["accuracy_ci"]
     said = (f"with {last['n']} labels the cross-validated accuracy is {last['accuracy']:.2f} "
