@@ -104,6 +104,8 @@ def test_stop_sentence_when_still_rising():
               {"n": 20, "accuracy": 0.6, "accuracy_ci": [0.55, 0.65]},
               {"n": 40, "accuracy": 0.8, "accuracy_ci": [0.75, 0.85]}]
     assert active.stop_sentence(rising).startswith("More labels still help")
+    wide = [{**p, "accuracy": 0.5, "accuracy_ci": [0.1, 0.9]} for p in rising]
+    assert "too wide" in active.stop_sentence(wide)
     assert active.stop_sentence([]).startswith("The learning curve starts")
     assert active.curve_sizes(["a", "b", "a"]) == []
     assert active.curve_sizes(["a", "b", "a", "b"]) == [4]

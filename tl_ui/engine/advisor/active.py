@@ -32,6 +32,7 @@ UNCERTAINTY_WEIGHT = 0.5      # the exponents of uncertainty and diversity in th
 TORN_MARGIN = 0.3             # a margin below this reads "torn between A and B"
 CURVE_POINTS = 6              # at most this many points on the learning curve
 CURVE_REPEATS = 2             # repeats of the k-fold cross-validation at each point
+WIDE_INTERVAL = 0.10          # no "stopped helping" while the last point's interval is wider than +-this
 _CHUNK = 2048
 
 
@@ -253,7 +254,8 @@ def learning_curve(features: np.ndarray, labels: Sequence[str], *, seed: int = 0
 
 def stop_sentence(points: Sequence[dict]) -> str:
     """One plain sentence: still rising, or stopped helping within noise (the last two steps each
-    gained less than the half-width of the newer point's interval)."""
+    gained less than the half-width of the newer point's interval, and that interval is at most
+    +-WIDE_INTERVAL: with a wide interval every step is "within noise", which says nothing)."""
     if not points:
         return "The learning curve starts once two classes have two labels each."
     last = points[-1]
@@ -262,6 +264,9 @@ def stop_sentence(points: Sequence[dict]) -> str:
             f"(95% interval {low:.2f}–{high:.2f})")
     if len(points) < 3:
         return f"Too early to tell whether more labels help: {said}."
+    if (high - low) / 2 > WIDE_INTERVAL:
+        return (f"Too early to tell whether more labels help: {said}, an interval too wide to see the curve level "
+                "off.")
     steps = [(points[i], points[i - 1]) for i in (-1, -2)]
     flat = all(new["accuracy"] - old["accuracy"] <= (new["accuracy_ci"][1] - new["accuracy_ci"][0]) / 2
                for new, old in steps)
