@@ -74,3 +74,27 @@ def test_labels_survive_a_server_restart_and_carry_their_provenance_into_the_run
         server.lab.stop_run(OWNER, job.id)
     finally:
         server.stop()
+
+
+def test_the_api_suggests_through_the_same_verb(client_factory, tmp_path):
+    """/suggest on 20 sample digits with 2 labels of two classes (a worker embeds them: about a minute here)."""
+    import zipfile
+
+    from gradio_client import handle_file
+    from tl_ui.data import sample_dataset_path
+
+    pool, truth = tmp_path / "pool.zip", {}
+    with zipfile.ZipFile(sample_dataset_path("image")) as source, zipfile.ZipFile(pool, "w") as target:
+        for name in [n for n in source.namelist() if n.count("/") == 2 and n.split("/")[1] in "01" and
+                     not n.endswith("/")][:10] + \
+                [n for n in source.namelist() if n.count("/") == 2 and n.split("/")[1] == "1"][:10]:
+            target.writestr(name.split("/")[-1], source.read(name))
+            truth[name.split("/")[-1]] = name.split("/")[1]
+    zeros = [k for k, v in truth.items() if v == "0"][:2]
+    ones = [k for k, v in truth.items() if v == "1"][:2]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("item,label\n" + "".join(f"{k},{truth[k]}\n" for k in zeros + ones), encoding="utf-8")
+    rows = client_factory().predict(handle_file(str(pool)), handle_file(str(labels)), "", "", 5, api_name="/suggest")
+    assert len(rows) == 5 and not {r["item"] for r in rows} & set(zeros + ones)
+    assert {r["item"] for r in rows} <= set(truth) and all(r["guess"] in ("0", "1") and r["reason"] for r in rows)
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)

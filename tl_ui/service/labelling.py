@@ -122,6 +122,22 @@ class Labelling:
         except InferenceError as exc:
             raise UserError(str(exc)) from None
 
+    def suggest_upload(self, owner, pool: str | Path, labels: Optional[str | Path] = None, classes: Sequence[str] = (),
+                       *, n: int = 10, model_id: Optional[str] = None, curve: bool = False) -> dict:
+        """`suggest` for an uploaded pool and labels CSV (the API's /suggest; the CLI reads its files itself):
+        read in the owner's uploads folder with the Data step's limits. Raises UserError."""
+        from tl_ui.data.label_store import read_labels_table
+        from tl_ui.data.unlabelled import load_inputs
+
+        try:
+            inputs = load_inputs(pool, self.workspace.uploads_dir(owner), limits=self.settings.limits())
+            labelled, warnings = read_labels_table(labels, pool=inputs.names) if labels else ({}, [])
+        except DataError as exc:
+            raise UserError(str(exc)) from None
+        answer = self.suggest(inputs, labelled, classes, n=n, model_id=model_id, curve=curve,
+                              embedding_cache=self.cache_record(owner), owner=owner.id)
+        return {**answer, "warnings": [*inputs.warnings, *warnings]}
+
     # -- one owner's session ------------------------------------------------------------------------------
     def folder(self, owner, *, create: bool = True) -> Path:
         """The owner's labelling folder (`create`: the owner's folder made if it is not there yet; reading
