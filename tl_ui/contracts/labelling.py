@@ -23,4 +23,6 @@ class LabelProvenance(Block):
     labelled_by: list[str] = Field(default_factory=list,
                                    description="signed-in users who gave labels (empty: an anonymous session)")
     suggested_by: Optional[str] = Field(None, description="the shelf model whose probe chose the items asked")
-    labels_sha256: str = Field(description="sha256 of the item,label export of the labels used")
+    labels_sha256: str = Field(description="sha256 of the item,label export of all labels given")
+    left_out: Optional[dict[str, int]] = Field(None, description="classes with fewer than 2 labels, not in the "
+                                                                 "training file: {class: labels}")

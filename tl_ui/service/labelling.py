@@ -362,19 +362,21 @@ class Labelling:
         from tl_ui.contracts.labelling import LABELLED_HERE
 
         labels = session.store.labels()
-        given = [x for x in labels if not x.not_sure]
+        kept = self.trainable(session)[0]
+        given = [x for x in labels if not x.not_sure and x.item in kept]
         counts: dict[str, int] = {}
         for x in given:
             counts[x.label] = counts.get(x.label, 0) + 1
         times = sorted(x.labelled_at for x in given if x.labelled_at)
         meta = self._read_meta(session.folder)
         return LabelProvenance(source=LABELLED_HERE, pool=str(meta.get("name") or ""), n_labels=len(given),
-                               n_not_sure=len(labels) - len(given), classes=counts,
+                               n_not_sure=sum(x.not_sure for x in labels), classes=counts,
                                first_labelled_at=times[0] if times else None,
                                last_labelled_at=times[-1] if times else None,
                                labelled_by=sorted({x.by for x in given if x.by}),
                                suggested_by=session.model_id or None,
-                               labels_sha256=hashlib.sha256(session.store.export_csv().encode()).hexdigest())
+                               labels_sha256=hashlib.sha256(session.store.export_csv().encode()).hexdigest(),
+                               **({"left_out": self.trainable(session)[1]} if self.trainable(session)[1] else {}))
 
     def provenance_for(self, owner, data_path: str | Path) -> Optional[dict]:
         """The provenance of a training file this owner's labelling made (None for any other file)."""
@@ -386,12 +388,22 @@ class Labelling:
         except (OSError, ValueError):
             return None
 
-    def _training_file(self, session: Session) -> Path:
+    @staticmethod
+    def trainable(session: Session) -> tuple[dict[str, str], dict[str, int]]:
+        """({item: label} of the classes with 2 labels or more, {class: labels} of those left out)."""
         given = session.store.given()
         counts: dict[str, int] = {}
         for label in given.values():
             counts[label] = counts.get(label, 0) + 1
-        if len(counts) < 2 or min(counts.values()) < 2:
+        left_out = {c: k for c, k in counts.items() if k < 2}
+        return {item: label for item, label in given.items() if label not in left_out}, left_out
+
+    def _training_file(self, session: Session) -> Path:
+        given, left_out = self.trainable(session)
+        counts: dict[str, int] = {}
+        for label in given.values():
+            counts[label] = counts.get(label, 0) + 1
+        if len(counts) < 2:
             raise UserError("Training needs at least two classes with two labels each. Label a few more items.")
         out_dir = session.folder / "export"
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -234,9 +234,13 @@ class LabellingHandlers:
             return {self.c["lbl_status"]: error_md(str(exc))}
         outcome = self.lab.load_data(owner, path, path.name, copy=False)
         values = self.main._data_loaded(owner, state, outcome, model_choice)
+        kept, left_out = self.service.trainable(session)
+        note = "" if not left_out else (
+            " Left out: " + ", ".join(f"{html.escape(c)} ({k} label)" for c, k in left_out.items()) +
+            " — a class needs 2 labels to be trained on; label more of it, then press the button again.")
         return {**{self.main.c[k]: v for k, v in values.items()},
-                self.c["lbl_status"]: (f"Loaded {session.progress().split(' · ')[0]} as your data: continue with "
-                                       "step 3 (strategy) and step 4 (train).") if outcome.dataset is not None else
+                self.c["lbl_status"]: (f"Loaded {len(kept)} labelled items as your data: continue with step 3 "
+                                       f"(strategy) and step 4 (train).{note}") if outcome.dataset is not None else
                 error_md(outcome.error),
                 self.c["tabs"]: gr.Tabs(selected="strategy") if outcome.dataset is not None else gr.skip()}
 
