@@ -211,3 +211,19 @@ def test_dicom_runs_say_which_header_fields_were_read_and_that_no_identifier_was
     assert "Window Center" in data and "No patient identifier, name, date or other header field is kept" in data
     assert 'data-ptr="/image_reading/n_dicom"' in data
     check_report_numbers(page, {run.id: run.path})
+
+
+def test_labels_given_in_transfer_lab_are_said_with_their_provenance(tmp_path):
+    """Issue 41: run.json's extra.labels_provenance becomes a limitation, every number quoted from run.json."""
+    run = single_label_run(tmp_path / "labelled")
+    config = json.loads(run.run_json.read_text())
+    config["extra"] = {**config.get("extra", {}), "labels_provenance": {
+        "source": "labelled in Transfer Lab", "pool": "scans.zip", "n_labels": 260, "n_not_sure": 3,
+        "classes": {"benign": 130, "malignant": 130}, "first_labelled_at": "2026-12-07T01:00:00Z",
+        "last_labelled_at": "2026-12-07T02:00:00Z", "labelled_by": ["ana"], "suggested_by": "efficientnet_lite0",
+        "labels_sha256": "0" * 64}}
+    run.run_json.write_text(json.dumps(config))
+    page = report_html(run.path)
+    assert "The labels were given in Transfer Lab" in page and "not a random sample of the pool" in page
+    assert "scans.zip" in page and "2026-12-07T01:00:00Z" in page and "ana" in page
+    check_report_numbers(page, {run.id: run.path})

@@ -114,6 +114,9 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> WebApp:
         api_step.build(h)
         _wire(demo, h, c)
         _wire_new_data(h, c)
+        from tl_ui.ui import labelling_handlers
+
+        labelling_handlers.wire(demo, h, c, lab)
     demo.queue(default_concurrency_limit=4)
     return WebApp(demo, lab, settings)
 

@@ -1,5 +1,5 @@
-"""Headless command line: `python -m tl_ui {models,check-data,train,predict,validate,explain,advise,export,share,
-push,report}`.
+"""Headless command line: `python -m tl_ui {models,check-data,train,predict,validate,explain,advise,suggest,export,
+share,push,report}`.
 
 Exit status: 0 success, 1 a run that failed or was stopped, 2 bad arguments or bad data.
 Messages for people go to stderr without tracebacks; JSON goes to stdout.
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tl_ui.cli.share import add_share_parsers
     add_share_parsers(commands)   # export --format onnx, share, push (issue 39)
+    from tl_ui.cli.suggest import add_suggest_parser
+    add_suggest_parser(commands)
 
     report = commands.add_parser("report", help="write a run's study report (TRIPOD+AI layout) as HTML or PDF")
     report.add_argument("--run", required=True, help="the run folder to report on")

@@ -4,11 +4,12 @@ pydantic models of the run folder's JSON files (metrics.json, status.json, the e
 docs/contracts.md (`python -m tl_ui.core.schema_doc`)."""
 from tl_ui.contracts.base import Block
 from tl_ui.contracts.events import Event, event_from_dict, read_event
+from tl_ui.contracts.labelling import LabelProvenance
 from tl_ui.contracts.manifest import ExportManifest
 from tl_ui.contracts.metrics import RunMetrics
 from tl_ui.contracts.states import ACTIVE_STATES, DONE_STATES, RunState, run_state
 from tl_ui.contracts.status import RunStatus
 from tl_ui.contracts.validation import ValidationReport
 
-__all__ = ["ACTIVE_STATES", "DONE_STATES", "Block", "Event", "ExportManifest", "RunMetrics", "RunState",
+__all__ = ["ACTIVE_STATES", "DONE_STATES", "Block", "Event", "ExportManifest", "LabelProvenance", "RunMetrics", "RunState",
            "RunStatus", "ValidationReport", "event_from_dict", "read_event", "run_state"]

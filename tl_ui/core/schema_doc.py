@@ -19,10 +19,11 @@ END = "<!-- END GENERATED: JSON Schemas -->"
 def documented_models() -> list[tuple[str, type]]:
     """(file, model) for each file of a run folder that has a model."""
     from tl_ui.core.config import RunConfig
-    from tl_ui.contracts import ExportManifest, RunMetrics, RunStatus, ValidationReport
+    from tl_ui.contracts import ExportManifest, LabelProvenance, RunMetrics, RunStatus, ValidationReport
 
     return [("run.json", RunConfig), ("status.json", RunStatus), ("metrics.json", RunMetrics),
-            ("model/transfer_lab.json", ExportManifest), ("validation/<id>/validation.json", ValidationReport)]
+            ("model/transfer_lab.json", ExportManifest), ("validation/<id>/validation.json", ValidationReport),
+            ("labelling/export/<file>.provenance.json", LabelProvenance)]   # and run.json's extra.labels_provenance
 
 
 def compact_json(value, indent: int = 0, width: int = 140) -> str:

@@ -74,6 +74,9 @@ class Lab:
         from tl_ui.service.sharing import Sharing
 
         self.sharing = Sharing(self.inference, self.private)   # issue 39: ONNX, int8, the Space
+        from tl_ui.service.labelling import Labelling
+
+        self.labelling = Labelling(settings, self.inference, self.workspace)   # issue 41
         # weights per strategy: the shipped table, else counted once in a worker and kept in the runs folder
         self.shelf_facts = ShelfFacts(self.workspace.root, max_params_m=settings.max_model_params_m,
                                       memory_gb=settings.job_memory_gb)
@@ -196,6 +199,9 @@ class Lab:
         if dataset is None:
             raise UserError(NO_DATA_MESSAGE)
         config = self.make_config(model_id, options, dataset, data_path)
+        provenance = self.labelling.provenance_for(owner, data_path) if data_path else None
+        if provenance:   # labels given in Transfer Lab: where they came from, in run.json (issue 41)
+            config.extra = {**config.extra, "labels_provenance": provenance}
         if data_path and Path(data_path).exists():
             kept, sha = self.workspace.keep_dataset(owner, data_path)  # replays survive upload clean-up
             config.data_path, config.data_sha256 = str(kept), sha
@@ -250,6 +256,9 @@ class Lab:
             raise UserError("This run's data are no longer kept here, so it cannot be continued. Load the data "
                             "again and start a new run.")
         return self._submit(owner, config, None, address)
+
+    def embedding_cache(self, owner: Owner) -> Optional[dict]:
+        return self._embedding_cache(owner)
 
     def _embedding_cache(self, owner: Owner) -> Optional[dict]:
         """Where the owner's runs keep embeddings for the next run, and how much (None: switched off)."""

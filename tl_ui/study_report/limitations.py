@@ -119,4 +119,25 @@ def _data_lines(report: RunReport) -> list[Line]:
     if report.r.get("/max_examples") is not None:
         lines.append(Line(["The run used at most ", report.r.q("/max_examples", "count"), " examples of the data "
                            "file (a stratified subset)."]))
+    lines += _labelling_lines(report)
     return lines
+
+
+def _labelling_lines(report: RunReport) -> list[Line]:
+    """Labels given in Transfer Lab (issue 41; run.json's extra.labels_provenance): who and when, and that
+    the model chose which items were asked."""
+    r, base = report.r, "/extra/labels_provenance"
+    if r.get(base + "/n_labels") is None:
+        return []
+    parts = ["The labels were given in Transfer Lab: ", r.q(base + "/n_labels", "count"), " items of ",
+             r.said(base + "/pool") or "an unlabelled pool"]
+    first, last = r.said(base + "/first_labelled_at"), r.said(base + "/last_labelled_at")
+    if first and last:
+        parts += [", labelled from ", first, " to ", last]
+    people = r.get(base + "/labelled_by") or []
+    for i, _ in enumerate(people):
+        parts += [" by " if i == 0 else ", ", r.said(pointer("extra", "labels_provenance", "labelled_by", i))]
+    parts += [". The model chose which items were asked (those it was unsure about, and unlike the ones labelled "
+              "before), so the labelled examples, and the test examples drawn from them, are not a random sample "
+              "of the pool: the numbers may differ on the pool as a whole."]
+    return [Line(parts, "warning")]

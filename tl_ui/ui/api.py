@@ -7,6 +7,8 @@
     # job.status() / job.outputs() show progress meanwhile; avoid `for update in job` in the same
     # process as the server: it polls every millisecond and slows the run ~18% (docs/benchmarks.md).
     c.predict(run_id, handle_file("seven.png"), "", api_name="/predict")
+    suggestions = c.predict(handle_file("pool.zip"), handle_file("labels.csv"), "", "", 10, api_name="/suggest")
+    # -> [{"item", "score", "reason", "guess"}] best first: what to label next (issue 41; the labelling view's verb)
     report, csv_path = c.predict(run_id, handle_file("site_b.zip"), api_name="/validate")      # issue 34
     report, _ = c.predict(run_id, handle_file("site_b.zip"), '{"recalibrate": true, "site": "B"}',
                           api_name="/validate")   # + report["recalibration"]["run_id"]: a new, linked run
@@ -62,6 +64,12 @@ def build(handlers) -> dict:
         v_options = gr.Textbox(label="options_json", value="")    # /validate: {"recalibrate": true, "site": ...}
         v_out = gr.JSON(label="validation")
         v_file = gr.File(label="predictions_csv")
+        l_pool = gr.File(label="pool", type="filepath")             # /suggest (issue 41)
+        l_labels = gr.File(label="labels_csv", type="filepath")
+        l_classes = gr.Textbox(label="classes")
+        l_model = gr.Textbox(label="model_id")
+        l_n = gr.Number(label="n", precision=0)
+        l_out = gr.JSON(label="suggestions")
         trigger = gr.Button(visible=False)
 
     async def train(model_id, dataset, strategy, epochs, options_json, request: gr.Request):
@@ -178,6 +186,24 @@ def build(handlers) -> dict:
         files = written.pop("files", {})
         return {k: written.get(k) for k in ("n", "n_flagged", "warnings")}, files.get("predictions.csv")
 
+    def suggest(pool, labels_csv, classes, model_id, n, request: gr.Request):
+        """Which unlabelled items to label next: pool: a zip of images (any folders) or a table of texts;
+        labels_csv: item,label for the items labelled so far (optional); classes: comma-separated names
+        (optional); model_id: a shelf id (empty: the default for the pool's kind); n: how many (empty: 10).
+        Returns [{"item", "score", "reason", "guess"}] best first, items of the pool not labelled yet; guess is
+        null until two classes have 2 labels each."""
+        if not pool:
+            raise gr.Error("Upload the unlabelled pool (a zip of images or a table of texts).", print_exception=False)
+        names = [c.strip() for c in (classes or "").split(",") if c.strip()]
+        try:
+            answer = lab.labelling.suggest_upload(lab.owner(request), pool, labels_csv or None, names,
+                                                  n=int(n or 10), model_id=(model_id or "").strip() or None)
+        except Exception as exc:
+            raise gr.Error(user_message(exc, "choosing what to label next"), print_exception=False) from None
+        return [{k: row.get(k) for k in ("item", "score", "reason", "guess")} for row in answer["suggestions"]]
+
+    trigger.click(suggest, [l_pool, l_labels, l_classes, l_model, l_n], l_out, api_name="suggest",
+                  concurrency_limit=2, concurrency_id="suggest")
     trigger.click(train, [a_model, a_data, a_strategy, a_epochs, a_options], [a_status, a_metrics, a_run_id],
                   api_name="train", concurrency_limit=None, show_progress="hidden")
     trigger.click(predict, [p_run, p_image, p_text], p_out, api_name="predict", concurrency_limit=2,

@@ -56,6 +56,9 @@ def build(max_upload_mb: float) -> dict:
                                     placeholder="e.g. billing,outage,refund", elem_id="label-columns")
             separator = gr.Dropdown(["auto", ";", "|", "none"], value="auto", label="Separator between labels",
                                     info="'none': one label per row", elem_id="label-separator", interactive=True)
+    from tl_ui.ui import labelling_view
+
+    labelling = labelling_view.build()   # issue 41: no labels yet? label the pool here
     error = gr.Markdown("", elem_id="data-error")
     summary = gr.Markdown(NO_DATA_YET, elem_id="data-summary")
     with gr.Row():
@@ -76,7 +79,7 @@ def build(max_upload_mb: float) -> dict:
 
     advisor = {**advisor_view.build(), **data_map_view.build()}
     next_btn = gr.Button("Next: choose how to train →", variant="primary", elem_id="data-next")
-    return {**advisor, "data_upload": upload, "use_sample_image": sample_image, "use_sample_text": sample_text,
+    return {**advisor, **labelling, "data_upload": upload, "use_sample_image": sample_image, "use_sample_text": sample_text,
             "text_column": text_col, "label_column": label_col, "group_column": group_col,
             "data_reload": reload_btn, "label_columns": label_cols, "label_separator": separator,
             "data_error": error, "data_summary": summary, "class_counts": counts,

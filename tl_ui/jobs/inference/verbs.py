@@ -15,6 +15,8 @@ and a `Request` (its progress and its cancel flag) and returns plain JSON data.
   folder in exports/space/ (issue 39)
 * `recalibrate`: a finished run refitted on half of a new site's labelled data, reported on the other half (long):
   a new, linked run folder sharing the parent's weights (tl_ui/engine/inference/recalibration.py)
+* `suggest`: which unlabelled items of a pool to label next, and the learning curve of the labels so far
+  (tl_ui/engine/advisor/active.py; the pool's embeddings through the owner's embedding cache)
 * `stats`: what the worker holds (kept models, loads, memory), for tests, benchmarks and logs
 """
 from __future__ import annotations
@@ -231,6 +233,45 @@ def recalibrate(models: KeptModels, args: dict, request: Request) -> dict:
         raise InferenceError(Code.CANCELLED, "Stopped.") from None
 
 
+def suggest(models: KeptModels, args: dict, request: Request) -> dict:
+    """args: pool {modality, items, names}, labelled [[name, label], ...] in labelling order (label "": not
+    sure), classes, n, model_id, embedding_cache, curve (bool), max_image_pixels."""
+    import time
+
+    import numpy as np
+
+    from tl_ui.core.catalog import ModelUnavailable
+    from tl_ui.engine.advisor.active import embed_pool, learning_curve
+    from tl_ui.engine.advisor.active import suggest as rank
+    from tl_ui.engine.probe.features import Stopped
+
+    started = time.perf_counter()
+    pool = args["pool"]
+    labelled = {str(name): str(label) for name, label in args.get("labelled") or []}
+    classes = [str(c) for c in args.get("classes") or []]
+    try:
+        with _pixel_limit(args):
+            features, model_id = embed_pool(pool["items"], pool["modality"], model_id=args.get("model_id"),
+                                            cache=args.get("embedding_cache"), classes=classes or ["a", "b"],
+                                            on_progress=request.progress, should_stop=request.cancelled.is_set)
+    except Stopped:
+        raise InferenceError(Code.CANCELLED, "Stopped.") from None
+    except ModelUnavailable as exc:
+        raise InferenceError(Code.USER, str(exc)) from None
+    embedded = time.perf_counter() - started
+    request.check()
+    suggestions = rank(features, pool["names"], labelled, classes, int(args.get("n") or 10),
+                       seed=int(args.get("seed") or 0))
+    curve = None
+    if args.get("curve"):
+        position = {name: i for i, name in enumerate(pool["names"])}
+        given = [(position[k], v) for k, v in labelled.items() if v and k in position]
+        curve = learning_curve(features[[i for i, _ in given]] if given else np.zeros((0, features.shape[1])),
+                               [v for _, v in given], should_stop=request.cancelled.is_set)
+    return {"suggestions": suggestions, "curve": curve, "model_id": model_id, "n_pool": len(pool["names"]),
+            "seconds": {"embeddings": round(embedded, 2), "total": round(time.perf_counter() - started, 2)}}
+
+
 def stats(models: KeptModels, args: dict, request: Request) -> dict:
     from tl_ui.jobs.caps import proc_status_kb
 
@@ -240,4 +281,4 @@ def stats(models: KeptModels, args: dict, request: Request) -> dict:
 
 VERBS = {"load": load, "predict": predict, "explain": explain, "mistake_maps": mistake_maps, "advise": advise,
          "validate": validate, "score_batch": score_batch, "recalibrate": recalibrate, "export_onnx": export_onnx,
-         "stats": stats}
+         "suggest": suggest, "stats": stats}
