@@ -14,8 +14,9 @@ export GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_OFFLINE=
 set +e
 # Two test processes (TL_TEST_WORKERS; 0 = one process): much of a test's time is a worker process
 # starting, a page waiting or a file being written, so two share the 2 cores well. Each test file
-# stays in one process (its module fixtures share trained runs).
-.venv/bin/python -m pytest -n "${TL_TEST_WORKERS:-2}" --dist loadfile "$@"
+# stays in one process (its module fixtures share trained runs); files go out in the order tests/conftest.py
+# sorts them, longest first (--no-loadscope-reorder: xdist would otherwise send files with many short tests first).
+.venv/bin/python -m pytest -n "${TL_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
 status=$?
 set -e
 # pytest exits 5 when it collected no tests: for CI that is a failure too.

@@ -36,14 +36,30 @@ KINDS = {"unit": (("unit",), 60), "integration": (("integration",), 300),
 TESTS = Path(__file__).resolve().parent
 
 
+FOLDER_ORDER = ("browser", "integration", "unit")
+
+
 def pytest_collection_modifyitems(items):
+    longest: dict[str, float] = {}   # per file: the longest time limit one of its tests declares
     for item in items:
         folder = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
         markers, limit = KINDS.get(folder, ((), None))
         for marker in markers:
             item.add_marker(getattr(pytest.mark, marker))
-        if limit and item.get_closest_marker("timeout") is None:
+        declared = item.get_closest_marker("timeout")
+        if limit and declared is None:
             item.add_marker(pytest.mark.timeout(limit))
+        elif declared is not None and declared.args:
+            longest[str(item.fspath)] = max(longest.get(str(item.fspath), 0), float(declared.args[0]))
+    # Longest first (scripts/test.sh passes --no-loadscope-reorder, so the two processes take whole files in
+    # this order): files with a test that declares a longer limit, then the browser, integration and unit
+    # folders. Short files last fill the gaps; a long file started last would leave one process idle.
+    def weight(item):
+        folder = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+        rank = FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER)
+        return (-longest.get(str(item.fspath), 0), rank)
+
+    items.sort(key=weight)   # stable: a file's tests keep their order
 
 
 
