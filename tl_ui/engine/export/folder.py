@@ -7,7 +7,6 @@ crash or kill never leaves a half-written `model/`.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from tl_ui.core.config import RunConfig
+from tl_ui.core.folders import replace_when_done
 from tl_ui.contracts import ExportManifest
 from tl_ui.engine.models.fast_path import restore_layout
 from tl_ui.engine.models.build import LoadedModel
@@ -32,10 +32,8 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
     prediction-set thresholds go into the manifest; a multi-label run's thresholds go into the manifest
     and the model's own config; the model card is the task's."""
     out_dir = run.model_dir
-    tmp = run.partial_model_dir()
-    tmp.mkdir(parents=True)
     calibration = task.export_calibration(chosen) or {"temperature": 1.0, "thresholds": {}, "n_calibration": 0}
-    try:
+    with replace_when_done(out_dir, run.partial_model_dir()) as tmp:
         fold_temperature(model, loaded.head_names, float(calibration["temperature"]))
         restore_layout(model)   # channels-last weights (fast path) are saved plain
         if config.strategy == "lora":
@@ -72,12 +70,6 @@ def export_model(loaded: LoadedModel, model: nn.Module, run: RunFolder, *, confi
         if familiarity is not None:   # tl_ui.engine.inference.familiarity: the "unlike your training data" reference
             familiarity.save(tmp)
         (tmp / "README.md").write_text(task.model_card(loaded, config, data_summary, metrics), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -37,7 +37,7 @@ from tl_ui.engine.export.sentence_export import FORMAT as SENTENCE_FORMAT, load_
 OPSET = 17
 FP32_FILE, INT8_FILE = "model.onnx", "model.int8.onnx"
 PREPROCESS_JSON, TOKENIZER_JSON = "preprocess.json", "tokenizer.json"
-STANDALONE = Path(__file__).with_name("standalone")   # predict_onnx.py and the Space's app.py, copied as they are
+STANDALONE = Path(__file__).resolve().parents[2] / "standalone"   # predict_onnx.py and the Space's app.py: programs of their own, copied as they are
 
 
 class OnnxExportError(ValueError):

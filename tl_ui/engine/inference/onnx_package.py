@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
+from tl_ui.core.folders import replace_when_done
 from tl_ui.core.runfolder import MODEL_DIR, ONNX_REPORT_JSON, PREDICTIONS_CSV
 from tl_ui.engine.export import onnx_export as ox
 
@@ -49,9 +48,7 @@ def export_run_onnx(run_dir: str | Path, out_dir: str | Path, *, int8: bool = Fa
                                  "that finished.")
     task = task_for_export(manifest, list(manifest["classes"]))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with replace_when_done(out_dir) as tmp:
         progress(1, steps, "Writing the ONNX graph")
         config = ox.export_fp32(model_dir, tmp, task.activation)
         ox.copy_standalone(tmp, "predict_onnx.py")
@@ -72,12 +69,6 @@ def export_run_onnx(run_dir: str | Path, out_dir: str | Path, *, int8: bool = Fa
         (tmp / ONNX_REPORT_JSON).write_text(json.dumps(report, indent=2), encoding="utf-8")
         (tmp / "README.md").write_text(_readme(model_dir, config, report), encoding="utf-8")
         ox.owner_only(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 
@@ -244,9 +235,8 @@ def build_space(run_dir: str | Path, space_dir: str | Path,
     run_dir, space_dir = Path(run_dir), Path(space_dir)
     model_dir = run_dir / MODEL_DIR
     manifest = ox.read_manifest(model_dir) or {}
-    tmp = space_dir.parent / f".{space_dir.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
-        report = export_run_onnx(run_dir, tmp, int8=False, on_progress=on_progress)
+    with replace_when_done(space_dir) as tmp:
+        report = export_run_onnx(run_dir, tmp, int8=False, on_progress=on_progress)   # replaces the empty tmp
         ox.copy_standalone(tmp, "app.py")
         modality = report["modality"]
         entry = next((e for e in list_models() if e.id == manifest.get("base_model")), None)
@@ -271,12 +261,6 @@ def build_space(run_dir: str | Path, space_dir: str | Path,
                                        "endpoint `/classify` takes the input first), `requirements.txt`, `space.json` "
                                        "(what the page shows above the box).\n\n" + readme, encoding="utf-8")
         ox.owner_only(tmp)
-        if space_dir.exists():
-            shutil.rmtree(space_dir)
-        tmp.rename(space_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return space_dir
 
 
