@@ -5,9 +5,9 @@ from typing import Any
 
 SECTIONS = ("probe", "overhead", "app", "cold", "memory", "accuracy", "threads", "claims")
 OPTIONAL_SECTIONS = ("roles", "iterate", "text_small_n", "familiarity", "calibration",
-                     "inference_load", "operating_point", "auto_search", "batch_scoring")  # only with --only (each has its own
+                     "inference_load", "operating_point", "auto_search", "batch_scoring", "onnx")  # only with --only (each has its own
 # entry point and results file too: python -m bench.sections.roles / ...iterate / ...text_small_n / ...familiarity /
-# ...calibration / ...inference_load / ...operating_point / ...auto_search / ...batch_scoring)
+# ...calibration / ...inference_load / ...operating_point / ...auto_search / ...batch_scoring / ...onnx)
 
 _FAMILIARITY = {   # bench/sections/familiarity.py (issue 12, item 3)
     "quick": {"modalities": ["image", "text"], "strategies": {"image": ["linear_probe"], "text": ["linear_probe"]},
@@ -87,6 +87,9 @@ def profile(mode: str, mnist5k: bool = False) -> dict[str, dict[str, Any]]:
     from bench.sections.batch_scoring import PROFILE as BATCH_SCORING   # issue 34; own entry point too
 
     out["batch_scoring"] = dict(BATCH_SCORING[mode])
+    from bench.sections.onnx import PROFILE as ONNX   # issue 39; own entry point too
+
+    out["onnx"] = dict(ONNX[mode])
     if mnist5k:
         out["accuracy"].update(image_data="mnist5k", mnist5k_heldout_per_class=50,
                                sizes=sorted(set(out["accuracy"]["sizes"]) | {300}))
