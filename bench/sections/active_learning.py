@@ -36,7 +36,7 @@ SEEDS = (0, 1, 2)
 PROFILES = {
     "quick": {"digits_heldout_per_class": 10, "reviews_heldout_per_class": 50, "budgets": [10, 20, 40, 60, 80, 100]},
     "full": {"digits_heldout_per_class": 10, "reviews_heldout_per_class": 50,
-             "budgets": [10, 20, 30, 40, 50, 60, 80, 100, 120, 150], "mnist_budgets": [20, 50, 100, 150, 200, 300]},
+             "budgets": [10, 20, 30, 40, 50, 60, 80, 100, 120, 150], "mnist_budgets": [20, 50, 100, 150, 200, 250, 300]},
 }
 
 
