@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.sections.fast import switch   # TL_FAST_PATH on or off for a block
 from bench.harness import ROOT, Clock, OthersLoad, git_state, load_avg, log, machine_info, require_finished, rnd, \
     summary, write_json
 
@@ -43,19 +44,6 @@ PROFILE = {"quick": {"n_images": 32, "n_texts": 64, "train_n": 100, "rounds": 3,
            "full": {"n_images": 128, "n_texts": 128, "train_n": 100, "rounds": 5, "batches": [1, 32], "seed": 0}}
 FP32_TOLERANCE = 1e-4
 N_CALIBRATION = 64   # as tl_ui/engine/inference/onnx_package.py
-
-
-@contextlib.contextmanager
-def switch(on: bool):
-    before = os.environ.get("TL_FAST_PATH")
-    os.environ["TL_FAST_PATH"] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("TL_FAST_PATH", None)
-        else:
-            os.environ["TL_FAST_PATH"] = before
 
 
 def _train(root: Path, modality: str, n: int, seed: int):

@@ -41,7 +41,6 @@ import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, TypeVar
 
@@ -49,6 +48,7 @@ from pydantic import BaseModel, ValidationError
 
 from tl_ui.contracts import ACTIVE_STATES, ExportManifest, RunMetrics, RunState, RunStatus, ValidationReport, run_state
 from tl_ui.contracts.events import Event, RunStarted, read_event
+from tl_ui.core.run_info import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +431,7 @@ class RunFolder:
         return self.set_status(INTERRUPTED, "The server stopped while this run was waiting or going on. "
                                             "Start it again to get a model.", only_from=ACTIVE_STATES) is not None
 
-    def info(self) -> Optional["RunInfo"]:
+    def info(self) -> Optional[RunInfo]:
         status, config = self.status(), self.config()
         if not status and not config:
             return None
@@ -459,52 +459,3 @@ def _new_child(parent: Path) -> Path:
     folder = parent / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     folder.mkdir(parents=True, exist_ok=False)
     return folder
-
-
-@dataclass
-class RunInfo:
-    run_id: str
-    run_dir: Path
-    state: RunState
-    message: str
-    started: Optional[float]
-    ended: Optional[float]
-    model_id: str
-    strategy: str
-    accuracy: Optional[float]
-    has_model: bool
-    accuracy_ci: Optional[list] = None
-    macro_f1: Optional[float] = None
-    macro_f1_ci: Optional[list] = None
-    n_reported: Optional[int] = None
-    n_examples: Optional[int] = None
-    random_init: bool = False
-    continued_from: Optional[str] = None     # the run this one continues ("train N more epochs")
-    recalibrated_from: Optional[str] = None  # the run this one recalibrates for a new site (issue 34)
-    site: Optional[str] = None
-
-    @property
-    def seconds(self) -> Optional[float]:
-        try:
-            return float(self.ended) - float(self.started)
-        except (TypeError, ValueError):
-            return None
-
-    def label(self) -> str:
-        when = time.strftime("%d %b %H:%M", time.localtime(self.started)) if self.started else self.run_id
-        acc = f", accuracy {self.accuracy:.0%}" if self.accuracy is not None else ""
-        scratch = " (random init)" if self.random_init else ""
-        parent = f" · continues {self.continued_from}" if self.continued_from else ""
-        if self.recalibrated_from:
-            parent += f" · recalibrated for {self.site or 'a new site'} from {self.recalibrated_from}"
-        return f"{when} · {self.model_id} · {self.strategy}{scratch}{parent} · {self.state}{acc}"
-
-    def to_dict(self) -> dict:
-        return {
-            "run_id": self.run_id, "state": self.state.value, "message": self.message,
-            "started": self.started, "ended": self.ended, "model_id": self.model_id,
-            "strategy": self.strategy, "accuracy": self.accuracy, "accuracy_ci": self.accuracy_ci,
-            "macro_f1": self.macro_f1, "macro_f1_ci": self.macro_f1_ci, "n_reported": self.n_reported,
-            "random_init": self.random_init, "has_model": self.has_model, "continued_from": self.continued_from,
-            "recalibrated_from": self.recalibrated_from, "site": self.site,
-        }

@@ -19,7 +19,8 @@ from typing import Any, Mapping, Optional
 
 from tl_ui.core.config import ConfigError, RunConfig
 from tl_ui.contracts import RunState
-from tl_ui.core.runfolder import QUEUED, RunFolder, RunInfo
+from tl_ui.core.run_info import RunInfo
+from tl_ui.core.runfolder import QUEUED, RunFolder
 from tl_ui.jobs.inference import Code, InferenceCaps, InferenceError, InferencePool
 from tl_ui.jobs.runner import Job, QueueFull, Runner
 from tl_ui.service.identity import Identity, load_secret

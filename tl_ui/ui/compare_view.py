@@ -15,7 +15,8 @@ from tl_ui.ui.evidence import STRATEGY_NAMES, n_reported
 from tl_ui.ui.formatting import fmt_seconds, pct_ci, points, points_range
 
 if TYPE_CHECKING:   # the page reads run folders the service opens (tl_ui/service/runs.py)
-    from tl_ui.core.runfolder import RunFolder, RunInfo
+    from tl_ui.core.run_info import RunInfo
+    from tl_ui.core.runfolder import RunFolder
 
 RUNS_COLUMNS = ["started", "model", "strategy", "examples", "tested on", "accuracy (95% interval)",
                 "macro-F1 (95% interval)", "time", "state"]

@@ -111,22 +111,23 @@ class LabellingHandlers:
             return {"lbl_status": error_md("Upload the unlabelled pool first (a zip of images or a table of texts).")}
         owner = self.lab.owner(request)
         names = [c.strip() for c in (classes or "").split(",") if c.strip()]
-        try:
-            session = self.service.start(owner, pool, Path(pool).name, names, labels_src=examples or None)
-            progress(0.1, desc="Embedding the pool once (seconds to a few minutes); the model then asks")
-            self.service.keep_fresh(owner, session, wait=True)
-            return self._view(owner, session, {})
-        except UserError as exc:
-            return {"lbl_status": error_md(str(exc))}
-        except Exception as exc:   # noqa: BLE001
-            return {"lbl_status": error_md(user_message(exc, "starting the labelling"))}
+        return self._begin(owner, progress, lambda: self.service.start(owner, pool, Path(pool).name, names,
+                                                                       labels_src=examples or None))
 
     @outputs(VIEW_KEYS)
     def start_sample(self, view, request: gr.Request, progress=gr.Progress()):
         owner = self.lab.owner(request)
-        try:
+
+        def sample_session():
             pool = self.service.sample_pool(owner, SAMPLE_POOL_SIZE)
-            session = self.service.start(owner, pool, pool.name, [str(d) for d in range(10)])
+            return self.service.start(owner, pool, pool.name, [str(d) for d in range(10)])
+
+        return self._begin(owner, progress, sample_session)
+
+    def _begin(self, owner, progress, open_session) -> dict:
+        """A new session (`open_session()`), its first suggestions waited for, then the view."""
+        try:
+            session = open_session()
             progress(0.1, desc="Embedding the pool once (seconds to a few minutes); the model then asks")
             self.service.keep_fresh(owner, session, wait=True)
             return self._view(owner, session, {})

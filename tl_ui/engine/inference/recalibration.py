@@ -11,7 +11,7 @@ import csv
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from tl_ui.engine.evaluation.external import match_classes
 from tl_ui.engine.evaluation.recalibration import RecalibrationError, recalibrate
 from tl_ui.engine.inference.batch import BATCH, stream_answers
 from tl_ui.engine.inference.predict import PredictError
-from tl_ui.engine.inference.validation import item_names
+from tl_ui.engine.inference.validation import item_names, refuse_unsuitable_data
 
 DEFAULT_SEED = 0
 
@@ -40,12 +40,7 @@ def recalibrate_run(run_dir: str | Path, dataset, new_run_dir: str | Path, *, si
 
         predictor = Predictor.load(parent.path)
     manifest = parent.manifest()
-    if getattr(dataset, "multilabel", False) or manifest.get("multilabel"):
-        raise PredictError("Recalibrating is built for models with one label per example; this run or these data "
-                           "have several labels per example.")
-    if dataset.modality != predictor.modality:
-        raise PredictError(f"This run's model reads {predictor.modality}s, but the new data are {dataset.modality}s. "
-                           "Upload data of the kind the model was trained on.")
+    refuse_unsuitable_data(dataset, predictor, manifest, "Recalibrating")
     classes = list(predictor.classes)
     match = match_classes(classes, dataset.labels)
     if len(match.keep) < 2:

@@ -20,6 +20,17 @@ from tl_ui.engine.inference.batch import BATCH, answer_row, columns, has_decisio
 from tl_ui.engine.inference.predict import PredictError
 
 
+def refuse_unsuitable_data(dataset, predictor, manifest: dict, doing: str) -> None:
+    """New labelled data that validation and recalibration cannot use: several labels per example, or inputs of
+    another kind than the model reads. Raises PredictError saying which and what to do."""
+    if getattr(dataset, "multilabel", False) or manifest.get("multilabel"):
+        raise PredictError(f"{doing} is built for models with one label per example; this run or these data have "
+                           "several labels per example.")
+    if dataset.modality != predictor.modality:
+        raise PredictError(f"This run's model reads {predictor.modality}s, but the new data are {dataset.modality}s. "
+                           "Upload data of the kind the model was trained on.")
+
+
 def item_names(dataset) -> list[str]:
     """What the table calls each example: an image's path inside the upload (its file name, never a DICOM
     header field), or the text itself."""
@@ -40,12 +51,7 @@ def validate_run(run_dir: str | Path, dataset, *, data_sha256: str = "", out_dir
         from tl_ui.engine.inference.predict import Predictor
 
         predictor = Predictor.load(run.path)
-    if getattr(dataset, "multilabel", False) or run.manifest().get("multilabel"):
-        raise PredictError("Validating on new data is built for models with one label per example; this run or "
-                           "these data have several labels per example.")
-    if dataset.modality != predictor.modality:
-        raise PredictError(f"This run's model reads {predictor.modality}s, but the new data are {dataset.modality}s. "
-                           "Upload data of the kind the model was trained on.")
+    refuse_unsuitable_data(dataset, predictor, run.manifest(), "Validating on new data")
     classes = list(predictor.classes)
     match = match_classes(classes, dataset.labels)
     if not match.keep:
