@@ -22,6 +22,14 @@ os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="tl-test-gradio
 # page by default, would wait behind them for minutes. Every app a test starts (in-process or as a
 # subprocess) reads this.
 os.environ.setdefault("TL_WORKER_NICE", "0")
+# Several test processes share this machine's cores (scripts/test.sh: two on two cores): one torch/OpenMP thread
+# each, for them and for every worker, server and Ray task they start (the environment is inherited). Two threads
+# per process would be four on two cores, and OpenMP's threads spin waiting for each other whenever one is
+# descheduled: a test that trains in 50 s alone took 4-5 minutes beside another (docs/benchmarks.md, "Inference
+# under load", measures the same effect: 20 ms with one thread against 820 ms with two).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
 
 
 import pytest  # noqa: E402

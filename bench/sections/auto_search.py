@@ -131,9 +131,9 @@ def markdown(results: dict) -> str:
                      f"{r['fixed'][s]['accuracy_ci'][1]:.0%})" if s in r["fixed"] else "–" for s in strategies]
             lines.append(f"| {r['seed']} | {a['accuracy']:.1%} ({a['accuracy_ci'][0]:.0%}–{a['accuracy_ci'][1]:.0%}; "
                          f"{a['winner']}) | " + " | ".join(cells) +
-                         f" | {a['optimism']:+.1%} | {a['seconds']:.0f} ({a['budget_s']:.0f}) |")
+                         f" | {100 * a['optimism']:+.1f} points | {a['seconds']:.0f} ({a['budget_s']:.0f}) |")
         lines += ["", f"auto within the best fixed strategy's interval: {block['auto_within_best_interval']}; "
-                      f"mean optimism {block['optimism']['mean']:+.1%}.", ""]
+                      f"mean optimism {100 * block['optimism']['mean']:+.1f} points.", ""]
     return "\n".join(lines)
 
 

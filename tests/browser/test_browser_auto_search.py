@@ -1,5 +1,5 @@
 """Issue 40 in a real browser (Debian Chromium via Playwright), on the shipped sample digits: 'Let Transfer Lab
-choose' with a two-minute budget (150 digits at 64 px), the live table of tries on the Train step, then Results'
+choose' with a two-minute budget (150 digits at 64 px), the live table of tries and their curves on the Train step, then Results'
 search block: the winner, the margin sentence, the tries; axe finds no violation. Screenshots under the test's
 tmp dir.
 
@@ -47,6 +47,14 @@ def test_auto_strategy_shows_its_tries_and_why_the_winner_was_kept(page, tmp_pat
     assert "finished" in text.lower(), f"the run did not finish: {text!r}"
     table = bh.text_of(page, "#trial-table")
     assert "finished" in table and "%" in table, table
+    # each fine-tuning try that ran an epoch (finished, or pruned after one) is a faint line over the table
+    # (a try stopped by the budget has one if it got past its first epoch)
+    rows = page.locator("#trial-table tbody tr").all_text_contents()
+    fine_tuning = [r for r in rows if r.split("(")[0].strip(" 0123456789").startswith(("partial", "full", "LoRA"))
+                   and "skipped" not in r]
+    with_epochs = [r for r in fine_tuning if "finished" in r or "pruned" in r]
+    curves = page.locator("#trial-table svg[role=img] .tl-try-curve").count()
+    assert len(with_epochs) <= curves <= len(fine_tuning), (rows, curves)
     page.locator("#trial-table").scroll_into_view_if_needed()
     shot("train-done")
     bh.wait_until(lambda: bh.is_shown(page, "#to-results"), 15, "'See the results'", page=page)

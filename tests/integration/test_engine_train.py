@@ -181,5 +181,9 @@ def test_bad_input_fails_with_a_message_not_a_traceback(tmp_path):
 
 def test_torch_threads_are_left_as_the_engine_found_them_by_default(tmp_path, digits):
     before = torch.get_num_threads()
-    train_run(tiny_image_config(epochs=1), tmp_path / "run", dataset=digits)
-    assert torch.get_num_threads() == before
+    torch.set_num_threads(2)   # the suite runs with one (tests/conftest.py); the run's own choices must not stick
+    try:
+        train_run(tiny_image_config(epochs=1), tmp_path / "run", dataset=digits)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -4,6 +4,7 @@ runs a search)."""
 from __future__ import annotations
 
 import numpy as np
+from optuna.trial import TrialState
 import pytest
 
 from tl_ui.contracts.events import SearchTrial, event_from_dict
@@ -13,7 +14,7 @@ from tl_ui.core.limits import RunLimits
 from tl_ui.engine.evaluation.selection import Tried, select, val_score
 from tl_ui.engine.planning.estimate import estimate_seconds
 from tl_ui.engine.planning.search_plan import (Candidate, candidate_from_params, candidates, first_tries, fits,
-                                               over_budget, refit_share, strategies_for)
+                                               new_study, over_budget, params_for, refit_share, strategies_for)
 
 
 # -- the setting -------------------------------------------------------------------------------------
@@ -89,6 +90,45 @@ def test_a_running_try_is_stopped_once_it_would_not_fit():
     assert not over_budget(10, 45)
     assert over_budget(23, 45)                  # 23 s + 23 s refit > 45 s
     assert over_budget(10, 45, reserve_done_s=36)
+
+
+# -- the pruner ------------------------------------------------------------------------------------------
+def _finished_try(study, candidate: Candidate, per_epoch: list[float]) -> None:
+    study.enqueue_trial(candidate.params)
+    trial = study.ask()
+    for epoch, score in enumerate(per_epoch, start=1):
+        trial.report(score, epoch)
+    study.tell(trial, per_epoch[-1] if per_epoch else 0.8)
+
+
+def _pruned_at(study, candidate: Candidate, per_epoch: list[float]):
+    """The epoch at which the search's pruner would end this try (None: it runs to the end)."""
+    study.enqueue_trial(candidate.params)
+    trial = study.ask()
+    assert params_for(trial, "image") == candidate        # the enqueued try is the one asked for
+    for epoch, score in enumerate(per_epoch, start=1):
+        trial.report(score, epoch)
+        if trial.should_prune():
+            study.tell(trial, state=TrialState.PRUNED)
+            return epoch
+    study.tell(trial, per_epoch[-1])
+    return None
+
+
+def test_the_pruner_ends_a_try_below_the_median_of_the_earlier_tries_at_that_epoch():
+    partial = Candidate("partial", (("learning_rate", 5e-4), ("epochs", 4), ("unfreeze_groups", 2)))
+    full = Candidate("full", (("learning_rate", 1e-3), ("epochs", 4)))
+    lora = Candidate("lora", (("learning_rate", 3e-3), ("epochs", 4), ("lora_rank", 8)))
+    study = new_study(0)
+    _finished_try(study, Candidate("linear_probe"), [])          # the probe reports no epochs
+    # one finished try and the probe: two startup tries, so from now on a try can be pruned
+    _finished_try(study, partial, [0.50, 0.70, 0.80, 0.85])
+    assert _pruned_at(study, full, [0.20, 0.30, 0.40, 0.50]) == 1     # below 0.50 after its first epoch
+    assert _pruned_at(study, lora, [0.55, 0.75, 0.82, 0.90]) is None  # above the median at every epoch
+    # the probe set no median: before a second try had finished, a poor fine-tuning try runs to its end
+    early = new_study(0)
+    _finished_try(early, Candidate("linear_probe"), [])
+    assert _pruned_at(early, full, [0.10, 0.10, 0.10, 0.10]) is None
 
 
 # -- the winner, the margin, the sentence --------------------------------------------------------------------
@@ -186,3 +226,23 @@ def test_the_live_table_keeps_each_tries_last_event_and_the_results_name_the_win
     log = train_view(events, "running").log
     assert log == ["Try 1: the probe — finished, validation accuracy 75.0%",
                    "Try 2: LoRA (rank 8) — pruned (stopped early: behind the others), validation accuracy 30.0%"]
+
+
+def test_each_tries_curve_is_a_faint_line_and_the_one_under_way_a_strong_one():
+    from tl_ui.ui.search_view import live_trials_html, trial_curves_svg, trial_rows
+
+    events = [SearchTrial(number=1, strategy="linear_probe", settings={}, state="complete", name="the probe",
+                          val_score=0.75, val_score_ci=[0.55, 0.88]).to_dict(),
+              SearchTrial(number=2, strategy="lora", settings={}, state="pruned", name="LoRA (rank 8)",
+                          val_score=0.3, curve=[0.3]).to_dict(),
+              SearchTrial(number=3, strategy="full", settings={}, state="running", name="full fine-tuning",
+                          curve=[0.4, 0.6]).to_dict()]
+    svg = trial_curves_svg(trial_rows(events))
+    assert svg.count('class="tl-try-curve"') == 2                       # the probe has no epochs: no line
+    assert svg.count('opacity="0.35"') == 1 and svg.count('opacity="1.0"') == 1
+    assert "<title>try 2: LoRA (rank 8)</title>" in svg and 'role="img"' in svg and "aria-label=" in svg
+    # 0.3 after epoch 1 sits lower than 0.6 after epoch 2 (SVG y grows downwards)
+    ys = {v: float(svg.split(f"try {n}: ")[1].split('points="')[1].split('"')[0].split()[-1].split(",")[1])
+          for n, v in ((2, 0.3), (3, 0.6))}
+    assert ys[0.3] > ys[0.6]
+    assert live_trials_html(events).startswith("<figure") and trial_curves_svg(trial_rows(events[:1])) == ""

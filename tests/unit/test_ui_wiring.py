@@ -138,3 +138,24 @@ def test_importing_the_page_loads_no_torch():
     code = ("import sys, tl_ui.app.webapp, tl_ui.ui.results_view, tl_ui.ui.compare_view; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_form_maxima_are_the_servers_run_limits(tmp_path):
+    """The Strategy step offers no number the service would refuse: each maximum is the server's limit."""
+    from tl_ui.app.webapp import build_app
+    from tl_ui.core.config import ConfigError, RunConfig
+    from tl_ui.core.settings import Settings
+
+    settings = Settings(runs_dir=tmp_path / "runs", max_jobs=1, offline=True, max_budget_minutes=7,
+                        max_epochs=9, max_batch_size=16, max_image_size=96, max_lora_rank=4)
+    app = build_app(settings)
+    try:
+        components = {comp.elem_id: comp for comp in app.demo.blocks.values() if getattr(comp, "elem_id", None)}
+        maxima = {key: components[key].maximum for key in ("budget-minutes", "epochs", "batch-size", "image-size",
+                                                           "lora-rank")}
+        assert maxima == {"budget-minutes": 7, "epochs": 9, "batch-size": 16, "image-size": 96, "lora-rank": 4}
+        with pytest.raises(ConfigError, match="limit of 7"):   # one more than the form allows is refused
+            settings.run_limits().check(RunConfig.from_options({"strategy": "auto", "budget_minutes": 8, "epochs": 2, "lora_rank": 4},
+                                                               modality="image"))
+    finally:
+        app.lab.close()

@@ -100,7 +100,7 @@ def build_app(settings: Optional[Settings] = None, train_fn=None) -> WebApp:
             with gr.Tab("2 · Data", id="data", elem_id="tab-data"):
                 c.update(data_step.build(settings.max_upload_mb))
             with gr.Tab("3 · Strategy", id="strategy", elem_id="tab-strategy") as strategy_tab:
-                c.update(strategy_step.build())
+                c.update(strategy_step.build(settings.run_limits()))
                 c["strategy_tab"] = strategy_tab
             with gr.Tab("4 · Train", id="train", elem_id="tab-train"):
                 c.update(train_step.build())

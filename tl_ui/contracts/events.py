@@ -124,6 +124,7 @@ class SearchTrial(Event):
     estimate_s: Optional[float] = None
     budget_left_s: Optional[float] = None
     note: str = ""                    # why it was pruned, stopped or skipped
+    curve: list = field(default_factory=list)   # a fine-tuning try's validation accuracy after each of its epochs so far
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

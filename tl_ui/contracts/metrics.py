@@ -349,6 +349,9 @@ class Search(Block):
     n_chosen: Optional[int] = Field(None, description="the validation examples every try was scored on")
     seconds: Optional[float] = Field(None, description="the search's tries, in all")
     winner_kept: Optional[str] = Field(None, description="'refit': the winner trained again as the run's model")
+    replay: bool = Field(False, description="a replay of a recorded search (run.json's extra.search.trials): the "
+                                            "recorded tries in their order, finished ones trained again, the others "
+                                            "kept as recorded; no clock")
 
 
 class RecalibrationSide(Block):

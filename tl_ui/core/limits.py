@@ -33,8 +33,8 @@ class RunLimits:
         ]
         for name, value, limit, setting in checks:
             if value is not None and value > limit:
-                raise ConfigError(f"The {name} {value} is over this Transfer Lab's limit of {limit}. Choose "
-                                  f"{limit} or less (the person who runs it can raise the limit: setting {setting}).")
+                raise ConfigError(f"The {name} {value:g} is over this Transfer Lab's limit of {limit:g}. Choose "
+                                  f"{limit:g} or less (the person who runs it can raise the limit: setting {setting}).")
         config.limits = {**config.limits, "max_model_params_m": self.max_model_params_m}
         return config
 

@@ -13,7 +13,8 @@ STATE_WORDS = {"running": "running…", "complete": "finished", "pruned": "prune
                "stopped": "stopped (over the time budget)", "skipped": "skipped (would not fit in the time left)",
                "failed": "failed"}
 
-ENDED = ("complete", "pruned", "stopped", "skipped", "failed")   # a try's states after "running"
+UNDER_WAY = "running"                                              # a try's state while it trains
+ENDED = ("complete", "pruned", "stopped", "skipped", "failed")   # a try's states after that
 CUT_SHORT = ENDED[1:3]   # pruned, stopped: their score is the last epoch's
 
 
@@ -62,13 +63,54 @@ def trials_html(rows: list[dict], caption: str, winner: Optional[dict] = None) -
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
+def trial_curves_svg(rows: list[dict]) -> str:
+    """Each fine-tuning try's validation accuracy after each epoch, as faint lines in one small chart; the try
+    under way drawn strong ('' before any try has finished an epoch). An inline SVG, not a gr.LinePlot: a
+    Gradio plot fixes its series from its first data (tries appear one by one) and has no per-line opacity.
+    The table under it says the same in words (its text alternative)."""
+    curves = [(i, r) for i, r in enumerate(rows, 1) if r.get("curve")]
+    if not curves:
+        return ""
+    width, height, left, bottom, top, right = 420, 170, 34, 22, 8, 10
+    epochs = max(len(r["curve"]) for _i, r in curves)
+
+    def point(epoch: int, value: float) -> str:
+        x = left + (width - left - right) * ((epoch - 1) / max(epochs - 1, 1) if epochs > 1 else 0.5)
+        y = top + (height - top - bottom) * (1 - min(max(float(value), 0.0), 1.0))
+        return f"{x:.1f},{y:.1f}"
+
+    marks = []
+    for tick in (0.0, 0.5, 1.0):
+        y = point(1, tick).split(",")[1]
+        marks.append(f'<line x1="{left}" x2="{width - right}" y1="{y}" y2="{y}" stroke="#d1d5db" stroke-width="1"/>'
+                     f'<text x="{left - 4}" y="{float(y) + 4:.1f}" text-anchor="end" font-size="10" fill="#374151">'
+                     f'{tick:.0%}</text>')
+    marks.append(f'<text x="{(width + left) / 2:.0f}" y="{height - 4}" text-anchor="middle" font-size="10" '
+                 f'fill="#374151">epoch of the try (1 to {epochs})</text>')
+    for number, row in curves:
+        current = row.get("state") == UNDER_WAY
+        colour, opacity, stroke = ("#c2410c", 1.0, 2.5) if current else ("#4b5563", 0.35, 1.5)
+        points = " ".join(point(e, v) for e, v in enumerate(row["curve"], 1))
+        title = html.escape(f"try {number}: {_name(row)}")
+        marks.append(f'<g class="tl-try-curve" opacity="{opacity}"><title>{title}</title>'
+                     f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="{stroke}"/>'
+                     + "".join(f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="2.5" fill="{colour}"/>'
+                               for p in points.split()) + "</g>")
+    label = (f"Validation accuracy after each epoch of {len(curves)} fine-tuning "
+             f"{'try' if len(curves) == 1 else 'tries'}, one faint line each; the table below lists them in words.")
+    return (f'<figure class="tl-try-curves" style="margin: 0 0 6px 0; max-width: {width}px">'
+            f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{html.escape(label)}">'
+            f'{"".join(marks)}</svg><figcaption class="tl-note">Each try\'s validation accuracy by epoch (faint: '
+            f'ended tries; strong: the one under way).</figcaption></figure>')
+
+
 def live_trials_html(events: list[dict]) -> str:
-    """The Train step's table while an auto run searches ('' for other runs)."""
+    """The Train step's curves and table while an auto run searches ('' for other runs)."""
     rows = trial_rows(events)
     if not rows:
         return ""
-    return trials_html(rows, "Tries so far (scored on the validation examples only; the test examples wait "
-                             "for the winner)")
+    return trial_curves_svg(rows) + trials_html(rows, "Tries so far (scored on the validation examples only; the "
+                                                      "test examples wait for the winner)")
 
 
 def search_status(events: list[dict]) -> Optional[str]:

@@ -5,6 +5,7 @@ import gradio as gr
 
 from tl_ui.core.config import (DEFAULT_BUDGET_MINUTES, MIN_BUDGET_MINUTES, PROBE_MAX_ITER, SETFIT_MAX_PAIRS,
                                STRATEGY_CHOICES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig)
+from tl_ui.core.limits import RunLimits
 from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_share, user_message
 
 # One short label per strategy; the plain-words sentence (STRATEGY_HELP) is shown once, in #strategy-info.
@@ -73,7 +74,9 @@ NO_POSITIVE = "(none: curves for every class)"
 OPTION_KEYS = [*ADVANCED_KEYS, "compare_scratch", "budget_minutes", *OPERATING_POINT_KEYS]
 
 
-def build() -> dict:
+def build(limits: RunLimits = RunLimits()) -> dict:
+    """The Strategy step; each number's maximum is the server's limit for it (`limits`: Settings.run_limits(),
+    the same the service checks), so the form cannot offer what a run would be refused for."""
     gr.Markdown(
         "### Step 3 · How to train\n"
         "Choose how much of the pretrained model may change. If unsure, keep the preselected one "
@@ -83,7 +86,7 @@ def build() -> dict:
     )
     choice = gr.Radio(choices=strategy_choices(), value=DEFAULT_STRATEGY,
                       label="Strategy", elem_id="strategy-choice", info=WHEN_TO_USE)
-    budget = gr.Number(value=DEFAULT_BUDGET_MINUTES, minimum=MIN_BUDGET_MINUTES, maximum=600,
+    budget = gr.Number(value=DEFAULT_BUDGET_MINUTES, minimum=MIN_BUDGET_MINUTES, maximum=limits.max_budget_minutes,
                        label="Time budget in minutes (for 'Let Transfer Lab choose')", elem_id="budget-minutes",
                        info="The search, the winner's training and its report end within about this long.")
     info = gr.Markdown(STRATEGY_HELP[DEFAULT_STRATEGY], elem_id="strategy-info", elem_classes="tl-info")
@@ -93,14 +96,14 @@ def build() -> dict:
     base = RunConfig()
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
         with gr.Row():
-            epochs = gr.Number(value=defaults["epochs"], precision=0, minimum=1, maximum=1000,
+            epochs = gr.Number(value=defaults["epochs"], precision=0, minimum=1, maximum=limits.max_epochs,
                                label="Epochs (passes over the training data)", elem_id="epochs")
             lr = gr.Number(value=defaults["learning_rate"], minimum=0, maximum=1,
                            label="Learning rate (step size)", elem_id="learning-rate")
-            batch = gr.Number(value=base.batch_size, precision=0, minimum=1, maximum=1024,
+            batch = gr.Number(value=base.batch_size, precision=0, minimum=1, maximum=limits.max_batch_size,
                               label="Batch size", elem_id="batch-size")
         with gr.Row():
-            image_size = gr.Number(value=0, precision=0, minimum=0, maximum=1024,
+            image_size = gr.Number(value=0, precision=0, minimum=0, maximum=limits.max_image_size,
                                    label="Image size in pixels (0 = the model's own)", elem_id="image-size")
             val = gr.Slider(0.05, 0.5, value=base.val_fraction, step=0.05,
                             label="Share of examples kept aside to check the model", elem_id="val-fraction")
@@ -109,7 +112,7 @@ def build() -> dict:
         with gr.Row():
             unfreeze = gr.Number(value=base.unfreeze_groups, precision=0, minimum=1, maximum=20,
                                  label="Partial: layer groups to retrain", elem_id="unfreeze-groups")
-            rank = gr.Number(value=base.lora_rank, precision=0, minimum=1, maximum=256,
+            rank = gr.Number(value=base.lora_rank, precision=0, minimum=1, maximum=limits.max_lora_rank,
                              label="LoRA: adapter rank", elem_id="lora-rank")
             max_examples = gr.Number(value=0, precision=0, minimum=0,
                                      label="Use at most this many examples (0 = all)", elem_id="max-examples")

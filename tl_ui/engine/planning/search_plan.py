@@ -109,6 +109,17 @@ def first_tries(modality: str, estimate) -> list[Candidate]:
     return probe + sorted((c for c in firsts if c.strategy != "linear_probe"), key=estimate)
 
 
+def new_study(seed: int):
+    """The search's Optuna study: TPE seeded with the run's seed; a median pruner that ends a fine-tuning try
+    whose validation accuracy after an epoch is below the median of the earlier tries' at that epoch, once two
+    tries have finished (a probe counts as finished but reports no epochs, so it never sets a median)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=int(seed)),
+                               pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+
+
 def refit_share(strategy: str, val_fraction: float) -> float:
     """The winner's refit takes this share of its try's time: the probe's refit reads the training and
     validation embeddings back from the cache and computes only the test examples' (about `val_fraction` of

@@ -17,6 +17,11 @@ test examples (the ordinary end of a run: intervals, calibration, prediction set
   the budget's end and the winner's refit runs past it.
 * **No peeking**: a try's TrainingRun has no test examples at all (`trial=True`); the winner, the margin and
   the sentence come from the choose examples (tl_ui/engine/evaluation/selection.py).
+* **Exact replay**: run.json records the tries (strategy, settings, outcome). A replay of it (`train --config
+  run.json`) makes the same tries in the same order with no clock and no sampler: each try that finished is
+  trained again (same seed, same split: the same validation predictions), each that was cut short (pruned,
+  stopped or skipped for the budget) keeps its recorded outcome, so the same winner is chosen from the same
+  scores. A search's time-dependent decisions cannot be repeated by re-timing them; they are repeated by record.
 * **Refit, not kept**: the winner is trained again (same seed, same split) as the run's model, through the
   ordinary path that writes metrics.json and the export. Keeping every try's weights would hold several
   models in memory and need the end of a run for a model trained elsewhere; the refit of the probe reads its
@@ -40,8 +45,9 @@ from tl_ui.data import DataError, LabelledDataset, stratified_subset
 from tl_ui.engine.evaluation.roles import split_roles
 from tl_ui.engine.evaluation.selection import Tried, select, val_score
 from tl_ui.engine.planning.estimate import estimate_seconds
-from tl_ui.engine.planning.search_plan import (MAX_TRIALS, PRUNER, SAMPLER, Candidate, candidates,
-                                               first_tries, fits, over_budget, params_for, refit_share)
+from tl_ui.engine.planning.search_plan import (MAX_TRIALS, PRUNER, SAMPLER, Candidate, candidate_from_params,
+                                               candidates, first_tries, fits, new_study, over_budget, params_for,
+                                               refit_share)
 from tl_ui.engine.probe.embedding_cache import EmbeddingCache
 from tl_ui.engine.probe.features import Stopped
 from tl_ui.engine.training import loop
@@ -50,6 +56,7 @@ from tl_ui.engine.training.recorder import EventRecorder, RunResult, fail_run
 log = logging.getLogger(__name__)
 FINE_TUNING = ("partial", "full", "lora")   # their epochs are reported to the pruner
 CUT_SHORT = ("pruned", "stopped")            # a try's states when it was ended early (search.trials[].state)
+TRAINED_AGAIN = ("complete", "failed")       # a replay trains these tries again; it keeps the others' outcomes
 
 
 def train_run(config: RunConfig, run_dir, **kwargs) -> RunResult:
@@ -89,6 +96,7 @@ class Search:
         self._estimates: dict[str, float] = {}
         self.records: list[dict] = []          # metrics.json's search.trials, in order
         self.finished: list[tuple[Candidate, Tried]] = []
+        self.replaying = False                 # a replay of a recorded search (`replay`)
 
     def estimate(self, candidate: Candidate) -> float:
         if candidate.key not in self._estimates:
@@ -107,12 +115,13 @@ class Search:
 
     # -- the search ---------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        import optuna
+        record = self.config.extra.get("search") or {}
+        # a replay of the same search (same seed and budget); changed ones search afresh
+        if record.get("trials") and record.get("seed") == int(self.config.seed) and record.get("budget_s") == self.budget:
+            return self.replay(record["trials"])
         from optuna.trial import TrialState
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=int(self.config.seed)),
-                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+        study = new_study(int(self.config.seed))
         for first in first_tries(self.modality, self.estimate):
             study.enqueue_trial(first.params)
         pool = candidates(self.modality)
@@ -149,8 +158,25 @@ class Search:
                 study.tell(trial, state=TrialState.PRUNED if state in CUT_SHORT else TrialState.FAIL)
         return self._finish()
 
+    def replay(self, recorded: list[dict]) -> RunResult:
+        """The recorded search again, try by try (see the module's docstring): no budget, no sampler, no pruner."""
+        self.replaying = True
+        for entry in recorded:
+            if self.should_stop():
+                return self._stopped()
+            strategy, settings = entry["strategy"], entry.get("settings") or {}
+            candidate = candidate_from_params({"strategy": strategy, **{f"{strategy}.{k}": v for k, v in settings.items()}})
+            if entry["state"] in TRAINED_AGAIN:
+                state, _value = self._try(None, candidate, self.estimate(candidate), self.left())
+                if state == "user_stop":
+                    return self._stopped()
+            else:
+                self._record(candidate, entry["state"], float(entry.get("seconds") or 0.0), score=entry.get("val_score"),
+                             note=f"{entry['state']} in the recorded search; a replay keeps that outcome")
+        return self._finish()
+
     def _record(self, candidate: Candidate, state: str, seconds: float, *, score=None, ci=None, estimate=None,
-                left=None, note: str = "", number: Optional[int] = None) -> None:
+                left=None, note: str = "", number: Optional[int] = None, curve: Optional[list] = None) -> None:
         record = {"strategy": candidate.strategy, "settings": candidate.settings_dict, "val_score": score,
                   "val_score_ci": ci, "seconds": round(seconds, 2), "state": state, "name": candidate.describe(),
                   **({"note": note} if note else {})}
@@ -162,7 +188,8 @@ class Search:
         self.recorder.emit(SearchTrial(number=number, strategy=candidate.strategy, settings=candidate.settings_dict,
                                        state=state, name=candidate.describe(), val_score=score, val_score_ci=ci,
                                        seconds=round(seconds, 2), estimate_s=estimate,
-                                       budget_left_s=None if left is None else round(left, 1), note=note))
+                                       budget_left_s=None if left is None or self.replaying else round(left, 1), note=note,
+                                       curve=list(curve or [])))
 
     def _try(self, trial, candidate: Candidate, estimate: float, left: float) -> tuple[str, Optional[float]]:
         """Run one try; (state, validation accuracy or None)."""
@@ -171,10 +198,16 @@ class Search:
         reserve, share, started = self.reserve(), self.share(candidate), time.time()
         why: dict[str, str] = {}
         last: dict[str, float] = {}
+        curve: list[float] = []   # validation accuracy per epoch: the page draws each try's as a faint line
 
         def listen(event) -> None:
             if isinstance(event, EpochEnd) and candidate.strategy in FINE_TUNING:
                 last["score"] = float(event.val_accuracy)
+                curve.append(round(float(event.val_accuracy), 4))
+                self._record(candidate, "running", time.time() - started, estimate=estimate, left=left,
+                             number=number, curve=curve)
+                if trial is None:   # a replay: no pruner
+                    return
                 trial.report(float(event.val_accuracy), int(event.epoch))
                 if trial.should_prune():
                     why["pruned"] = (f"validation accuracy {event.val_accuracy:.1%} after epoch {event.epoch} was "
@@ -184,6 +217,8 @@ class Search:
             if self.should_stop():
                 why["user"] = "stopped"
                 return True
+            if self.replaying:
+                return False
             # Until a try has finished there is no answer at all: the first runs to the budget's end (the
             # winner's refit then runs past it); after that every try leaves room for the refit.
             if (over_budget(time.time() - started, left, reserve, share) if self.finished
@@ -202,7 +237,7 @@ class Search:
                 return "user_stop", None
             state = "pruned" if "pruned" in why else "stopped"
             self._record(candidate, state, time.time() - started, score=last.get("score"),
-                         note=why.get("pruned") or why.get("budget", ""), number=number)
+                         note=why.get("pruned") or why.get("budget", ""), number=number, curve=curve)
             return state, None
         except (ConfigError, DataError, ModelUnavailable) as exc:
             self._record(candidate, "failed", time.time() - started, note=str(exc)[:300], number=number)
@@ -220,7 +255,7 @@ class Search:
         score, ci = val_score(predictions, self.choose_targets)
         seconds = time.time() - started
         self.finished.append((candidate, Tried(candidate.describe(), predictions, cost_s=estimate, seconds=seconds)))
-        self._record(candidate, "complete", seconds, score=score, ci=ci, number=number)
+        self._record(candidate, "complete", seconds, score=score, ci=ci, number=number, curve=curve)
         return "complete", score
 
     # -- the end ------------------------------------------------------------------------------------
@@ -244,13 +279,13 @@ class Search:
             "trials": self.records, "winner": {"strategy": winner.strategy, "settings": winner.settings_dict},
             "margin": chosen.margin, "margin_ci": chosen.margin_ci, "sentence": chosen.sentence,
             "n_chosen": int(len(self.choose_targets)), "seconds": round(time.time() - self.started, 2),
-            "winner_kept": "refit",
+            "winner_kept": "refit", "replay": self.replaying,
         }
-        # run.json stays the auto config (a replay searches again with the same seed and budget) and records the search
+        # run.json stays the auto config and records the search's tries: a replay repeats them (`replay`)
         self.config.extra = {**self.config.extra, "search": {k: search[k] for k in (
             "budget_s", "sampler", "seed", "pruner", "winner")} | {
-            "trials": [{"strategy": r["strategy"], "settings": r["settings"], "state": r["state"]}
-                       for r in self.records]}}
+            "trials": [{"strategy": r["strategy"], "settings": r["settings"], "state": r["state"],
+                        "val_score": r["val_score"], "seconds": r["seconds"]} for r in self.records]}}
         self.config.save(self.run_dir / "run.json")
         refit = winner.config(self.config)
         refit.extra = {k: v for k, v in refit.extra.items() if k != "search"}
