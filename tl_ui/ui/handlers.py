@@ -269,12 +269,14 @@ class Handlers:
         state.job_id = job.id
         return {"session": state, **train_step.view_outputs(job, self.lab.runner, state)}
 
-    @outputs("train_status", "train_announce")
+    @outputs("train_status", "train_announce", "timer")
     def stop(self, state: SessionState, request: gr.Request):
         owner = self.lab.owner(request)
         if state.job_id and self.lab.stop_run(owner, state.job_id):
+            # the page keeps polling until the run has ended: its next tick replaces "Stopping…" with the outcome
+            # (a tick that raced the click and saw no run going would otherwise have left the timer off)
             return {"train_status": "**Stopping…** the run ends after its current step.",
-                    "train_announce": "Stopping: the run ends after its current step."}
+                    "train_announce": "Stopping: the run ends after its current step.", "timer": gr.Timer(active=True)}
         return {"train_status": "There is no run to stop.", "train_announce": "There is no run to stop."}
 
     @outputs(train_step.VIEW_KEYS)
