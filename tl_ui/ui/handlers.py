@@ -274,7 +274,7 @@ class Handlers:
         owner = self.lab.owner(request)
         if state.job_id and self.lab.stop_run(owner, state.job_id):
             # the page keeps polling until the run has ended: its next tick replaces "Stopping…" with the outcome
-            # (a tick that raced the click and saw no run going would otherwise have left the timer off)
+            # (once, under load, the page stayed on "Stopping…" after the run had ended: no tick reached it)
             return {"train_status": "**Stopping…** the run ends after its current step.",
                     "train_announce": "Stopping: the run ends after its current step.", "timer": gr.Timer(active=True)}
         return {"train_status": "There is no run to stop.", "train_announce": "There is no run to stop."}
