@@ -133,8 +133,9 @@ def test_a_probe_trains_on_fast_embeddings_and_chooses_and_reports_on_exact_ones
     kept_exact, kept_fast = exact.lookup(exact.keys_for(data.items)), fast.lookup(fast.keys_for(data.items))
     assert kept_exact and kept_fast and len(kept_exact) + len(kept_fast) == len(data)
     for i, key in enumerate(exact.keys_for(data.items)):
-        if key in kept_exact:
-            assert torch.equal(kept_exact[key], plain[i])
+        if key in kept_exact:   # full precision both ways; batches of another make-up may round the last bits
+            assert (kept_exact[key] - plain[i]).abs().max() <= 1e-5 * plain[i].abs().max(), \
+                (kept_exact[key] - plain[i]).abs().max()
     for i, key in enumerate(fast.keys_for(data.items)):
         if key in kept_fast:   # bf16 rounding through the whole backbone: ~5% of their length here
             assert torch.allclose(kept_fast[key], quick[i], atol=1e-6)
