@@ -47,13 +47,28 @@ def app_url(request, tmp_path_factory):
     yield request.getfixturevalue("launched_app").rstrip("/") + "/"
 
 
-@pytest.fixture
-def page(browser, app_url):
+def _open_page(browser, app_url):
     pg = bh.new_page(browser)
     pg.goto(app_url)
     pg.wait_for_selector(".gradio-container", state="attached", timeout=60_000)
     pg.wait_for_selector("[role=tab], #data-upload", state="attached", timeout=60_000)
     bh.render_all_tabs(pg)  # Gradio 6 renders a tab's children on first visit only
     pg.wait_for_selector("#data-upload", state="attached", timeout=10_000)
+    return pg
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A new page (its own session) on the app, every tab rendered."""
+    pg = _open_page(browser, app_url)
+    yield pg
+    pg.context.close()
+
+
+@pytest.fixture(scope="module")
+def upload_page(browser, app_url):
+    """One page shared by a file's tests that each upload a file and read what the Data step says of it: each
+    upload replaces the last, as a user's next try does (opening a page costs about 4 s of two busy cores)."""
+    pg = _open_page(browser, app_url)
     yield pg
     pg.context.close()

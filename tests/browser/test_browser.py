@@ -392,7 +392,8 @@ def test_new_user_walkthrough(page, tmp_path):
 
 
 @pytest.mark.parametrize("case", list(bh.BAD_INPUTS), ids=list(bh.BAD_INPUTS))
-def test_bad_upload_shows_plain_error(page, tmp_path, case):
+def test_bad_upload_shows_plain_error(upload_page, tmp_path, case):
+    page = upload_page
     builder, key_words = bh.BAD_INPUTS[case]
     number = 20 + list(bh.BAD_INPUTS).index(case)
     bad = builder(tmp_path)
@@ -405,7 +406,8 @@ def test_bad_upload_shows_plain_error(page, tmp_path, case):
     bh.assert_no_crash_signs(page)
 
 
-def test_zip_slip_is_refused_and_writes_nothing_outside(page, tmp_path):
+def test_zip_slip_is_refused_and_writes_nothing_outside(upload_page, tmp_path):
+    page = upload_page
     marker = f"tl_zipslip_{uuid.uuid4().hex[:10]}"
     bad = bh.build_zip_slip(tmp_path, marker)
 

@@ -128,3 +128,28 @@ def test_theme_text_colours_meet_aa_contrast():
     for what, (fg, bg) in pairs.items():
         ratio = contrast_ratio(resolve(fg), bg if isinstance(bg, tuple) else resolve(bg))
         assert ratio >= 4.5 and math.isfinite(ratio), f"{what}: {ratio:.2f}:1"
+
+
+def test_an_unchanged_poll_redraws_no_plot():
+    """The page polls every second; the plots get new rows only when there are new rows (each new value makes
+    the browser build both Vega charts again), and a new run or a reopened page draws them afresh. The poll that
+    sees the run ended (the page's last) always sends them."""
+    import gradio as gr
+
+    state = SessionState()
+
+    def updates(events, run_state="running"):
+        loss, acc, axis_only = train._plot_updates(train_view(events, run_state), state)
+        if axis_only:   # a new x range goes out alone; its rows follow on the next poll
+            loss, acc, _ = train._plot_updates(train_view(events, run_state), state)
+        return loss, acc
+
+    first = updates(_events(1))
+    assert first[0]["value"] is not None and first[1]["value"] is not None
+    assert updates(_events(1)) == (gr.skip(), gr.skip())            # nothing new: nothing sent
+    assert updates(_events(2))[1]["value"] is not None              # an epoch more: drawn
+    assert updates(_events(2)) == (gr.skip(), gr.skip())
+    for ended in ("finished", "stopped"):                           # the last poll: sent even when unchanged
+        assert updates(_events(2), ended)[0]["value"] is not None
+    state.plot_x_lim = state.plot_sent = None                        # a reopened page (Handlers.on_load)
+    assert updates(_events(2))[0]["value"] is not None

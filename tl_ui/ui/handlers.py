@@ -82,7 +82,7 @@ class Handlers:
         job = self.lab.job(owner, state.job_id) or self.lab.active_job(owner)
         if job is not None:
             state.job_id = job.id
-            state.plot_x_lim = None  # a new page: its plots have no x range yet
+            state.plot_x_lim = state.plot_sent = None  # a new page: its plots have no x range and no rows yet
             values.update(train_step.view_outputs(job, self.lab.runner, state))
         return values
 

@@ -16,6 +16,7 @@ class SessionState:
     job_id: str = ""                    # the run being trained / last started
     shown_run: str = ""                 # the run shown in Results
     plot_x_lim: Any = None              # the x range the page's training plots were last given
+    plot_sent: Any = None               # what they were last given (run, rows, axes): an unchanged poll sends nothing
     announced: str = ""                 # the last sentence screen readers were given about the run
     announced_at: float = 0.0           # when (time.monotonic())
     notes: list[str] = field(default_factory=list)

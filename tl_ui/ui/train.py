@@ -142,6 +142,14 @@ def _plot_updates(view, state):
     if state is not None and x_lim != state.plot_x_lim:
         state.plot_x_lim = x_lim
         return gr.update(x_lim=x_lim), gr.update(x_lim=x_lim), True
+    # Rows only grow while a run trains: the same run with as many rows and the same axes draws the same plots.
+    # The page polls every second, and each new value makes the browser build both Vega charts again. A run
+    # that has ended always gets its plots: the poll that says so is the page's last one.
+    sent = (view.run_id, len(view.loss_rows), len(view.acc_rows), x_lim, view.unit, view.score)
+    if state is not None:
+        if sent == state.plot_sent and view.state in (RunState.QUEUED, RunState.RUNNING):
+            return gr.skip(), gr.skip(), False
+        state.plot_sent = sent
     loss_axis, acc_axis = plot_axes(view)
     return (gr.update(value=view.loss_df(), x_lim=x_lim, **loss_axis),
             gr.update(value=view.acc_df(), x_lim=x_lim, **acc_axis), False)
