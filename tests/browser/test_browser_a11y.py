@@ -27,8 +27,7 @@ TABLES = ("#model-shelf", "#metrics-table", "#per-class-table", "#runs-table")
 
 @pytest.fixture
 def tablet(browser, app_url):  # noqa: F811
-    context = browser.new_context(viewport=TABLET, accept_downloads=True)
-    context.set_default_timeout(30_000)
+    context = bh.new_context(browser, TABLET)
     page = context.new_page()
     page.goto(app_url)
     page.wait_for_selector("[role=tab]", state="attached", timeout=60_000)

@@ -44,8 +44,7 @@ def _second_site(folder, labelled: bool):
 
 @pytest.fixture
 def page(browser, app_url):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-    context.set_default_timeout(30_000)
+    context = bh.new_context(browser, {"width": 1280, "height": 1000})
     pg = context.new_page()
     pg.goto(app_url)
     pg.wait_for_selector("[role=tab]", state="attached", timeout=60_000)

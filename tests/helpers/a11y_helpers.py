@@ -48,7 +48,7 @@ def wait_settled(page, timeout_s: float = 15) -> None:
     bh.wait_until(lambda: not page.evaluate(
         "() => Array.from(document.querySelectorAll('.pending')).some(e => e.offsetParent !== null)"),
         timeout_s, "the page to finish processing", page=page)
-    page.wait_for_timeout(400)   # Gradio fades the content back in
+    page.wait_for_timeout(100)   # Gradio fades the content back in (at once in the tests' pages: bh.NO_MOTION_JS)
 
 
 def describe_violations(violations: list[dict]) -> str:

@@ -42,11 +42,28 @@ def launch_chromium(playwright):
     )
 
 
-def new_page(browser):
-    """A fresh context (own profile, cookies, downloads) and a page in it."""
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+# Every CSS transition and animation ends at once: what a test reads, checks with axe or photographs is the page's
+# settled state, never a button halfway through fading in (axe once measured the Start button's contrast while
+# it faded from disabled to enabled).
+NO_MOTION_JS = """document.addEventListener('DOMContentLoaded', () => {
+    const style = document.createElement('style');
+    style.textContent = '*, *::before, *::after { transition-duration: 0s !important; transition-delay: 0s !important; ' +
+                        'animation-duration: 0s !important; animation-delay: 0s !important; }';
+    document.head.appendChild(style);
+});"""
+
+
+def new_context(browser, viewport: dict = VIEWPORT):
+    """A fresh context (own profile, cookies, downloads) whose pages have no motion (NO_MOTION_JS)."""
+    context = browser.new_context(viewport=viewport, accept_downloads=True, reduced_motion="reduce")
+    context.add_init_script(NO_MOTION_JS)
     context.set_default_timeout(30_000)
-    return context.new_page()
+    return context
+
+
+def new_page(browser):
+    """A page in a fresh context (new_context)."""
+    return new_context(browser).new_page()
 
 
 def screenshot(page, number: int, step: str) -> Path:

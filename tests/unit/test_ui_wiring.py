@@ -159,3 +159,14 @@ def test_form_maxima_are_the_servers_run_limits(tmp_path):
                                                                modality="image"))
     finally:
         app.lab.close()
+
+
+def test_no_timer_polls_before_the_page_has_something_to_follow(webapp):
+    """Every open page would otherwise send the server a request every few seconds for as long as it stays open:
+    the Train step's timer starts with a run, the Results step's with a scratch run, the labelling view's with
+    a labelling session (LabellingHandlers._view)."""
+    import gradio as gr
+
+    timers = [block for block in webapp.demo.blocks.values() if isinstance(block, gr.Timer)]
+    assert len(timers) >= 3
+    assert not [t for t in timers if t.active], [(t.elem_id, t.value) for t in timers if t.active]

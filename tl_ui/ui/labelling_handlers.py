@@ -44,7 +44,7 @@ class LabellingHandlers:
                   for i, name in enumerate(list(session.classes) + [""] * (MAX_BUTTONS - len(session.classes)))}
         frame = curve_frame(session.curve)
         values.update(lbl_progress=f"**{session.progress()}**",
-                      lbl_curve=frame,
+                      lbl_curve=frame, lbl_timer=gr.Timer(active=True),   # the page follows the model's suggestions
                       lbl_stop=curve_text(session.curve), lbl_status=status or self._status(session))
         view = {**view, "version": session.version}
         if current is None:

@@ -20,7 +20,7 @@ MAX_BUTTONS = 10
 POOL_TYPES = [".zip", ".csv", ".tsv", ".txt", ".xlsx", ".xls"]
 SAMPLE_POOL_SIZE = 100
 VIEW_KEYS = ("lbl_state", "lbl_status", "lbl_item", "lbl_guess", "lbl_why", "lbl_progress",
-             "lbl_curve", "lbl_stop", "lbl_confirm", *(f"lbl_class_{i}" for i in range(MAX_BUTTONS)))
+             "lbl_curve", "lbl_stop", "lbl_confirm", "lbl_timer", *(f"lbl_class_{i}" for i in range(MAX_BUTTONS)))
 NOTHING_YET = "No pool yet. Upload one above and press **Start labelling**, or try it with the sample digits."
 
 # One listener for the whole page: a key press outside text boxes presses the labelling view's button.
@@ -109,7 +109,8 @@ def build() -> dict:
                 to_wizard = gr.Button("Train on these labels → (loads them as your data)", variant="primary",
                                       elem_id="label-train")
             export_file = gr.File(label="Your labels", visible=False, elem_id="label-export-file")
-            timer = gr.Timer(3.0, active=True)
+            # polls for the model's new suggestions once the page has a labelling session (LabellingHandlers._view)
+            timer = gr.Timer(3.0, active=False)
     state = gr.State({"item": None, "guess": None, "version": -1})
     return {"lbl_pool": pool, "lbl_classes": classes, "lbl_examples": examples, "lbl_start": start,
             "lbl_sample": sample, "lbl_status": status, "lbl_progress": progress, "lbl_item": item,
