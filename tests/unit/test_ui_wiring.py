@@ -154,6 +154,16 @@ def test_form_maxima_are_the_servers_run_limits(tmp_path):
         maxima = {key: components[key].maximum for key in ("budget-minutes", "epochs", "batch-size", "image-size",
                                                            "lora-rank")}
         assert maxima == {"budget-minutes": 7, "epochs": 9, "batch-size": 16, "image-size": 96, "lora-rank": 4}
+        # a number past a field's bound is refused in a sentence that names the field and what to enter
+        import gradio as gr
+        with pytest.raises(gr.Error) as too_many:
+            components["epochs"].preprocess(5000)
+        assert too_many.value.message == ("Epochs (passes over the training data): 5000 is more than allowed here. "
+                                          "Enter 9 or less.")
+        with pytest.raises(gr.Error) as too_few:
+            components["batch-size"].preprocess(0)
+        assert too_few.value.message == "Batch size: 0 is less than allowed here. Enter 1 or more."
+        assert components["epochs"].preprocess(9) == 9 and components["epochs"].get_block_name() == "number"
         with pytest.raises(ConfigError, match="limit of 7"):   # one more than the form allows is refused
             settings.run_limits().check(RunConfig.from_options({"strategy": "auto", "budget_minutes": 8, "epochs": 2, "lora_rank": 4},
                                                                modality="image"))
