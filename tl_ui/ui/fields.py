@@ -4,22 +4,22 @@ from __future__ import annotations
 import gradio as gr
 
 
-class BoundedNumber(gr.Number):
+def bounded_number(**kwargs) -> gr.Number:
     """A `gr.Number` that refuses a value outside its range by naming the field, the bound and what to enter.
-    Gradio's own check says only "Value 5000 is greater than maximum value 200." (the page shows it as an error
-    box with no field named). The page draws it as a plain Number."""
+    Gradio's own check says only "Value 5000 is greater than maximum value 200." (an error box with no field
+    named). A plain Number whose check runs first, not a subclass: Gradio writes a .pyi file beside the module
+    of every component subclass when it is imported."""
+    number = gr.Number(**kwargs)
+    plain_preprocess = number.preprocess
 
-    def get_block_name(self) -> str:
-        return "number"
-
-    def get_block_class(self) -> str:
-        return "number"
-
-    def preprocess(self, payload):
+    def preprocess(payload):
         if payload is not None:
-            field = (self.label or "This number").rstrip(" :")
-            if self.maximum is not None and payload > self.maximum:
-                raise gr.Error(f"{field}: {payload:g} is more than allowed here. Enter {self.maximum:g} or less.")
-            if self.minimum is not None and payload < self.minimum:
-                raise gr.Error(f"{field}: {payload:g} is less than allowed here. Enter {self.minimum:g} or more.")
-        return super().preprocess(payload)
+            field = (number.label or "This number").rstrip(" :")
+            if number.maximum is not None and payload > number.maximum:
+                raise gr.Error(f"{field}: {payload:g} is more than allowed here. Enter {number.maximum:g} or less.")
+            if number.minimum is not None and payload < number.minimum:
+                raise gr.Error(f"{field}: {payload:g} is less than allowed here. Enter {number.minimum:g} or more.")
+        return plain_preprocess(payload)
+
+    number.preprocess = preprocess
+    return number

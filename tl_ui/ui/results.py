@@ -10,7 +10,7 @@ import gradio as gr
 from tl_ui.ui import compare_view as cv
 from tl_ui.ui.compare_view import OVERLAY_COLUMNS, RUNS_WIDTHS
 from tl_ui.ui.evidence import RELIABILITY_COLORS, empty_reliability_df
-from tl_ui.ui.fields import BoundedNumber
+from tl_ui.ui.fields import bounded_number
 
 EMPTY_RELIABILITY = empty_reliability_df()
 
@@ -113,7 +113,7 @@ def build() -> dict:
                 "becomes a new run (the list says which run it continues) and its curves go on where this "
                 "one stopped; its results are measured on the same test examples, so the two compare.")
     with gr.Row():
-        c["more_epochs"] = BoundedNumber(value=5, minimum=1, precision=0, label="More epochs", elem_id="more-epochs",
+        c["more_epochs"] = bounded_number(value=5, minimum=1, precision=0, label="More epochs", elem_id="more-epochs",
                                      scale=1)
         c["continue_btn"] = gr.Button("Train more epochs", elem_id="continue-btn", variant="secondary", scale=1)
     c["continue_note"] = gr.Markdown("", elem_id="continue-note")

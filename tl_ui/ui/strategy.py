@@ -7,7 +7,7 @@ from tl_ui.core.config import (DEFAULT_BUDGET_MINUTES, MIN_BUDGET_MINUTES, PROBE
                                STRATEGY_CHOICES, STRATEGY_DEFAULTS, STRATEGY_HELP, RunConfig)
 from tl_ui.core.limits import RunLimits
 from tl_ui.ui.formatting import fmt_count, fmt_duration, fmt_share, user_message
-from tl_ui.ui.fields import BoundedNumber
+from tl_ui.ui.fields import bounded_number
 
 # One short label per strategy; the plain-words sentence (STRATEGY_HELP) is shown once, in #strategy-info.
 STRATEGY_LABELS = {
@@ -87,7 +87,7 @@ def build(limits: RunLimits = RunLimits()) -> dict:
     )
     choice = gr.Radio(choices=strategy_choices(), value=DEFAULT_STRATEGY,
                       label="Strategy", elem_id="strategy-choice", info=WHEN_TO_USE)
-    budget = BoundedNumber(value=DEFAULT_BUDGET_MINUTES, minimum=MIN_BUDGET_MINUTES, maximum=limits.max_budget_minutes,
+    budget = bounded_number(value=DEFAULT_BUDGET_MINUTES, minimum=MIN_BUDGET_MINUTES, maximum=limits.max_budget_minutes,
                        label="Time budget in minutes (for 'Let Transfer Lab choose')", elem_id="budget-minutes",
                        info="The search, the winner's training and its report end within about this long.")
     info = gr.Markdown(STRATEGY_HELP[DEFAULT_STRATEGY], elem_id="strategy-info", elem_classes="tl-info")
@@ -97,25 +97,25 @@ def build(limits: RunLimits = RunLimits()) -> dict:
     base = RunConfig()
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
         with gr.Row():
-            epochs = BoundedNumber(value=defaults["epochs"], precision=0, minimum=1, maximum=limits.max_epochs,
+            epochs = bounded_number(value=defaults["epochs"], precision=0, minimum=1, maximum=limits.max_epochs,
                                label="Epochs (passes over the training data)", elem_id="epochs")
-            lr = BoundedNumber(value=defaults["learning_rate"], minimum=0, maximum=1,
+            lr = bounded_number(value=defaults["learning_rate"], minimum=0, maximum=1,
                            label="Learning rate (step size)", elem_id="learning-rate")
-            batch = BoundedNumber(value=base.batch_size, precision=0, minimum=1, maximum=limits.max_batch_size,
+            batch = bounded_number(value=base.batch_size, precision=0, minimum=1, maximum=limits.max_batch_size,
                               label="Batch size", elem_id="batch-size")
         with gr.Row():
-            image_size = BoundedNumber(value=0, precision=0, minimum=0, maximum=limits.max_image_size,
+            image_size = bounded_number(value=0, precision=0, minimum=0, maximum=limits.max_image_size,
                                    label="Image size in pixels (0 = the model's own)", elem_id="image-size")
             val = gr.Slider(0.05, 0.5, value=base.val_fraction, step=0.05,
                             label="Share of examples kept aside to check the model", elem_id="val-fraction")
-            seed = BoundedNumber(value=base.seed, precision=0, label="Random seed (same seed = same result)",
+            seed = bounded_number(value=base.seed, precision=0, label="Random seed (same seed = same result)",
                              elem_id="seed")
         with gr.Row():
-            unfreeze = BoundedNumber(value=base.unfreeze_groups, precision=0, minimum=1, maximum=20,
+            unfreeze = bounded_number(value=base.unfreeze_groups, precision=0, minimum=1, maximum=20,
                                  label="Partial: layer groups to retrain", elem_id="unfreeze-groups")
-            rank = BoundedNumber(value=base.lora_rank, precision=0, minimum=1, maximum=limits.max_lora_rank,
+            rank = bounded_number(value=base.lora_rank, precision=0, minimum=1, maximum=limits.max_lora_rank,
                              label="LoRA: adapter rank", elem_id="lora-rank")
-            max_examples = BoundedNumber(value=0, precision=0, minimum=0,
+            max_examples = bounded_number(value=0, precision=0, minimum=0,
                                      label="Use at most this many examples (0 = all)", elem_id="max-examples")
         with gr.Row():
             set_level = gr.Radio(SET_LEVEL_CHOICES, value=base.set_level, elem_id="set-level",
@@ -146,7 +146,7 @@ def _operating_point_inputs() -> dict:
             rule = gr.Dropdown(choices=RULE_CHOICES, value="youden", allow_custom_value=True,
                                label="How to choose the threshold", elem_id="operating-point-rule",
                                info="or type e.g. sensitivity:0.98, specificity:0.8, threshold:0.3")
-            prevalence = BoundedNumber(value=0, minimum=0, maximum=0.99, label="Share with the condition where the "
+            prevalence = bounded_number(value=0, minimum=0, maximum=0.99, label="Share with the condition where the "
                                    "model will be used (0 = as in the test examples)", elem_id="prevalence")
     return {"operating_point_box": box, "positive_class": positive, "operating_point": rule, "prevalence": prevalence}
 
