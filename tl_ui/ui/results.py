@@ -114,7 +114,7 @@ def build() -> dict:
                 "one stopped; its results are measured on the same test examples, so the two compare.")
     with gr.Row():
         c["more_epochs"] = bounded_number(value=5, minimum=1, precision=0, label="More epochs", elem_id="more-epochs",
-                                     scale=1)
+                                          scale=1)
         c["continue_btn"] = gr.Button("Train more epochs", elem_id="continue-btn", variant="secondary", scale=1)
     c["continue_note"] = gr.Markdown("", elem_id="continue-note")
     c.update(_compare_section())

@@ -88,8 +88,8 @@ def build(limits: RunLimits = RunLimits()) -> dict:
     choice = gr.Radio(choices=strategy_choices(), value=DEFAULT_STRATEGY,
                       label="Strategy", elem_id="strategy-choice", info=WHEN_TO_USE)
     budget = bounded_number(value=DEFAULT_BUDGET_MINUTES, minimum=MIN_BUDGET_MINUTES, maximum=limits.max_budget_minutes,
-                       label="Time budget in minutes (for 'Let Transfer Lab choose')", elem_id="budget-minutes",
-                       info="The search, the winner's training and its report end within about this long.")
+                            label="Time budget in minutes (for 'Let Transfer Lab choose')", elem_id="budget-minutes",
+                            info="The search, the winner's training and its report end within about this long.")
     info = gr.Markdown(STRATEGY_HELP[DEFAULT_STRATEGY], elem_id="strategy-info", elem_classes="tl-info")
     compare_scratch = gr.Checkbox(value=False, label=COMPARE_SCRATCH_LABEL, elem_id="compare-scratch",
                                   info="Step 5 then shows both accuracies and the gain, each with its interval.")
@@ -98,25 +98,25 @@ def build(limits: RunLimits = RunLimits()) -> dict:
     with gr.Accordion("Advanced settings", open=False, elem_id="advanced"):
         with gr.Row():
             epochs = bounded_number(value=defaults["epochs"], precision=0, minimum=1, maximum=limits.max_epochs,
-                               label="Epochs (passes over the training data)", elem_id="epochs")
+                                    label="Epochs (passes over the training data)", elem_id="epochs")
             lr = bounded_number(value=defaults["learning_rate"], minimum=0, maximum=1,
-                           label="Learning rate (step size)", elem_id="learning-rate")
+                                label="Learning rate (step size)", elem_id="learning-rate")
             batch = bounded_number(value=base.batch_size, precision=0, minimum=1, maximum=limits.max_batch_size,
-                              label="Batch size", elem_id="batch-size")
+                                   label="Batch size", elem_id="batch-size")
         with gr.Row():
             image_size = bounded_number(value=0, precision=0, minimum=0, maximum=limits.max_image_size,
-                                   label="Image size in pixels (0 = the model's own)", elem_id="image-size")
+                                        label="Image size in pixels (0 = the model's own)", elem_id="image-size")
             val = gr.Slider(0.05, 0.5, value=base.val_fraction, step=0.05,
                             label="Share of examples kept aside to check the model", elem_id="val-fraction")
             seed = bounded_number(value=base.seed, precision=0, label="Random seed (same seed = same result)",
-                             elem_id="seed")
+                                  elem_id="seed")
         with gr.Row():
             unfreeze = bounded_number(value=base.unfreeze_groups, precision=0, minimum=1, maximum=20,
-                                 label="Partial: layer groups to retrain", elem_id="unfreeze-groups")
+                                      label="Partial: layer groups to retrain", elem_id="unfreeze-groups")
             rank = bounded_number(value=base.lora_rank, precision=0, minimum=1, maximum=limits.max_lora_rank,
-                             label="LoRA: adapter rank", elem_id="lora-rank")
+                                  label="LoRA: adapter rank", elem_id="lora-rank")
             max_examples = bounded_number(value=0, precision=0, minimum=0,
-                                     label="Use at most this many examples (0 = all)", elem_id="max-examples")
+                                          label="Use at most this many examples (0 = all)", elem_id="max-examples")
         with gr.Row():
             set_level = gr.Radio(SET_LEVEL_CHOICES, value=base.set_level, elem_id="set-level",
                                  label="Prediction sets: how often the set should hold the right class",
@@ -147,7 +147,7 @@ def _operating_point_inputs() -> dict:
                                label="How to choose the threshold", elem_id="operating-point-rule",
                                info="or type e.g. sensitivity:0.98, specificity:0.8, threshold:0.3")
             prevalence = bounded_number(value=0, minimum=0, maximum=0.99, label="Share with the condition where the "
-                                   "model will be used (0 = as in the test examples)", elem_id="prevalence")
+                                        "model will be used (0 = as in the test examples)", elem_id="prevalence")
     return {"operating_point_box": box, "positive_class": positive, "operating_point": rule, "prevalence": prevalence}
 
 
