@@ -108,8 +108,8 @@ def build(limits: RunLimits = RunLimits()) -> dict:
                                         label="Image size in pixels (0 = the model's own)", elem_id="image-size")
             val = gr.Slider(0.05, 0.5, value=base.val_fraction, step=0.05,
                             label="Share of examples kept aside to check the model", elem_id="val-fraction")
-            seed = bounded_number(value=base.seed, precision=0, label="Random seed (same seed = same result)",
-                                  elem_id="seed")
+            seed = gr.Number(value=base.seed, precision=0, label="Random seed (same seed = same result)",
+                             elem_id="seed")
         with gr.Row():
             unfreeze = bounded_number(value=base.unfreeze_groups, precision=0, minimum=1, maximum=20,
                                       label="Partial: layer groups to retrain", elem_id="unfreeze-groups")
