@@ -126,10 +126,15 @@ def watch_parent(parent_pid: int) -> None:
         return
     _WATCHED_PARENT.append(parent_pid)
 
+    from tl_ui.jobs.forkserver import FORKSERVER_PID_ENV
+
+    # A forked worker's parent is the server's fork server, which ends when the server does.
+    parents = {parent_pid, int(os.environ.get(FORKSERVER_PID_ENV) or parent_pid)}
+
     def watch():
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent_pid:
+            if os.getppid() not in parents:
                 os._exit(ORPHAN_EXIT_CODE)
 
     threading.Thread(target=watch, name="tl-parent-watch", daemon=True).start()

@@ -3,7 +3,9 @@ a long inference request such as the model advisor) is started, watched, stopped
 and every way such a worker can end is said in one plain sentence here.
 
 * `WorkerProcess.start(kind, module)`: a fresh interpreter running `module.main()` (no fork of the
-  server, no re-import of its `__main__`), in its own session (Ctrl+C reaches the server, which
+  server, no re-import of its `__main__`; on a machine without a GPU, a fork of the fork server that
+  has imported torch and the engine once, made to look like that fresh interpreter:
+  tl_ui/jobs/forkserver.py), in its own session (Ctrl+C reaches the server, which
   stops its workers itself), stdin a pipe, and optionally a second pipe the worker answers on with
   one JSON object per line (its stdout stays free for libraries' prints). Its death is EOF on that
   pipe. `stop()` closes its stdin, waits, terminates, kills, and always reaps.
@@ -159,6 +161,24 @@ def worker_command(module: str) -> list[str]:
     return [sys.executable, "-c", f"from {module} import main; main()"]
 
 
+def _output_fd(stdout) -> int:
+    """The descriptor a worker's output goes to: `stdout` as `WorkerProcess.start` takes it."""
+    if stdout is None:
+        return sys.stderr.fileno()
+    if stdout == subprocess.DEVNULL:
+        return _devnull()
+    return stdout if isinstance(stdout, int) else stdout.fileno()
+
+
+_DEVNULL_FD: list = []
+
+
+def _devnull() -> int:
+    if not _DEVNULL_FD:
+        _DEVNULL_FD.append(os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC))
+    return _DEVNULL_FD[0]
+
+
 class WorkerProcess(Handle):
     """One worker subprocess of kind "training", "inference" or "advisor"; see the module's note."""
 
@@ -176,17 +196,22 @@ class WorkerProcess(Handle):
         """Start `module.main()` in a fresh process. `env`: added to this process's environment
         (the name of the reply pipe's descriptor is added as TL_WORKER_REPLY_FD). `stdout`: where
         its output goes (a file, DEVNULL, or None: this process's stderr)."""
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        full_env.setdefault("MALLOC_ARENA_MAX", "2")   # fewer 64 MB malloc arenas: less address space per thread
+        from tl_ui.jobs import forkserver
+
+        base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        base_env.setdefault("MALLOC_ARENA_MAX", "2")   # fewer 64 MB malloc arenas: less address space per thread
+        own_env = dict(env or {})
         read_fd = write_fd = -1
         if replies:
             read_fd, write_fd = os.pipe()
-            full_env[REPLY_FD_ENV] = str(write_fd)
+            own_env[REPLY_FD_ENV] = str(write_fd)
         try:
-            proc = subprocess.Popen(worker_command(module), stdin=subprocess.PIPE,
-                                    stdout=sys.stderr.fileno() if stdout is None else stdout,
-                                    stderr=subprocess.STDOUT, env=full_env, close_fds=True,
-                                    pass_fds=(write_fd,) if replies else (), start_new_session=True)
+            proc = forkserver.spawn(module, base_env, own_env, _output_fd(stdout), write_fd)
+            if proc is None:   # no fork server here (or it does not fit): a fresh interpreter
+                proc = subprocess.Popen(worker_command(module), stdin=subprocess.PIPE,
+                                        stdout=sys.stderr.fileno() if stdout is None else stdout,
+                                        stderr=subprocess.STDOUT, env={**base_env, **own_env}, close_fds=True,
+                                        pass_fds=(write_fd,) if replies else (), start_new_session=True)
         except BaseException:
             if replies:
                 os.close(read_fd)

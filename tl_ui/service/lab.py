@@ -424,9 +424,13 @@ class Lab:
     def start_background(self) -> None:
         if self._cleanup_thread and self._cleanup_thread.is_alive():
             return
-        if hasattr(self.runner.executor, "prestart"):   # a warm worker imports torch now, not at the first run
-            self.runner.executor.prestart()
-        self.inference.prestart()   # the inference worker too: the first try-it answer waits for no import
+        def prestart():
+            if hasattr(self.runner.executor, "prestart"):   # a warm worker imports torch now, not at the first run
+                self.runner.executor.prestart()
+            self.inference.prestart()   # the inference worker too: the first try-it answer waits for no import
+
+        # in the background: the first worker may wait for the fork server's imports (tl_ui/jobs/forkserver.py)
+        threading.Thread(target=prestart, name="tl-prestart", daemon=True).start()
         from tl_ui.core.catalog import hub_reachable, offline_mode
 
         if not offline_mode():  # learn early whether online models can be offered (remembered)

@@ -1,0 +1,84 @@
+"""Workers forked from the fork server (tl_ui/jobs/forkserver.py) look like the fresh interpreters they
+replace: the requested environment, working folder, session, stdin and output; Popen's exit codes; and
+a fresh interpreter wherever the fork server does not fit."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tl_ui.jobs import forkserver
+from tl_ui.jobs.supervisor import WorkerProcess
+
+MODULE = "tests.helpers.echo_worker"
+
+
+@pytest.fixture
+def started(tmp_path, monkeypatch):
+    """Start an echo worker; returns (what it printed, the WorkerProcess, its exit code)."""
+    monkeypatch.delenv(forkserver.ENABLE_ENV, raising=False)
+    if not forkserver.wanted():
+        pytest.skip("no fork server on this machine (a GPU, or no fork)")
+    workers = []
+
+    def start(asked: dict, env=None, name="out.txt"):
+        out = tmp_path / name
+        with open(out, "wb") as handle:
+            worker = WorkerProcess.start("test", MODULE, env=env, stdout=handle)
+        workers.append(worker)
+        worker.send_all((json.dumps(asked) + "\n").encode("utf-8"))
+        code = worker.reap()
+        lines = [line for line in out.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+        return (json.loads(lines[0]) if lines else None), worker, code, out.read_text(encoding="utf-8")
+
+    yield start
+    for worker in workers:
+        worker.stop(grace_s=1, kill_after_s=1)
+
+
+def test_a_forked_worker_sees_what_a_fresh_interpreter_would(started, tmp_path, monkeypatch):
+    seen, worker, code, _ = started({"exit": 0}, env={"TL_ECHO_OWN": "mine"})
+    assert isinstance(worker.proc, forkserver.ForkedProcess)
+    assert code == 0
+    assert seen["torch_loaded"]                                       # the fork server's imports came with it
+    assert seen["ppid"] == forkserver._shared.proc.pid                 # a child of the fork server
+    assert seen["sid"] == seen["pid"]                                  # in a session of its own
+    assert seen["argv"] == ["-c"]
+    assert seen["cwd"] == os.getcwd()
+    env = seen["env"]
+    assert env["TL_ECHO_OWN"] == "mine" and env["PYTHONUNBUFFERED"] == "1"
+    expected = {k: v for k, v in os.environ.items() if k not in forkserver.IGNORED_ENV}
+    assert {k: env.get(k) for k in expected} == expected               # the web process's environment
+    assert env[forkserver.FORKSERVER_PID_ENV] == str(seen["ppid"])
+
+
+@pytest.mark.parametrize("asked, code", [({"exit": 3}, 3), ({"raise": True}, 1), ({"exit": 0}, 0)])
+def test_exit_codes_are_popens(started, asked, code):
+    _, worker, got, output = started(asked)
+    assert isinstance(worker.proc, forkserver.ForkedProcess)
+    assert got == code
+    if asked.get("raise"):
+        assert "RuntimeError: asked to fail" in output               # the traceback in its output, as `python -c`
+
+
+def test_a_killed_worker_reads_minus_nine_and_terminate_works(tmp_path, monkeypatch):
+    monkeypatch.delenv(forkserver.ENABLE_ENV, raising=False)
+    if not forkserver.wanted():
+        pytest.skip("no fork server on this machine")
+    for stop, code in (("kill", -9), ("terminate", -15)):
+        worker = WorkerProcess.start("test", MODULE, stdout=subprocess.DEVNULL)
+        worker.send({"wait": True})
+        assert not worker.wait(0.5)
+        getattr(worker, stop)()
+        assert worker.reap() == code
+
+
+def test_another_environment_gets_a_fresh_interpreter(started, monkeypatch):
+    started({"exit": 0}, name="first.txt")                            # the fork server exists
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")                         # read once, at import, by the fork server's torch
+    seen, worker, code, _ = started({"exit": 0}, name="second.txt")
+    assert isinstance(worker.proc, subprocess.Popen) and code == 0
+    assert not seen["torch_loaded"] and seen["env"]["OMP_NUM_THREADS"] == "7"
+    assert forkserver.FORKSERVER_PID_ENV not in seen["env"]
