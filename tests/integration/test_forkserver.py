@@ -1,6 +1,6 @@
 """Workers forked from the fork server (tl_ui/jobs/forkserver.py) look like the fresh interpreters they
 replace: the requested environment, working folder, session, stdin and output; Popen's exit codes; and
-a fresh interpreter wherever the fork server does not fit."""
+another fork server when the environment changes (libraries read some variables once, at import)."""
 from __future__ import annotations
 
 import json
@@ -49,8 +49,10 @@ def test_a_forked_worker_sees_what_a_fresh_interpreter_would(started, tmp_path, 
     assert seen["cwd"] == os.getcwd()
     env = seen["env"]
     assert env["TL_ECHO_OWN"] == "mine" and env["PYTHONUNBUFFERED"] == "1"
-    expected = {k: v for k, v in os.environ.items() if k not in forkserver.IGNORED_ENV}
+    by_imports = forkserver._shared._set_by_imports()   # e.g. OpenCV's LD_LIBRARY_PATH, as after its import
+    expected = {k: v for k, v in os.environ.items() if k not in forkserver.IGNORED_ENV and k not in by_imports}
     assert {k: env.get(k) for k in expected} == expected               # the web process's environment
+    assert all(env.get(k) in (os.environ.get(k), v) for k, v in by_imports.items())
     assert env[forkserver.FORKSERVER_PID_ENV] == str(seen["ppid"])
 
 
@@ -75,10 +77,17 @@ def test_a_killed_worker_reads_minus_nine_and_terminate_works(tmp_path, monkeypa
         assert worker.reap() == code
 
 
-def test_another_environment_gets_a_fresh_interpreter(started, monkeypatch):
-    started({"exit": 0}, name="first.txt")                            # the fork server exists
-    monkeypatch.setenv("OMP_NUM_THREADS", "7")                         # read once, at import, by the fork server's torch
+def test_another_environment_gets_another_fork_server_and_the_old_one_ends_after_its_workers(started, monkeypatch):
+    started({"exit": 0}, name="first.txt")
+    old = forkserver._shared
+    waiting = WorkerProcess.start("test", MODULE, stdout=subprocess.DEVNULL)   # a worker of the old one, still running
+    waiting.send({"wait": True})
+    assert isinstance(waiting.proc, forkserver.ForkedProcess)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")                         # read once, at import, by torch
     seen, worker, code, _ = started({"exit": 0}, name="second.txt")
-    assert isinstance(worker.proc, subprocess.Popen) and code == 0
-    assert not seen["torch_loaded"] and seen["env"]["OMP_NUM_THREADS"] == "7"
-    assert forkserver.FORKSERVER_PID_ENV not in seen["env"]
+    assert isinstance(worker.proc, forkserver.ForkedProcess) and code == 0
+    assert forkserver._shared is not old and seen["ppid"] == forkserver._shared.proc.pid
+    assert seen["env"]["OMP_NUM_THREADS"] == "7" and seen["torch_loaded"]
+    assert old.proc.poll() is None                                     # it still serves its running worker
+    assert waiting.stop(grace_s=10, kill_after_s=2) == 0               # which ends at its stdin's end, as asked
+    old.proc.wait(10)                                                  # and then the old fork server ends

@@ -1,4 +1,4 @@
-"""Workers that start in a tenth of a second: a fork server that has imported torch and the engine once.
+"""Workers that start in hundredths of a second: a fork server that has imported torch and the engine once.
 
 A fresh worker interpreter spends 4-6 CPU-seconds importing torch, timm, transformers, scikit-learn and
 the engine before it does anything (docs/benchmarks.md, "Worker start"). The fork server is one such
@@ -10,17 +10,22 @@ below), working folder, stdin, output and reply pipe, `module.main()` run as `py
 When it is not used (the worker starts as a fresh interpreter, as before):
 * a GPU is present (/dev/nvidia*, /dev/kfd): CUDA does not survive a fork, and importing the engine
   may have touched it;
-* the requested environment differs from the one the fork server started with (apart from the
-  worker's own variables, PYTEST_CURRENT_TEST, and the defaults its imports set where the request
-  lacks them): libraries read some variables (thread counts, offline flags) once, at import;
 * TL_FORKSERVER=0, no fork on this platform, or the fork server failed to start or died.
 
+Libraries read some environment variables once, at import (thread counts, offline flags): a fork
+server serves only requests whose environment is the one it started with (apart from the worker's own
+variables, PYTEST_CURRENT_TEST, and the defaults its imports set where the request lacks them). When
+the web process's environment changes, a new fork server is started for it; the old one forks no more
+and ends after the last worker it forked.
+
 Protocol (a SOCK_SEQPACKET socket pair, one JSON message per packet): the fork server says
-{"ready": true} once it has imported; the web process asks {"id", "module", "env", "cwd", "reply_fd"}
+{"ready": true, "env"} once it has imported (its environment then); the web process asks {"id", "module",
+"env", "cwd"}
 with the child's stdin, output and (optionally) reply pipe as passed descriptors; the fork server
 answers {"id", "pid"}, and {"exited": pid, "code": c} when a child ends (`c` as Popen's returncode).
 The fork server ends with its web process: the socket's end (not PR_SET_PDEATHSIG, which fires when the
-*thread* that started it ends); its children end with it (tl_ui/jobs/caps.py, `watch_parent`, through FORKSERVER_PID_ENV).
+*thread* that started it ends); its children end with it (tl_ui/jobs/caps.py, `watch_parent`, through
+FORKSERVER_PID_ENV).
 
 No torch here on the web process's side: only `serve` (in the fork server) imports the engine.
 """
@@ -113,9 +118,10 @@ class ForkServer:
         self.env_after = dict(env)    # and after its imports (some set defaults: tl_ui.engine, torch)
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         child_env = {**self.env, SOCKET_FD_ENV: str(theirs.fileno())}
-        try:
+        try:   # its own output (its imports' warnings) is nobody's: each worker's output is its own
             self.proc = subprocess.Popen([sys.executable, "-c", "from tl_ui.jobs.forkserver import serve; serve()"],
-                                         stdin=subprocess.DEVNULL, stdout=None, stderr=None, env=child_env,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.STDOUT, env=child_env,
                                          pass_fds=(theirs.fileno(),), close_fds=True, start_new_session=True)
         finally:
             theirs.close()
@@ -123,6 +129,7 @@ class ForkServer:
         self._state = threading.Condition()
         self._ready = False
         self._gone = False
+        self._retired = False                  # replaced: it serves no new worker and ends after its last one
         self._answers: dict[int, int] = {}     # request id -> pid
         self._children: dict[int, ForkedProcess] = {}
         self._early_exits: dict[int, int] = {}  # a child that ended before its ForkedProcess was made
@@ -153,6 +160,8 @@ class ForkServer:
                         self._early_exits[pid] = code
                     else:
                         child._set_ended(code)
+                    if self._retired and not self._children:   # its last worker ended: it can go
+                        self.close()
                 elif "id" in message:
                     self._answers[int(message["id"])] = int(message["pid"])
                 self._state.notify_all()
@@ -181,17 +190,26 @@ class ForkServer:
         return {k: v for k, v in after.items() if start.get(k) != v}
 
     def differences(self, env: dict) -> list[str]:
-        """The variables in which `env` differs from the fork server's, apart from those its imports set
-        where `env` lacks them (a fresh interpreter's same imports would set them alike)."""
+        """The variables in which `env` differs from the fork server's. One its imports set (OpenCV prepends to
+        LD_LIBRARY_PATH; the engine sets defaults) fits when `env` has the value it started with (a fresh
+        interpreter's same imports would set it alike) or the value they set."""
         start, wanted_env, by_imports = _comparable(self.env), _comparable(env), self._set_by_imports()
         out = []
         for key in start.keys() | wanted_env.keys() | by_imports.keys():
-            if key in by_imports:
-                if wanted_env.get(key) not in (None, by_imports[key]):
-                    out.append(key)
-            elif start.get(key) != wanted_env.get(key):
+            fitting = (start.get(key), by_imports[key]) if key in by_imports else (start.get(key),)
+            if wanted_env.get(key) not in fitting:
                 out.append(key)
         return sorted(out)
+
+    def child_env(self, base_env: dict, worker_env: dict) -> dict:
+        """A worker's environment: what a fresh interpreter given `base_env` + `worker_env` would hold once it
+        has imported what the fork server imported."""
+        start = _comparable(self.env)
+        env = {**base_env, **worker_env}
+        for key, value in self._set_by_imports().items():
+            if base_env.get(key) == start.get(key):
+                env[key] = value
+        return env
 
     # -- a worker -----------------------------------------------------------------------------------------
     def spawn(self, module: str, base_env: dict, worker_env: dict, stdout_fd: int,
@@ -206,7 +224,7 @@ class ForkServer:
             log.info("a worker's environment differs from the fork server's (%s): it starts as a fresh interpreter",
                      ", ".join(differences))   # names only: values may be secrets
             return None
-        env = {**{k: v for k, v in self._set_by_imports().items() if k not in base_env}, **base_env, **worker_env}
+        env = self.child_env(base_env, worker_env)
         stdin_read, stdin_write = os.pipe()
         fds = [stdin_read, stdout_fd] + ([reply_fd] if reply_fd >= 0 else [])
         with self._lock:
@@ -232,6 +250,14 @@ class ForkServer:
                     self._children[pid] = child
         return child
 
+    def retire(self) -> None:
+        """No new workers from it; it ends once the ones it forked have ended (they end with it)."""
+        with self._state:
+            self._retired = True
+            idle = not self._children and not self._lock.locked()
+        if idle:
+            self.close()
+
     def close(self) -> None:
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
@@ -256,6 +282,15 @@ def spawn(module: str, base_env: dict, worker_env: dict, stdout_fd: int, reply_f
         if _shared is None or not _shared.usable():
             _shared = ForkServer(base_env)
         server = _shared
+    differences = server.differences(base_env) if server.wait_ready() else []
+    if differences:   # the environment changed since it started: a new one for it (this worker waits for it)
+        log.info("the environment changed since the fork server started (%s): starting another for it",
+                 ", ".join(differences))   # names only: values may be secrets
+        with _shared_lock:
+            if _shared is server:
+                server.retire()
+                _shared = ForkServer(base_env)
+            server = _shared
     return server.spawn(module, base_env, worker_env, stdout_fd, reply_fd)
 
 
