@@ -78,6 +78,8 @@ def test_a_killed_worker_reads_minus_nine_and_terminate_works(tmp_path, monkeypa
 
 
 def test_another_environment_gets_another_fork_server_and_the_old_one_ends_after_its_workers(started, monkeypatch):
+    # fork servers of this test's own: this process's shared one may also serve other tests' live workers
+    monkeypatch.setattr(forkserver, "_shared", None)
     started({"exit": 0}, name="first.txt")
     old = forkserver._shared
     waiting = WorkerProcess.start("test", MODULE, stdout=subprocess.DEVNULL)   # a worker of the old one, still running
@@ -91,3 +93,5 @@ def test_another_environment_gets_another_fork_server_and_the_old_one_ends_after
     assert old.proc.poll() is None                                     # it still serves its running worker
     assert waiting.stop(grace_s=10, kill_after_s=2) == 0               # which ends at its stdin's end, as asked
     old.proc.wait(10)                                                  # and then the old fork server ends
+    forkserver._shared.retire()                                        # the new one has no worker left: it ends now
+    forkserver._shared.proc.wait(10)
