@@ -55,6 +55,15 @@ def trains_nothing(monkeypatch):
         real_init(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", watching_init)
+    from tl_ui.jobs import forkserver   # a worker forked from an existing fork server starts no Popen
+
+    real_spawn = forkserver.ForkServer.spawn
+
+    def watching_spawn(self, module, *args, **kwargs):
+        started.append(f"a fork of the fork server running {module}")
+        return real_spawn(self, module, *args, **kwargs)
+
+    monkeypatch.setattr(forkserver.ForkServer, "spawn", watching_spawn)
     torch_use = TorchUse(monkeypatch)
     yield
     used = torch_use.remove()
