@@ -193,7 +193,8 @@ class WorkerProcess(Handle):
     @classmethod
     def start(cls, kind: str, module: str, *, env: Optional[dict] = None, stdout=subprocess.DEVNULL,
               replies: bool = False) -> "WorkerProcess":
-        """Start `module.main()` in a fresh process. `env`: added to this process's environment
+        """Start `module.main()` in a fresh process (a fork of this process's fork server where there is one,
+        tl_ui/jobs/forkserver.py; a new interpreter otherwise). `env`: added to this process's environment
         (the name of the reply pipe's descriptor is added as TL_WORKER_REPLY_FD). `stdout`: where
         its output goes (a file, DEVNULL, or None: this process's stderr)."""
         from tl_ui.jobs import forkserver
