@@ -76,7 +76,7 @@ class ForkedProcess:
     """A worker forked by the fork server, with the part of `subprocess.Popen` that the supervisor uses."""
 
     def __init__(self, server: "ForkServer", pid: int, stdin_fd: int):
-        self._server = server
+        self._server = server   # kept alive while its worker lives (a retired one ends after its last worker)
         self.pid = pid
         self.stdin = os.fdopen(stdin_fd, "wb")
         self.returncode: Optional[int] = None
@@ -130,7 +130,7 @@ class ForkServer:
         self._ready = False
         self._gone = False
         self._retired = False                  # replaced: it serves no new worker and ends after its last one
-        self._answers: dict[int, int] = {}     # request id -> pid
+        self._answers: dict[int, Optional[int]] = {}   # request id -> pid (None: it could not fork)
         self._children: dict[int, ForkedProcess] = {}
         self._early_exits: dict[int, int] = {}  # a child that ended before its ForkedProcess was made
         self._next_id = 0
@@ -162,8 +162,8 @@ class ForkServer:
                         child._set_ended(code)
                     if self._retired and not self._children:   # its last worker ended: it can go
                         self.close()
-                elif "id" in message:
-                    self._answers[int(message["id"])] = int(message["pid"])
+                elif "id" in message:   # pid None: it could not fork
+                    self._answers[int(message["id"])] = message.get("pid")
                 self._state.notify_all()
         with self._state:   # it is gone: its children end with it (watch_parent); nobody can report their end
             self._gone = True
@@ -239,7 +239,7 @@ class ForkServer:
                 os.close(stdin_read)
             with self._state:
                 self._state.wait_for(lambda: request["id"] in self._answers or self._gone, 30)
-                pid = self._answers.pop(request["id"], None)
+                pid = self._answers.pop(request["id"], None)   # None: no answer, or it could not fork
                 if pid is None:
                     os.close(stdin_write)
                     return None
@@ -294,15 +294,6 @@ def spawn(module: str, base_env: dict, worker_env: dict, stdout_fd: int, reply_f
     return server.spawn(module, base_env, worker_env, stdout_fd, reply_fd)
 
 
-def shutdown() -> None:
-    """End this process's fork server (the workers it forked end with it)."""
-    global _shared
-    with _shared_lock:
-        server, _shared = _shared, None
-    if server is not None:
-        server.close()
-
-
 # -- the fork server itself ---------------------------------------------------------------------------------
 def serve() -> None:
     """Import the engine once, then fork a worker per request until the web process is gone."""
@@ -336,7 +327,10 @@ def serve() -> None:
             if not data:
                 os._exit(0)
             request = json.loads(data)
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:   # no fork now (memory, process limit): this worker starts as a fresh interpreter,
+                pid = None    # and the workers already forked go on (the fork server must not end with them)
             if pid == 0:
                 sock.close()
                 for fd in (wake_read, wake_write):
