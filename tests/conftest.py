@@ -8,7 +8,9 @@ add their markers and time limits in their own conftest.py.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,7 +19,19 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="tl-test-gradio-"))
+# Every temporary file of the session (the tests', and those of the apps, workers and Ray tasks they start, which
+# inherit TMPDIR; gradio's uploads; the folder gradio_client leaves behind for each file it downloads) goes into
+# one folder, removed when the session ends: the suite used to leave close to 1 GB in the temp directory per run.
+# The first process makes it (with xdist, the controller; its test processes inherit it). pytest's own tmp_path
+# folders stay in the system's temp directory, kept after a failed session only (pyproject.toml); that they are
+# outside the app's temp directory also means no test passes only because gradio serves any file under it.
+if "TL_TEST_SCRATCH" not in os.environ:
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+    os.environ["TL_TEST_SCRATCH"] = tempfile.mkdtemp(prefix="tl-test-scratch-")
+    atexit.register(shutil.rmtree, os.environ["TL_TEST_SCRATCH"], ignore_errors=True)
+os.environ["TMPDIR"] = os.environ["TL_TEST_SCRATCH"]
+tempfile.tempdir = None   # tempfile reads TMPDIR again
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(os.environ["TL_TEST_SCRATCH"], "gradio"))
 # The test processes train models themselves (at nice 0); the app's training workers, niced 5 below the
 # page by default, would wait behind them for minutes. Every app a test starts (in-process or as a
 # subprocess) reads this.

@@ -68,9 +68,14 @@ def test_multilabel_text_run_from_upload_to_try_it(page, tmp_path):
     assert re.search(r"Macro-F1: \d+% \(95% interval \d+%–\d+%\)", headline), headline
     assert "Counting every label of every test example together" in headline
     assert "Averaged over the 5 labels" in headline
-    table = bh.wait_for_text(page, "#per-class-table", "TP / FP / FN / TN", timeout_s=30)
-    for label in ("care", "fairness", "sanctity", "vice", "virtue"):
-        assert label in table, table
+    labels = ("care", "fairness", "sanctity", "vice", "virtue")
+    # A row per label: the table may be read while it is still filling in (once, only one row was there yet)
+    bh.wait_until(lambda: all(label in bh.text_of(page, "#per-class-table") for label in labels), 30,
+                  "a row for each of the 5 labels in the per-label table", page=page)
+    table = bh.text_of(page, "#per-class-table")
+    assert "TP / FP / FN / TN" in table, table
+    for label in labels:
+        assert re.search(rf"Found \d+ of the \d+ test examples with '{label}'", table), table
     assert re.search(r"Subset accuracy", bh.text_of(page, "#metrics-table")), bh.text_of(page, "#metrics-table")
     bh.assert_no_crash_signs(page)
     _shot(page, "results")

@@ -165,7 +165,10 @@ def test_validation_and_batches_run_in_a_worker_of_their_own_with_progress_and_s
 
 
 def test_command_line_validate_and_batch_predict(site, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    """Both commands work, and leave nothing in the temp directory (where they unpack the data they read)."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(temp)}
     out = subprocess.run([sys.executable, "-m", "tl_ui", "validate", "--run", str(site["run"]), "--data",
                           str(site["control"]), "--out", str(tmp_path / "v"), "--json"],
                          capture_output=True, text=True, env=env, timeout=600)
@@ -182,6 +185,7 @@ def test_command_line_validate_and_batch_predict(site, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tl_ui", "validate", "--run", str(site["run"]), "--data",
                           str(tmp_path / "missing.zip")], capture_output=True, text=True, env=env, timeout=600)
     assert bad.returncode == 2 and "Could not find" in bad.stderr and "Traceback" not in bad.stderr
+    assert list(temp.iterdir()) == []
 
 
 def test_recalibrating_for_the_shifted_site_saves_a_linked_run_that_is_better_calibrated_on_the_held_back_half(site):

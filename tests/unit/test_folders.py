@@ -1,6 +1,9 @@
 """tl_ui/core/folders.py: a folder is replaced whole or not at all."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tl_ui.core.folders import replace_when_done
@@ -27,3 +30,18 @@ def test_an_error_keeps_the_old_folder_and_leaves_nothing_half_written(tmp_path)
             raise RuntimeError("export failed")
     assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["space"]
+
+
+def test_a_scratch_folder_lasts_as_long_as_its_process(tmp_path):
+    """What a command-line run unpacks its data into is gone when the command ends."""
+    import subprocess
+    import sys
+
+    script = ("from pathlib import Path\nfrom tl_ui.core.folders import scratch_for_this_process\n"
+              "path = Path(scratch_for_this_process('tl-cli-data-'))\n(path / 'image.png').write_bytes(b'x')\n"
+              "print(path)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()).parent == tmp_path
+    assert list(tmp_path.iterdir()) == []

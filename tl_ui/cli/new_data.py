@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
+
+from tl_ui.core.folders import scratch_for_this_process
 
 
 def add_validate_parser(commands) -> None:
@@ -46,7 +47,7 @@ def run_validate(args) -> int:
     try:
         if not Path(args.run, "model").is_dir():
             raise PredictError(f"'{args.run}' has no finished model. Point --run at a run that finished.")
-        dataset = load_dataset(args.data, tempfile.mkdtemp(prefix="tl-cli-validate-"), limits=_limits(), **columns)
+        dataset = load_dataset(args.data, scratch_for_this_process("tl-cli-validate-"), limits=_limits(), **columns)
         sha = data_sha256(Path(args.data))
         report = validate_run(args.run, dataset, data_sha256=sha, out_dir=args.out, on_progress=_progress(args.json))
         if args.recalibrate:
@@ -122,7 +123,7 @@ def predict_batch(args) -> int:
         print("error: say where the table goes: --out predictions.csv", file=sys.stderr)
         return 2
     try:
-        inputs = load_inputs(args.data, tempfile.mkdtemp(prefix="tl-cli-batch-"), limits=_limits(),
+        inputs = load_inputs(args.data, scratch_for_this_process("tl-cli-batch-"), limits=_limits(),
                              text_column=args.text_column, path_column=args.path_column)
         predictor = Predictor.load(args.run)
         if inputs.modality != predictor.modality:

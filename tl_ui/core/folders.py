@@ -1,7 +1,10 @@
-"""A folder written whole or not at all: the model folder, an ONNX export, a Space."""
+"""A folder written whole or not at all (the model folder, an ONNX export, a Space); a scratch folder that
+lasts as long as the process."""
 from __future__ import annotations
 
+import atexit
 import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,3 +27,11 @@ def replace_when_done(target: Path, tmp: Optional[Path] = None) -> Iterator[Path
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def scratch_for_this_process(prefix: str) -> str:
+    """A new folder in the temp directory, removed when this process exits: for what a command-line run
+    reads its data into (an unpacked zip, converted images), which it needs until it ends."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path

@@ -189,6 +189,11 @@ class WorkerProcess(Handle):
         self._buffer = b""
         self._eof = replies < 0
         self._send_lock = threading.Lock()
+        # The reply pipe's descriptor is read by one thread (a pool's reader) and may be closed by another
+        # (`stop()`); once closed, its number is the next pipe's. Reads and the close hold this lock, and a
+        # read checks that the descriptor is still this worker's: a stale one would read, or close, another
+        # worker's pipe (a new worker's "ready" taken by the old reader, its pipe closed under it).
+        self._pipe_lock = threading.Lock()
 
     @classmethod
     def start(cls, kind: str, module: str, *, env: Optional[dict] = None, stdout=subprocess.DEVNULL,
@@ -288,13 +293,23 @@ class WorkerProcess(Handle):
         while True:
             while b"\n" not in self._buffer and not self._eof:
                 left = None if end is None else max(end - time.monotonic(), 0)
-                try:
-                    ready, _, _ = select.select([self.replies], [], [], left)
-                    if not ready:
+                fd = self.replies
+                try:   # in slices: a pipe closed meanwhile (`stop()`) is noticed within one
+                    ready, _, _ = select.select([fd], [], [], READ_SLICE_S if left is None else min(left, READ_SLICE_S))
+                except (OSError, ValueError):
+                    ready = [fd]   # closed: the read below says so
+                if not ready:
+                    if left is not None and left <= READ_SLICE_S:
                         return None
-                    chunk = os.read(self.replies, 65536)
-                except (OSError, ValueError):   # `stop()` closed the pipe under a reader thread: its end
-                    chunk = b""
+                    continue
+                with self._pipe_lock:
+                    if fd < 0 or self.replies != fd:   # `stop()` closed it under this reader: its end
+                        chunk = b""
+                    else:
+                        try:
+                            chunk = os.read(fd, 65536)
+                        except OSError:
+                            chunk = b""
                 self._eof = not chunk
                 self._buffer += chunk
             if b"\n" not in self._buffer:
@@ -335,16 +350,18 @@ class WorkerProcess(Handle):
         return code
 
     def close_pipe(self) -> None:
-        if self.replies >= 0:
-            try:
-                os.close(self.replies)
-            except OSError:
-                pass
-            self.replies = -1
+        with self._pipe_lock:   # closed once, by whichever thread comes first (see __init__)
+            fd, self.replies = self.replies, -1
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             self._eof = True
 
 
 REPLY_FD_ENV = "TL_WORKER_REPLY_FD"
+READ_SLICE_S = 1.0   # how long a reader waits on the reply pipe before it looks whether the pipe was closed
 
 
 def reply_writer(default: Optional[Callable] = None) -> Callable[[dict], None]:

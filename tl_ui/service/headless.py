@@ -13,11 +13,10 @@ from tl_ui.service.workspace import data_sha256
 
 
 def read_dataset(data_path: str, config_like: Mapping[str, Any], limits: dict):
-    import tempfile
-
+    from tl_ui.core.folders import scratch_for_this_process
     from tl_ui.data import DataError, Limits, load_dataset
 
-    workdir = tempfile.mkdtemp(prefix="tl-cli-data-")
+    workdir = scratch_for_this_process("tl-cli-data-")
     try:
         from tl_ui.data.load import dataset_options
 
