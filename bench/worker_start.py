@@ -43,13 +43,13 @@ def main() -> None:
     args = parser.parse_args()
     from tl_ui.jobs import forkserver
 
-    runs_root = tempfile.mkdtemp(prefix="tl-bench-worker-start-")
-    one_start(True, runs_root)                          # starts the fork server and waits for its imports
-    assert forkserver._shared is not None and forkserver._shared.wait_ready(), "the fork server did not start"
     results: dict = {"fresh": [], "fork": []}
-    for index in range(args.rounds):
-        for kind in (("fresh", "fork") if index % 2 == 0 else ("fork", "fresh")):
-            results[kind].append(one_start(kind == "fork", runs_root))
+    with tempfile.TemporaryDirectory(prefix="tl-bench-worker-start-") as runs_root:
+        one_start(True, runs_root)                      # starts the fork server and waits for its imports
+        assert forkserver._shared is not None and forkserver._shared.wait_ready(), "the fork server did not start"
+        for index in range(args.rounds):
+            for kind in (("fresh", "fork") if index % 2 == 0 else ("fork", "fresh")):
+                results[kind].append(one_start(kind == "fork", runs_root))
     summary = {}
     for kind, rows in results.items():
         for key in ("seconds", "cpu_s"):
