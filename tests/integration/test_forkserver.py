@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -95,3 +96,22 @@ def test_another_environment_gets_another_fork_server_and_the_old_one_ends_after
     old.proc.wait(10)                                                  # and then the old fork server ends
     forkserver._shared.retire()                                        # the new one has no worker left: it ends now
     forkserver._shared.proc.wait(10)
+
+
+def test_a_retired_fork_server_stays_while_a_fork_is_in_flight(monkeypatch):
+    """Another thread's environment retires the fork server while this thread's request is being forked: the
+    fork server must not end with its last running worker then, or the fork's answer (and the worker) is lost."""
+    monkeypatch.delenv(forkserver.ENABLE_ENV, raising=False)
+    if not forkserver.wanted():
+        pytest.skip("no fork server on this machine")
+    monkeypatch.setattr(forkserver, "_shared", None)   # one of this test's own
+    running = WorkerProcess.start("test", MODULE, stdout=subprocess.DEVNULL)
+    running.send({"wait": True})
+    server = forkserver._shared
+    with server._lock:   # what a request holds from its send until its answer
+        server.retire()
+        assert running.stop(grace_s=10, kill_after_s=2) == 0   # its last worker ends meanwhile
+        time.sleep(0.5)
+        assert server.usable()
+    server._close_if_done()   # what the request does once answered: now it may go
+    server.proc.wait(10)

@@ -160,8 +160,7 @@ class ForkServer:
                         self._early_exits[pid] = code
                     else:
                         child._set_ended(code)
-                    if self._retired and not self._children:   # its last worker ended: it can go
-                        self.close()
+                    self._close_if_done()   # a retired one whose last worker ended goes
                 elif "id" in message:   # pid None: it could not fork
                     self._answers[int(message["id"])] = message.get("pid")
                 self._state.notify_all()
@@ -227,35 +226,44 @@ class ForkServer:
         env = self.child_env(base_env, worker_env)
         stdin_read, stdin_write = os.pipe()
         fds = [stdin_read, stdout_fd] + ([reply_fd] if reply_fd >= 0 else [])
-        with self._lock:
-            self._next_id += 1
-            request = {"id": self._next_id, "module": module, "env": env, "cwd": os.getcwd()}
-            try:
-                socket.send_fds(self._sock, [json.dumps(request).encode("utf-8")], fds)
-            except OSError:
-                os.close(stdin_write)
-                return None
-            finally:
-                os.close(stdin_read)
-            with self._state:
-                self._state.wait_for(lambda: request["id"] in self._answers or self._gone, 30)
-                pid = self._answers.pop(request["id"], None)   # None: no answer, or it could not fork
-                if pid is None:
+        try:
+            with self._lock:
+                self._next_id += 1
+                request = {"id": self._next_id, "module": module, "env": env, "cwd": os.getcwd()}
+                try:
+                    socket.send_fds(self._sock, [json.dumps(request).encode("utf-8")], fds)
+                except OSError:
                     os.close(stdin_write)
                     return None
-                child = ForkedProcess(self, pid, stdin_write)
-                if pid in self._early_exits:
-                    child._set_ended(self._early_exits.pop(pid))
-                else:
-                    self._children[pid] = child
-        return child
+                finally:
+                    os.close(stdin_read)
+                with self._state:
+                    self._state.wait_for(lambda: request["id"] in self._answers or self._gone, 30)
+                    pid = self._answers.pop(request["id"], None)   # None: no answer, or it could not fork
+                    if pid is None:
+                        os.close(stdin_write)
+                        return None
+                    child = ForkedProcess(self, pid, stdin_write)
+                    if pid in self._early_exits:
+                        child._set_ended(self._early_exits.pop(pid))
+                    else:
+                        self._children[pid] = child
+            return child
+        finally:   # retired while this request was in flight (another thread's environment changed)
+            self._close_if_done()
 
     def retire(self) -> None:
         """No new workers from it; it ends once the ones it forked have ended (they end with it)."""
         with self._state:
             self._retired = True
-            idle = not self._children and not self._lock.locked()
-        if idle:
+        self._close_if_done()
+
+    def _close_if_done(self) -> None:
+        """A retired fork server ends once no worker of its own lives and none is being forked: a fork in
+        flight keeps it (its answer, and the worker, would otherwise be lost with the socket)."""
+        with self._state:   # a re-entrant lock: `_read` calls this holding it
+            done = self._retired and not self._children and not self._lock.locked()
+        if done:
             self.close()
 
     def close(self) -> None:
